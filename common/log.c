@@ -16,7 +16,7 @@ static const char *log_ident = "cradle";
 static enum log_level log_level = LOG_LEVEL_INFO;
 
 static const char *const level_names[_LOG_LEVEL_MAX] = {
-	[LOG_LEVEL_ERROR] = "error", [LOG_LEVEL_WARN] = "warn", [LOG_LEVEL_NOTICE] = "notice",
+	[LOG_LEVEL_ERROR] = "error", [LOG_LEVEL_WARN] = "warn",   [LOG_LEVEL_NOTICE] = "notice",
 	[LOG_LEVEL_INFO] = "info",   [LOG_LEVEL_DEBUG] = "debug",
 };
 
@@ -54,7 +54,8 @@ int log_level_from_string(const char *s, enum log_level *ret_level)
 	return -EINVAL;
 }
 
-static void log_write(enum log_level level, int r, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void log_write(enum log_level level, int r,
+                                                            const char *fmt, va_list ap)
 {
 	char line[2048];
 	int n, m;

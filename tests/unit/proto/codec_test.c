@@ -1,0 +1,403 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * proto codec: every golden example decodes and re-encodes to the same JSON (so the C codec and
+ * the JSON Schemas describe the same contract), every negative fixture is rejected, and the
+ * encoder turns hostile strings into valid JSON.
+ * usage: test-proto-codec EXAMPLES_DIR INVALID_DIR
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "proto.h"
+
+static const char *examples_dir, *invalid_dir;
+
+static char *read_file(const char *dir, const char *name, size_t *ret_len)
+{
+	char path[1024];
+	FILE *f;
+	char *buf;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	assert_true(n >= 0);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	*ret_len = (size_t)n;
+	return buf;
+}
+
+/* Decodes with the decoder for type, re-encodes; returns the decode result. */
+static int decode_encode(enum proto_type t, const char *json, size_t len, char **ret_out, char *err)
+{
+	union {
+		struct proto_agent_status s;
+		struct proto_agent_meta m;
+		struct proto_device_state d;
+		struct proto_device_event e;
+	} *u = calloc(1, sizeof(*u));
+	int r = -EINVAL;
+
+	assert_non_null(u);
+	*ret_out = NULL;
+	switch (t) {
+	case PROTO_AGENT_STATUS:
+		r = proto_agent_status_decode(json, len, &u->s, err, PROTO_ERR_MAX);
+		if (r == 0)
+			*ret_out = proto_agent_status_encode(&u->s);
+		break;
+	case PROTO_AGENT_META:
+		r = proto_agent_meta_decode(json, len, &u->m, err, PROTO_ERR_MAX);
+		if (r == 0)
+			*ret_out = proto_agent_meta_encode(&u->m);
+		break;
+	case PROTO_DEVICE_STATE:
+		r = proto_device_state_decode(json, len, &u->d, err, PROTO_ERR_MAX);
+		if (r == 0)
+			*ret_out = proto_device_state_encode(&u->d);
+		break;
+	case PROTO_DEVICE_EVENT:
+		r = proto_device_event_decode(json, len, &u->e, err, PROTO_ERR_MAX);
+		if (r == 0)
+			*ret_out = proto_device_event_encode(&u->e);
+		break;
+	default:
+		break;
+	}
+	free(u);
+	return r;
+}
+
+static bool is_json_file(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n > 5 && strcmp(name + n - 5, ".json") == 0;
+}
+
+static void test_golden_roundtrip(void **state)
+{
+	DIR *d = opendir(examples_dir);
+	struct dirent *de;
+	int n[_PROTO_TYPE_MAX] = { 0 }, t;
+
+	(void)state;
+	assert_non_null(d);
+	while ((de = readdir(d))) {
+		enum proto_type type;
+		char err[PROTO_ERR_MAX], *json, *out;
+		cJSON *a, *b;
+		size_t len;
+		int r;
+
+		if (!is_json_file(de->d_name))
+			continue;
+		json = read_file(examples_dir, de->d_name, &len);
+		r = proto_peek_type(json, len, &type);
+		if (r == -ENOENT) { /* another module's message (commands) */
+			free(json);
+			continue;
+		}
+		if (r < 0)
+			fail_msg("%s: peek %d", de->d_name, r);
+		r = decode_encode(type, json, len, &out, err);
+		if (r < 0)
+			fail_msg("%s: decode %d: %s", de->d_name, r, err);
+		assert_non_null(out);
+		a = cJSON_Parse(json);
+		b = cJSON_Parse(out);
+		if (!cJSON_Compare(a, b, true))
+			fail_msg("%s: re-encoded differs:\n%s", de->d_name, out);
+		cJSON_Delete(a);
+		cJSON_Delete(b);
+		free(out);
+		free(json);
+		n[type]++;
+	}
+	closedir(d);
+	for (t = 0; t < _PROTO_TYPE_MAX; t++)
+		if (n[t] < 2)
+			fail_msg("fewer than 2 golden examples of %s", proto_schema_name(t));
+}
+
+static void test_invalid_rejected(void **state)
+{
+	DIR *d = opendir(invalid_dir);
+	struct dirent *de;
+	int n = 0;
+
+	(void)state;
+	assert_non_null(d);
+	while ((de = readdir(d))) {
+		enum proto_type type;
+		char err[PROTO_ERR_MAX] = "", *json, *out;
+		size_t len;
+		int r;
+
+		if (!is_json_file(de->d_name))
+			continue;
+		n++;
+		json = read_file(invalid_dir, de->d_name, &len);
+		r = proto_peek_type(json, len, &type);
+		if (r == 0) {
+			r = decode_encode(type, json, len, &out, err);
+			if (r >= 0)
+				fail_msg("%s: accepted, re-encoded as %s", de->d_name, out);
+			assert_true(err[0] != '\0');
+		}
+		assert_true(r < 0);
+		free(json);
+	}
+	closedir(d);
+	assert_true(n >= 30);
+}
+
+static void test_errors(void **state)
+{
+	struct proto_device_state s;
+	char err[PROTO_ERR_MAX], *big;
+	size_t n = PROTO_MAX_PAYLOAD + 1;
+
+	(void)state;
+	assert_int_equal(proto_device_state_decode("{", 1, &s, err, sizeof(err)), -EBADMSG);
+	assert_int_equal(proto_device_state_decode("", 0, &s, err, sizeof(err)), -EBADMSG);
+	assert_int_equal(proto_device_state_decode("[]", 2, &s, NULL, 0), -EBADMSG);
+	assert_int_equal(proto_device_state_decode(NULL, 0, &s, NULL, 0), -EMSGSIZE);
+	assert_int_equal(proto_device_state_decode("{}", 2, &s, err, sizeof(err)), -EPROTO);
+	assert_string_equal(err, "'schema' must be a string");
+	/* the length is honoured: trailing bytes past len are not read */
+	assert_int_equal(proto_device_state_decode("{}garbage", 2, &s, NULL, 0), -EPROTO);
+	/* a valid document padded past the cap is refused before parsing */
+	big = malloc(n);
+	assert_non_null(big);
+	memset(big, ' ', n);
+	big[0] = '{';
+	big[n - 1] = '}';
+	assert_int_equal(proto_device_state_decode(big, n, &s, err, sizeof(err)), -EMSGSIZE);
+	free(big);
+	/* nesting bombs are refused by cJSON's nesting limit, not by the stack */
+	big = malloc(20001);
+	assert_non_null(big);
+	memset(big, '[', 20000);
+	big[20000] = '\0';
+	assert_int_equal(proto_device_state_decode(big, 20000, &s, NULL, 0), -EBADMSG);
+	free(big);
+}
+
+static void fill_state(struct proto_device_state *s)
+{
+	memset(s, 0, sizeof(*s));
+	snprintf(s->h.agent, sizeof(s->h.agent), "st-1");
+	s->h.seq = 42;
+	s->h.session = 3;
+	s->h.ts_ms = 1764000000123LL;
+	snprintf(s->udid, sizeof(s->udid), "00008110-001A2B3C4D5E801E");
+	s->attached = true;
+	s->status = PROTO_STATUS_UNKNOWN;
+	s->probe = PROTO_PROBE_GONE;
+}
+
+static void test_nulls(void **state)
+{
+	struct proto_device_state s, back;
+	char *json, err[PROTO_ERR_MAX];
+	cJSON *o;
+
+	(void)state;
+	fill_state(&s);
+	json = proto_device_state_encode(&s);
+	assert_non_null(json);
+	o = cJSON_Parse(json);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(o, "probed_at")));
+	assert_true(
+	        cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "backup"), "last_icloud")));
+	assert_true(
+	        cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "power"), "battery_pct")));
+	assert_true(cJSON_IsNull(
+	        cJSON_GetObjectItem(cJSON_GetObjectItem(o, "device"), "product_type")));
+	/* name omitted, not null, when not published */
+	assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "device"), "name"));
+	assert_string_equal(cJSON_GetObjectItem(o, "ts")->valuestring, "2025-11-24T16:00:00.123Z");
+	cJSON_Delete(o);
+	assert_int_equal(proto_device_state_decode(json, strlen(json), &back, err, sizeof(err)), 0);
+	assert_false(back.has_last_icloud || back.has_battery_pct || back.has_probed_at ||
+	             back.has_name || back.has_age);
+	assert_int_equal(back.h.ts_ms, 1764000000123LL);
+	assert_int_equal(back.h.seq, 42);
+	assert_int_equal(back.probe, PROTO_PROBE_GONE);
+	free(json);
+
+	s.has_name = true; /* published but unknown: null */
+	json = proto_device_state_encode(&s);
+	assert_non_null(strstr(json, "\"name\":null"));
+	free(json);
+}
+
+static void test_hostile_strings(void **state)
+{
+	struct proto_device_state s, back;
+	char *json, err[PROTO_ERR_MAX];
+
+	(void)state;
+	fill_state(&s);
+	s.n_causes = 1;
+	snprintf(s.causes[0].code, sizeof(s.causes[0].code), "network_unavailable");
+	snprintf(s.causes[0].complexity, sizeof(s.causes[0].complexity), "low");
+	snprintf(s.causes[0].evidence, sizeof(s.causes[0].evidence),
+	         "backupd:\t\x01\x1b[31m bad \xff\xc0\xaf utf8 \xed\xa0\x80 \"quoted\" \\ ok é");
+	memset(s.error, 'x', sizeof(s.error));                            /* unterminated */
+	snprintf(s.ios_version, sizeof(s.ios_version), "%s", "\xe2\x82"); /* cut sequence */
+	json = proto_device_state_encode(&s);
+	assert_non_null(json);
+	assert_int_equal(proto_device_state_decode(json, strlen(json), &back, err, sizeof(err)), 0);
+	assert_string_equal(back.causes[0].evidence,
+	                    "backupd: ??[31m bad ??? utf8 ??? \"quoted\" \\ ok é");
+	assert_int_equal(strlen(back.error), sizeof(s.error) - 1);
+	assert_string_equal(back.ios_version, "??");
+	free(json);
+
+	/* an invalid code or complexity never reaches the wire */
+	snprintf(s.causes[0].code, sizeof(s.causes[0].code), "Bad Code");
+	snprintf(s.causes[0].complexity, sizeof(s.causes[0].complexity), "huge");
+	s.pairing = (enum proto_pairing)99;
+	s.status = (enum proto_status) - 1;
+	json = proto_device_state_encode(&s);
+	assert_int_equal(proto_device_state_decode(json, strlen(json), &back, err, sizeof(err)), 0);
+	assert_string_equal(back.causes[0].code, "unknown");
+	assert_string_equal(back.causes[0].complexity, "none");
+	free(json);
+}
+
+static void test_text_copy(void **state)
+{
+	char buf[8];
+
+	(void)state;
+	assert_string_equal(proto_text_copy(buf, sizeof(buf), "abcdefghij"), "abcdefg");
+	/* "abcdeé" is 7 bytes: fits; "abcdefé" would need 8+NUL: é is dropped whole */
+	assert_string_equal(proto_text_copy(buf, sizeof(buf), "abcdeé"), "abcdeé");
+	assert_string_equal(proto_text_copy(buf, sizeof(buf), "abcdefé"), "abcdef");
+	assert_string_equal(proto_text_copy(buf, sizeof(buf), NULL), "");
+	assert_string_equal(proto_text_copy(buf, sizeof(buf), "\xf0\x9f\x98\x80"),
+	                    "\xf0\x9f\x98\x80");
+	assert_string_equal(proto_text_copy(buf, sizeof(buf), "\xf4\x90\x80\x80"), "????");
+	assert_string_equal(proto_text_copy(buf, sizeof(buf), "a\x7f\n"), "a??");
+	assert_true(proto_code_valid("not_on_power"));
+	assert_false(proto_code_valid("Not"));
+	assert_false(proto_code_valid("a-b"));
+	assert_false(proto_code_valid(""));
+	assert_false(proto_code_valid("a234567890123456789012345678901234"));
+}
+
+static void test_status_will(void **state)
+{
+	struct proto_agent_status st, back;
+	char *json, err[PROTO_ERR_MAX];
+
+	(void)state;
+	memset(&st, 0, sizeof(st));
+	snprintf(st.h.agent, sizeof(st.h.agent), "st-1");
+	st.h.session = 9;
+	st.h.seq = 100;
+	st.is_will = true;
+	st.online = true; /* ignored: a will is always offline */
+	json = proto_agent_status_encode(&st);
+	assert_string_equal(json, "{\"schema\":\"cradle.agent_status.v1\",\"agent\":\"st-1\","
+	                          "\"session\":9,\"online\":false}");
+	assert_int_equal(proto_agent_status_decode(json, strlen(json), &back, err, sizeof(err)), 0);
+	assert_true(back.is_will);
+	assert_false(back.online);
+	assert_int_equal(back.h.session, 9);
+	assert_int_equal(back.h.seq, -1);
+	free(json);
+}
+
+static void test_event(void **state)
+{
+	struct proto_device_event ev, back;
+	char *json, err[PROTO_ERR_MAX];
+	enum proto_event e;
+
+	(void)state;
+	memset(&ev, 0, sizeof(ev));
+	snprintf(ev.h.agent, sizeof(ev.h.agent), "st-1");
+	ev.h.session = 7;
+	ev.h.seq = 15;
+	ev.h.ts_ms = 1000;
+	ev.event = PROTO_EVENT_BACKUP_STALE;
+	snprintf(ev.udid, sizeof(ev.udid), "SIM0001");
+	snprintf(ev.details, sizeof(ev.details), "{\"age_s\": 5}");
+	json = proto_device_event_encode(&ev);
+	assert_int_equal(proto_device_event_decode(json, strlen(json), &back, err, sizeof(err)), 0);
+	assert_string_equal(back.event_id, "7-15");
+	assert_string_equal(back.details, "{\"age_s\":5}");
+	assert_int_equal(back.event, PROTO_EVENT_BACKUP_STALE);
+	free(json);
+	snprintf(ev.details, sizeof(ev.details), "[not an object");
+	json = proto_device_event_encode(&ev);
+	assert_non_null(strstr(json, "\"details\":{}"));
+	free(json);
+	for (e = 0; e < _PROTO_EVENT_MAX; e++) {
+		enum proto_event got;
+
+		assert_int_equal(proto_event_from_name(proto_event_name(e), &got), 0);
+		assert_int_equal(got, e);
+	}
+	assert_int_equal(proto_event_from_name("nope", &e), -EINVAL);
+	assert_null(proto_event_name(_PROTO_EVENT_MAX));
+}
+
+/* forward compatibility: members a later v1 adds are ignored, not rejected */
+static void test_unknown_members(void **state)
+{
+	static const char json[] =
+	        "{\"schema\":\"cradle.device_event.v1\",\"agent\":\"st-1\",\"session\":1,"
+	        "\"seq\":2,\"ts\":\"2026-01-01T00:00:00Z\",\"event\":\"attached\",\"udid\":\"U1\","
+	        "\"event_id\":\"1-2\",\"details\":{},\"future\":{\"x\":[1,2,3]},\"hint\":null}";
+	struct proto_device_event ev;
+	enum proto_type t;
+
+	(void)state;
+	assert_int_equal(proto_device_event_decode(json, sizeof(json) - 1, &ev, NULL, 0), 0);
+	assert_int_equal(ev.h.ts_ms, 1767225600000LL);
+	assert_int_equal(proto_peek_type(json, sizeof(json) - 1, &t), 0);
+	assert_int_equal(t, PROTO_DEVICE_EVENT);
+	assert_int_equal(proto_peek_type("{\"schema\":\"cradle.command.v1\"}", 30, &t), -ENOENT);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_golden_roundtrip), cmocka_unit_test(test_invalid_rejected),
+		cmocka_unit_test(test_errors),           cmocka_unit_test(test_nulls),
+		cmocka_unit_test(test_hostile_strings),  cmocka_unit_test(test_text_copy),
+		cmocka_unit_test(test_status_will),      cmocka_unit_test(test_event),
+		cmocka_unit_test(test_unknown_members),
+	};
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s EXAMPLES_DIR INVALID_DIR\n", argv[0]);
+		return 2;
+	}
+	examples_dir = argv[1];
+	invalid_dir = argv[2];
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
