@@ -88,11 +88,12 @@ static int do_cloud(idevice_t dev, lockdownd_client_t lockdown, const char *udid
 	lockdownd_error_t lerr;
 	int r, code;
 
-	/* idevicebackup2 starts mobilebackup2 with the escrow bag; so do we, the device expects it */
+	/* idevicebackup2 starts mobilebackup2 with the escrow bag; so do we, the device expects it
+	 */
 	lerr = lockdownd_start_service_with_escrow_bag(lockdown, MOBILEBACKUP2_SERVICE_NAME, &svc);
 	if (lerr != LOCKDOWN_E_SUCCESS) {
-		snprintf(text, sizeof(text), "cannot start %s (lockdown %d)", MOBILEBACKUP2_SERVICE_NAME,
-			 lerr);
+		snprintf(text, sizeof(text), "cannot start %s (lockdown %d)",
+		         MOBILEBACKUP2_SERVICE_NAME, lerr);
 		print_outcome(false, lerr, text);
 		r = 0;
 		goto out;
@@ -147,7 +148,8 @@ static int do_restart(idevice_t dev)
 		print_outcome(true, 0, NULL);
 	else
 		print_outcome(false, err, "Restart was refused");
-	/* the device is going away: Goodbye fails on the closed socket, as with idevicediagnostics */
+	/* the device is going away: Goodbye fails on the closed socket, as with idevicediagnostics
+	 */
 	diagnostics_relay_goodbye(diag);
 	diagnostics_relay_client_free(diag);
 	return 0;
@@ -178,7 +180,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!udid || !action ||
-	    (strcmp(action, "cloud-on") && strcmp(action, "cloud-off") && strcmp(action, "restart"))) {
+	    (strcmp(action, "cloud-on") && strcmp(action, "cloud-off") &&
+	     strcmp(action, "restart"))) {
 		usage();
 		return 2;
 	}

@@ -151,7 +151,7 @@ int64_t backupstore_free_bytes(const struct backupstore_config *cfg)
 }
 
 int backupstore_prepare(const struct backupstore_config *cfg, const char *udid, char *ret_path,
-			size_t size)
+                        size_t size)
 {
 	char devdir[BS_PATH_MAX], incoming[BS_PATH_MAX], current[BS_PATH_MAX];
 	struct stat st;
@@ -336,7 +336,7 @@ int backupstore_recover(const struct backupstore_config *cfg)
 		snprintf(incoming, sizeof(incoming), "%s/%s/.incoming", cfg->dir, de->d_name);
 		if (lstat(incoming, &st) == 0) {
 			log_notice("backup store: discarding the interrupted backup of '%s'",
-				   de->d_name);
+			           de->d_name);
 			rm_rf(incoming);
 			n++;
 		}
