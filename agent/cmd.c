@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd: command intake, the gate between the broker and anything that touches a phone.
+ *
+ * A leaked dashboard credential or an ACL mistake must not let anyone restart or back up a
+ * fleet (reliability.md §3.2), so every command passes a fixed sequence of checks, cheapest
+ * first, before it may run: the retain flag (no parsing at all), the size cap (before cJSON), the
+ * strict decoder (proto/command.c), the target, the allow-list and the per-command params, the
+ * expiry (the broker's relative Message Expiry counted from our receive time, which does not
+ * depend on clocks, and expires_at against our wall clock with a skew tolerance), the replay
+ * table and finally the per-device rate limits. Only the last two have state.
+ */
+#include "cmd.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "ratelimit.h"
+
+struct cmd {
+	struct cmd_config cfg;
+	struct cmdtable *table;
+	cmd_device_known_fn known;
+	void *userdata;
+	struct ratelimit *per_device; /* NULL: no limit */
+	struct ratelimit *restart;    /* NULL: no limit */
+};
+
+void cmd_config_defaults(struct cmd_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->allowed = CMD_ALLOW_ALL;
+	cfg->rate_count = 6;
+	cfg->rate_interval_s = 3600;
+	cfg->restart_interval_s = 3600;
+	cfg->clock_skew_s = 300;
+	cfg->max_ttl_s = 24 * 3600;
+}
+
+int cmd_new(const struct cmd_config *cfg, struct cmdtable *table, cmd_device_known_fn known,
+            void *userdata, struct cmd **ret)
+{
+	struct cmd *c = NULL;
+	int r = -EINVAL;
+
+	if (!cfg || !table || !known || !ret || cfg->clock_skew_s < 0 || cfg->max_ttl_s <= 0 ||
+	    cfg->restart_interval_s < 0 || cfg->rate_count > 10000 ||
+	    (cfg->rate_count > 0 && cfg->rate_interval_s <= 0))
+		goto out;
+	r = -ENOMEM;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		goto out;
+	c->cfg = *cfg;
+	c->table = table;
+	c->known = known;
+	c->userdata = userdata;
+	if (cfg->rate_count > 0) {
+		uint64_t per_token_ms = (uint64_t)cfg->rate_interval_s * 1000 / cfg->rate_count;
+
+		r = ratelimit_new(CMD_DEVICES_MAX, cfg->rate_count,
+		                  per_token_ms > 0 ? per_token_ms : 1, &c->per_device);
+		if (r < 0)
+			goto out;
+	}
+	if (cfg->restart_interval_s > 0) {
+		r = ratelimit_new(CMD_DEVICES_MAX, /* burst = */ 1,
+		                  (uint64_t)cfg->restart_interval_s * 1000, &c->restart);
+		if (r < 0)
+			goto out;
+	}
+	*ret = c;
+	c = NULL;
+	r = 0;
+out:
+	cmd_free(c);
+	return r;
+}
+
+struct cmd *cmd_free(struct cmd *c)
+{
+	if (c) {
+		ratelimit_free(c->per_device);
+		ratelimit_free(c->restart);
+		free(c);
+	}
+	return NULL;
+}
+
+/* The correlation data as a cmd_id, or "" when absent or not a UUID. */
+static void correlation_id(const struct cmd_message *msg, char *id)
+{
+	if (command_id_normalize(msg->correlation, msg->correlation_len, id) < 0)
+		id[0] = '\0';
+}
+
+static bool expired(const struct cmd *c, const struct cmd_message *msg, const struct command *cmd,
+                    uint64_t now_ms, int64_t now_wall_ms, char *err, size_t err_size)
+{
+	int64_t skew_ms = c->cfg.clock_skew_s * 1000;
+	int64_t expires_ms = cmd->expires_at_ms;
+
+	if (msg->expiry_s >= 0 && now_ms >= msg->received_ms &&
+	    now_ms - msg->received_ms >= (uint64_t)msg->expiry_s * 1000) {
+		snprintf(err, err_size, "MQTT message expiry passed");
+		return true;
+	}
+	/* a long ttl is cut to max_ttl, so the replay table always outlives a command */
+	if (expires_ms - cmd->issued_at_ms > c->cfg.max_ttl_s * 1000)
+		expires_ms = cmd->issued_at_ms + c->cfg.max_ttl_s * 1000;
+	if (now_wall_ms > expires_ms + skew_ms) {
+		snprintf(err, err_size, "expires_at passed");
+		return true;
+	}
+	if (cmd->issued_at_ms > now_wall_ms + skew_ms) {
+		snprintf(err, err_size, "issued_at in the future");
+		return true;
+	}
+	return false;
+}
+
+/* Rate limits: every command counts per device; device.restart also has its own interval. */
+static bool rate_limited(struct cmd *c, const struct command *cmd, uint64_t now_ms, char *err,
+                         size_t err_size)
+{
+	bool is_restart = cmd->kind == COMMAND_DEVICE_RESTART;
+	uint64_t retry = 0;
+
+	if (c->per_device && !ratelimit_check(c->per_device, cmd->udid, now_ms)) {
+		ratelimit_take(c->per_device, cmd->udid, now_ms, &retry);
+		snprintf(err, err_size, "device over %u commands per %llds, retry in %llus",
+		         c->cfg.rate_count, (long long)c->cfg.rate_interval_s,
+		         (unsigned long long)(retry + 999) / 1000);
+		return true;
+	}
+	if (is_restart && c->restart && !ratelimit_check(c->restart, cmd->udid, now_ms)) {
+		ratelimit_take(c->restart, cmd->udid, now_ms, &retry);
+		snprintf(err, err_size, "device restarted recently, retry in %llus",
+		         (unsigned long long)(retry + 999) / 1000);
+		return true;
+	}
+	/* both pass: take from both, so a refused restart costs no general token */
+	if (c->per_device)
+		ratelimit_take(c->per_device, cmd->udid, now_ms, NULL);
+	if (is_restart && c->restart)
+		ratelimit_take(c->restart, cmd->udid, now_ms, NULL);
+	return false;
+}
+
+static enum command_reject run_checks(struct cmd *c, const struct cmd_message *msg, uint64_t now_ms,
+                                      int64_t now_wall_ms, struct cmd_decision *d)
+{
+	struct command *cmd = &d->command;
+	char corr[COMMAND_ID_MAX];
+	const struct cmdtable_entry *e;
+	enum command_reject reason;
+
+	if (msg->retained) {
+		snprintf(d->err, sizeof(d->err), "retained command ignored");
+		return COMMAND_REJECT_RETAINED;
+	}
+	correlation_id(msg, corr);
+	if (corr[0]) {
+		d->attributable = true;
+		memcpy(d->cmd_id, corr, sizeof(corr));
+	}
+	reason = command_decode(msg->payload, msg->len, cmd, d->err, sizeof(d->err));
+	if (cmd->cmd_id[0]) {
+		if (corr[0] && strcmp(corr, cmd->cmd_id) != 0) {
+			snprintf(d->err, sizeof(d->err), "correlation data is not the cmd_id");
+			d->attributable = false;
+			return COMMAND_REJECT_SCHEMA;
+		}
+		d->attributable = true;
+		memcpy(d->cmd_id, cmd->cmd_id, sizeof(d->cmd_id));
+	}
+	if (reason != COMMAND_REJECT_NONE)
+		return reason;
+	d->parsed = true;
+
+	if (strcmp(cmd->agent, c->cfg.agent) != 0) {
+		snprintf(d->err, sizeof(d->err), "command for agent '%s'", cmd->agent);
+		return COMMAND_REJECT_WRONG_AGENT;
+	}
+	if (!c->known(cmd->udid, c->userdata)) {
+		snprintf(d->err, sizeof(d->err), "device not known to this agent");
+		return COMMAND_REJECT_UNKNOWN_DEVICE;
+	}
+	if (!cmd->known_name || !(c->cfg.allowed & CMD_ALLOW(cmd->kind))) {
+		snprintf(d->err, sizeof(d->err), "'%s' is not on this agent's allow-list",
+		         cmd->name);
+		return COMMAND_REJECT_NOT_ALLOWED;
+	}
+	if (command_params_check(cmd, d->err, sizeof(d->err)) < 0)
+		return COMMAND_REJECT_BAD_PARAMS;
+	if (expired(c, msg, cmd, now_ms, now_wall_ms, d->err, sizeof(d->err)))
+		return COMMAND_REJECT_EXPIRED;
+
+	cmdtable_prune(c->table, now_wall_ms);
+	e = cmdtable_get(c->table, cmd->cmd_id);
+	if (e) {
+		snprintf(d->err, sizeof(d->err), "cmd_id seen before, last status %s",
+		         command_status_str(e->status));
+		return COMMAND_REJECT_REPLAY;
+	}
+	if (rate_limited(c, cmd, now_ms, d->err, sizeof(d->err))) {
+		reason = COMMAND_REJECT_RATE_LIMITED;
+		if (cmdtable_put(c->table, cmd->cmd_id, COMMAND_STATUS_REJECTED,
+		                 command_reject_str(reason), -1, now_wall_ms) < 0)
+			log_warn("cmd '%s': cannot record the rejection, ignoring", cmd->cmd_id);
+		return reason;
+	}
+	if (cmdtable_put(c->table, cmd->cmd_id, COMMAND_STATUS_ACCEPTED, NULL, -1, now_wall_ms) <
+	    0) {
+		/* without the record a repeat after a crash would run again: refuse instead */
+		snprintf(d->err, sizeof(d->err), "cannot record the command");
+		return COMMAND_REJECT_INTERNAL;
+	}
+	return COMMAND_REJECT_NONE;
+}
+
+void cmd_check(struct cmd *c, const struct cmd_message *msg, uint64_t now_ms, int64_t now_wall_ms,
+               struct cmd_decision *ret)
+{
+	struct cmd_decision *d = ret;
+	const struct cmdtable_entry *e;
+
+	memset(d, 0, sizeof(*d));
+	d->reason = run_checks(c, msg, now_ms, now_wall_ms, d);
+	if (!d->parsed)
+		memset(&d->command, 0, sizeof(d->command));
+	switch (d->reason) {
+	case COMMAND_REJECT_RETAINED:
+		/* a retained copy of a real command must not produce a second result for it */
+		d->attributable = false;
+		d->cmd_id[0] = '\0';
+		d->security = true;
+		break;
+	case COMMAND_REJECT_WRONG_AGENT:
+	case COMMAND_REJECT_UNKNOWN_DEVICE:
+	case COMMAND_REJECT_NOT_ALLOWED:
+	case COMMAND_REJECT_BAD_PARAMS:
+		d->security = true;
+		break;
+	default:
+		break;
+	}
+	/* rate_limited was just recorded, so "known" would only repeat it */
+	if (d->attributable && d->reason != COMMAND_REJECT_NONE &&
+	    d->reason != COMMAND_REJECT_RATE_LIMITED) {
+		e = cmdtable_get(c->table, d->cmd_id);
+		if (e) {
+			d->known = true;
+			d->last = *e;
+		}
+	}
+
+	if (d->reason == COMMAND_REJECT_NONE)
+		log_info("cmd '%s': accepted '%s' for device '%s'", d->cmd_id, d->command.name,
+		         d->command.udid);
+	else if (d->reason == COMMAND_REJECT_REPLAY)
+		log_debug("cmd '%s': repeat, answering with the last status", d->cmd_id);
+	else
+		log_notice("cmd '%s': rejected (%s): %s", d->attributable ? d->cmd_id : "?",
+		           command_reject_str(d->reason), d->err);
+}
+
+int cmd_decision_result(const struct cmd *c, const struct cmd_decision *d,
+                        struct command_result *ret)
+{
+	struct command_result res = { 0 };
+
+	if (!d->attributable)
+		return -ENOENT;
+	snprintf(res.agent, sizeof(res.agent), "%s", c->cfg.agent);
+	memcpy(res.cmd_id, d->cmd_id, sizeof(res.cmd_id));
+	if (d->parsed) {
+		memcpy(res.udid, d->command.udid, sizeof(res.udid));
+		memcpy(res.name, d->command.name, sizeof(res.name));
+	}
+	res.progress = -1;
+	if (d->known) {
+		res.status = d->last.status;
+		res.replay = true;
+		if (res.status == COMMAND_STATUS_REJECTED &&
+		    command_reject_from_str(d->last.code, &res.reason) < 0)
+			res.reason = COMMAND_REJECT_INTERNAL;
+		if (res.status == COMMAND_STATUS_FAILED)
+			snprintf(res.cause, sizeof(res.cause), "%s",
+			         d->last.code[0] ? d->last.code : "unknown");
+		if (res.status == COMMAND_STATUS_IN_PROGRESS)
+			res.progress = d->last.progress >= 0 ? d->last.progress : 0;
+		else if (res.status == COMMAND_STATUS_WAITING_FOR_USER)
+			res.progress = d->last.progress;
+	} else if (d->reason == COMMAND_REJECT_NONE) {
+		res.status = COMMAND_STATUS_ACCEPTED;
+	} else {
+		res.status = COMMAND_STATUS_REJECTED;
+		res.reason = d->reason;
+		snprintf(res.detail, sizeof(res.detail), "%s", d->err);
+	}
+	*ret = res;
+	return 0;
+}
+
+int cmd_update(struct cmd *c, const char *cmd_id, enum command_status status, const char *code,
+               int progress, int64_t now_wall_ms)
+{
+	return cmdtable_put(c->table, cmd_id, status, code, progress, now_wall_ms);
+}

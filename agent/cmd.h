@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd: the agent's command intake. A message from cradle/v1/agent/{agent}/cmd goes in (bytes,
+ * the MQTT retain flag, the MQTT 5 message expiry and correlation data); a decision comes out:
+ * accepted (execute it) or rejected with one reason code, plus the result to publish on
+ * cradle/v1/agent/{agent}/result. Nothing is executed here; the daemon hands accepted commands
+ * to the executor and reports their later states with cmd_update().
+ *
+ * Checks, cheapest first, the first failure wins (proto/COMMANDS.md documents the codes):
+ *   retained -> oversize -> malformed -> schema -> wrong_agent -> unknown_device -> not_allowed
+ *   -> bad_params -> expired -> replay -> rate_limited        (and internal: disk write failed)
+ * A command that passes is recorded as "accepted" in the persistent cmdtable (synced) before
+ * cmd_check() returns, so after a crash a repeat is a replay and never a second execution. A
+ * rate_limited rejection is recorded too (a repeat gets it again); earlier rejections are not,
+ * because they say nothing about the cmd_id (the device may attach later, the config may
+ * change). A rejection is never published for a cmd_id the table knows: the known last status is
+ * sent again instead (a late repeat of a command that succeeded must not turn into "rejected").
+ *
+ * Wiring (for the daemon): at start, cmdtable_open(state_dir/cmdtable, ..., cmd_id_retention)
+ * then cmdtable_fail_unfinished(t, "agent_restarted", now) (an execution the last process did not
+ * finish will never finish), then cmd_new(). Per delivery: cmd_check(); publish
+ * cmd_decision_result() if it returns 0 (the publisher sets seq/ts); execute only when reason is
+ * COMMAND_REJECT_NONE; raise cmd_rejected_security when security is set. Per later state:
+ * cmd_update() first, then publish. Answer only on this agent's own result topic, whatever
+ * Response Topic the message carries.
+ *
+ * Threading: loop thread only (the Paho callback copies the message and posts it).
+ */
+#ifndef CRADLE_CMD_H
+#define CRADLE_CMD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cmdtable.h"
+#include "command.h"
+
+#define CMD_DEVICES_MAX 1024 /* rate-limit keys (devices); above the 500 phones of a station */
+
+/* Bit for an allowed command in cmd_config.allowed. */
+#define CMD_ALLOW(name) (1u << (name))
+#define CMD_ALLOW_ALL   ((1u << _COMMAND_NAME_MAX) - 1)
+
+struct cmd_config {
+	char agent[COMMAND_AGENT_MAX]; /* this agent's id */
+	unsigned allowed;              /* CMD_ALLOW() bits: the allow-list from the config */
+	/* at most rate_count accepted commands per device per rate_interval_s (config
+	 * cmd_rate_per_device "6/1h": the burst is rate_count, one comes back every
+	 * interval / count); rate_count 0 = no limit */
+	unsigned rate_count;
+	int64_t rate_interval_s;
+	/* at most one device.restart per device per this many seconds; 0 = no extra limit */
+	int64_t restart_interval_s;
+	/* tolerance between the sender's clock and ours when reading expires_at/issued_at */
+	int64_t clock_skew_s;
+	/* a command lives at most this long after issued_at whatever its expires_at says; keep
+	 * max_ttl_s + 2 * clock_skew_s <= the cmdtable retention (see cmdtable.h) */
+	int64_t max_ttl_s;
+};
+
+/* Defaults: everything allowed, 6/1h per device (as config.c), 1 restart per hour, 300 s skew,
+ * 24 h max ttl. */
+void cmd_config_defaults(struct cmd_config *cfg);
+
+/* Whether udid (borrowed) is a device the agent currently knows. Called on the loop thread. */
+typedef bool (*cmd_device_known_fn)(const char *udid, void *userdata);
+
+/* One delivered MQTT message. All pointers borrowed for the duration of cmd_check(). */
+struct cmd_message {
+	const void *payload;
+	size_t len;
+	bool retained;           /* the retain flag as delivered */
+	int64_t expiry_s;        /* MQTT 5 Message Expiry Interval as delivered; -1 = absent */
+	const void *correlation; /* MQTT 5 Correlation Data (should be the cmd_id); NULL = absent */
+	size_t correlation_len;
+	uint64_t received_ms; /* loop_now_ms() when it arrived; the expiry counts from here */
+};
+
+struct cmd_decision {
+	enum command_reject reason; /* COMMAND_REJECT_NONE: accepted, execute command */
+	bool parsed;                /* command is the decoded command (reason past schema) */
+	struct command command;
+	bool attributable; /* cmd_id is known (payload or correlation data): publish a result */
+	char cmd_id[COMMAND_ID_MAX];
+	bool known; /* the cmdtable had this cmd_id: last is its last status */
+	struct cmdtable_entry last;
+	bool security; /* a misuse hint (retained, wrong agent/device, not allowed, bad params):
+	                * the daemon raises a cmd_rejected_security event */
+	char err[COMMAND_ERR_MAX]; /* human-readable detail for logs and the result */
+};
+
+struct cmd;
+
+/*
+ * cfg is copied. table and userdata are borrowed and must outlive the cmd. Returns 0 and *ret
+ * (free with cmd_free()), or -EINVAL / -ENOMEM.
+ */
+int cmd_new(const struct cmd_config *cfg, struct cmdtable *table, cmd_device_known_fn known,
+            void *userdata, struct cmd **ret);
+struct cmd *cmd_free(struct cmd *c);
+
+/*
+ * Runs the checks on msg at monotonic now_ms and wall clock now_wall_ms and fills *ret. Never
+ * fails: problems (including a failed table write) are rejection reasons. Logs rejections at
+ * notice level (debug for replays).
+ */
+void cmd_check(struct cmd *c, const struct cmd_message *msg, uint64_t now_ms, int64_t now_wall_ms,
+               struct cmd_decision *ret);
+
+/*
+ * The result to publish for a decision (seq and ts_ms are left 0 for the publisher to set):
+ * accepted, rejected with the reason, or, for a cmd_id the table knows, its last status again
+ * with replay = true. Returns 0, or -ENOENT when the decision is not attributable (publish
+ * nothing; log it).
+ */
+int cmd_decision_result(const struct cmd *c, const struct cmd_decision *d,
+                        struct command_result *ret);
+
+/*
+ * Records a later execution state of an accepted command (waiting_for_user, in_progress with
+ * progress, succeeded, failed with cause) so a repeat is answered with it. Call before
+ * publishing the result. Returns 0 or -errno from cmdtable_put().
+ */
+int cmd_update(struct cmd *c, const char *cmd_id, enum command_status status, const char *code,
+               int progress, int64_t now_wall_ms);
+
+#endif

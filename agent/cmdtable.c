@@ -1,0 +1,556 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmdtable: persistent cmd_id -> last status, so a repeated command is answered, never re-run.
+ *
+ * File format (little endian), chosen so a crash can only ever damage the last record:
+ *   header  16 bytes: "CRDLCMT1" + 8 zero bytes
+ *   record  96 bytes: u8 version(1), u8 status, i8 progress, u8 0, u8[16] cmd_id (binary UUID),
+ *           i64 created_ms, i64 updated_ms, char[48] code (NUL padded), u8[8] 0,
+ *           u32 crc32 of the first 92 bytes
+ * Each status change appends one full record (the latest record for an id wins on load), so an
+ * update is one write + fdatasync, like a write-ahead log. Loading stops at the first short or
+ * bad record and truncates there: that is the torn write of a crash, and everything before it
+ * was synced. When the log holds more than twice the live entries it is rewritten (temp file,
+ * fsync, rename, fsync of the directory), so the file stays O(max_entries).
+ *
+ * In memory, entries sit in a FIFO ring in insertion order (eviction of the oldest and age
+ * pruning pop the head) and an open-addressing hash (linear probing, backward-shift deletion)
+ * maps the id to its ring slot.
+ */
+#include "cmdtable.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define HEADER_SIZE    16
+#define RECORD_SIZE    96
+#define RECORD_VERSION 1
+#define CODE_OFF       36
+#define CRC_OFF        92
+#define LOAD_CHUNK     64 /* records per read on open */
+static const char header_magic[8] = { 'C', 'R', 'D', 'L', 'C', 'M', 'T', '1' };
+
+struct cmdtable {
+	char *path;
+	int fd;
+	size_t max;   /* ring capacity */
+	size_t head;  /* ring index of the oldest entry */
+	size_t count; /* live entries */
+	struct cmdtable_entry *ring;
+	int32_t *slots; /* hash: ring index or -1 */
+	size_t mask;    /* hash size - 1 */
+	int64_t retention_ms;
+	size_t log_records;
+};
+
+static uint32_t crc32(const uint8_t *p, size_t n)
+{
+	uint32_t c = 0xffffffffu;
+	size_t i;
+	int k;
+
+	for (i = 0; i < n; i++) {
+		c ^= p[i];
+		for (k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+	}
+	return ~c;
+}
+
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = n - 1; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)tolower((unsigned char)c);
+	return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+}
+
+/* UUID text (validated by the caller) -> 16 bytes */
+static void id_to_bin(const char *id, uint8_t *bin)
+{
+	int n = 0, i;
+
+	for (i = 0; id[i] && n < 32; i++) {
+		if (id[i] == '-')
+			continue;
+		if (n % 2 == 0)
+			bin[n / 2] = (uint8_t)(hexval(id[i]) << 4);
+		else
+			bin[n / 2] |= (uint8_t)hexval(id[i]);
+		n++;
+	}
+}
+
+static size_t id_hash(const struct cmdtable *t, const char *id)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *id; id++)
+		h = (h ^ (uint8_t)*id) * 1099511628211ULL;
+	return (size_t)(h ^ (h >> 29)) & t->mask;
+}
+
+/* Hash slot holding id, or the empty slot where it would go. */
+static size_t find_slot(const struct cmdtable *t, const char *id)
+{
+	size_t i = id_hash(t, id);
+
+	while (t->slots[i] >= 0 && strcmp(t->ring[t->slots[i]].cmd_id, id) != 0)
+		i = (i + 1) & t->mask;
+	return i;
+}
+
+static void hash_delete(struct cmdtable *t, size_t i)
+{
+	size_t j = i, k;
+
+	for (;;) {
+		j = (j + 1) & t->mask;
+		if (t->slots[j] < 0)
+			break;
+		k = id_hash(t, t->ring[t->slots[j]].cmd_id);
+		/* move j back into the hole at i unless its home k lies cyclically in (i, j] */
+		if (i <= j ? (k <= i || k > j) : (k <= i && k > j)) {
+			t->slots[i] = t->slots[j];
+			i = j;
+		}
+	}
+	t->slots[i] = -1;
+}
+
+static void pop_head(struct cmdtable *t)
+{
+	size_t s = find_slot(t, t->ring[t->head].cmd_id);
+
+	if (t->slots[s] >= 0)
+		hash_delete(t, s);
+	memset(&t->ring[t->head], 0, sizeof(t->ring[t->head]));
+	t->head = (t->head + 1) % t->max;
+	t->count--;
+}
+
+/* Inserts or overwrites in memory (no I/O). Returns the entry. */
+static struct cmdtable_entry *mem_put(struct cmdtable *t, const struct cmdtable_entry *e)
+{
+	size_t s = find_slot(t, e->cmd_id), idx;
+
+	if (t->slots[s] >= 0) {
+		struct cmdtable_entry *old = &t->ring[t->slots[s]];
+		int64_t created = old->created_ms;
+
+		*old = *e;
+		old->created_ms = created;
+		return old;
+	}
+	if (t->count == t->max) {
+		pop_head(t);
+		s = find_slot(t, e->cmd_id);
+	}
+	idx = (t->head + t->count) % t->max;
+	t->ring[idx] = *e;
+	t->slots[s] = (int32_t)idx;
+	t->count++;
+	return &t->ring[idx];
+}
+
+static void record_encode(const struct cmdtable_entry *e, uint8_t *rec)
+{
+	size_t n = strnlen(e->code, COMMAND_CODE_MAX - 1);
+
+	memset(rec, 0, RECORD_SIZE);
+	rec[0] = RECORD_VERSION;
+	rec[1] = (uint8_t)e->status;
+	rec[2] = (uint8_t)(int8_t)e->progress;
+	id_to_bin(e->cmd_id, rec + 4);
+	put_le(rec + 20, (uint64_t)e->created_ms, 8);
+	put_le(rec + 28, (uint64_t)e->updated_ms, 8);
+	memcpy(rec + CODE_OFF, e->code, n);
+	put_le(rec + CRC_OFF, crc32(rec, CRC_OFF), 4);
+}
+
+static bool record_decode(const uint8_t *rec, struct cmdtable_entry *e)
+{
+	int8_t progress = (int8_t)rec[2];
+
+	if ((uint32_t)get_le(rec + CRC_OFF, 4) != crc32(rec, CRC_OFF) || rec[0] != RECORD_VERSION ||
+	    rec[1] >= _COMMAND_STATUS_MAX || progress < -1 || progress > 100 ||
+	    memchr(rec + CODE_OFF, 0, COMMAND_CODE_MAX) == NULL)
+		return false;
+	memset(e, 0, sizeof(*e));
+	e->status = (enum command_status)rec[1];
+	e->progress = progress;
+	command_id_format(rec + 4, e->cmd_id);
+	e->created_ms = (int64_t)get_le(rec + 20, 8);
+	e->updated_ms = (int64_t)get_le(rec + 28, 8);
+	memcpy(e->code, rec + CODE_OFF, COMMAND_CODE_MAX);
+	return true;
+}
+
+static int write_all(int fd, const void *buf, size_t n, off_t off)
+{
+	const uint8_t *p = buf;
+
+	while (n > 0) {
+		ssize_t w = pwrite(fd, p, n, off);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (w == 0)
+			return -EIO;
+		p += w;
+		n -= (size_t)w;
+		off += w;
+	}
+	return 0;
+}
+
+static int fsync_dir(const char *path)
+{
+	char *copy = strdup(path);
+	int fd = -1, r = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0)
+		r = -errno;
+	if (fd >= 0)
+		close(fd);
+	free(copy);
+	return r;
+}
+
+static int write_header(int fd)
+{
+	uint8_t h[HEADER_SIZE] = { 0 };
+
+	memcpy(h, header_magic, sizeof(header_magic));
+	return write_all(fd, h, sizeof(h), 0);
+}
+
+/* Rewrites the file with the live entries only (temp + fsync + rename + directory fsync). */
+static int compact(struct cmdtable *t)
+{
+	char *tmp = NULL;
+	uint8_t rec[RECORD_SIZE];
+	int fd = -1, r;
+	size_t i;
+
+	if (asprintf(&tmp, "%s.tmp", t->path) < 0) {
+		tmp = NULL;
+		r = -ENOMEM;
+		goto out;
+	}
+	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = log_error_errno(-errno, "cmdtable '%s': cannot create", tmp);
+		goto out;
+	}
+	r = write_header(fd);
+	for (i = 0; r == 0 && i < t->count; i++) {
+		record_encode(&t->ring[(t->head + i) % t->max], rec);
+		r = write_all(fd, rec, sizeof(rec), HEADER_SIZE + (off_t)(i * RECORD_SIZE));
+	}
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, t->path) < 0)
+		r = -errno;
+	if (r < 0) {
+		log_error_errno(r, "cmdtable '%s': compaction failed", t->path);
+		unlink(tmp);
+		goto out;
+	}
+	(void)fsync_dir(t->path);
+	close(t->fd);
+	t->fd = fd;
+	fd = -1;
+	t->log_records = t->count;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(tmp);
+	return r;
+}
+
+static bool needs_compaction(const struct cmdtable *t)
+{
+	return t->log_records > 2 * t->count + 64;
+}
+
+/* Reads the records after the header, a chunk at a time; truncates a torn or damaged tail. */
+static int load(struct cmdtable *t, off_t size)
+{
+	uint8_t buf[LOAD_CHUNK * RECORD_SIZE];
+	off_t off = HEADER_SIZE;
+	struct cmdtable_entry e;
+	bool bad = false;
+
+	while (!bad && off + RECORD_SIZE <= size) {
+		size_t want = sizeof(buf), got, i;
+		ssize_t n;
+
+		if ((off_t)want > size - off)
+			want = (size_t)(size - off);
+		n = pread(t->fd, buf, want, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return log_error_errno(-errno, "cmdtable '%s': read failed", t->path);
+		if (n < RECORD_SIZE)
+			break;
+		got = (size_t)n / RECORD_SIZE;
+		for (i = 0; i < got; i++) {
+			if (!record_decode(buf + i * RECORD_SIZE, &e)) {
+				bad = true;
+				break;
+			}
+			mem_put(t, &e);
+			t->log_records++;
+			off += RECORD_SIZE;
+		}
+	}
+	if (off != size) {
+		log_warn("cmdtable '%s': dropping %lld damaged bytes at offset %lld (torn write)",
+		         t->path, (long long)(size - off), (long long)off);
+		if (ftruncate(t->fd, off) < 0)
+			return log_error_errno(-errno, "cmdtable '%s': truncate failed", t->path);
+	}
+	return 0;
+}
+
+/* Opens the file; a file without our header is moved aside and a new one started. */
+static int open_file(struct cmdtable *t, off_t *ret_size)
+{
+	uint8_t h[HEADER_SIZE];
+	struct stat st;
+	char *aside = NULL;
+	int r = 0;
+
+	t->fd = open(t->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (t->fd < 0)
+		return log_error_errno(-errno, "cmdtable '%s': cannot open", t->path);
+	if (fstat(t->fd, &st) < 0)
+		return log_error_errno(-errno, "cmdtable '%s': cannot stat", t->path);
+	if (!S_ISREG(st.st_mode))
+		return log_error_errno(-EINVAL, "cmdtable '%s': not a regular file", t->path);
+	if (st.st_size == 0)
+		goto fresh;
+	if (st.st_size >= HEADER_SIZE && pread(t->fd, h, sizeof(h), 0) == HEADER_SIZE &&
+	    memcmp(h, header_magic, sizeof(header_magic)) == 0) {
+		*ret_size = st.st_size;
+		return 0;
+	}
+	if (asprintf(&aside, "%s.corrupt", t->path) < 0)
+		return -ENOMEM;
+	log_warn("cmdtable '%s': not a command table, moving it to '%s' and starting empty",
+	         t->path, aside);
+	if (rename(t->path, aside) < 0)
+		r = log_error_errno(-errno, "cmdtable '%s': cannot move aside", t->path);
+	free(aside);
+	if (r < 0)
+		return r;
+	close(t->fd);
+	t->fd = open(t->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (t->fd < 0)
+		return log_error_errno(-errno, "cmdtable '%s': cannot create", t->path);
+fresh:
+	r = write_header(t->fd);
+	if (r == 0 && fsync(t->fd) < 0)
+		r = -errno;
+	if (r < 0)
+		return log_error_errno(r, "cmdtable '%s': cannot write header", t->path);
+	(void)fsync_dir(t->path);
+	*ret_size = HEADER_SIZE;
+	return 0;
+}
+
+int cmdtable_open(const char *path, size_t max_entries, int64_t retention_ms, int64_t now_ms,
+                  struct cmdtable **ret)
+{
+	struct cmdtable *t = NULL;
+	size_t hsize = 1, i;
+	off_t size = 0;
+	int r;
+
+	if (!path || !ret || max_entries < 1 || max_entries > CMDTABLE_ENTRIES_MAX ||
+	    retention_ms <= 0)
+		return -EINVAL;
+	r = -ENOMEM;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		goto out;
+	t->fd = -1;
+	t->max = max_entries;
+	t->retention_ms = retention_ms;
+	while (hsize < 2 * max_entries)
+		hsize <<= 1;
+	t->mask = hsize - 1;
+	t->path = strdup(path);
+	t->ring = calloc(max_entries, sizeof(*t->ring));
+	t->slots = malloc(hsize * sizeof(*t->slots));
+	if (!t->path || !t->ring || !t->slots)
+		goto out;
+	for (i = 0; i < hsize; i++)
+		t->slots[i] = -1;
+
+	r = open_file(t, &size);
+	if (r < 0)
+		goto out;
+	r = load(t, size);
+	if (r < 0)
+		goto out;
+	cmdtable_prune(t, now_ms);
+	if (needs_compaction(t))
+		(void)compact(t); /* logged; the uncompacted log is still correct */
+	log_debug("cmdtable '%s': %zu recent command ids", t->path, t->count);
+	*ret = t;
+	t = NULL;
+	r = 0;
+out:
+	cmdtable_free(t);
+	return r;
+}
+
+struct cmdtable *cmdtable_free(struct cmdtable *t)
+{
+	if (!t)
+		return NULL;
+	if (t->fd >= 0)
+		close(t->fd);
+	free(t->slots);
+	free(t->ring);
+	free(t->path);
+	free(t);
+	return NULL;
+}
+
+const struct cmdtable_entry *cmdtable_get(struct cmdtable *t, const char *cmd_id)
+{
+	char id[COMMAND_ID_MAX];
+	size_t s;
+
+	if (!cmd_id || command_id_normalize(cmd_id, strlen(cmd_id), id) < 0)
+		return NULL;
+	s = find_slot(t, id);
+	return t->slots[s] >= 0 ? &t->ring[t->slots[s]] : NULL;
+}
+
+int cmdtable_put(struct cmdtable *t, const char *cmd_id, enum command_status status,
+                 const char *code, int progress, int64_t now_ms)
+{
+	const struct cmdtable_entry *old;
+	struct cmdtable_entry e = { 0 };
+	uint8_t rec[RECORD_SIZE];
+	off_t off;
+	bool sync = true;
+	int r;
+
+	if (!cmd_id || command_id_normalize(cmd_id, strlen(cmd_id), e.cmd_id) < 0 ||
+	    (unsigned)status >= _COMMAND_STATUS_MAX || progress < -1 || progress > 100)
+		return -EINVAL;
+	e.status = status;
+	if (code)
+		snprintf(e.code, sizeof(e.code), "%s", code);
+	e.progress = progress;
+	e.created_ms = now_ms;
+	e.updated_ms = now_ms;
+	old = cmdtable_get(t, e.cmd_id);
+	if (old) {
+		e.created_ms = old->created_ms;
+		sync = !(old->status == COMMAND_STATUS_IN_PROGRESS &&
+		         status == COMMAND_STATUS_IN_PROGRESS);
+	}
+
+	record_encode(&e, rec);
+	off = HEADER_SIZE + (off_t)(t->log_records * RECORD_SIZE);
+	r = write_all(t->fd, rec, sizeof(rec), off);
+	if (r == 0 && sync && fdatasync(t->fd) < 0)
+		r = -errno;
+	if (r < 0) {
+		/* keep the log aligned on records for the next append */
+		if (ftruncate(t->fd, off) < 0)
+			log_warn_errno(-errno, "cmdtable '%s': cannot cut a failed append",
+			               t->path);
+		return log_error_errno(r, "cmdtable '%s': cannot record command '%s'", t->path,
+		                       e.cmd_id);
+	}
+	t->log_records++;
+	mem_put(t, &e);
+	if (needs_compaction(t))
+		(void)compact(t);
+	return 0;
+}
+
+int cmdtable_fail_unfinished(struct cmdtable *t, const char *code, int64_t now_ms)
+{
+	char id[COMMAND_ID_MAX];
+	size_t i;
+	int n = 0, r;
+
+	for (i = 0; i < t->count; i++) {
+		const struct cmdtable_entry *e = &t->ring[(t->head + i) % t->max];
+
+		if (command_status_is_final(e->status))
+			continue;
+		/* put() may compact but never reorders or evicts an existing id */
+		memcpy(id, e->cmd_id, sizeof(id));
+		r = cmdtable_put(t, id, COMMAND_STATUS_FAILED, code, -1, now_ms);
+		if (r < 0)
+			return r;
+		n++;
+	}
+	return n;
+}
+
+size_t cmdtable_prune(struct cmdtable *t, int64_t now_ms)
+{
+	size_t n = 0;
+
+	while (t->count > 0 && t->ring[t->head].created_ms < now_ms - t->retention_ms) {
+		pop_head(t);
+		n++;
+	}
+	return n;
+}
+
+size_t cmdtable_count(const struct cmdtable *t)
+{
+	return t->count;
+}
+
+size_t cmdtable_log_records(const struct cmdtable *t)
+{
+	return t->log_records;
+}

@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests of the command codec (proto/command.c): encode -> decode round trips, the golden
+ * examples of proto/examples/, and results that break the schema on either side.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "command.h"
+
+#define ID1 "6f1c2b1e-8a51-4c2e-9d0b-3e1f5a7c9b20"
+
+static char *slurp(const char *name, size_t *ret_len)
+{
+	char path[512];
+	FILE *f;
+	char *buf = malloc(COMMAND_PAYLOAD_MAX + 1);
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", EXAMPLES_DIR, name);
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	n = fread(buf, 1, COMMAND_PAYLOAD_MAX + 1, f);
+	fclose(f);
+	*ret_len = n;
+	return buf;
+}
+
+static void test_command_round_trip(void **state)
+{
+	struct command c = { 0 }, d;
+	char err[COMMAND_ERR_MAX];
+	char *json;
+
+	(void)state;
+	strcpy(c.cmd_id, ID1);
+	strcpy(c.agent, "station-07");
+	strcpy(c.udid, "00008110-001A2B3C4D5E801E");
+	strcpy(c.name, "backup.local.start");
+	c.n_params = 2;
+	strcpy(c.params[0].key, "full");
+	c.params[0].type = COMMAND_PARAM_BOOL;
+	c.params[0].b = true;
+	strcpy(c.params[1].key, "note");
+	c.params[1].type = COMMAND_PARAM_STRING;
+	strcpy(c.params[1].s, "x");
+	c.issued_at_ms = 1768442400000LL;
+	c.expires_at_ms = c.issued_at_ms + 900000;
+	c.has_seq = true;
+	c.seq = 3;
+	strcpy(c.job_id, "job-1");
+	json = command_encode(&c);
+	assert_non_null(json);
+	assert_int_equal(command_decode(json, strlen(json), &d, err, sizeof(err)),
+	                 COMMAND_REJECT_NONE);
+	assert_string_equal(d.cmd_id, ID1);
+	assert_string_equal(d.name, "backup.local.start");
+	assert_true(d.known_name);
+	assert_int_equal(d.kind, COMMAND_BACKUP_LOCAL_START);
+	assert_int_equal(d.n_params, 2);
+	assert_int_equal(d.issued_at_ms, c.issued_at_ms);
+	assert_int_equal(d.expires_at_ms, c.expires_at_ms);
+	assert_int_equal(d.seq, 3);
+	assert_string_equal(d.job_id, "job-1");
+	/* "note" is not a param of backup.local.start */
+	assert_int_equal(command_params_check(&d, err, sizeof(err)), -EINVAL);
+	d.n_params = 1;
+	assert_int_equal(command_params_check(&d, err, sizeof(err)), 0);
+	free(json);
+
+	/* the encoder refuses what the decoder would refuse */
+	strcpy(c.udid, "a/b");
+	assert_null(command_encode(&c));
+	strcpy(c.udid, "00008110-001A2B3C4D5E801E");
+	c.expires_at_ms = c.issued_at_ms;
+	assert_null(command_encode(&c));
+}
+
+static void test_examples(void **state)
+{
+	static const char *const cmds[] = { "command_backup_local_start.json",
+		                            "command_icloud_enable.json" };
+	static const char *const results[] = {
+		"command_result_accepted.json",         "command_result_in_progress.json",
+		"command_result_waiting_for_user.json", "command_result_failed.json",
+		"command_result_rejected.json",         "command_result_succeeded_replay.json",
+	};
+	struct command c;
+	struct command_result r;
+	char err[COMMAND_ERR_MAX];
+	size_t i, n;
+
+	(void)state;
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		char *buf = slurp(cmds[i], &n);
+
+		if (command_decode(buf, n, &c, err, sizeof(err)) != COMMAND_REJECT_NONE)
+			fail_msg("%s: %s", cmds[i], err);
+		assert_int_equal(command_params_check(&c, err, sizeof(err)), 0);
+		free(buf);
+	}
+	for (i = 0; i < sizeof(results) / sizeof(results[0]); i++) {
+		char *buf = slurp(results[i], &n), *again;
+		struct command_result r2;
+
+		if (command_result_decode(buf, n, &r, err, sizeof(err)) < 0)
+			fail_msg("%s: %s", results[i], err);
+		/* re-encoding gives the same message */
+		again = command_result_encode(&r);
+		assert_non_null(again);
+		assert_int_equal(command_result_decode(again, strlen(again), &r2, err, sizeof(err)),
+		                 0);
+		assert_memory_equal(&r, &r2, sizeof(r));
+		free(again);
+		free(buf);
+	}
+}
+
+static void test_result_rules(void **state)
+{
+	struct command_result r = { 0 }, d;
+	char err[COMMAND_ERR_MAX], *json;
+	static const char *const bad[] = {
+		"{\"schema\":\"cradle.command_result.v1\",\"agent\":\"station-07\",\"seq\":1,"
+		"\"ts\":\"2026-01-15T02:00:00Z\",\"cmd_id\":\"" ID1 "\",\"status\":\"rejected\"}",
+		"{\"schema\":\"cradle.command_result.v1\",\"agent\":\"station-07\",\"seq\":1,"
+		"\"ts\":\"2026-01-15T02:00:00Z\",\"cmd_id\":\"" ID1 "\",\"status\":\"failed\"}",
+		"{\"schema\":\"cradle.command_result.v1\",\"agent\":\"station-07\",\"seq\":1,"
+		"\"ts\":\"2026-01-15T02:00:00Z\",\"cmd_id\":\"" ID1
+		"\",\"status\":\"in_progress\"}",
+		"{\"schema\":\"cradle.command_result.v1\",\"agent\":\"station-07\",\"seq\":1,"
+		"\"ts\":\"2026-01-15T02:00:00Z\",\"cmd_id\":\"" ID1 "\",\"status\":\"in_progress\","
+		"\"progress\":101}",
+		"{\"schema\":\"cradle.command_result.v1\",\"agent\":\"station-07\",\"seq\":1,"
+		"\"ts\":\"2026-01-15T02:00:00Z\",\"cmd_id\":\"" ID1 "\",\"status\":\"done\"}",
+		"{\"schema\":\"cradle.command_result.v1\",\"agent\":\"station-07\",\"seq\":-1,"
+		"\"ts\":\"2026-01-15T02:00:00Z\",\"cmd_id\":\"" ID1 "\",\"status\":\"accepted\"}",
+		"{\"schema\":\"cradle.command.v1\",\"agent\":\"station-07\",\"seq\":1,"
+		"\"ts\":\"2026-01-15T02:00:00Z\",\"cmd_id\":\"" ID1 "\",\"status\":\"accepted\"}",
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (command_result_decode(bad[i], strlen(bad[i]), &d, err, sizeof(err)) != -EPROTO)
+			fail_msg("case %zu decoded", i);
+	assert_int_equal(command_result_decode("[]", 2, &d, err, sizeof(err)), -EBADMSG);
+	assert_int_equal(command_result_decode("x", COMMAND_PAYLOAD_MAX + 1, &d, NULL, 0),
+	                 -EMSGSIZE);
+
+	strcpy(r.agent, "station-07");
+	strcpy(r.cmd_id, ID1);
+	r.status = COMMAND_STATUS_REJECTED;
+	r.progress = -1;
+	assert_null(command_result_encode(&r)); /* no reason */
+	r.reason = COMMAND_REJECT_EXPIRED;
+	strcpy(r.detail, "bad\nline\x01");
+	json = command_result_encode(&r);
+	assert_non_null(json);
+	assert_non_null(strstr(json, "\"reason\":\"expired\""));
+	assert_non_null(strstr(json, "\"detail\":\"bad?line?\""));
+	free(json);
+	r.status = COMMAND_STATUS_FAILED;
+	assert_null(command_result_encode(&r)); /* no cause */
+	strcpy(r.cause, "Bad Cause");
+	assert_null(command_result_encode(&r));
+	strcpy(r.cause, "device_gone");
+	json = command_result_encode(&r);
+	assert_non_null(json);
+	assert_null(strstr(json, "\"reason\""));
+	free(json);
+	r.status = COMMAND_STATUS_IN_PROGRESS;
+	assert_null(command_result_encode(&r)); /* progress -1 */
+	r.progress = 100;
+	json = command_result_encode(&r);
+	assert_non_null(json);
+	assert_non_null(strstr(json, "\"progress\":100"));
+	free(json);
+}
+
+static void test_names(void **state)
+{
+	enum command_name n;
+	enum command_reject rj;
+	int i;
+
+	(void)state;
+	for (i = 0; i < _COMMAND_NAME_MAX; i++) {
+		assert_int_equal(command_name_from_str(command_name_str(i), &n), 0);
+		assert_int_equal((int)n, i);
+	}
+	for (i = 0; i < _COMMAND_REJECT_MAX; i++) {
+		assert_int_equal(command_reject_from_str(command_reject_str(i), &rj), 0);
+		assert_int_equal((int)rj, i);
+	}
+	assert_null(command_status_str(_COMMAND_STATUS_MAX));
+	assert_int_equal(command_name_from_str("device.format", &n), -EINVAL);
+	assert_true(command_id_valid(ID1));
+	assert_true(command_id_valid("6F1C2B1E-8A51-4C2E-9D0B-3E1F5A7C9B20"));
+	assert_false(command_id_valid("6f1c2b1e-8a51-4c2e-9d0b-3e1f5a7c9b2"));
+	assert_false(command_id_valid("6f1c2b1e-8a51-4c2e-9d0b-3e1f5a7c9b200"));
+	assert_false(command_id_valid("6f1c2b1e+8a51-4c2e-9d0b-3e1f5a7c9b20"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_command_round_trip),
+		cmocka_unit_test(test_examples),
+		cmocka_unit_test(test_result_rules),
+		cmocka_unit_test(test_names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
