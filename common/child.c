@@ -108,14 +108,25 @@ static void child_on_exit(struct loop *loop, int fd, uint32_t events, void *data
 	child_finish_if_done(c);
 }
 
+/* A line ends at \n or \r: terminal progress bars redraw with \r and never send \n. */
+static char *line_end(char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] == '\n' || p[i] == '\r')
+			return p + i;
+	return NULL;
+}
+
 static void child_emit_lines(struct child *c)
 {
 	char *nl;
 	size_t start = 0;
 
-	while ((nl = memchr(c->buf + start, '\n', c->len - start))) {
+	while ((nl = line_end(c->buf + start, c->len - start))) {
 		*nl = '\0';
-		if (!c->cutting && c->ops->line)
+		if (!c->cutting && c->ops->line && nl > c->buf + start)
 			c->ops->line(c, c->buf + start, c->data);
 		c->cutting = false;
 		start = (size_t)(nl - c->buf) + 1;

@@ -8,6 +8,7 @@
  * inherited (it reaches the journal with the daemon's). Exit is watched with a pidfd, so no
  * SIGCHLD handler is shared with other modules and only our own pid is ever reaped.
  *
+ * Lines end at \n or \r (progress output redraws with \r); empty lines are skipped.
  * Deadline: SIGTERM, then SIGKILL CHILD_KILL_GRACE_MS later. Lines longer than line_max are
  * cut (the rest of that line is dropped), so a misbehaving helper cannot grow our memory.
  * exit() runs exactly once, after the last line() and after the process was reaped; the

@@ -77,7 +77,7 @@ static void test_lines_and_status(void **state)
 {
 	struct loop *loop = loop_new();
 	struct result r = { 0 };
-	const char *argv[] = { "/bin/sh", "-c", "echo first; printf 'second\\nlast'; exit 3",
+	const char *argv[] = { "/bin/sh", "-c", "echo first; printf 'second\\r\\nlast'; exit 3",
 		               NULL };
 	int fds = count_fds();
 
