@@ -11,12 +11,21 @@
  * and a thread cannot be killed. It never pairs: without a pair record on this host it refuses,
  * because the handshake's automatic Pair would put a trust prompt on the phone.
  *
+ *     cradle-agent-action --exec /usr/bin/idevicebackup2 -u U backup DIR
+ *
+ * --exec runs a tool in place of this process after arranging that it dies with the agent
+ * (PR_SET_PDEATHSIG survives exec): a kill -9 of the agent must not leave a backup running that
+ * nobody follows, writing into a folder the restarted agent discards.
+ *
  * Exit status: 0 when the outcome was printed (ok or not), 2 on bad usage.
  */
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <libimobiledevice/diagnostics_relay.h>
@@ -169,6 +178,13 @@ int main(int argc, char **argv)
 	char text[128];
 	int i, r = 0;
 
+	if (argc > 2 && strcmp(argv[1], "--exec") == 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+			return 2; /* the agent is already gone */
+		execv(argv[2], argv + 2);
+		perror(argv[2]);
+		return 2;
+	}
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--udid") == 0 && i + 1 < argc)
 			udid = argv[++i];

@@ -331,7 +331,7 @@ static void backup_begin(struct job *j)
 	struct actions *a = j->a;
 	const struct device_facts *f = a->ops->facts(a->data, j->cmd.udid);
 	const struct command_param *full = command_param_get(&j->cmd, "full");
-	const char *argv[8];
+	const char *argv[10];
 	char dir[4096];
 	int r, n = 0;
 
@@ -351,6 +351,9 @@ static void backup_begin(struct job *j)
 		job_finish(j, COMMAND_STATUS_FAILED, "backup_store_error", strerror(-r));
 		return;
 	}
+	/* through the helper, so the tool dies with the agent (see action_main.c) */
+	argv[n++] = a->cfg.action_helper;
+	argv[n++] = "--exec";
 	argv[n++] = a->cfg.backup_tool;
 	argv[n++] = "-u";
 	argv[n++] = j->cmd.udid;

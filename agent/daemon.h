@@ -23,4 +23,8 @@ struct daemon_paths {
 /* Runs until SIGTERM/SIGINT. Returns the process exit status. cfg and paths borrowed. */
 int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths);
 
+/* The daemon's command line (-c FILE, --test-config, --dump-config, --agent-id, --broker,
+ * --state-dir); argv[0] is the program. Returns the exit status. */
+int daemon_main(int argc, char **argv);
+
 #endif

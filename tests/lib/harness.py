@@ -22,7 +22,7 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes  # noqa: F401  (re-exported for tests)
+from paho.mqtt.packettypes import PacketTypes
 
 
 def free_port():
@@ -255,7 +255,10 @@ class Agent:
 class Collector:
     """Subscribes (MQTT 5) and records every message: (topic, payload bytes, retain, t)."""
 
-    def __init__(self, port, topic="cradle/v1/#", client_id=None):
+    def __init__(self, port, topic="cradle/v1/#", client_id=None, persistent=False):
+        """persistent: a broker session that outlives disconnects (and a broker restart with
+        persistence), so nothing published while the collector reconnects is missed."""
+        from paho.mqtt.properties import Properties
         self.msgs = []
         self.lock = threading.Lock()
         self.c = mqtt.Client(client_id=client_id or "collector-%d" % os.getpid(),
@@ -264,7 +267,12 @@ class Collector:
         self.connected = threading.Event()
         self.c.on_connect = lambda c, u, f, rc, props=None: (c.subscribe(topic, qos=1),
                                                               self.connected.set())
-        self.c.connect("127.0.0.1", port)
+        self.c.reconnect_delay_set(0.2, 1)
+        props = None
+        if persistent:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 3600
+        self.c.connect("127.0.0.1", port, clean_start=not persistent, properties=props)
         self.c.loop_start()
         if not self.connected.wait(10):
             raise TimeoutError("collector could not connect")

@@ -1,0 +1,105 @@
+#!/usr/bin/python3
+"""Nothing lost: the broker is down for 60 s while phones come and go and the agent is killed
+with kill -9 and restarted. Afterwards every state change and event is on the broker, in seq
+order, with no gap inside a session; the retained state of every phone is the newest.
+
+CRADLE_OUTAGE_S shortens the outage for quick local runs (the suite uses the full 60 s)."""
+import os
+import signal
+import time
+
+from common import AGENT, SIM, device, events, states, udid, validate_all, write_scenario
+from harness import Agent, Broker, Collector, Sim, fail, wait_for
+
+AID = "station-outage-1"
+OUTAGE = float(os.environ.get("CRADLE_OUTAGE_S", "60"))
+
+
+def main():
+    scenario = write_scenario([device(1), device(2), device(3), device(4),
+                               device(5, attached=False)])
+    with Broker() as broker, Sim(SIM, scenario) as sim:
+        col = Collector(broker.port, client_id="outage-collector", persistent=True)
+        agent = Agent(AGENT, broker, sim, agent_id=AID, extra_conf="probe_interval 10s\n")
+        agent.start()
+        try:
+            for n in (1, 2, 3, 4):
+                wait_for(lambda: any(s["attached"] for s in states(col, AID, udid(n))), 15,
+                         what="first state of phone %d" % n)
+            t_down = time.monotonic()
+            broker.stop()  # graceful: the broker keeps the collector's session on disk
+            sim.ctl({"op": "detach", "udid": udid(1)})
+            sim.ctl({"op": "detach", "udid": udid(2)})
+            sim.ctl({"op": "attach", "udid": udid(5)})
+            sim.ctl({"op": "set", "udid": udid(3), "domain": "com.apple.mobile.backup",
+                     "key": "CloudBackupEnabled", "value": False})
+            time.sleep(min(8, OUTAGE / 3))  # the agent notices and queues while offline
+            agent.kill9()
+            time.sleep(2)
+            agent.start()  # same state_dir: the outbox of the killed run is still there
+            sim.ctl({"op": "attach", "udid": udid(1)})
+            sim.ctl({"op": "set", "udid": udid(4), "domain": "com.apple.mobile.battery",
+                     "key": "ExternalConnected", "value": False})
+            rest = OUTAGE - (time.monotonic() - t_down)
+            if rest > 0:
+                time.sleep(rest)
+            broker.start()
+            print("broker was down %.1f s" % (time.monotonic() - t_down))
+
+            def settled():
+                s1, s2, s3, s4, s5 = (states(col, AID, udid(n)) for n in (1, 2, 3, 4, 5))
+                return (s1 and s1[-1]["attached"] and s2 and not s2[-1]["attached"] and s3 and
+                        s3[-1]["backup"]["icloud_enabled"] is False and s4 and
+                        s4[-1]["power"]["external_connected"] is False and s5 and
+                        s5[-1]["attached"])
+            wait_for(settled, 60, what="every change made during the outage on the broker")
+            time.sleep(2)  # let the last in-flight messages land
+
+            evs = events(col, AID)
+            for n, ev in ((1, "detached"), (2, "detached"), (5, "attached"), (1, "attached")):
+                if not any(e["event"] == ev and e["udid"] == udid(n) for e in evs):
+                    fail("event %s of phone %d was lost" % (ev, n))
+
+            # seq accounting per session (the will carries no seq)
+            by_session = {}
+            for t, m, r, ts in col.json("cradle/v1/agent/%s/#" % AID):
+                if "seq" not in m:
+                    continue
+                by_session.setdefault(m["session"], []).append(m["seq"])
+            if len(by_session) < 2:
+                fail("expected messages from two agent sessions, got %r" % list(by_session))
+            dups = 0
+            for session, seqs in sorted(by_session.items()):
+                uniq = sorted(set(seqs))
+                dups += len(seqs) - len(uniq)
+                missing = sorted(set(range(uniq[0], uniq[-1] + 1)) - set(uniq))
+                if missing:
+                    for t, m, r, ts in col.json("cradle/v1/agent/%s/#" % AID):
+                        if m.get("session") == session and abs(m.get("seq", -99) - missing[0]) < 4:
+                            print("  seq %s %s %s" % (m["seq"], t.split("/")[-1],
+                                                      m.get("event", m.get("attached", ""))))
+                    fail("session %d: %d messages lost, seqs %r" % (session, len(missing),
+                                                                   missing[:20]))
+                last = -1
+                for s in seqs:
+                    if s < last and s not in seqs[:seqs.index(s)]:
+                        fail("session %d: seq %d arrived after %d" % (session, s, last))
+                    last = max(last, s)
+                print("session %d: seqs %d..%d, all present" % (session, uniq[0], uniq[-1]))
+            print("duplicates (allowed, at-least-once): %d" % dups)
+            n = validate_all(col)
+            print("%d messages validated" % n)
+        except BaseException:
+            if agent.proc:
+                print("--- agent stderr ---\n" + agent.proc.stderr_text()[-6000:])
+            raise
+        finally:
+            agent.stop()
+            col.close()
+    os.unlink(scenario)
+    print("ok")
+
+
+if __name__ == "__main__":
+    signal.alarm(200)
+    main()
