@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config: the agent's configuration file (`key value` lines, `#` comments), parsed by one table
+ * that also drives the defaults and --dump-config. Every key is documented in agent/README.md.
+ *
+ * Value syntax: durations carry a unit (30s, 5m, 72h, 2d; a bare 0 is allowed), sizes a
+ * binary suffix or none (512, 64K, 16M, 1G), bools are true/false/yes/no/on/off/1/0, lists are
+ * comma separated (blanks around items are trimmed), rates are COUNT/DURATION (6/1h).
+ * Strings run to the end of the line (trailing blanks trimmed); a value may be quoted "..." to
+ * keep leading/trailing blanks or to give an empty string.
+ *
+ * Threading: plain functions without global state; call them from any one thread.
+ */
+#ifndef CRADLE_AGENT_CONFIG_H
+#define CRADLE_AGENT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "diagnose.h"
+#include "log.h"
+
+#define AGENT_CONFIG_FILE_MAX  (1024 * 1024) /* a config file larger than this is rejected */
+#define AGENT_CONFIG_LIST_MAX  16
+#define AGENT_CONFIG_ITEM_MAX  64
+#define AGENT_CONFIG_PATH_MAX  256
+#define AGENT_CONFIG_ERROR_MAX 512
+
+struct agent_config_list {
+	int n;
+	char item[AGENT_CONFIG_LIST_MAX][AGENT_CONFIG_ITEM_MAX];
+};
+
+struct agent_config_rate {
+	unsigned count;
+	int64_t interval_s;
+};
+
+struct agent_config {
+	char agent_id[64]; /* required, [a-z0-9][a-z0-9-]{2,62} */
+	char broker_url[AGENT_CONFIG_PATH_MAX];
+	char state_dir[AGENT_CONFIG_PATH_MAX];
+	/* stale_after, min_ios_version and the three pattern lists live here */
+	struct diagnose_config diagnose;
+	int64_t probe_interval_s;
+	int64_t refresh_interval_s;
+	unsigned probe_concurrency;
+	int64_t probe_timeout_s;
+	int64_t resync_interval_s;
+	bool publish_device_name;
+	bool syslog_watch;
+	int64_t syslog_window_s;
+	char site[AGENT_CONFIG_ITEM_MAX];
+	char station[AGENT_CONFIG_ITEM_MAX];
+	char mqtt_username[128];
+	char mqtt_password[128]; /* secret: never logged, masked by agent_config_dump() */
+	char mqtt_cafile[AGENT_CONFIG_PATH_MAX];
+	char mqtt_certfile[AGENT_CONFIG_PATH_MAX];
+	char mqtt_keyfile[AGENT_CONFIG_PATH_MAX];
+	int64_t keepalive_s;
+	int64_t will_delay_s;
+	int64_t session_expiry_s;
+	uint64_t outbox_max_bytes;
+	uint64_t outbox_max_records;
+	enum log_level log_level;
+	struct agent_config_list allowed_commands;
+	char backup_dir[AGENT_CONFIG_PATH_MAX];
+	unsigned backup_retention;
+	uint64_t backup_min_free;
+	unsigned max_concurrent_backups;
+	int64_t restart_timeout_s;
+	struct agent_config_rate cmd_rate_per_device;
+	int64_t cmd_id_retention_s;
+};
+
+/* Fills cfg with the defaults of the table (agent_id stays empty). Never fails. */
+void agent_config_defaults(struct agent_config *cfg);
+
+/*
+ * Parses text (len bytes, borrowed, need not be NUL-terminated) as a config file called name
+ * (borrowed, used in messages) on top of the current contents of cfg (call
+ * agent_config_defaults() first). Stops at the first error: returns -EINVAL and writes
+ * "NAME:LINE: message" into ret_err (errsz bytes, may be NULL). Checks required keys and
+ * cross-key rules at the end. cfg may be partly updated on error.
+ */
+int agent_config_parse(const char *name, const char *text, size_t len, struct agent_config *cfg,
+                       char *ret_err, size_t errsz);
+
+/*
+ * Defaults, then the file at path (borrowed). 0, -EINVAL (syntax, message in ret_err) or
+ * -errno when the file cannot be read (message in ret_err too).
+ */
+int agent_config_load(const char *path, struct agent_config *cfg, char *ret_err, size_t errsz);
+
+/* Writes every key as a `key value` line, in table order, secrets masked. 0 or -EIO. */
+int agent_config_dump(const struct agent_config *cfg, FILE *f);
+
+#endif

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * outbox: the agent's durable, bounded queue of messages waiting for a broker PUBACK, so that
+ * nothing is lost across broker outages, agent crashes (kill -9) and power cuts.
+ *
+ * Storage: one append-only journal file STATE_DIR/outbox.log of framed records
+ * (u32 length, u32 crc32, body). A body is a header (next seq), a PUT (seq, flags, key, topic,
+ * payload) or an ACK (seq). Opening replays the journal into an in-memory index (seq, file
+ * offset, key); payloads stay on disk and are read back with pread() when sent. A record whose
+ * length or crc is wrong ends the journal: the tail from there is cut (logged), which is what a
+ * kill -9 or power cut in the middle of a write leaves behind. When dead records (acked,
+ * superseded, dropped) outweigh live ones the journal is compacted into a new file (write,
+ * fsync, rename, fsync dir). Why a journal and not one file per record: a put is one write()
+ * and many puts share one fdatasync() (outbox_flush), so it sustains thousands of records/s
+ * where file-per-record needs an fsync, a rename and a directory fsync per message.
+ *
+ * Durability contract: outbox_put() survives a process crash as soon as it returns (the data is
+ * in the kernel); outbox_flush() makes everything put so far survive a power cut. The MQTT
+ * client calls outbox_flush() before it publishes anything, so nothing reaches the broker that
+ * could be forgotten by the agent.
+ *
+ * Keys and overflow policy (also in agent/README.md):
+ *   key NULL or ""     an event: droppable when the outbox is full, oldest first;
+ *   key "result:..."   a command result: never dropped, never coalesced;
+ *   any other key      (e.g. "state:<udid>") coalescing: a new put supersedes the unsent record
+ *                      with the same key, so only the newest one is kept; never dropped.
+ * When a put would exceed max_records or max_bytes, the oldest events are dropped until it
+ * fits; if no event is left, a new event is refused (and counted as dropped), while a state or
+ * result is still accepted over the limit (they are bounded by devices and commands).
+ * Dropped events are counted; the daemon reads the count with outbox_take_dropped() and
+ * publishes an outbox_overflow event.
+ *
+ * Threading: a struct outbox belongs to one thread (the loop thread); no locking.
+ */
+#ifndef CRADLE_AGENT_OUTBOX_H
+#define CRADLE_AGENT_OUTBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define OUTBOX_TOPIC_MAX   512
+#define OUTBOX_KEY_MAX     192
+#define OUTBOX_PAYLOAD_MAX (256 * 1024)
+#define OUTBOX_FILE        "outbox.log"
+
+struct outbox;
+
+struct outbox_limits {
+	uint64_t max_bytes;   /* live record bytes (framing included); the file may reach ~2x */
+	uint64_t max_records; /* live records */
+};
+
+enum outbox_kind {
+	OUTBOX_EVENT,
+	OUTBOX_STATE, /* coalescing key */
+	OUTBOX_RESULT,
+	_OUTBOX_KIND_MAX,
+};
+
+/* A record handed out by outbox_next(); caller frees with outbox_record_free(). */
+struct outbox_record {
+	uint64_t seq;
+	enum outbox_kind kind;
+	bool retained;
+	int qos;
+	char *topic; /* NUL-terminated */
+	char *payload;
+	size_t len;
+};
+
+struct outbox_stats {
+	uint64_t depth;      /* live records */
+	uint64_t bytes;      /* live bytes */
+	uint64_t file_bytes; /* journal size */
+	uint64_t dropped;    /* events dropped by the overflow policy since open */
+	uint64_t superseded; /* coalesced away since open */
+	uint64_t truncated;  /* bytes cut from a damaged tail at open */
+	uint64_t compactions;
+};
+
+/*
+ * Opens (creating dir/outbox.log if needed; dir must exist) and replays the journal.
+ * dir and limits are copied. 0 and *ret (free with outbox_close()) or -errno.
+ */
+int outbox_open(const char *dir, const struct outbox_limits *limits, struct outbox **ret);
+
+/* Flushes (fdatasync) and closes; NULL-safe; returns NULL. */
+struct outbox *outbox_close(struct outbox *ob);
+
+/*
+ * Appends a message: topic (NUL-terminated, < OUTBOX_TOPIC_MAX), payload (len bytes,
+ * <= OUTBOX_PAYLOAD_MAX), key (see above; may be NULL). All borrowed. qos 0..2.
+ * Returns 0 and the new seq in *ret_seq (may be NULL); -ENOBUFS when an event was refused by
+ * the overflow policy; -EINVAL for bad arguments; -EIO/-ENOSPC when the write failed (the
+ * journal is left as before).
+ */
+int outbox_put(struct outbox *ob, const char *topic, const void *payload, size_t len, bool retained,
+               int qos, const char *key, uint64_t *ret_seq);
+
+/* Makes every put so far durable (fdatasync when something is unsynced). 0 or -errno. */
+int outbox_flush(struct outbox *ob);
+
+/*
+ * The live record with the smallest seq > after_seq. 0 and *ret (caller frees with
+ * outbox_record_free()), -ENOENT when there is none, -EIO/-ENOMEM.
+ */
+int outbox_next(struct outbox *ob, uint64_t after_seq, struct outbox_record **ret);
+struct outbox_record *outbox_record_free(struct outbox_record *rec);
+
+/* Whether seq is still live (not acked, superseded or dropped). */
+bool outbox_contains(const struct outbox *ob, uint64_t seq);
+
+/*
+ * Deletes seq after the broker acknowledged it. 0, or -ENOENT when it is already gone (a
+ * duplicate ack, or it was superseded meanwhile: harmless). The ack itself is not fsynced: a
+ * lost ack only means one duplicate after a power cut.
+ */
+int outbox_ack(struct outbox *ob, uint64_t seq);
+
+uint64_t outbox_depth(const struct outbox *ob);
+void outbox_get_stats(const struct outbox *ob, struct outbox_stats *ret);
+
+/* Events dropped since the last call (then reset to 0), for the outbox_overflow event. */
+uint64_t outbox_take_dropped(struct outbox *ob);
+
+#endif

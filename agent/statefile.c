@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * statefile: small persisted counters (session, next seq) for the agent.
+ *
+ * The file is rewritten whole on every save through a temp file + fsync + rename + directory
+ * fsync, so after a crash or power cut it holds either the old or the new content, never a mix.
+ * Saves are rare (once per start and once per STATEFILE_SEQ_BLOCK messages), so the cost of
+ * two fsyncs does not matter.
+ */
+#include "statefile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define STATEFILE_MAX 4096
+
+static int parse_u64(const char *s, uint64_t *ret)
+{
+	uint64_t v = 0;
+
+	if (*s == '\0')
+		return -EBADMSG;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
+			return -EBADMSG;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*ret = v;
+	return 0;
+}
+
+int statefile_load(const char *path, struct statefile *sf)
+{
+	char buf[STATEFILE_MAX + 1];
+	struct statefile tmp = { 0 };
+	size_t len = 0;
+	char *line, *save = NULL;
+	int fd = -1;
+	int r = 0;
+
+	memset(sf, 0, sizeof(*sf));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = errno == ENOENT ? 0 : -errno;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len == sizeof(buf) - 1) {
+			r = -EBADMSG;
+			goto out;
+		}
+	}
+	buf[len] = '\0';
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *sp = strchr(line, ' ');
+
+		if (!sp) {
+			r = -EBADMSG;
+			goto out;
+		}
+		*sp = '\0';
+		if (strcmp(line, "session") == 0)
+			r = parse_u64(sp + 1, &tmp.session);
+		else if (strcmp(line, "next_seq") == 0)
+			r = parse_u64(sp + 1, &tmp.next_seq);
+		if (r < 0)
+			goto out;
+	}
+	tmp.reserved_end = tmp.next_seq;
+	*sf = tmp;
+out:
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+static int fsync_dir_of(const char *path)
+{
+	char *copy = strdup(path);
+	int fd = -1;
+	int r = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0)
+		r = -errno;
+	if (fd >= 0)
+		close(fd);
+	free(copy);
+	return r;
+}
+
+int statefile_save(const char *path, const struct statefile *sf)
+{
+	char tmp[4096], text[128];
+	uint64_t next = sf->next_seq > sf->reserved_end ? sf->next_seq : sf->reserved_end;
+	size_t len, off = 0;
+	int fd = -1;
+	int r = 0;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	len = (size_t)snprintf(text, sizeof(text), "session %" PRIu64 "\nnext_seq %" PRIu64 "\n",
+	                       sf->session, next);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	while (off < len) {
+		ssize_t n = write(fd, text + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	if (fsync(fd) < 0) {
+		r = -errno;
+		goto out;
+	}
+	close(fd);
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = fsync_dir_of(path);
+out:
+	if (fd >= 0) {
+		close(fd);
+		unlink(tmp);
+	}
+	return r;
+}
+
+int statefile_begin_session(const char *path, struct statefile *sf)
+{
+	struct statefile next = *sf;
+	int r;
+
+	next.session++;
+	if (next.next_seq < next.reserved_end)
+		next.next_seq = next.reserved_end;
+	next.reserved_end = next.next_seq;
+	r = statefile_save(path, &next);
+	if (r < 0)
+		return r;
+	*sf = next;
+	return 0;
+}
+
+int statefile_next_seq(const char *path, struct statefile *sf, uint64_t *ret_seq)
+{
+	int r;
+
+	if (sf->next_seq >= sf->reserved_end) {
+		struct statefile next = *sf;
+
+		next.reserved_end = sf->next_seq + STATEFILE_SEQ_BLOCK;
+		r = statefile_save(path, &next);
+		if (r < 0)
+			return r;
+		sf->reserved_end = next.reserved_end;
+	}
+	*ret_seq = sf->next_seq++;
+	return 0;
+}
