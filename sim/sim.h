@@ -70,6 +70,7 @@ struct sim {
 	char buid[64];           /* one SystemBUID per simulator instance */
 	bool plaintext;          /* --plaintext: StartSession answers EnableSessionSSL=false */
 	void *crypto;            /* owned by the device half: keys and certificates */
+	void *mux;               /* owned by the mux half: listeners, clients, pair records */
 };
 
 /* ---- provided by the mux half ---- */

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mux: the usbmuxd half of cradle-sim. Listening sockets (UNIX and TCP), one non-blocking
+ * connection per client, the plist protocol of usbmuxd (version 1, XML replies), Listen
+ * clients and their Attached/Detached/Paired events, the cached ListDevices reply.
+ *
+ * Ownership: struct mux hangs off sim->mux and is created/freed by mux_new()/mux_free(). It
+ * owns its listeners, client connections, the pair-record store and pending restart timers.
+ * A client that Connects to a device port is handed to the device half (devport_accept) and
+ * forgotten here. Everything runs on the loop thread.
+ */
+#ifndef CRADLE_SIM_MUX_H
+#define CRADLE_SIM_MUX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <plist/plist.h>
+
+struct sim;
+struct sim_device;
+
+#define MUX_HEADER_SIZE   16
+#define MUX_REQUEST_MAX   (1u << 20)  /* whole request, header included */
+#define MUX_OUTPUT_MAX    (64u << 20) /* queued bytes per client before it is dropped */
+#define MUX_LISTENERS_MAX 8
+#define MUX_CLIENTS_MAX   4096
+
+/* Header message types (device-protocols.md §1.2). */
+enum {
+	MUX_MSG_RESULT = 1,
+	MUX_MSG_CONNECT = 2,
+	MUX_MSG_LISTEN = 3,
+	MUX_MSG_DEVICE_ADD = 4,
+	MUX_MSG_DEVICE_REMOVE = 5,
+	MUX_MSG_DEVICE_PAIRED = 6,
+	MUX_MSG_PLIST = 8,
+};
+
+/* Result numbers. */
+enum {
+	MUX_RESULT_OK = 0,
+	MUX_RESULT_BADCOMMAND = 1,
+	MUX_RESULT_BADDEV = 2,
+	MUX_RESULT_CONNREFUSED = 3,
+	MUX_RESULT_EINVAL = 22,
+};
+
+struct mux_header {
+	uint32_t length; /* whole message, header included */
+	uint32_t version;
+	uint32_t message;
+	uint32_t tag;
+};
+
+/* One decoded plist request; everything copied out of the plist, bounded. */
+struct mux_request {
+	char message_type[32];
+	char prog_name[64];
+	char client_version[64];
+	uint32_t device_id;   /* Connect, SavePairRecord (0 = absent) */
+	uint32_t port_number; /* Connect, as sent (htons'ed); see mux_request_port() */
+	bool has_port;
+	char record_id[64];   /* *PairRecord: the UDID */
+	uint8_t *record_data; /* SavePairRecord: owned, free with mux_request_done() */
+	size_t record_len;
+};
+
+struct mux_listener {
+	int fd;
+	char unix_path[108]; /* unlinked on free; "" for TCP */
+	char addr[160];      /* as printed on the ready line */
+};
+
+struct mux_client;
+struct mux_pending;
+struct pairrec;
+struct timeline;
+
+struct mux {
+	struct sim *sim;
+	struct mux_listener listeners[MUX_LISTENERS_MAX];
+	int n_listeners;
+	struct mux_client *clients; /* doubly linked */
+	int n_clients;
+	uint32_t next_device_id; /* > 0, never reused */
+	uint32_t next_listener_id;
+	char *devlist_xml; /* cached ListDevices payload; NULL = stale */
+	uint32_t devlist_len;
+	struct pairrec *pairrecs; /* pairrec.c */
+	int n_pairrecs;
+	int cap_pairrecs;
+	struct mux_pending *pending; /* restart timers, device.c */
+	struct timeline *timeline;   /* scheduled scenario events, timeline.c */
+};
+
+/* ---- the wire format, pure (fuzz_usbmux) ---- */
+
+/* Parses the 16-byte header at buf. Returns 0 when a header is there (then *h is set),
+ * -EAGAIN when fewer than 16 bytes, -EBADMSG when length is < 16 or > MUX_REQUEST_MAX. */
+int mux_parse_header(const uint8_t *buf, size_t len, struct mux_header *h);
+/* Decodes an XML (or binary) plist request payload. 0, or -EBADMSG (not a dict, no
+ * MessageType, wrong key types). Call mux_request_done() in both cases. */
+int mux_decode_request(const uint8_t *payload, size_t len, struct mux_request *req);
+void mux_request_done(struct mux_request *req);
+/* PortNumber arrives htons'ed (libusbmuxd puts htons(port) in the integer): swap back. */
+uint16_t mux_request_port(const struct mux_request *req);
+
+/* ---- the service ---- */
+
+/* Creates sim->mux. 0 or -errno. */
+int mux_new(struct sim *sim);
+/* "unix:/path" (or "UNIX:/path") or "HOST:PORT" ("127.0.0.1:0" picks a free port). The
+ * address actually bound is kept in listeners[i].addr. 0 or -errno. */
+int mux_listen(struct sim *sim, const char *spec);
+/* Closes everything; NULL-safe. */
+void mux_free(struct sim *sim);
+
+/* Called by device.c: invalidates the ListDevices cache and pushes the event to Listen
+ * clients (tag 0). */
+void mux_device_changed(struct sim *sim, struct sim_device *dev, bool attached);
+void mux_device_paired(struct sim *sim, struct sim_device *dev);
+
+/* Device table (device.c), beyond the sim_device_* functions of sim.h. */
+/* A detached device with an empty root domain and an empty journal; udid already normalised. */
+struct sim_device *sim_device_new(const char *udid);
+void sim_device_free(struct sim_device *dev); /* NULL-safe; also devport_device_free() */
+/* Cancels pending restart re-attaches (shutdown). */
+void sim_device_cancel_restarts(struct sim *sim);
+
+/* Pair-record store (pairrec.c), beyond sim_pair_record_get/set of sim.h. */
+int pairrec_delete(struct sim *sim, const char *udid); /* 0 or -ENOENT */
+void pairrec_free_all(struct mux *mux);
+
+#endif

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * scenario: cradle-sim's JSON scenario (sim/README.md, sim/scenario.schema.json) turned into
+ * devices and timeline events, and the JSON -> plist value mapping that the control socket's
+ * `set` shares. Errors name the offending JSON path, e.g.
+ *   devices[3].values["com.apple.mobile.backup"].LastCloudBackupDate: expected integer
+ *
+ * Ownership: struct scenario owns what it parsed until the caller moves devices into struct
+ * sim and events into a timeline (then it clears the pointers). scenario_free() frees the rest.
+ */
+#ifndef CRADLE_SIM_SCENARIO_H
+#define CRADLE_SIM_SCENARIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <plist/plist.h>
+
+#include "sim.h"
+
+struct cJSON;
+
+#define SCENARIO_FILE_MAX    (64u << 20)
+#define SCENARIO_DEVICES_MAX 10000
+#define SCENARIO_ERR_MAX     512
+
+enum timeline_op {
+	TIMELINE_SET, /* values[domain][key] = value (NULL value removes the key) */
+	TIMELINE_ATTACH,
+	TIMELINE_DETACH,
+	TIMELINE_PAIRING, /* pairing state change (pair record follows, see scenario_set_pairing) */
+};
+
+struct timeline_event {
+	struct sim_device *dev; /* borrowed from the scenario / sim */
+	uint64_t at_ms;         /* after start */
+	enum timeline_op op;
+	char domain[128];
+	char key[128];
+	plist_t value; /* owned; NULL = remove */
+	enum sim_pairing pairing;
+};
+
+struct scenario {
+	struct sim_device **devices; /* owned until moved into struct sim */
+	int n_devices;
+	struct timeline_event *events; /* owned */
+	int n_events;
+};
+
+/* Parses a scenario document and appends its devices and events to sc. On error returns
+ * -EINVAL with a message naming the JSON path in err (sc keeps what it had before). */
+int scenario_parse(struct scenario *sc, const char *buf, size_t len, char *err, size_t errlen);
+/* Same from a parsed document (generate.c builds one). */
+int scenario_parse_json(struct scenario *sc, const struct cJSON *doc, char *err, size_t errlen);
+int scenario_load_file(struct scenario *sc, const char *path, char *err, size_t errlen);
+void scenario_free(struct scenario *sc);
+
+/* JSON -> plist: integers -> uint (negative -> int), other numbers -> real, strings, booleans,
+ * {"$date":"RFC 3339"}, {"$data":"base64"}, arrays, objects -> dicts. When domain/key name a
+ * key of known type (LastCloudBackupDate is an integer...) the type is checked. path names the
+ * value in error messages. 0 or -EINVAL. */
+int scenario_value_to_plist(const struct cJSON *j, const char *domain, const char *key,
+                            const char *path, plist_t *ret, char *err, size_t errlen);
+
+/* "paired", "unpaired", "trust_pending", "denied", "invalid_host". */
+int scenario_pairing_from_string(const char *s, enum sim_pairing *ret);
+const char *scenario_pairing_to_string(enum sim_pairing p);
+/* Changes dev->pairing and the pair record usbmuxd holds for it: paired and invalid_host
+ * get a record (devport_make_pair_record) when none exists, the others lose theirs. */
+void scenario_set_pairing(struct sim *sim, struct sim_device *dev, enum sim_pairing p);
+
+/* 24 hex -> dashed 25-char (as usbmuxd reports it); dashed 25-char and 40 hex kept (hex
+ * case kept). 0 or -EINVAL when it is none of these. */
+int scenario_normalize_udid(const char *in, char *out, size_t size);
+
+/* Timeline: schedules every event of sc on sim->loop and takes them over. */
+int timeline_start(struct sim *sim, struct scenario *sc);
+void timeline_stop(struct sim *sim);
+/* Applies one event now (also used by tests). */
+void timeline_apply(struct sim *sim, const struct timeline_event *ev);
+
+#endif

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * timeline: the scripted per-device events of a scenario ("at 30 s the battery drops and the
+ * phone leaves power, at 60 s it is unplugged"), each on its own one-shot loop timer counted
+ * from start-up. The events are owned here from timeline_start() until exit.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "loop.h"
+#include "mux.h"
+#include "scenario.h"
+#include "sim.h"
+
+struct timeline_slot {
+	struct timeline *tl;
+	struct timeline_event ev;
+	uint64_t timer;
+};
+
+struct timeline {
+	struct sim *sim;
+	struct timeline_slot *slots;
+	int n;
+};
+
+void timeline_apply(struct sim *sim, const struct timeline_event *ev)
+{
+	struct sim_device *dev = ev->dev;
+	plist_t dict;
+
+	switch (ev->op) {
+	case TIMELINE_ATTACH:
+		sim_device_attach(sim, dev);
+		break;
+	case TIMELINE_DETACH:
+		sim_device_detach(sim, dev);
+		break;
+	case TIMELINE_PAIRING:
+		scenario_set_pairing(sim, dev, ev->pairing);
+		break;
+	case TIMELINE_SET:
+		dict = plist_dict_get_item(dev->values, ev->domain);
+		if (!ev->value) {
+			if (dict && plist_dict_get_item(dict, ev->key))
+				plist_dict_remove_item(dict, ev->key);
+			break;
+		}
+		if (!dict) {
+			dict = plist_new_dict();
+			plist_dict_set_item(dev->values, ev->domain, dict);
+		}
+		plist_dict_set_item(dict, ev->key, plist_copy(ev->value));
+		break;
+	}
+	log_debug("timeline: %s: event at %llu ms applied", dev->udid,
+	          (unsigned long long)ev->at_ms);
+}
+
+static void timeline_fire(struct loop *loop, uint64_t timer_id, void *data)
+{
+	struct timeline_slot *s = data;
+
+	(void)loop;
+	(void)timer_id;
+	s->timer = 0;
+	timeline_apply(s->tl->sim, &s->ev);
+}
+
+int timeline_start(struct sim *sim, struct scenario *sc)
+{
+	struct mux *m = sim->mux;
+	struct timeline *tl;
+	int i;
+
+	if (!m || m->timeline)
+		return -EINVAL;
+	tl = calloc(1, sizeof(*tl));
+	if (!tl)
+		return -ENOMEM;
+	tl->sim = sim;
+	if (sc->n_events) {
+		tl->slots = calloc((size_t)sc->n_events, sizeof(*tl->slots));
+		if (!tl->slots) {
+			free(tl);
+			return -ENOMEM;
+		}
+	}
+	for (i = 0; i < sc->n_events; i++) {
+		struct timeline_slot *s = &tl->slots[i];
+
+		s->tl = tl;
+		s->ev = sc->events[i];
+		s->timer = loop_add_timer(sim->loop, s->ev.at_ms, timeline_fire, s);
+		if (!s->timer)
+			log_warn("timeline: %s: cannot schedule event", s->ev.dev->udid);
+	}
+	tl->n = sc->n_events;
+	free(sc->events);
+	sc->events = NULL;
+	sc->n_events = 0;
+	m->timeline = tl;
+	return 0;
+}
+
+void timeline_stop(struct sim *sim)
+{
+	struct mux *m = sim->mux;
+	struct timeline *tl = m ? m->timeline : NULL;
+	int i;
+
+	if (!tl)
+		return;
+	for (i = 0; i < tl->n; i++) {
+		if (tl->slots[i].timer)
+			loop_cancel_timer(sim->loop, tl->slots[i].timer);
+		plist_free(tl->slots[i].ev.value);
+	}
+	free(tl->slots);
+	free(tl);
+	m->timeline = NULL;
+}
