@@ -448,6 +448,8 @@ static void handle_command(struct daemon *d, const struct mqtt_message *msg)
 		.len = msg->len,
 		.retained = msg->retained,
 		.expiry_s = msg->expiry_s,
+		.correlation = msg->correlation,
+		.correlation_len = msg->correlation_len,
 		.received_ms = loop_now_ms(),
 	};
 	struct cmd_decision dec;

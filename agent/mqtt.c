@@ -58,6 +58,8 @@ struct mqtt_event {
 	bool retained;
 	int qos;
 	int64_t expiry_s;
+	char correlation[MQTT_CORRELATION_MAX]; /* MQTT 5 Correlation Data, truncated */
+	size_t correlation_len;
 	struct mqtt_event *next;
 };
 
@@ -274,6 +276,7 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 	struct mqtt *m = context;
 	struct mqtt_event *ev = NULL;
 	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+	MQTTProperty *corr;
 	bool drop;
 
 	pthread_mutex_lock(&m->lock);
@@ -309,6 +312,13 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 	if (MQTTProperties_hasProperty(&msg->properties, MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL))
 		ev->expiry_s = (uint32_t)MQTTProperties_getNumericValue(
 		        &msg->properties, MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL);
+	corr = MQTTProperties_getProperty(&msg->properties, MQTTPROPERTY_CODE_CORRELATION_DATA);
+	if (corr && corr->value.data.data && corr->value.data.len > 0) {
+		ev->correlation_len = (size_t)corr->value.data.len < sizeof(ev->correlation)
+		                              ? (size_t)corr->value.data.len
+		                              : sizeof(ev->correlation);
+		memcpy(ev->correlation, corr->value.data.data, ev->correlation_len);
+	}
 	post_event(m, ev);
 out:
 	/* 1 = consumed: returning 0 would make Paho redeliver it forever */
@@ -491,7 +501,9 @@ static void handle_event(struct mqtt *m, struct mqtt_event *ev)
 			                    .len = ev->len,
 			                    .retained = ev->retained,
 			                    .qos = ev->qos,
-			                    .expiry_s = ev->expiry_s };
+			                    .expiry_s = ev->expiry_s,
+			                    .correlation = ev->correlation_len ? ev->correlation : NULL,
+			                    .correlation_len = ev->correlation_len };
 
 		pthread_mutex_lock(&m->lock);
 		m->queued_messages--;

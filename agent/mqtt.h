@@ -43,6 +43,7 @@
 #define MQTT_INFLIGHT_DEFAULT   32
 #define MQTT_INCOMING_MAX       (64 * 1024) /* default cap on an incoming payload */
 #define MQTT_INCOMING_QUEUE_MAX 256         /* messages waiting for the loop thread */
+#define MQTT_CORRELATION_MAX    64          /* correlation data kept per message */
 
 struct mqtt;
 
@@ -75,6 +76,10 @@ struct mqtt_message {
 	bool retained;
 	int qos;
 	int64_t expiry_s; /* Message Expiry Interval as received, -1 when absent */
+	/* MQTT 5 Correlation Data (at most MQTT_CORRELATION_MAX bytes kept), NULL when absent:
+	 * lets the agent attribute a command it cannot parse */
+	const void *correlation;
+	size_t correlation_len;
 };
 
 /* All optional; run on the loop thread; data is the pointer given to mqtt_new(). */
