@@ -8,8 +8,8 @@
  *   'P' u64 seq, u8 flags (bit 0 retained, bits 1-2 qos), u8 kind, u16 key_len,
  *       u16 topic_len, u32 payload_len, key, topic, payload
  *   'A' u64 seq                                   acked, superseded or dropped
- * Replay applies the records in file order; coalescing is re-applied from the keys, so a
- * superseding put needs no extra record. The index is an array in seq order (puts only ever
+ * Replay applies the records in file order; a superseded state was retired with an 'A' record
+ * like an acked one, so replay needs no coalescing rule of its own. The index is an array in seq order (puts only ever
  * append), searched by binary search; dead entries are squeezed out when they outnumber live
  * ones. Coalescing looks for the key among live entries by a linear scan of the index: with at
  * most a few hundred devices per station and a bounded outbox this costs microseconds.
@@ -315,11 +315,6 @@ static int replay_body(struct outbox *ob, const uint8_t *b, uint32_t blen, uint6
 		if (PUT_FIXED + klen + tlen + plen != blen || b[10] >= _OUTBOX_KIND_MAX ||
 		    tlen == 0 || seq <= ob->last_put)
 			return -EBADMSG;
-		if (b[10] == OUTBOX_STATE) {
-			e = find_key(ob, (const char *)b + PUT_FIXED, klen);
-			if (e)
-				kill_entry(ob, e);
-		}
 		r = index_add(ob, seq, off, blen + FRAME_HEADER, (enum outbox_kind)b[10],
 		              (const char *)b + PUT_FIXED, klen);
 		if (r < 0)
@@ -596,9 +591,34 @@ static bool over_limits(const struct outbox *ob, uint64_t add_bytes)
 	       ob->live_bytes + add_bytes > ob->limits.max_bytes;
 }
 
-/* Drops the oldest live events until the new record fits; returns whether it fits. */
+/* Whether a live state newer than index i carries the same key. */
+static bool has_newer_state(const struct outbox *ob, size_t i)
+{
+	const struct outbox_entry *e = &ob->ent[i];
+
+	for (size_t j = i + 1; j < ob->n_ent; j++)
+		if (ob->ent[j].live && ob->ent[j].kind == OUTBOX_STATE &&
+		    strcmp(ob->ent[j].key, e->key) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Makes room for a new record: first the oldest states that a newer state of the same device
+ * makes redundant (never the newest one of a key: the current state is what matters), then the
+ * oldest live events. Returns whether the new record fits.
+ */
 static bool make_room(struct outbox *ob, uint64_t add_bytes)
 {
+	for (size_t i = ob->first_live; i < ob->n_ent && over_limits(ob, add_bytes); i++) {
+		struct outbox_entry *e = &ob->ent[i];
+
+		if (!e->live || e->kind != OUTBOX_STATE || !has_newer_state(ob, i))
+			continue;
+		if (retire(ob, e) < 0)
+			return false;
+		ob->stats.superseded++;
+	}
 	for (size_t i = ob->first_live; i < ob->n_ent && over_limits(ob, add_bytes); i++) {
 		struct outbox_entry *e = &ob->ent[i];
 
@@ -627,8 +647,12 @@ int outbox_put(struct outbox *ob, const char *topic, const void *payload, size_t
 	if (tlen == 0 || tlen >= OUTBOX_TOPIC_MAX || klen >= OUTBOX_KEY_MAX ||
 	    len > OUTBOX_PAYLOAD_MAX || qos < 0 || qos > 2 || (len > 0 && !payload))
 		return -EINVAL;
-	/* coalescing first: the superseded record frees its room */
-	if (kind == OUTBOX_STATE) {
+	/*
+	 * Coalescing only under pressure: while there is room every state change is kept, so a
+	 * consumer sees each one in seq order without gaps; when full, the unsent older state of
+	 * the same device is the first thing to give up (it frees the room for the new one).
+	 */
+	if (kind == OUTBOX_STATE && over_limits(ob, FRAME_HEADER + blen)) {
 		old = find_key(ob, key, klen);
 		if (old) {
 			r = retire(ob, old);

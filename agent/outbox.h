@@ -22,11 +22,15 @@
  * Keys and overflow policy (also in agent/README.md):
  *   key NULL or ""     an event: droppable when the outbox is full, oldest first;
  *   key "result:..."   a command result: never dropped, never coalesced;
- *   any other key      (e.g. "state:<udid>") coalescing: a new put supersedes the unsent record
- *                      with the same key, so only the newest one is kept; never dropped.
- * When a put would exceed max_records or max_bytes, the oldest events are dropped until it
- * fits; if no event is left, a new event is refused (and counted as dropped), while a state or
- * result is still accepted over the limit (they are bounded by devices and commands).
+ *   any other key      (e.g. "state:<udid>") a state: every change is kept while there is room
+ *                      (consumers see each one, no seq gaps); under pressure an unsent older
+ *                      record with the same key is superseded first. The newest per key is
+ *                      never dropped.
+ * When a put would exceed max_records or max_bytes: a state first supersedes its own older
+ * record; then older states made redundant by a newer one of the same key are superseded, then
+ * the oldest events are dropped, until it fits. If it still does not fit, a new event is refused (and counted
+ * as dropped), while a state or result is accepted over the limit (they are bounded by devices
+ * and commands).
  * Dropped events are counted; the daemon reads the count with outbox_take_dropped() and
  * publishes an outbox_overflow event.
  *

@@ -148,26 +148,45 @@ static void test_bad_args(void **state)
 
 static void test_coalescing(void **state)
 {
+	struct outbox_limits four = { .max_bytes = 1 << 20, .max_records = 4 };
 	struct outbox *ob = open_ob(&big);
 	struct outbox_stats st;
 
 	(void)state;
+	/* with room, every state change is kept: consumers see each one, no seq gaps */
 	put(ob, "s/A", "A1", "state:A");
 	put(ob, "e", "ev1", NULL);
 	put(ob, "s/B", "B1", "state:B");
 	put(ob, "s/A", "A2", "state:A");
 	put(ob, "r", "R1", "result:c1");
-	put(ob, "r", "R2", "result:c1"); /* results are a status stream: never coalesced */
-	put(ob, "s/A", "A3", "state:A");
-	expect_payloads(ob, "ev1 B1 R1 R2 A3");
+	put(ob, "r", "R2", "result:c1");
+	expect_payloads(ob, "A1 ev1 B1 A2 R1 R2");
+	outbox_get_stats(ob, &st);
+	assert_int_equal(st.superseded, 0);
+	for (uint64_t seq = 1; seq <= 6; seq++)
+		outbox_ack(ob, seq);
+	ob = outbox_close(ob);
+
+	/* under pressure: the older state of the same device goes first, then redundant older
+	 * states, then events; the newest state per device is never dropped */
+	ob = open_ob(&four);
+	put(ob, "s/A", "A1", "state:A");
+	put(ob, "s/B", "B1", "state:B");
+	put(ob, "s/A", "A2", "state:A");
+	put(ob, "e", "ev1", NULL);
+	put(ob, "s/A", "A3", "state:A"); /* full: supersedes A1 */
+	expect_payloads(ob, "B1 A2 ev1 A3");
+	put(ob, "e", "ev2", NULL); /* full: A2 is redundant (A3 is newer) */
+	expect_payloads(ob, "B1 ev1 A3 ev2");
+	put(ob, "e", "ev3", NULL); /* full, nothing redundant: the oldest event goes */
+	expect_payloads(ob, "B1 A3 ev2 ev3");
 	outbox_get_stats(ob, &st);
 	assert_int_equal(st.superseded, 2);
+	assert_int_equal(st.dropped, 1);
 	ob = outbox_close(ob);
-	/* replay applies the same rule */
-	ob = open_ob(&big);
-	expect_payloads(ob, "ev1 B1 R1 R2 A3");
-	put(ob, "s/B", "B2", "state:B");
-	expect_payloads(ob, "ev1 R1 R2 A3 B2");
+	/* replay gives the same records: supersessions were journaled like acks */
+	ob = open_ob(&four);
+	expect_payloads(ob, "B1 A3 ev2 ev3");
 	outbox_close(ob);
 }
 
@@ -347,12 +366,26 @@ static void test_compaction(void **state)
 	expect_payloads(ob, "keep");
 	assert_true(outbox_contains(ob, keep));
 
-	/* a broker outage: nothing is acked, but superseded states must not grow the file */
-	for (int i = 0; i < 2000; i++)
-		put(ob, "s", i == 1999 ? "last" : payload, "state:dev");
-	outbox_get_stats(ob, &st);
-	assert_true(st.file_bytes < 2 * 1024 * 1024);
-	expect_payloads(ob, "keep last");
+	/* a long broker outage: nothing is acked; once the outbox is full, superseded states must
+	 * not grow the file, and the newest state is kept */
+	ob = outbox_close(ob);
+	{
+		struct outbox_limits lim = { .max_bytes = 256 * 1024, .max_records = 1000000 };
+		struct outbox_record *rec = NULL;
+		uint64_t last = 0;
+
+		ob = open_ob(&lim);
+		for (int i = 0; i < 2000; i++)
+			last = put(ob, "s", i == 1999 ? "last" : payload, "state:dev");
+		outbox_get_stats(ob, &st);
+		assert_true(st.file_bytes < 2 * 1024 * 1024);
+		assert_true(st.bytes <= lim.max_bytes);
+		assert_true(outbox_contains(ob, keep));
+		assert_true(outbox_contains(ob, last));
+		assert_int_equal(outbox_next(ob, last - 1, &rec), 0);
+		assert_string_equal(rec->payload, "last");
+		outbox_record_free(rec);
+	}
 	outbox_close(ob);
 }
 
