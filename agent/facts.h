@@ -11,6 +11,7 @@
 #define CRADLE_FACTS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define FACTS_UDID_MAX     64
@@ -84,5 +85,29 @@ struct device_facts {
 	char syslog[FACTS_EVIDENCE_MAX][FACTS_LINE_MAX]; /* backupd / BackupAgent lines */
 	int last_backup_error;  /* MBErrorDomain code of the last failed local backup, 0 if none */
 };
+
+/* ---- facts <-> JSON (agent/facts.c): the probe helper's stdout, one object on one line ---- */
+
+/* Largest facts JSON the parent accepts (the helper's worst case is well below). */
+#define FACTS_JSON_MAX 16384
+
+/* Stable names of the enums as used in the facts JSON ("ok", "trust_pending", ...). */
+const char *facts_probe_name(enum facts_probe p);
+const char *facts_pairing_name(enum facts_pairing p);
+
+/* Sets f to "nothing known" for udid (probe ERROR, pairing PAIRED, no values). */
+void facts_init(struct device_facts *f, const char *udid);
+
+/* One-line JSON object (no newline); the caller frees it. NULL on allocation failure. */
+char *facts_to_json(const struct device_facts *f);
+
+/*
+ * Strict parse of what facts_to_json() writes: len <= FACTS_JSON_MAX, an object, udid required,
+ * every known key with its type and bounds, unknown keys rejected, overlong strings rejected.
+ * On error ret is left in facts_init() state and err (optional) says why.
+ * 0, -EINVAL (bad input), -E2BIG (over the cap) or -ENOMEM.
+ */
+int facts_from_json(const char *json, size_t len, struct device_facts *ret, char *err,
+		    size_t err_size);
 
 #endif

@@ -2,7 +2,7 @@
 /*
  * cradle-agent: command line entry point, a small dispatcher over the agent's modes.
  *
- *   cradle-agent --once [--udid U] [--concurrency N] [--timeout 30s] [--syslog 5s]
+ *   cradle-agent --once [-c FILE] [--udid U] [--concurrency N] [--timeout 30s] [--syslog 5s]
  *                [--agent ID] [--publish-device-name] [--probe-helper PATH]
  *   cradle-agent -c FILE [--test-config] [--dump-config] [--agent-id ID] [--broker URL]
  *                [--state-dir DIR]                                   (daemon.c)
@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "daemon.h"
 #include "log.h"
 #include "once.h"
@@ -85,8 +86,11 @@ static int mode_once(int argc, char **argv)
 		{ "publish-device-name", no_argument, NULL, 'p' },
 		{ "probe-helper", required_argument, NULL, 'H' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "config", required_argument, NULL, 'c' },
 		{ 0 },
 	};
+	static struct agent_config cfg; /* large: off the stack */
+	char err[AGENT_CONFIG_ERROR_MAX];
 	char helper[PATH_MAX + 32];
 	struct once_opts o = {
 		.agent = "local",
@@ -102,9 +106,23 @@ static int mode_once(int argc, char **argv)
 	default_helper(helper, sizeof(helper));
 	o.helper = getenv("CRADLE_PROBE_HELPER") ? getenv("CRADLE_PROBE_HELPER") : helper;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
+			break;
+		case 'c':
+			/* the daemon's file: its diagnosis settings, probe limits and syslog window;
+			 * flags given after -c still override them */
+			if (agent_config_load(optarg, &cfg, err, sizeof(err)) < 0) {
+				log_error("%s", err);
+				return 1;
+			}
+			o.diag = &cfg.diagnose;
+			o.agent = cfg.agent_id;
+			o.concurrency = cfg.probe_concurrency;
+			o.timeout_ms = (uint64_t)cfg.probe_timeout_s * 1000;
+			o.syslog_ms = cfg.syslog_watch ? (int)(cfg.syslog_window_s * 1000) : 0;
+			o.publish_device_name = cfg.publish_device_name;
 			break;
 		case 'u':
 			o.udid = optarg;
@@ -163,7 +181,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: cradle-agent -c FILE [--test-config] [--dump-config] [--agent-id ID]\n"
 	           "                    [--broker URL] [--state-dir DIR]\n"
-	           "       cradle-agent --once [--udid U] [--concurrency N] [--timeout 30s]\n"
+	           "       cradle-agent --once [-c FILE] [--udid U] [--concurrency N] [--timeout 30s]\n"
 	           "                    [--syslog 5s] [--agent ID] [--publish-device-name]\n"
 	           "                    [--probe-helper PATH] [--log-level L]\n"
 	           "       cradle-agent send --broker URL --agent ID --udid UDID COMMAND\n"

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * devmon: which iPhones are attached, as attach/detach calls on the loop thread.
+ *
+ * Two sources, deduplicated by UDID so each change is reported once:
+ *  - usbmuxd events (idevice_event_subscribe): fast, but lost when usbmuxd was not up at
+ *    subscription time (UNIX socket mode), while it restarts, or when a post fails;
+ *  - a resync every resync_ms with one ListDevices: heals any missed event and reports
+ *    everything as detached when usbmuxd is gone (usbmuxd exits with its last device, so that
+ *    is the normal idle state: logged once, not an error). When usbmuxd comes back the event
+ *    subscription is renewed.
+ *
+ * Threading: the libusbmuxd thread only copies the UDID into a bounded mailbox and
+ * loop_post()s; everything else runs on the loop thread. libimobiledevice allows a single
+ * event subscription per process, so there is at most one devmon at a time.
+ * The resync's ListDevices blocks the loop thread briefly (local socket, ~ms at 500 devices).
+ */
+#ifndef CRADLE_DEVMON_H
+#define CRADLE_DEVMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct loop;
+struct devmon;
+
+enum devmon_event {
+	DEVMON_ATTACHED,
+	DEVMON_DETACHED,
+	DEVMON_PAIRED, /* usbmuxd saved a pair record (the user tapped Trust): probe again */
+};
+
+/* udid borrowed for the call. Never called from inside devmon_start()/devmon_free(). */
+typedef void (*devmon_fn)(enum devmon_event ev, const char *udid, void *data);
+
+/* resync_ms: 0 = 10 s. NULL on allocation failure or when a devmon already exists. */
+struct devmon *devmon_new(struct loop *loop, uint64_t resync_ms, devmon_fn fn, void *data);
+
+/* Subscribes and schedules the first resync at once. 0 or -errno (usbmuxd absence is not one). */
+int devmon_start(struct devmon *dm);
+
+/* Resync now (e.g. on command). */
+void devmon_resync(struct devmon *dm);
+
+bool devmon_is_attached(const struct devmon *dm, const char *udid);
+unsigned devmon_count(const struct devmon *dm);
+
+/* Unsubscribes (joins libusbmuxd's thread), cancels the timer, frees. No callbacks after. */
+struct devmon *devmon_free(struct devmon *dm);
+
+#endif

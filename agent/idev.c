@@ -1,0 +1,413 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * idev: the probe itself (see idev.h): usbmuxd lookup, pair-record check, one lockdown session,
+ * four GetValue requests (root, backup, battery, disk usage), optional syslog_relay sampling.
+ *
+ * Value decoding is lenient on types because iOS versions and the simulator differ: dates may
+ * be integers, reals or plist dates (all seconds since 2001-01-01), booleans may be 0/1
+ * integers (RequiresEncryption is one). Absent keys leave has_* false: "never backed up" is a
+ * finding, not an error. Errors map to domain states per reference device-protocols.md §2.8.
+ */
+#include "idev.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libimobiledevice/libimobiledevice.h>
+#include <libimobiledevice/lockdown.h>
+#include <libimobiledevice/syslog_relay.h>
+#include <plist/plist.h>
+#include <usbmuxd.h>
+
+#include "log.h"
+#include "loop.h"
+#include "timefmt.h"
+
+#define IDEV_LABEL "cradle-agent-probe"
+
+static void copy_plist_str(plist_t dict, const char *key, char *dst, size_t size)
+{
+	plist_t n = plist_dict_get_item(dict, key);
+	const char *s;
+	uint64_t len = 0;
+
+	if (!n || plist_get_node_type(n) != PLIST_STRING)
+		return;
+	s = plist_get_string_ptr(n, &len);
+	if (!s)
+		return;
+	if (len >= size)
+		len = size - 1;
+	memcpy(dst, s, len);
+	dst[len] = '\0';
+}
+
+/* Bool, or an integer 0/1 (RequiresEncryption is an integer on real phones). */
+static void get_bool(plist_t dict, const char *key, bool *has, bool *val)
+{
+	plist_t n = plist_dict_get_item(dict, key);
+	uint8_t b = 0;
+	uint64_t u = 0;
+
+	if (!n)
+		return;
+	if (plist_get_node_type(n) == PLIST_BOOLEAN) {
+		plist_get_bool_val(n, &b);
+		*val = b != 0;
+	} else if (plist_get_node_type(n) == PLIST_UINT) {
+		plist_get_uint_val(n, &u);
+		*val = u != 0;
+	} else {
+		return;
+	}
+	if (has)
+		*has = true;
+}
+
+static bool get_uint(plist_t dict, const char *key, uint64_t *val)
+{
+	plist_t n = plist_dict_get_item(dict, key);
+
+	if (!n || plist_get_node_type(n) != PLIST_UINT)
+		return false;
+	plist_get_uint_val(n, val);
+	return true;
+}
+
+/* Apple absolute time (integer, real or date) -> Unix seconds. */
+static void get_apple_date(plist_t dict, const char *key, bool *has, int64_t *unix_s)
+{
+	plist_t n = plist_dict_get_item(dict, key);
+	uint64_t u;
+	double d;
+	int32_t sec = 0, usec = 0;
+
+	if (!n)
+		return;
+	switch (plist_get_node_type(n)) {
+	case PLIST_UINT:
+		plist_get_uint_val(n, &u);
+		/* libplist keeps negative integers as two's complement bits */
+		*unix_s = timefmt_mac_to_unix((int64_t)u);
+		break;
+	case PLIST_REAL:
+		plist_get_real_val(n, &d);
+		if (!(d > -1e15 && d < 1e15))
+			return;
+		*unix_s = timefmt_mac_to_unix((int64_t)d);
+		break;
+	case PLIST_DATE:
+		/* libplist 2.2 counts plist dates from 2001-01-01 too */
+		plist_get_date_val(n, &sec, &usec);
+		*unix_s = timefmt_mac_to_unix(sec);
+		break;
+	default:
+		return;
+	}
+	*has = true;
+}
+
+static void read_root(plist_t d, struct device_facts *f)
+{
+	copy_plist_str(d, "ProductType", f->product_type, sizeof(f->product_type));
+	copy_plist_str(d, "ProductVersion", f->ios_version, sizeof(f->ios_version));
+	copy_plist_str(d, "BuildVersion", f->build, sizeof(f->build));
+	copy_plist_str(d, "SerialNumber", f->serial, sizeof(f->serial));
+	copy_plist_str(d, "DeviceName", f->device_name, sizeof(f->device_name));
+	get_bool(d, "PasswordProtected", &f->has_password_protected, &f->password_protected);
+}
+
+static void read_backup(plist_t d, struct device_facts *f)
+{
+	get_bool(d, "CloudBackupEnabled", &f->has_icloud_enabled, &f->icloud_enabled);
+	get_apple_date(d, "LastCloudBackupDate", &f->has_last_icloud, &f->last_icloud_unix);
+	get_apple_date(d, "LastiTunesBackupDate", &f->has_last_local, &f->last_local_unix);
+	get_bool(d, "WillEncrypt", &f->has_will_encrypt, &f->will_encrypt);
+	get_bool(d, "RequiresEncryption", &f->has_requires_encryption, &f->requires_encryption);
+}
+
+static void read_battery(plist_t d, struct device_facts *f)
+{
+	uint64_t pct;
+
+	if (!get_uint(d, "BatteryCurrentCapacity", &pct))
+		return;
+	f->has_battery = true;
+	f->battery_pct = pct > 100 ? 100 : (int)pct;
+	get_bool(d, "ExternalConnected", NULL, &f->external_connected);
+	get_bool(d, "BatteryIsCharging", NULL, &f->charging);
+}
+
+static void read_disk(plist_t d, struct device_facts *f)
+{
+	uint64_t total = 0, avail = 0;
+
+	if (!get_uint(d, "TotalDiskCapacity", &total) && !get_uint(d, "TotalDataCapacity", &total))
+		return;
+	f->has_storage = true;
+	f->total_bytes = total;
+	if (get_uint(d, "AmountDataAvailable", &avail) || get_uint(d, "TotalDataAvailable", &avail))
+		f->available_bytes = avail;
+}
+
+int idev_syslog_line_relevant(const char *line)
+{
+	return strstr(line, "backupd") || strstr(line, "BackupAgent") ||
+	       strstr(line, "MobileBackup");
+}
+
+/* Keeps the newest FACTS_EVIDENCE_MAX relevant lines (the latest attempt matters most). */
+static void keep_line(struct device_facts *f, const char *line)
+{
+	if (!idev_syslog_line_relevant(line))
+		return;
+	if (f->n_syslog == FACTS_EVIDENCE_MAX) {
+		memmove(f->syslog[0], f->syslog[1],
+		        sizeof(f->syslog[0]) * (FACTS_EVIDENCE_MAX - 1));
+		f->n_syslog--;
+	}
+	snprintf(f->syslog[f->n_syslog], FACTS_LINE_MAX, "%s", line);
+	f->n_syslog++;
+}
+
+/* Reads the relay for ms; lines end at '\n' (followed by a NUL on the wire). Bounded line. */
+static void sample_syslog(idevice_t dev, lockdownd_service_descriptor_t svc, int ms,
+                          struct device_facts *f)
+{
+	syslog_relay_client_t sr = NULL;
+	char buf[1], line[FACTS_LINE_MAX];
+	size_t len = 0;
+	uint64_t end = loop_now_ms() + (uint64_t)ms, now;
+
+	if (syslog_relay_client_new(dev, svc, &sr) != SYSLOG_RELAY_E_SUCCESS) {
+		log_debug("%s: syslog_relay client failed", f->udid);
+		return;
+	}
+	while ((now = loop_now_ms()) < end) {
+		uint32_t got = 0, i;
+		syslog_relay_error_t e;
+
+		e = syslog_relay_receive_with_timeout(sr, buf, sizeof(buf), &got,
+		                                      (unsigned)(end - now));
+		if (e != SYSLOG_RELAY_E_SUCCESS && e != SYSLOG_RELAY_E_TIMEOUT)
+			break;
+		for (i = 0; i < got; i++) {
+			char c = buf[i];
+
+			if (c == '\n' || c == '\0') {
+				line[len] = '\0';
+				if (len > 0)
+					keep_line(f, line);
+				len = 0;
+			} else if (len < sizeof(line) - 1) {
+				line[len++] = c; /* the rest of an overlong line is cut */
+			}
+		}
+	}
+	if (len > 0) {
+		line[len] = '\0';
+		keep_line(f, line);
+	}
+	syslog_relay_client_free(sr);
+}
+
+static void set_error(struct device_facts *f, enum facts_probe p, int lerr, const char *what)
+{
+	f->probe = p;
+	f->lockdown_error = lerr;
+	if (lerr)
+		snprintf(f->error_text, sizeof(f->error_text), "%s (%d)", what, lerr);
+	else
+		snprintf(f->error_text, sizeof(f->error_text), "%s", what);
+}
+
+/* Still listed by usbmuxd? Decides "gone" versus "error" after a failed request. */
+static bool device_present(const char *udid)
+{
+	idevice_t d = NULL;
+
+	if (idevice_new_with_options(&d, udid, IDEVICE_LOOKUP_USBMUX) != IDEVICE_E_SUCCESS)
+		return false;
+	idevice_free(d);
+	return true;
+}
+
+static void map_handshake_error(struct device_facts *f, lockdownd_error_t e, const char *udid)
+{
+	switch (e) {
+	case LOCKDOWN_E_PAIRING_DIALOG_RESPONSE_PENDING:
+		f->pairing = FACTS_PAIRING_TRUST_PENDING;
+		set_error(f, FACTS_PROBE_NOT_TRUSTED, e, "trust dialog pending");
+		break;
+	case LOCKDOWN_E_USER_DENIED_PAIRING:
+		f->pairing = FACTS_PAIRING_DENIED;
+		set_error(f, FACTS_PROBE_NOT_TRUSTED, e, "user denied pairing");
+		break;
+	case LOCKDOWN_E_INVALID_HOST_ID:
+	case LOCKDOWN_E_INVALID_CONF:
+		f->pairing = FACTS_PAIRING_INVALID;
+		set_error(f, FACTS_PROBE_NOT_TRUSTED, e, "pair record not accepted");
+		break;
+	case LOCKDOWN_E_PASSWORD_PROTECTED:
+		set_error(f, FACTS_PROBE_LOCKED, e, "device locked");
+		break;
+	default:
+		if (e == LOCKDOWN_E_MUX_ERROR || !device_present(udid))
+			set_error(f, FACTS_PROBE_GONE, e, "device gone during handshake");
+		else
+			set_error(f, FACTS_PROBE_ERROR, e, "lockdown handshake failed");
+		break;
+	}
+}
+
+/* One GetValue; a missing domain is not an error. false: the session broke (f set). */
+static bool get_domain(lockdownd_client_t lc, const char *udid, const char *domain,
+                       void (*read)(plist_t, struct device_facts *), struct device_facts *f)
+{
+	plist_t v = NULL;
+	lockdownd_error_t e = lockdownd_get_value(lc, domain, NULL, &v);
+
+	if (e == LOCKDOWN_E_SUCCESS) {
+		if (v && plist_get_node_type(v) == PLIST_DICT)
+			read(v, f);
+		plist_free(v);
+		return true;
+	}
+	plist_free(v);
+	if (e == LOCKDOWN_E_MISSING_VALUE || e == LOCKDOWN_E_MISSING_KEY ||
+	    e == LOCKDOWN_E_GET_PROHIBITED || e == LOCKDOWN_E_UNKNOWN_ERROR)
+		return true; /* the domain is not there on this iOS: no values from it */
+	if (e == LOCKDOWN_E_PASSWORD_PROTECTED)
+		set_error(f, FACTS_PROBE_LOCKED, e, "device locked");
+	else if (!device_present(udid))
+		set_error(f, FACTS_PROBE_GONE, e, "device gone during GetValue");
+	else
+		set_error(f, FACTS_PROBE_ERROR, e, domain ? domain : "root GetValue failed");
+	return false;
+}
+
+int idev_probe(const char *udid, const struct idev_probe_opts *opts, struct device_facts *f)
+{
+	idevice_t dev = NULL;
+	lockdownd_client_t lc = NULL;
+	lockdownd_service_descriptor_t svc = NULL;
+	lockdownd_error_t le;
+	idevice_error_t ie;
+	char *rec = NULL;
+	uint32_t rec_len = 0;
+	int r;
+
+	facts_init(f, udid);
+	f->probed_at_ms = wall_now_ms();
+	if (!udid || !udid[0] || strlen(udid) >= FACTS_UDID_MAX)
+		return -EINVAL;
+
+	ie = idevice_new_with_options(&dev, udid, IDEVICE_LOOKUP_USBMUX);
+	if (ie != IDEVICE_E_SUCCESS) {
+		set_error(f, FACTS_PROBE_GONE, 0, "device not found on usbmuxd");
+		return 0;
+	}
+
+	/* The pair record decides whether a handshake is allowed: without one,
+	 * lockdownd_client_new_with_handshake() would send Pair (the Trust prompt). */
+	r = usbmuxd_read_pair_record(udid, &rec, &rec_len);
+	free(rec);
+	if (r < 0) {
+		if (r == -ENOENT) {
+			f->pairing = FACTS_PAIRING_UNPAIRED;
+			set_error(f, FACTS_PROBE_NOT_TRUSTED, 0, "no pair record on this host");
+		} else if (!device_present(udid)) {
+			set_error(f, FACTS_PROBE_GONE, 0, "device gone before the handshake");
+		} else {
+			set_error(f, FACTS_PROBE_ERROR, r, "ReadPairRecord failed");
+		}
+		r = 0;
+		goto out;
+	}
+
+	le = lockdownd_client_new_with_handshake(dev, &lc, IDEV_LABEL);
+	if (le != LOCKDOWN_E_SUCCESS) {
+		lc = NULL;
+		map_handshake_error(f, le, udid);
+		r = 0;
+		goto out;
+	}
+	f->probe = FACTS_PROBE_OK;
+	f->error_text[0] = '\0';
+	if (!get_domain(lc, udid, NULL, read_root, f) ||
+	    !get_domain(lc, udid, "com.apple.mobile.backup", read_backup, f) ||
+	    !get_domain(lc, udid, "com.apple.mobile.battery", read_battery, f) ||
+	    !get_domain(lc, udid, "com.apple.disk_usage", read_disk, f)) {
+		r = 0;
+		goto out;
+	}
+	if (opts && opts->syslog_ms > 0 &&
+	    lockdownd_start_service(lc, "com.apple.syslog_relay", &svc) == LOCKDOWN_E_SUCCESS) {
+		/* end the lockdown session first: the relay is its own connection */
+		lockdownd_client_free(lc);
+		lc = NULL;
+		sample_syslog(dev, svc, opts->syslog_ms, f);
+	}
+	r = 0;
+out:
+	if (svc)
+		lockdownd_service_descriptor_free(svc);
+	if (lc)
+		lockdownd_client_free(lc);
+	idevice_free(dev);
+	return r;
+}
+
+static int cmp_udid(const void *a, const void *b)
+{
+	return strcmp((const char *)a, (const char *)b);
+}
+
+int idev_list(struct idev_list *ret)
+{
+	idevice_info_t *devs = NULL;
+	int count = 0, i;
+	size_t n = 0, k;
+
+	ret->udid = NULL;
+	ret->n = 0;
+	if (idevice_get_device_list_extended(&devs, &count) != IDEVICE_E_SUCCESS)
+		return -ENOTCONN;
+	if (count > IDEV_LIST_MAX) {
+		log_warn("usbmuxd lists %d devices, only %d are watched", count, IDEV_LIST_MAX);
+		count = IDEV_LIST_MAX;
+	}
+	if (count > 0) {
+		ret->udid = calloc((size_t)count, sizeof(*ret->udid));
+		if (!ret->udid) {
+			idevice_device_list_extended_free(devs);
+			return -ENOMEM;
+		}
+	}
+	for (i = 0; i < count && devs && devs[i]; i++) {
+		if (devs[i]->conn_type != CONNECTION_USBMUXD || !devs[i]->udid ||
+		    !devs[i]->udid[0] || strlen(devs[i]->udid) >= FACTS_UDID_MAX)
+			continue;
+		snprintf(ret->udid[n++], FACTS_UDID_MAX, "%s", devs[i]->udid);
+	}
+	idevice_device_list_extended_free(devs);
+	if (n > 1)
+		qsort(ret->udid, n, sizeof(*ret->udid), cmp_udid);
+	/* drop duplicates (usbmuxd lists a device once per connection type) */
+	for (i = 0, k = 0; (size_t)i < n; i++)
+		if (k == 0 || strcmp(ret->udid[k - 1], ret->udid[i]) != 0)
+			memmove(ret->udid[k++], ret->udid[i], FACTS_UDID_MAX);
+	ret->n = k;
+	return 0;
+}
+
+void idev_list_free(struct idev_list *l)
+{
+	if (!l)
+		return;
+	free(l->udid);
+	l->udid = NULL;
+	l->n = 0;
+}
