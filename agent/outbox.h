@@ -32,7 +32,7 @@
  * as dropped), while a state or result is accepted over the limit (they are bounded by devices
  * and commands).
  * Dropped events are counted; the daemon reads the count with outbox_take_dropped() and
- * publishes an outbox_overflow event.
+ * logs a warning with it.
  *
  * Threading: a struct outbox belongs to one thread (the loop thread); no locking.
  */
@@ -125,7 +125,7 @@ int outbox_ack(struct outbox *ob, uint64_t seq);
 uint64_t outbox_depth(const struct outbox *ob);
 void outbox_get_stats(const struct outbox *ob, struct outbox_stats *ret);
 
-/* Events dropped since the last call (then reset to 0), for the outbox_overflow event. */
+/* Events dropped since the last call (then reset to 0), for the daemon's overflow warning. */
 uint64_t outbox_take_dropped(struct outbox *ob);
 
 #endif
