@@ -34,6 +34,7 @@
 #include "outbox.h"
 #include "probe.h"
 #include "proto.h"
+#include "selfpath.h"
 #include "state.h"
 #include "statefile.h"
 #include "topics.h"
@@ -568,6 +569,26 @@ static void on_stop_signal(struct loop *loop, int signo, void *data)
 	loop_stop(loop);
 }
 
+static void on_shutdown_tick(struct loop *loop, uint64_t id, void *data)
+{
+	(void)id;
+	(void)data;
+	loop_stop(loop);
+}
+
+/* Lets running probe helpers end (they are killed at their deadline) so none outlives us;
+ * bounded by DAEMON_SHUTDOWN_MS. */
+static void stop_probes(struct daemon *d)
+{
+	uint64_t deadline = loop_now_ms() + DAEMON_SHUTDOWN_MS;
+
+	probe_sched_stop(d->probe);
+	while (!probe_idle(d->probe) && loop_now_ms() < deadline) {
+		loop_add_timer(d->loop, 50, on_shutdown_tick, NULL);
+		loop_run(d->loop);
+	}
+}
+
 static int build_cmd(struct daemon *d)
 {
 	struct cmd_config cc;
@@ -697,11 +718,15 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 	r = statefile_load(d.statefile_path, &d.sf);
 	if (r == -EBADMSG)
 		log_warn("'%s' is damaged, starting the counters afresh", d.statefile_path);
-	else if (r < 0)
-		return log_error_errno(r, "cannot read '%s'", d.statefile_path), 1;
+	else if (r < 0) {
+		log_error_errno(r, "cannot read '%s'", d.statefile_path);
+		return 1;
+	}
 	r = statefile_begin_session(d.statefile_path, &d.sf);
-	if (r < 0)
-		return log_error_errno(r, "cannot write '%s'", d.statefile_path), 1;
+	if (r < 0) {
+		log_error_errno(r, "cannot write '%s'", d.statefile_path);
+		return 1;
+	}
 	log_info("agent '%s' starting, session %llu", cfg->agent_id,
 	         (unsigned long long)d.sf.session);
 
@@ -745,6 +770,7 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 	/* stop producing before saying goodbye */
 	d.devmon = devmon_free(d.devmon);
 	d.actions = actions_free(d.actions);
+	stop_probes(&d);
 	d.probe = probe_sched_free(d.probe);
 	offline = status_payload(&d, false, false);
 	if (offline) {
@@ -772,25 +798,6 @@ out:
 }
 
 /* ---- command line of the daemon mode ---- */
-
-/* Helpers live next to our own executable (build tree and /usr/bin alike). */
-static void sibling_path(char *buf, size_t size, const char *name)
-{
-	char self[DAEMON_PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	char *slash;
-
-	if (n > 0) {
-		self[n] = '\0';
-		slash = strrchr(self, '/');
-		if (slash) {
-			*slash = '\0';
-			snprintf(buf, size, "%s/%s", self, name);
-			return;
-		}
-	}
-	snprintf(buf, size, "%s", name);
-}
 
 static void daemon_usage(FILE *f)
 {
@@ -873,8 +880,11 @@ int daemon_main(int argc, char **argv)
 			printf("%s: configuration ok\n", file);
 		return 0;
 	}
-	sibling_path(probe_helper, sizeof(probe_helper), "cradle-agent-probe");
-	sibling_path(action_helper, sizeof(action_helper), "cradle-agent-action");
+	if (selfpath_sibling(probe_helper, sizeof(probe_helper), "cradle-agent-probe") < 0 ||
+	    selfpath_sibling(action_helper, sizeof(action_helper), "cradle-agent-action") < 0) {
+		log_error("the path of our own executable is too long");
+		return 1;
+	}
 	paths.probe_helper =
 	        getenv("CRADLE_PROBE_HELPER") ? getenv("CRADLE_PROBE_HELPER") : probe_helper;
 	paths.action_helper =

@@ -24,6 +24,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "once.h"
+#include "selfpath.h"
 #include "send.h"
 
 /* "30s", "2m", "1h", "1500ms" or bare seconds -> ms; 0 or -EINVAL. */
@@ -55,25 +56,6 @@ static int parse_duration_ms(const char *s, uint64_t min_ms, uint64_t max_ms, ui
 	return 0;
 }
 
-/* Default helper: cradle-agent-probe next to our own executable. */
-static void default_helper(char *buf, size_t size)
-{
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	char *slash;
-
-	if (n > 0) {
-		self[n] = '\0';
-		slash = strrchr(self, '/');
-		if (slash) {
-			*slash = '\0';
-			snprintf(buf, size, "%s/cradle-agent-probe", self);
-			return;
-		}
-	}
-	snprintf(buf, size, "cradle-agent-probe");
-}
-
 static int mode_once(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -103,7 +85,7 @@ static int mode_once(int argc, char **argv)
 	enum log_level lvl;
 	int c, r;
 
-	default_helper(helper, sizeof(helper));
+	selfpath_sibling(helper, sizeof(helper), "cradle-agent-probe");
 	o.helper = getenv("CRADLE_PROBE_HELPER") ? getenv("CRADLE_PROBE_HELPER") : helper;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
@@ -111,8 +93,8 @@ static int mode_once(int argc, char **argv)
 		case 'o':
 			break;
 		case 'c':
-			/* the daemon's file: its diagnosis settings, probe limits and syslog window;
-			 * flags given after -c still override them */
+			/* the daemon's file: its diagnosis settings, probe limits and syslog
+			 * window; flags given after -c still override them */
 			if (agent_config_load(optarg, &cfg, err, sizeof(err)) < 0) {
 				log_error("%s", err);
 				return 1;
@@ -179,13 +161,14 @@ static int mode_once(int argc, char **argv)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: cradle-agent -c FILE [--test-config] [--dump-config] [--agent-id ID]\n"
-	           "                    [--broker URL] [--state-dir DIR]\n"
-	           "       cradle-agent --once [-c FILE] [--udid U] [--concurrency N] [--timeout 30s]\n"
-	           "                    [--syslog 5s] [--agent ID] [--publish-device-name]\n"
-	           "                    [--probe-helper PATH] [--log-level L]\n"
-	           "       cradle-agent send --broker URL --agent ID --udid UDID COMMAND\n"
-	           "                    [--param K=V] [--ttl S] [--timeout S] [--cmd-id UUID] [--json]\n");
+	fprintf(f,
+	        "usage: cradle-agent -c FILE [--test-config] [--dump-config] [--agent-id ID]\n"
+	        "                    [--broker URL] [--state-dir DIR]\n"
+	        "       cradle-agent --once [-c FILE] [--udid U] [--concurrency N] [--timeout 30s]\n"
+	        "                    [--syslog 5s] [--agent ID] [--publish-device-name]\n"
+	        "                    [--probe-helper PATH] [--log-level L]\n"
+	        "       cradle-agent send --broker URL --agent ID --udid UDID COMMAND\n"
+	        "                    [--param K=V] [--ttl S] [--timeout S] [--cmd-id UUID] [--json]\n");
 }
 
 struct mode {

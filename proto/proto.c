@@ -709,7 +709,7 @@ int proto_agent_status_decode(const char *json, size_t len, struct proto_agent_s
                               char *err, size_t err_size)
 {
 	struct dec d;
-	cJSON *root = NULL, *versions;
+	cJSON *root = NULL, *versions = NULL;
 	bool has;
 	int r;
 
@@ -773,7 +773,7 @@ int proto_agent_meta_decode(const char *json, size_t len, struct proto_agent_met
                             size_t err_size)
 {
 	struct dec d;
-	cJSON *root = NULL, *v, *c;
+	cJSON *root = NULL, *v = NULL, *c = NULL;
 	bool has;
 	int r;
 
@@ -843,7 +843,7 @@ int proto_device_state_decode(const char *json, size_t len, struct proto_device_
                               char *err, size_t err_size)
 {
 	struct dec d;
-	cJSON *root = NULL, *dv, *b, *p, *s, *g;
+	cJSON *root = NULL, *dv = NULL, *b = NULL, *p = NULL, *s = NULL, *g = NULL;
 	int64_t i64;
 	bool has, dummy;
 	int r, e;

@@ -100,8 +100,10 @@ int main(int argc, char **argv)
 		struct command_result res;
 		int n = 0;
 
-		while (n < 6 && (tok[n] = strtok_r(p, " \n", &save)))
-			n++, p = NULL;
+		while (n < 6 && (tok[n] = strtok_r(p, " \n", &save))) {
+			n++;
+			p = NULL;
+		}
 		if (n == 5 && strcmp(tok[0], "M") == 0) {
 			struct cmd_message m = { 0 };
 			struct cmd_decision d;
