@@ -35,6 +35,7 @@ int main(int argc, char **argv)
 {
 	struct loop *loop;
 	struct devmon *dm;
+	int r;
 
 	if (argc != 2)
 		return 2;
@@ -46,12 +47,17 @@ int main(int argc, char **argv)
 	loop_add_signal(loop, SIGTERM, on_term, NULL);
 	loop_add_signal(loop, SIGINT, on_term, NULL);
 	dm = devmon_new(loop, strtoull(argv[1], NULL, 10), on_dev, NULL);
-	if (!dm || devmon_start(dm) < 0)
+	if (!dm || devmon_start(dm) < 0) {
+		fprintf(stderr, "devmon-watch: cannot start devmon\n");
 		return 1;
+	}
 	printf("ready\n");
 	fflush(stdout);
-	loop_run(loop);
+	r = loop_run(loop);
+	if (r < 0)
+		fprintf(stderr, "devmon-watch: loop_run: %d\n", r);
 	devmon_free(dm);
 	loop_free(loop);
+	fprintf(stderr, "devmon-watch: clean exit\n");
 	return 0;
 }

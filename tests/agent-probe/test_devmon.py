@@ -46,7 +46,8 @@ class Watch:
             self.p.kill()
             fail("devmon-watch did not exit on SIGTERM")
         if self.p.returncode != 0:
-            fail("devmon-watch exited %d: %s" % (self.p.returncode, err.decode()))
+            fail("devmon-watch exited %d: %s\nits events: %s" % (self.p.returncode, err.decode(),
+                                                                  self.lines()))
 
 
 def expect(cond, msg):
