@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "durable.h"
 #include "log.h"
 
 #define HEADER_SIZE    16
@@ -53,38 +54,6 @@ struct cmdtable {
 	int64_t retention_ms;
 	size_t log_records;
 };
-
-static uint32_t crc32(const uint8_t *p, size_t n)
-{
-	uint32_t c = 0xffffffffu;
-	size_t i;
-	int k;
-
-	for (i = 0; i < n; i++) {
-		c ^= p[i];
-		for (k = 0; k < 8; k++)
-			c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
-	}
-	return ~c;
-}
-
-static void put_le(uint8_t *p, uint64_t v, int n)
-{
-	int i;
-
-	for (i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = n - 1; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
 
 static int hexval(char c)
 {
@@ -191,26 +160,26 @@ static void record_encode(const struct cmdtable_entry *e, uint8_t *rec)
 	rec[1] = (uint8_t)e->status;
 	rec[2] = (uint8_t)(int8_t)e->progress;
 	id_to_bin(e->cmd_id, rec + 4);
-	put_le(rec + 20, (uint64_t)e->created_ms, 8);
-	put_le(rec + 28, (uint64_t)e->updated_ms, 8);
+	durable_put_le(rec + 20, (uint64_t)e->created_ms, 8);
+	durable_put_le(rec + 28, (uint64_t)e->updated_ms, 8);
 	memcpy(rec + CODE_OFF, e->code, n);
-	put_le(rec + CRC_OFF, crc32(rec, CRC_OFF), 4);
+	durable_put_le(rec + CRC_OFF, durable_crc32(rec, CRC_OFF), 4);
 }
 
 static bool record_decode(const uint8_t *rec, struct cmdtable_entry *e)
 {
 	int8_t progress = (int8_t)rec[2];
 
-	if ((uint32_t)get_le(rec + CRC_OFF, 4) != crc32(rec, CRC_OFF) || rec[0] != RECORD_VERSION ||
-	    rec[1] >= _COMMAND_STATUS_MAX || progress < -1 || progress > 100 ||
-	    memchr(rec + CODE_OFF, 0, COMMAND_CODE_MAX) == NULL)
+	if ((uint32_t)durable_get_le(rec + CRC_OFF, 4) != durable_crc32(rec, CRC_OFF) ||
+	    rec[0] != RECORD_VERSION || rec[1] >= _COMMAND_STATUS_MAX || progress < -1 ||
+	    progress > 100 || memchr(rec + CODE_OFF, 0, COMMAND_CODE_MAX) == NULL)
 		return false;
 	memset(e, 0, sizeof(*e));
 	e->status = (enum command_status)rec[1];
 	e->progress = progress;
 	command_id_format(rec + 4, e->cmd_id);
-	e->created_ms = (int64_t)get_le(rec + 20, 8);
-	e->updated_ms = (int64_t)get_le(rec + 28, 8);
+	e->created_ms = (int64_t)durable_get_le(rec + 20, 8);
+	e->updated_ms = (int64_t)durable_get_le(rec + 28, 8);
 	memcpy(e->code, rec + CODE_OFF, COMMAND_CODE_MAX);
 	return true;
 }
@@ -234,22 +203,6 @@ static int write_all(int fd, const void *buf, size_t n, off_t off)
 		off += w;
 	}
 	return 0;
-}
-
-static int fsync_dir(const char *path)
-{
-	char *copy = strdup(path);
-	int fd = -1, r = 0;
-
-	if (!copy)
-		return -ENOMEM;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) < 0)
-		r = -errno;
-	if (fd >= 0)
-		close(fd);
-	free(copy);
-	return r;
 }
 
 static int write_header(int fd)
@@ -292,7 +245,7 @@ static int compact(struct cmdtable *t)
 		unlink(tmp);
 		goto out;
 	}
-	(void)fsync_dir(t->path);
+	(void)durable_fsync_parent(t->path);
 	close(t->fd);
 	t->fd = fd;
 	fd = -1;
@@ -391,7 +344,7 @@ fresh:
 		r = -errno;
 	if (r < 0)
 		return log_error_errno(r, "cmdtable '%s': cannot write header", t->path);
-	(void)fsync_dir(t->path);
+	(void)durable_fsync_parent(t->path);
 	*ret_size = HEADER_SIZE;
 	return 0;
 }

@@ -9,10 +9,11 @@
  *       u16 topic_len, u32 payload_len, key, topic, payload
  *   'A' u64 seq                                   acked, superseded or dropped
  * Replay applies the records in file order; a superseded state was retired with an 'A' record
- * like an acked one, so replay needs no coalescing rule of its own. The index is an array in seq order (puts only ever
- * append), searched by binary search; dead entries are squeezed out when they outnumber live
- * ones. Coalescing looks for the key among live entries by a linear scan of the index: with at
- * most a few hundred devices per station and a bounded outbox this costs microseconds.
+ * like an acked one, so replay needs no coalescing rule of its own. The index is an array in seq
+ * order (puts only ever append), searched by binary search; dead entries are squeezed out when they
+ * outnumber live ones. Coalescing looks for the key among live entries by a linear scan of the
+ * index: with at most a few hundred devices per station and a bounded outbox this costs
+ * microseconds.
  */
 #include "outbox.h"
 
@@ -25,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "durable.h"
 #include "log.h"
 
 #define OUTBOX_MAGIC 0x43524f42u /* "CROB", in the header body after the type */
@@ -58,45 +60,6 @@ struct outbox {
 	uint64_t dropped_pending;
 	struct outbox_stats stats;
 };
-
-static uint32_t crc_table[256];
-
-static void crc_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-
-		for (int k = 0; k < 8; k++)
-			c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-		crc_table[i] = c;
-	}
-}
-
-static uint32_t crc32_buf(const uint8_t *p, size_t n)
-{
-	uint32_t c = 0xffffffffu;
-
-	if (crc_table[1] == 0)
-		crc_init();
-	while (n--)
-		c = crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
-	return c ^ 0xffffffffu;
-}
-
-static void put_le(uint8_t *p, uint64_t v, int n)
-{
-	for (int i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 static enum outbox_kind kind_of_key(const char *key)
 {
@@ -151,8 +114,8 @@ static int read_all(int fd, void *buf, size_t len, uint64_t off)
 /* Frames body (whose first 8 bytes are reserved for the frame header) in place. */
 static void frame(uint8_t *buf, size_t body_len)
 {
-	put_le(buf, body_len, 4);
-	put_le(buf + 4, crc32_buf(buf + FRAME_HEADER, body_len), 4);
+	durable_put_le(buf, body_len, 4);
+	durable_put_le(buf + 4, durable_crc32(buf + FRAME_HEADER, body_len), 4);
 }
 
 static int append(struct outbox *ob, uint8_t *buf, size_t body_len)
@@ -178,7 +141,7 @@ static int append_ack(struct outbox *ob, uint64_t seq)
 	uint8_t buf[FRAME_HEADER + 9];
 
 	buf[FRAME_HEADER] = 'A';
-	put_le(buf + FRAME_HEADER + 1, seq, 8);
+	durable_put_le(buf + FRAME_HEADER + 1, seq, 8);
 	return append(ob, buf, 9);
 }
 
@@ -187,8 +150,8 @@ static int write_header(int fd, uint64_t next_seq)
 	uint8_t buf[FRAME_HEADER + 13];
 
 	buf[FRAME_HEADER] = 'H';
-	put_le(buf + FRAME_HEADER + 1, OUTBOX_MAGIC, 4);
-	put_le(buf + FRAME_HEADER + 5, next_seq, 8);
+	durable_put_le(buf + FRAME_HEADER + 1, OUTBOX_MAGIC, 4);
+	durable_put_le(buf + FRAME_HEADER + 5, next_seq, 8);
 	frame(buf, 13);
 	return write_all(fd, buf, sizeof(buf), 0);
 }
@@ -293,25 +256,25 @@ static int replay_body(struct outbox *ob, const uint8_t *b, uint32_t blen, uint6
 
 	switch (b[0]) {
 	case 'H':
-		if (blen != 13 || get_le(b + 1, 4) != OUTBOX_MAGIC)
+		if (blen != 13 || durable_get_le(b + 1, 4) != OUTBOX_MAGIC)
 			return -EBADMSG;
-		if (get_le(b + 5, 8) > ob->next_seq)
-			ob->next_seq = get_le(b + 5, 8);
+		if (durable_get_le(b + 5, 8) > ob->next_seq)
+			ob->next_seq = durable_get_le(b + 5, 8);
 		return 0;
 	case 'A':
 		if (blen != 9)
 			return -EBADMSG;
-		e = find(ob, get_le(b + 1, 8));
+		e = find(ob, durable_get_le(b + 1, 8));
 		if (e && e->live)
 			kill_entry(ob, e);
 		return 0;
 	case 'P':
 		if (blen < PUT_FIXED)
 			return -EBADMSG;
-		seq = get_le(b + 1, 8);
-		klen = get_le(b + 11, 2);
-		tlen = get_le(b + 13, 2);
-		plen = get_le(b + 15, 4);
+		seq = durable_get_le(b + 1, 8);
+		klen = durable_get_le(b + 11, 2);
+		tlen = durable_get_le(b + 13, 2);
+		plen = durable_get_le(b + 15, 4);
 		if (PUT_FIXED + klen + tlen + plen != blen || b[10] >= _OUTBOX_KIND_MAX ||
 		    tlen == 0 || seq <= ob->last_put)
 			return -EBADMSG;
@@ -351,7 +314,7 @@ static int replay(struct outbox *ob)
 		} else if (r < 0) {
 			goto out;
 		} else {
-			blen = (uint32_t)get_le(hdr, 4);
+			blen = (uint32_t)durable_get_le(hdr, 4);
 			if (blen == 0 || blen > RECORD_MAX - FRAME_HEADER) {
 				why = "bad record length";
 			} else {
@@ -360,7 +323,8 @@ static int replay(struct outbox *ob)
 					why = "truncated record";
 				else if (r < 0)
 					goto out;
-				else if (crc32_buf(buf, blen) != (uint32_t)get_le(hdr + 4, 4))
+				else if (durable_crc32(buf, blen) !=
+				         (uint32_t)durable_get_le(hdr + 4, 4))
 					why = "crc mismatch";
 				else if (off == 0 && buf[0] != 'H')
 					why = "no header";
@@ -393,19 +357,6 @@ static int replay(struct outbox *ob)
 	advance_first_live(ob);
 out:
 	free(buf);
-	return r;
-}
-
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int r = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		r = -errno;
-	close(fd);
 	return r;
 }
 
@@ -533,7 +484,7 @@ static int compact(struct outbox *ob)
 		r = -errno;
 		goto out;
 	}
-	fsync_dir(ob->dir);
+	durable_fsync_dir(ob->dir);
 	/* the rename is done: from here on the new file is the journal */
 	for (size_t i = 0; i < ob->n_ent; i++)
 		if (ob->ent[i].live)
@@ -677,12 +628,12 @@ int outbox_put(struct outbox *ob, const char *topic, const void *payload, size_t
 	seq = ob->next_seq;
 	off = ob->file_size;
 	buf[FRAME_HEADER] = 'P';
-	put_le(buf + FRAME_HEADER + 1, seq, 8);
+	durable_put_le(buf + FRAME_HEADER + 1, seq, 8);
 	buf[FRAME_HEADER + 9] = (uint8_t)((retained ? 1 : 0) | (qos << 1));
 	buf[FRAME_HEADER + 10] = (uint8_t)kind;
-	put_le(buf + FRAME_HEADER + 11, klen, 2);
-	put_le(buf + FRAME_HEADER + 13, tlen, 2);
-	put_le(buf + FRAME_HEADER + 15, len, 4);
+	durable_put_le(buf + FRAME_HEADER + 11, klen, 2);
+	durable_put_le(buf + FRAME_HEADER + 13, tlen, 2);
+	durable_put_le(buf + FRAME_HEADER + 15, len, 4);
 	memcpy(buf + FRAME_HEADER + PUT_FIXED, key ? key : "", klen);
 	memcpy(buf + FRAME_HEADER + PUT_FIXED + klen, topic, tlen);
 	if (len > 0)
@@ -739,9 +690,9 @@ int outbox_next(struct outbox *ob, uint64_t after_seq, struct outbox_record **re
 		r = log_error_errno(r == -ENODATA ? -EIO : r, "outbox '%s': read failed", ob->path);
 		goto out;
 	}
-	klen = get_le(buf + FRAME_HEADER + 11, 2);
-	tlen = get_le(buf + FRAME_HEADER + 13, 2);
-	plen = get_le(buf + FRAME_HEADER + 15, 4);
+	klen = durable_get_le(buf + FRAME_HEADER + 11, 2);
+	tlen = durable_get_le(buf + FRAME_HEADER + 13, 2);
+	plen = durable_get_le(buf + FRAME_HEADER + 15, 4);
 	rec->seq = e->seq;
 	rec->kind = e->kind;
 	rec->retained = buf[FRAME_HEADER + 9] & 1;

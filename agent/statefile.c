@@ -18,6 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "durable.h"
+
 #define STATEFILE_MAX 4096
 
 static int parse_u64(const char *s, uint64_t *ret)
@@ -91,23 +93,6 @@ out:
 	return r;
 }
 
-static int fsync_dir_of(const char *path)
-{
-	char *copy = strdup(path);
-	int fd = -1;
-	int r = 0;
-
-	if (!copy)
-		return -ENOMEM;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) < 0)
-		r = -errno;
-	if (fd >= 0)
-		close(fd);
-	free(copy);
-	return r;
-}
-
 int statefile_save(const char *path, const struct statefile *sf)
 {
 	char tmp[4096], text[128];
@@ -146,7 +131,7 @@ int statefile_save(const char *path, const struct statefile *sf)
 		r = -errno;
 		goto out;
 	}
-	r = fsync_dir_of(path);
+	r = durable_fsync_parent(path);
 out:
 	if (fd >= 0) {
 		close(fd);
