@@ -89,7 +89,7 @@ def main():
         device(3, backup={"file_count": 12, "file_size": 20000, "delay_ms": 20}),
         device(4, backup={"file_count": 4, "file_size": 1000, "error_code": 208,
                           "error_text": "Device locked", "delay_ms": 1500}),
-        device(5, backup={"file_count": 120, "file_size": 100000, "delay_ms": 700}),
+        device(5, backup={"file_count": 200, "file_size": 100000, "delay_ms": 700}),
         device(6, cloud=False, cloud_toggle={"error_code": 211,
                                              "error_text": "No Apple ID signed in"}),
     ])
@@ -187,13 +187,14 @@ def main():
                 fail("slow backup: rc %d %r" % (rc, res))
             good = os.path.realpath(os.path.join(backup_dir, udid(5), "current"))
             cid = str(uuid.uuid4())
+            # a full backup: 20 MB in 5 paced batches, about 3 s on the simulator
+            journal(sim, udid(5))
             p = subprocess.Popen([AGENT, "send", "--broker", broker.url(), "--agent", AID,
                                   "--udid", udid(5), "backup.local.start", "--json",
-                                  "--cmd-id", cid, "--timeout", "60"],
+                                  "--param", "full=true", "--cmd-id", cid, "--timeout", "60"],
                                  stdout=subprocess.PIPE, text=True)
-            wait_for(lambda: any(r["status"] == "in_progress" for r in results_for(col, cid)),
-                     20, what="second backup in progress")
-            time.sleep(1)
+            wait_for(lambda: "backup_started" in ops(journal(sim, udid(5))), 20,
+                     what="second backup running on the phone")
             sim.ctl({"op": "detach", "udid": udid(5)})
             out, _ = p.communicate(timeout=60)
             last = [json.loads(x) for x in out.splitlines() if x.startswith("{")][-1]
@@ -211,7 +212,7 @@ def main():
             cid = str(uuid.uuid4())
             p = subprocess.Popen([AGENT, "send", "--broker", broker.url(), "--agent", AID,
                                   "--udid", udid(5), "backup.local.start", "--json",
-                                  "--cmd-id", cid, "--timeout", "60"],
+                                  "--param", "full=true", "--cmd-id", cid, "--timeout", "60"],
                                  stdout=subprocess.DEVNULL)
             seen = []
             wait_for(lambda: seen.extend(journal(sim, udid(5))) or
