@@ -2,7 +2,7 @@
 /*
  * send: the `cradle-agent send` subcommand, a command-line client that sends one command to an
  * agent through the broker and follows its results until a final state (for admins without the
- * dashboard, and for tests). See agent/COMMANDS.md.
+ * dashboard, and for tests). Documented in README.md ("Sending a command from the shell").
  */
 #ifndef CRADLE_SEND_H
 #define CRADLE_SEND_H
