@@ -334,7 +334,8 @@ static void on_device(enum devmon_event ev, const char *udid, void *data)
 		dev->probe_timer = 0;
 	}
 	dev->probe_again = false;
-	probe_cancel_queued(d->probe, udid);
+	/* a probe already requested is left to run: it comes back "gone" and clears
+	 * dev->probing; cancelling it would leave the flag set with no answer to come */
 	publish_event(d, udid, PROTO_EVENT_DETACHED, NULL);
 	publish_state(d, dev, true); /* attached:false, with the last known facts */
 	actions_device_detached(d->actions, udid);
