@@ -82,16 +82,6 @@ static char *find_known(const struct devmon *dm, const char *udid)
 	return bsearch(udid, dm->known, dm->n_known, sizeof(*dm->known), cmp_udid);
 }
 
-bool devmon_is_attached(const struct devmon *dm, const char *udid)
-{
-	return dm && udid && find_known(dm, udid) != NULL;
-}
-
-unsigned devmon_count(const struct devmon *dm)
-{
-	return dm ? (unsigned)dm->n_known : 0;
-}
-
 static bool known_add(struct devmon *dm, const char *udid)
 {
 	size_t i;

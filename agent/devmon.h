@@ -42,9 +42,6 @@ int devmon_start(struct devmon *dm);
 /* Resync now (e.g. on command). */
 void devmon_resync(struct devmon *dm);
 
-bool devmon_is_attached(const struct devmon *dm, const char *udid);
-unsigned devmon_count(const struct devmon *dm);
-
 /* Unsubscribes (joins libusbmuxd's thread), cancels the timer, frees. No callbacks after. */
 struct devmon *devmon_free(struct devmon *dm);
 

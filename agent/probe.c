@@ -129,27 +129,9 @@ int probe_request(struct probe_sched *s, const char *udid)
 	return 0;
 }
 
-void probe_cancel_queued(struct probe_sched *s, const char *udid)
-{
-	unsigned i, k;
-
-	if (!s || !udid || !is_queued(s, udid, &i))
-		return;
-	/* close the gap: shift the later entries one slot towards the head */
-	for (k = i; k + 1 < s->q_len; k++)
-		memcpy(s->queue[(s->q_head + k) % s->cfg.queue_max],
-		       s->queue[(s->q_head + k + 1) % s->cfg.queue_max], FACTS_UDID_MAX);
-	s->q_len--;
-}
-
 unsigned probe_running(const struct probe_sched *s)
 {
 	return s->n_running;
-}
-
-unsigned probe_queued(const struct probe_sched *s)
-{
-	return s->q_len;
 }
 
 bool probe_idle(const struct probe_sched *s)

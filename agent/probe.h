@@ -49,11 +49,7 @@ struct probe_sched *probe_sched_new(struct loop *loop, const struct probe_config
  */
 int probe_request(struct probe_sched *s, const char *udid);
 
-/* Drops a queued (not yet running) request for udid, e.g. on detach. No done() for it. */
-void probe_cancel_queued(struct probe_sched *s, const char *udid);
-
 unsigned probe_running(const struct probe_sched *s);
-unsigned probe_queued(const struct probe_sched *s);
 /* Nothing queued and nothing running (--once and shutdown wait for this). */
 bool probe_idle(const struct probe_sched *s);
 

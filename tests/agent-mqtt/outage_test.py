@@ -20,6 +20,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from harness import free_port  # noqa: E402
+
 AGENT = "test-agent"
 RATE = 50
 STATE_EVERY = 5
@@ -29,13 +32,6 @@ OUTAGE_S = 6
 
 procs = []
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_port(port, timeout=10):

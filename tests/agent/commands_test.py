@@ -64,12 +64,12 @@ def command(u, name, cmd_id, agent=AID, expires_in=300, params=None):
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
     return json.dumps({"schema": "cradle.command.v1", "cmd_id": cmd_id, "agent": agent,
                        "udid": u, "name": name, "params": params or {},
-                       "issued_at": ts(now - 1 - max(0, 600 - expires_in) * (expires_in < 0)),
+                       "issued_at": ts(now - 1 if expires_in > 0 else now + expires_in - 600),
                        "expires_at": ts(now + expires_in)})
 
 
 def expect_rejected(col, sim, broker, cmd_id, reason, payload, corr=None):
-    before = {n: len(journal(sim, udid(n))) for n in (1,)}
+    journal(sim, udid(1))  # start from an empty journal
     raw_publish(broker.port, payload, corr=corr)
     res = wait_for(lambda: results_for(col, cmd_id), 5, what="rejection of %s" % reason)
     if res[-1]["status"] != "rejected" or res[-1].get("reason") != reason:
@@ -78,7 +78,6 @@ def expect_rejected(col, sim, broker, cmd_id, reason, payload, corr=None):
     j = journal(sim, udid(1))
     if any(o in ("cloud_backup", "Restart", "backup_started") for o in ops(j)):
         fail("a rejected command (%s) executed something: %r" % (reason, j))
-    del before
     print("rejected as expected: %s" % reason)
 
 
@@ -95,12 +94,10 @@ def main():
     ])
     with Broker() as broker, Sim(SIM, scenario) as sim:
         col = Collector(broker.port)
-        agent = Agent(AGENT, broker, sim, agent_id=AID,
-                      extra_conf="max_concurrent_backups 2\nrestart_timeout 20s\n")
-        # the default backup_dir is <state_dir>/backups
-        backup_dir = os.path.join(agent.state_dir, "backups")
-        agent.start()
-        try:
+        with Agent(AGENT, broker, sim, agent_id=AID,
+                   extra_conf="max_concurrent_backups 2\nrestart_timeout 20s\n") as agent:
+            # the default backup_dir is <state_dir>/backups
+            backup_dir = os.path.join(agent.state_dir, "backups")
             for n in range(1, 7):
                 wait_for(lambda: any(s["attached"] and s["probe"] == "ok"
                                      for s in states(col, AID, udid(n))), 15,
@@ -257,13 +254,7 @@ def main():
                 fail("the agent died on bad commands")
             n = validate_all(col)
             print("%d messages validated" % n)
-        except BaseException:
-            if agent.proc:
-                print("--- agent stderr ---\n" + agent.proc.stderr_text()[-6000:])
-            raise
-        finally:
-            agent.stop()
-            col.close()
+        col.close()
     os.unlink(scenario)
     print("ok")
 
