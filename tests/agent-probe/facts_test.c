@@ -21,11 +21,11 @@ static void fill(struct device_facts *f)
 	f->probed_at_ms = 1795649354799;
 	f->probe = FACTS_PROBE_OK;
 	f->pairing = FACTS_PAIRING_PAIRED;
-	strcpy(f->product_type, "iPhone15,2");
-	strcpy(f->ios_version, "17.4.1");
-	strcpy(f->build, "21E236");
-	strcpy(f->serial, "PRB0000001");
-	strcpy(f->device_name, "Ward \"A\" 01 \xc3\xa9");
+	snprintf(f->product_type, sizeof(f->product_type), "iPhone15,2");
+	snprintf(f->ios_version, sizeof(f->ios_version), "17.4.1");
+	snprintf(f->build, sizeof(f->build), "21E236");
+	snprintf(f->serial, sizeof(f->serial), "PRB0000001");
+	snprintf(f->device_name, sizeof(f->device_name), "Ward \"A\" 01 \xc3\xa9");
 	f->has_password_protected = f->password_protected = true;
 	f->has_icloud_enabled = true;
 	f->has_last_icloud = true;
@@ -41,8 +41,9 @@ static void fill(struct device_facts *f)
 	f->total_bytes = 256000000000ULL;
 	f->available_bytes = 12345678901ULL;
 	f->n_syslog = 2;
-	strcpy(f->syslog[0], "backupd[1] <Error>: not enough iCloud storage");
-	strcpy(f->syslog[1], "BackupAgent2 done");
+	snprintf(f->syslog[0], sizeof(f->syslog[0]),
+	         "backupd[1] <Error>: not enough iCloud storage");
+	snprintf(f->syslog[1], sizeof(f->syslog[1]), "BackupAgent2 done");
 	f->last_backup_error = 208;
 }
 

@@ -105,7 +105,7 @@ static void test_snapshots_and_retention(void **state)
 
 	/* the older snapshot kept its own metadata */
 	snprintf(path, sizeof(path), "%s/" UDID "/snapshots/20010909T014640Z/" UDID "/Status.plist",
-		 root);
+	         root);
 	assert_int_equal(access(path, F_OK), 0);
 
 	/* third: retention 2 prunes the oldest */
@@ -166,7 +166,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_snapshots_and_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_interrupted_backup_keeps_last_good, setup,
-						teardown),
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -59,12 +59,12 @@ static int setup(void **state)
 
 	if (!f)
 		return -1;
-	strcpy(f->dir, "/tmp/cmd-test-XXXXXX");
+	snprintf(f->dir, sizeof(f->dir), "/tmp/cmd-test-XXXXXX");
 	if (!mkdtemp(f->dir))
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/cmdtable", f->dir);
 	cmd_config_defaults(&f->cfg);
-	strcpy(f->cfg.agent, AGENT);
+	snprintf(f->cfg.agent, sizeof(f->cfg.agent), "%s", AGENT);
 	*state = f;
 	return open_all(f);
 }
@@ -575,7 +575,7 @@ static void test_rate_restart(void **state)
 			break;
 		case COMMAND_REJECT_RATE_LIMITED:
 			if (!first_limited[0])
-				strcpy(first_limited, id);
+				snprintf(first_limited, sizeof(first_limited), "%s", id);
 			limited++;
 			break;
 		default:

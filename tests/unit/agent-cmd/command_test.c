@@ -41,22 +41,22 @@ static void test_command_round_trip(void **state)
 	char *json;
 
 	(void)state;
-	strcpy(c.cmd_id, ID1);
-	strcpy(c.agent, "station-07");
-	strcpy(c.udid, "00008110-001A2B3C4D5E801E");
-	strcpy(c.name, "backup.local.start");
+	snprintf(c.cmd_id, sizeof(c.cmd_id), "%s", ID1);
+	snprintf(c.agent, sizeof(c.agent), "station-07");
+	snprintf(c.udid, sizeof(c.udid), "00008110-001A2B3C4D5E801E");
+	snprintf(c.name, sizeof(c.name), "backup.local.start");
 	c.n_params = 2;
-	strcpy(c.params[0].key, "full");
+	snprintf(c.params[0].key, sizeof(c.params[0].key), "full");
 	c.params[0].type = COMMAND_PARAM_BOOL;
 	c.params[0].b = true;
-	strcpy(c.params[1].key, "note");
+	snprintf(c.params[1].key, sizeof(c.params[1].key), "note");
 	c.params[1].type = COMMAND_PARAM_STRING;
-	strcpy(c.params[1].s, "x");
+	snprintf(c.params[1].s, sizeof(c.params[1].s), "x");
 	c.issued_at_ms = 1768442400000LL;
 	c.expires_at_ms = c.issued_at_ms + 900000;
 	c.has_seq = true;
 	c.seq = 3;
-	strcpy(c.job_id, "job-1");
+	snprintf(c.job_id, sizeof(c.job_id), "job-1");
 	json = command_encode(&c);
 	assert_non_null(json);
 	assert_int_equal(command_decode(json, strlen(json), &d, err, sizeof(err)),
@@ -77,9 +77,9 @@ static void test_command_round_trip(void **state)
 	free(json);
 
 	/* the encoder refuses what the decoder would refuse */
-	strcpy(c.udid, "a/b");
+	snprintf(c.udid, sizeof(c.udid), "a/b");
 	assert_null(command_encode(&c));
-	strcpy(c.udid, "00008110-001A2B3C4D5E801E");
+	snprintf(c.udid, sizeof(c.udid), "00008110-001A2B3C4D5E801E");
 	c.expires_at_ms = c.issued_at_ms;
 	assert_null(command_encode(&c));
 }
@@ -156,13 +156,13 @@ static void test_result_rules(void **state)
 	assert_int_equal(command_result_decode("x", COMMAND_PAYLOAD_MAX + 1, &d, NULL, 0),
 	                 -EMSGSIZE);
 
-	strcpy(r.agent, "station-07");
-	strcpy(r.cmd_id, ID1);
+	snprintf(r.agent, sizeof(r.agent), "station-07");
+	snprintf(r.cmd_id, sizeof(r.cmd_id), "%s", ID1);
 	r.status = COMMAND_STATUS_REJECTED;
 	r.progress = -1;
 	assert_null(command_result_encode(&r)); /* no reason */
 	r.reason = COMMAND_REJECT_EXPIRED;
-	strcpy(r.detail, "bad\nline\x01");
+	snprintf(r.detail, sizeof(r.detail), "bad\nline\x01");
 	json = command_result_encode(&r);
 	assert_non_null(json);
 	assert_non_null(strstr(json, "\"reason\":\"expired\""));
@@ -170,9 +170,9 @@ static void test_result_rules(void **state)
 	free(json);
 	r.status = COMMAND_STATUS_FAILED;
 	assert_null(command_result_encode(&r)); /* no cause */
-	strcpy(r.cause, "Bad Cause");
+	snprintf(r.cause, sizeof(r.cause), "Bad Cause");
 	assert_null(command_result_encode(&r));
-	strcpy(r.cause, "device_gone");
+	snprintf(r.cause, sizeof(r.cause), "device_gone");
 	json = command_result_encode(&r);
 	assert_non_null(json);
 	assert_null(strstr(json, "\"reason\""));

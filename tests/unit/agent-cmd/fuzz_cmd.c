@@ -47,14 +47,14 @@ static void init(void)
 	struct cmd_config cfg;
 
 	log_init("fuzz_cmd", LOG_LEVEL_ERROR);
-	strcpy(dir, "/tmp/fuzz-cmd-XXXXXX");
+	snprintf(dir, sizeof(dir), "/tmp/fuzz-cmd-XXXXXX");
 	if (!mkdtemp(dir))
 		abort();
 	snprintf(path, sizeof(path), "%s/cmdtable", dir);
 	if (cmdtable_open(path, 256, 48LL * 3600 * 1000, T0, &table) < 0)
 		abort();
 	cmd_config_defaults(&cfg);
-	strcpy(cfg.agent, "station-07");
+	snprintf(cfg.agent, sizeof(cfg.agent), "station-07");
 	if (cmd_new(&cfg, table, known, NULL, &cmd) < 0)
 		abort();
 	atexit(cleanup);

@@ -40,7 +40,7 @@ static int setup(void **state)
 
 	if (!f)
 		return -1;
-	strcpy(f->dir, "/tmp/cmdtable-test-XXXXXX");
+	snprintf(f->dir, sizeof(f->dir), "/tmp/cmdtable-test-XXXXXX");
 	if (!mkdtemp(f->dir))
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/cmdtable", f->dir);
@@ -373,7 +373,7 @@ static void test_scale(void **state)
 	double lookup_ns, open_ms, put_us;
 
 	if (!mkdtemp(dir)) {
-		strcpy(dir, f->dir);
+		snprintf(dir, sizeof(dir), "%s", f->dir);
 		n = 2000; /* each put is a real fdatasync here */
 		extra = 100;
 	}

@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int fd;
 
 	if (!dir[0]) {
-		strcpy(dir, "/tmp/fuzz-outbox-XXXXXX");
+		snprintf(dir, sizeof(dir), "/tmp/fuzz-outbox-XXXXXX");
 		if (!mkdtemp(dir))
 			abort();
 		atexit(cleanup);

@@ -26,7 +26,7 @@ static char path[128];
 static int setup(void **state)
 {
 	(void)state;
-	strcpy(dir, "/tmp/agent-outbox-XXXXXX");
+	snprintf(dir, sizeof(dir), "/tmp/agent-outbox-XXXXXX");
 	if (!mkdtemp(dir))
 		return -1;
 	snprintf(path, sizeof(path), "%s/" OUTBOX_FILE, dir);
@@ -66,11 +66,12 @@ static void expect_payloads(struct outbox *ob, const char *want)
 	char got[4096] = "";
 	struct outbox_record *rec = NULL;
 	uint64_t after = 0;
+	size_t len = 0;
 
 	while (outbox_next(ob, after, &rec) == 0) {
-		if (got[0])
-			strcat(got, " ");
-		strncat(got, rec->payload, sizeof(got) - strlen(got) - 2);
+		len += (size_t)snprintf(got + len, sizeof(got) - len, "%s%s", len ? " " : "",
+		                        rec->payload);
+		assert_true(len < sizeof(got));
 		after = rec->seq;
 		rec = outbox_record_free(rec);
 	}

@@ -15,7 +15,8 @@ static void test_format(void **state)
 	(void)state;
 	assert_int_equal(timefmt_rfc3339(0, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "1970-01-01T00:00:00Z");
-	/* 769034247 Apple seconds (the iOS 18.4.1 dump in the protocol notes; checked with python) */
+	/* 769034247 Apple seconds (the iOS 18.4.1 dump in the protocol notes; checked with python)
+	 */
 	assert_int_equal(timefmt_rfc3339(timefmt_mac_to_unix(769034247), buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "2025-05-15T20:37:27Z");
 	assert_int_equal(timefmt_rfc3339_ms(951782400123LL, buf, sizeof(buf)), 0);
