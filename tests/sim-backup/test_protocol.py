@@ -4,7 +4,7 @@ device-protocols.md §3.4 (not libimobiledevice), on a raw socket in --plaintext
 DeviceLink handshake, a whole backup with the raw upload stream parsed and checked byte by
 byte, the answers to what idevicebackup2 never sends (no common version, an unsupported
 request, too little free space -> 105), and abuse (garbage frames, a broken download stream, a
-host that vanishes mid-upload). After each the simulator must still serve; SimProc fails the
+host that vanishes mid-upload). After each the simulator must still serve; Sim fails the
 test if it does not exit cleanly (sanitizer reports included).
 
 usage: test_protocol.py CRADLE_SIM SOURCE_DIR
@@ -20,8 +20,8 @@ import sys
 import time
 
 SRC = sys.argv[2]
-sys.path.insert(0, os.path.join(SRC, "tests", "sim"))
-from simtest import SimProc, check, recv_exact  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from harness import Sim, check, recv_exact  # noqa: E402
 
 U = "00008030-001A2B3C4D5E0B01"  # scenario: file_count 12, file_size 70000
 HERE = os.path.join(SRC, "tests", "sim-backup")
@@ -291,7 +291,7 @@ def broken_stream(s):
 
 
 def main():
-    with SimProc(sys.argv[1], os.path.join(HERE, "scenario.json"), ["--plaintext"]) as sim:
+    with Sim(sys.argv[1], os.path.join(HERE, "scenario.json"), ["--plaintext"]) as sim:
         devs = {d["udid"]: d for d in sim.ctl({"op": "list"})["devices"]}
         devid = devs[U]["device_id"]
         _, rec = sim.mux({"MessageType": "ReadPairRecord", "PairRecordID": U})

@@ -3,7 +3,7 @@
 for what the idevice* tools never send: requests outside a session, unknown requests, frames
 that are not plists, an oversized length, a binary plist that aborts libplist 2.2.0 if parsed
 naively, a TLS session by Python's ssl module, refused ports and a connection flood. After each
-abuse the simulator must still serve; SimProc fails the test if it does not exit cleanly
+abuse the simulator must still serve; Sim fails the test if it does not exit cleanly
 (sanitizer reports included).
 
 usage: test_robust.py CRADLE_SIM SOURCE_DIR
@@ -17,8 +17,8 @@ import subprocess
 import sys
 
 SRC = sys.argv[2]
-sys.path.insert(0, os.path.join(SRC, "tests", "sim"))
-from simtest import SimProc, check, recv_exact  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from harness import Sim, check, recv_exact  # noqa: E402
 
 P = "00008030-001A2B3C4D5E6F70"
 HERE = os.path.join(SRC, "tests", "sim-device")
@@ -76,7 +76,7 @@ def still_serving(sim, what):
 
 
 def main():
-    with SimProc(sys.argv[1], os.path.join(HERE, "scenario.json")) as sim:
+    with Sim(sys.argv[1], os.path.join(HERE, "scenario.json")) as sim:
         devs = {d["udid"]: d for d in sim.ctl({"op": "list"})["devices"]}
         devid = devs[P]["device_id"]
         _, rec = sim.mux({"MessageType": "ReadPairRecord", "PairRecordID": P})

@@ -1,7 +1,12 @@
 # SPDX-License-Identifier: MIT
-# simenv.sh: start and drive cradle-sim from POSIX sh tests.
+# simenv.sh: start and drive cradle-sim from the benchmarks' POSIX sh scripts.
 #
-#   . "$SRC/tests/lib/simenv.sh"
+# Why a shell copy stays: the benchmarks are shell by nature (hyperfine, xargs -P, /proc
+# sampling of the simulator's pid) and need a simulator whose pid and address they hold across
+# many commands. Tests never use this file: they use tests/lib/harness.py (Sim), the one
+# harness; keep the two in step (ready line, control socket, clean exit status).
+#
+#   . "$SRC/bench/lib/simenv.sh"
 #   trap sim_stop EXIT INT TERM          # always clean up (kills the simulator, removes SIM_DIR)
 #   sim_start "$SIM_BIN" "$SCENARIO" [extra cradle-sim args...]
 #   idevice_id -l                        # talks to the simulator through USBMUXD_SOCKET_ADDRESS
