@@ -12,12 +12,13 @@ usage: test_devmon.py SIMBIN WATCHBIN SCENARIO
 - the watcher exits 0 on SIGTERM.
 """
 import os
+import shutil
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Sim, fail, wait_for  # noqa: E402
+from harness import Sim, fail, holds, wait_for  # noqa: E402
 
 SIMBIN, WATCH, SCENARIO = sys.argv[1:4]
 U = "00008110-000A00000000000%d"
@@ -62,9 +63,8 @@ try:
     # part 1: events only (resync every 30 s, after the initial one)
     w = Watch(sim.env(), 30000)
     wait_for(lambda: set(w.events("attached")) >= ATTACHED, 5, what="initial attach")
-    time.sleep(0.3)
-    expect(sorted(w.events("attached")) == sorted(ATTACHED),
-           "initial attach not exactly once each: %s" % w.events("attached"))
+    holds(lambda: sorted(w.events("attached")) == sorted(ATTACHED), 0.3,
+          what="initial attach exactly once each: %s" % w.events("attached"))
 
     t0 = time.monotonic()
     expect(sim.ctl({"op": "detach", "udid": U % 1})["ok"], "detach failed")
@@ -75,8 +75,8 @@ try:
     t2 = time.monotonic()
     print("detach seen after %.0f ms, attach after %.0f ms" % ((t1 - t0) * 1000,
                                                               (t2 - t1) * 1000))
-    time.sleep(0.3)
-    expect(w.events("detached") == [U % 1], "duplicate detach: %s" % w.events("detached"))
+    holds(lambda: w.events("detached") == [U % 1], 0.3,
+          what="no duplicate detach: %s" % w.events("detached"))
     w.stop()
     w = None
 
@@ -86,7 +86,7 @@ try:
     sim.stop()
     wait_for(lambda: set(w.events("detached")) >= ATTACHED, 5, what="all detached after stop")
     expect(w.p.poll() is None, "devmon-watch died without usbmuxd")
-    time.sleep(1.0)  # idle without usbmuxd for a while: no crash, no spin
+    holds(lambda: w.p.poll() is None, 1.0, what="devmon-watch idles without usbmuxd")
     sim.start()
     wait_for(lambda: all(w.events("attached").count(u) == 2 for u in ATTACHED), 5,
              what="all re-attached after restart")
@@ -101,6 +101,5 @@ finally:
         w.p.kill()
         w.p.wait()
     sim.stop()
-    import shutil
     shutil.rmtree(sim.tmp, ignore_errors=True)
 print("PASS")
