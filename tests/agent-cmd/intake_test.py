@@ -45,6 +45,8 @@ class Bridge:
         self.c.on_message = self.on_message
         self.ready = threading.Event()
         self.c.on_subscribe = lambda *a, **k: self.ready.set()
+        self.unsubscribed = threading.Event()
+        self.c.on_unsubscribe = lambda *a, **k: self.unsubscribed.set()
         self.c.on_connect = lambda c, u, f, rc, p=None: c.subscribe(
             "cradle/v1/agent/%s/cmd" % AGENT, qos=1)
         self.c.connect("127.0.0.1", port)
@@ -172,7 +174,8 @@ def main():
                            "issued_at": time.strftime(fmt, time.gmtime(now)),
                            "expires_at": time.strftime(fmt, time.gmtime(now + 3600))}
                 bridge.c.unsubscribe("cradle/v1/agent/%s/cmd" % AGENT)
-                time.sleep(0.2)
+                if not bridge.unsubscribed.wait(5):
+                    fail("the bridge's unsubscribe was not acknowledged within 5 s")
                 pub = mqtt.Client(client_id="planter", protocol=mqtt.MQTTv5)
                 pub.connect("127.0.0.1", broker.port)
                 pub.loop_start()

@@ -96,7 +96,7 @@ class Responder:
                         "name": cmd.get("name")}, **extra)
             self.last[cmd_id] = {k: v for k, v in res.items()}
             self.publish(res)
-            time.sleep(0.05)
+            time.sleep(0.05)  # pacing, not a wait: results a moment apart, as an agent's are
 
     def close(self):
         self.c.loop_stop()

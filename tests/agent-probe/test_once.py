@@ -19,7 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Sim, fail  # noqa: E402
+from harness import Sim, fail, wait_for  # noqa: E402
 
 SIMBIN, AGENT, SCENARIO = sys.argv[1:4]
 U = "00008110-000A00000000000%d"
@@ -128,7 +128,9 @@ with Sim(SIMBIN, None, extra=["--generate", "40", "--seed", "7"]) as sim:
     t0 = time.monotonic()
     p = subprocess.Popen([AGENT, "--once", "--concurrency", "1", "--timeout", "20s"], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(0.5)
+    # detach the victim once the run is under way (it has opened a session on a first phone)
+    wait_for(lambda: any(sim.journal(u) for u in devs[:3]), 15,
+             what="the --once run to start probing")
     r = sim.ctl({"op": "detach", "udid": victim})
     expect(r.get("ok"), "detach failed: %s" % r)
     try:

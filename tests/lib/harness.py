@@ -10,11 +10,11 @@ Everything is bounded in time: wait_for() raises TimeoutError, processes are ter
 killed) when their context ends, temporary directories are removed. Only Debian's
 /usr/bin/python3 with python3-paho-mqtt and python3-jsonschema is assumed.
 """
+import getpass
 import json
 import os
 import plistlib
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -153,18 +153,31 @@ class Proc:
 
 
 class Broker:
-    """A private mosquitto on a free loopback port."""
+    """A private mosquitto on a free loopback port, kept across stop()/start().
 
-    def __init__(self, port=None):
+    persistent: sessions and queued messages survive a restart (saved in self.tmp). extra_conf
+    is appended to mosquitto.conf. Its log is self.log_path (shown when a test fails)."""
+
+    def __init__(self, port=None, persistent=True, extra_conf=""):
         self.tmp = tempfile.mkdtemp(prefix="cradle-broker-")
         self.port = port or free_port()
+        self.persistent = persistent
+        self.extra_conf = extra_conf
+        self.log_path = os.path.join(self.tmp, "mosquitto.log")
         self.proc = None
 
     def start(self):
         conf = os.path.join(self.tmp, "mosquitto.conf")
         with open(conf, "w") as f:
-            f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                    "persistence_location %s/\nautosave_interval 1\n" % (self.port, self.tmp))
+            # as root mosquitto would switch to user 'mosquitto', who cannot write self.tmp
+            f.write("listener %d 127.0.0.1\nallow_anonymous true\nuser %s\nlog_dest file %s\n"
+                    % (self.port, getpass.getuser(), self.log_path))
+            if self.persistent:
+                f.write("persistence true\npersistence_location %s/\nautosave_interval 1\n" %
+                        self.tmp)
+            else:
+                f.write("persistence false\n")
+            f.write(self.extra_conf)
         self.proc = Proc("mosquitto", self.tmp)
         self.proc.spawn(["mosquitto", "-c", conf])
         wait_for(self._accepting, 10, what="mosquitto on port %d" % self.port)
@@ -182,6 +195,18 @@ class Broker:
             self.proc.stop()
             self.proc = None
 
+    def kill9(self):
+        if self.proc:
+            self.proc.kill9()
+            self.proc = None
+
+    def log_tail(self, n=30):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
     def url(self):
         return "tcp://127.0.0.1:%d" % self.port
 
@@ -189,6 +214,8 @@ class Broker:
         return self.start()
 
     def __exit__(self, *exc):
+        if exc_failed(exc):
+            sys.stderr.write("--- mosquitto log (tail) ---\n" + self.log_tail())
         self.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -395,8 +422,10 @@ class Collector:
                              protocol=mqtt.MQTTv5)
         self.c.on_message = self._on_message
         self.connected = threading.Event()
+        self.subscribed = threading.Event()
         self.c.on_connect = lambda c, u, f, rc, props=None: (c.subscribe(topic, qos=1),
                                                               self.connected.set())
+        self.c.on_subscribe = lambda *a: self.subscribed.set()
         self.c.reconnect_delay_set(0.2, 1)
         props = None
         if persistent:
@@ -404,8 +433,8 @@ class Collector:
             props.SessionExpiryInterval = 3600
         self.c.connect("127.0.0.1", port, clean_start=not persistent, properties=props)
         self.c.loop_start()
-        if not self.connected.wait(10):
-            raise TimeoutError("collector could not connect")
+        if not self.connected.wait(10) or not self.subscribed.wait(10):
+            raise TimeoutError("collector could not connect and subscribe to " + topic)
 
     def _on_message(self, c, u, m):
         with self.lock:

@@ -17,11 +17,10 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 
 SRC = sys.argv[2]
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Sim, check, recv_exact  # noqa: E402
+from harness import Sim, check, recv_exact, wait_for  # noqa: E402
 
 U = "00008030-001A2B3C4D5E0B01"  # scenario: file_count 12, file_size 70000
 HERE = os.path.join(SRC, "tests", "sim-backup")
@@ -269,11 +268,12 @@ def abuse(sim, devid, host_id):
         status(s)
     recv_exact(s, 1000)
     s.close()
-    for _ in range(50):
-        j = journal(sim)
-        if any(e["op"] == "backup_finished" for e in j):
-            break
-        time.sleep(0.1)
+    j = []
+    try:
+        wait_for(lambda: j.extend(journal(sim)) or any(e["op"] == "backup_finished" for e in j),
+                 5, what="backup_finished after the host went away")
+    except TimeoutError:
+        pass  # the check below shows the journal
     check(any(e["op"] == "backup_finished" and e.get("ok") is False and e.get("error_code") == -1
               for e in j), "host gone mid-upload: journal %r" % j)
     still_serving(sim, "host gone mid-upload")

@@ -8,7 +8,7 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Sim, check, read_message, send_request, recv_exact  # noqa: E402
+from harness import Sim, check, read_message, send_request  # noqa: E402
 
 sim_bin, scenario = sys.argv[1], sys.argv[2]
 BASE = {"ClientVersionString": "libusbmuxd 2.0.2", "kLibUSBMuxVersion": 3, "ProgName": "t"}
