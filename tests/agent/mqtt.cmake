@@ -4,7 +4,7 @@ add_executable(outbox_drive outbox_drive.c)
 target_link_libraries(outbox_drive PRIVATE project_warnings agent_core)
 foreach(scenario outage session-lost)
 	add_test(NAME integration-agent-mqtt-${scenario}
-		COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/outage_test.py
+		COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/mqtt_outage_test.py
 			--scenario ${scenario} --driver $<TARGET_FILE:outbox_drive>)
 	set_tests_properties(integration-agent-mqtt-${scenario} PROPERTIES
 		LABELS "integration;threads"

@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from harness import Sim, check, journal_has  # noqa: E402
 
 SIMBIN, SRC = sys.argv[1:3]
-SCN = os.path.join(SRC, "tests", "sim-device", "scenario.json")
+SCN = os.path.join(SRC, "tests", "sim", "data", "device.json")
 P = "00008030-001A2B3C4D5E6F70"
 U = "00008030-000000000000AA01"
 PEND = "00008030-000000000000AA02"

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""backupcheck: assertions on a backup folder that idevicebackup2 wrote (tests/sim-backup).
+"""backupcheck: assertions on a backup folder that idevicebackup2 wrote (tests/sim/test_backup*.py).
 
   tree(dir, udid, count, size, full)   dir/udid holds Info.plist (the host's), Manifest.plist,
       Manifest.db, Status.plist with SnapshotState "finished" and IsFullBackup == full, and

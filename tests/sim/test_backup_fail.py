@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from harness import Sim, check, journal_has, wait_for  # noqa: E402
 
 SIMBIN, SRC = sys.argv[1:3]
-SCN = os.path.join(SRC, "tests", "sim-backup", "scenario.json")
+SCN = os.path.join(SRC, "tests", "sim", "data", "backup.json")
 L = "00008030-001A2B3C4D5E0B02"  # backup error_code 208, delay_ms 300
 P = "00008030-001A2B3C4D5E0B03"  # purge_disk_space
 

@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from harness import Sim, check, journal_has  # noqa: E402
 
 SIMBIN, BIN, SRC = sys.argv[1:4]
-SCN = os.path.join(SRC, "tests", "sim-device", "scenario.json")
+SCN = os.path.join(SRC, "tests", "sim", "data", "device.json")
 P = "00008030-001A2B3C4D5E6F70"
 
 for mode, extra, want_ssl in (("tls", [], "1"), ("plaintext", ["--plaintext"], "0")):

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from harness import Sim, check, recv_exact, wait_for  # noqa: E402
 
 U = "00008030-001A2B3C4D5E0B01"  # scenario: file_count 12, file_size 70000
-HERE = os.path.join(SRC, "tests", "sim-backup")
+DATA = os.path.join(SRC, "tests", "sim", "data")
 EMPTY = "___EmptyParameterString___"
 
 
@@ -291,7 +291,7 @@ def broken_stream(s):
 
 
 def main():
-    with Sim(sys.argv[1], os.path.join(HERE, "scenario.json"), ["--plaintext"]) as sim:
+    with Sim(sys.argv[1], os.path.join(DATA, "backup.json"), ["--plaintext"]) as sim:
         devs = {d["udid"]: d for d in sim.ctl({"op": "list"})["devices"]}
         devid = devs[U]["device_id"]
         _, rec = sim.mux({"MessageType": "ReadPairRecord", "PairRecordID": U})

@@ -17,7 +17,7 @@ from harness import Sim, check, fail, holds, journal_has, wait_for  # noqa: E402
 
 SIMBIN, SRC = sys.argv[1:3]
 PLAIN = sys.argv[3:4] == ["--plaintext"]
-SCN = os.path.join(SRC, "tests", "sim-device", "scenario.json")
+SCN = os.path.join(SRC, "tests", "sim", "data", "device.json")
 P = "00008030-001A2B3C4D5E6F70"
 SYSLOG = ["backupd[123] <Notice>: Starting backup",
           "backupd[123] <Error>: Backup failed: not enough iCloud storage",

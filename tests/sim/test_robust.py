@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from harness import Sim, check, recv_exact  # noqa: E402
 
 P = "00008030-001A2B3C4D5E6F70"
-HERE = os.path.join(SRC, "tests", "sim-device")
+DATA = os.path.join(SRC, "tests", "sim", "data")
 
 
 def frame(d, fmt=plistlib.FMT_XML):
@@ -76,7 +76,7 @@ def still_serving(sim, what):
 
 
 def main():
-    with Sim(sys.argv[1], os.path.join(HERE, "scenario.json")) as sim:
+    with Sim(sys.argv[1], os.path.join(DATA, "device.json")) as sim:
         devs = {d["udid"]: d for d in sim.ctl({"op": "list"})["devices"]}
         devid = devs[P]["device_id"]
         _, rec = sim.mux({"MessageType": "ReadPairRecord", "PairRecordID": P})

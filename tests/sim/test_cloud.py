@@ -16,7 +16,7 @@ from harness import Sim, check, journal_has  # noqa: E402
 
 SIMBIN, SRC = sys.argv[1:3]
 PLAIN = sys.argv[3:4] == ["--plaintext"]
-SCN = os.path.join(SRC, "tests", "sim-backup", "scenario.json")
+SCN = os.path.join(SRC, "tests", "sim", "data", "backup.json")
 U = "00008030-001A2B3C4D5E0B01"  # CloudBackupEnabled false, cloud succeeds
 E = "00008030-001A2B3C4D5E0B02"  # CloudBackupEnabled true, cloud answers 211
 

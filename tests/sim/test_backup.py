@@ -18,7 +18,7 @@ from harness import Sim, check, journal_has, wait_for  # noqa: E402
 
 SIMBIN, SRC = sys.argv[1:3]
 PLAIN = sys.argv[3:4] == ["--plaintext"]
-SCN = os.path.join(SRC, "tests", "sim-backup", "scenario.json")
+SCN = os.path.join(SRC, "tests", "sim", "data", "backup.json")
 # scenario: file_count 12, file_size 70000, LastiTunesBackupDate 700000000
 U = "00008030-001A2B3C4D5E0B01"
 
