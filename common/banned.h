@@ -34,8 +34,8 @@
 #define BANNED(func) sorry_##func##_is_a_banned_function
 
 #ifndef CRADLE_BANNED_ALLOW_STRCPY
-#undef strcpy
-#define strcpy(x, y) BANNED(strcpy)
+# undef strcpy
+# define strcpy(x, y) BANNED(strcpy)
 #endif
 #undef strcat
 #define strcat(x, y) BANNED(strcat)
