@@ -1,13 +1,20 @@
-"""Integration-test harness: real processes on loopback, cleaned up on exit.
+"""The one test harness of the project: real processes on loopback, cleaned up on exit.
 
-    from harness import Broker, Sim, Agent, Collector, wait_for
+    from harness import Broker, Sim, Agent, Collector, wait_for, holds, journal_has
     with Broker() as broker, Sim(sim_bin, scenario) as sim:
         col = Collector(broker.port, "cradle/v1/#")
         with Agent(agent_bin, broker, sim, agent_id="st-1") as agent:
-            msg = wait_for(lambda: col.last("cradle/v1/agent/st-1/status"), 5)
+            msg = wait_for(lambda: col.last("cradle/v1/agent/st-1/status"), 5, what="birth")
+    with Sim(sim_bin, scenario) as sim:
+        sim.ctl_ok({"op": "detach", "udid": u})          # control socket
+        hdr, reply = sim.mux({"MessageType": "ListDevices"}, tag=7)   # raw usbmuxd request
+        r = sim.run(["ideviceinfo", "-u", u, "-k", "ProductType"])   # a client, bounded
+        journal_has(sim.journal(u), "StartSession", ssl=True)
 
-Everything is bounded in time: wait_for() raises TimeoutError, processes are terminated (then
-killed) when their context ends, temporary directories are removed. Only Debian's
+Everything is bounded in time: nothing sleeps a fixed time to wait for something. wait_for()
+polls a condition until a deadline and then raises TimeoutError naming what it waited for;
+holds() is an observation window (a condition that must stay true). Processes are terminated
+(then killed) when their context ends, temporary directories are removed. Only Debian's
 /usr/bin/python3 with python3-paho-mqtt and python3-jsonschema is assumed.
 """
 import getpass
@@ -214,7 +221,7 @@ class Broker:
         return self.start()
 
     def __exit__(self, *exc):
-        if exc_failed(exc):
+        if exc and exc[0] is not None:  # failing (fail() included): show what the broker saw
             sys.stderr.write("--- mosquitto log (tail) ---\n" + self.log_tail())
         self.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
