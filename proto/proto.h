@@ -17,8 +17,9 @@
  *    compatible: "add fields freely"). They return 0, -EMSGSIZE (over the cap), -EBADMSG
  *    (not JSON / not an object), -EPROTO (well-formed JSON that breaks the contract) or -ENOMEM,
  *    and on failure leave *ret zeroed. Optionally a short reason is written to err.
- *  - No logging (style.md §4.4: proto is a non-logging module), no state of our own: callable
- *    from any thread (cJSON writes one global error pointer on a parse failure; never read).
+ *  - No logging (a codec reports through return values; its callers decide what to log), no
+ *    state of our own: callable from any thread (cJSON writes one global error pointer on a
+ *    parse failure; never read).
  */
 #ifndef CRADLE_PROTO_H
 #define CRADLE_PROTO_H
