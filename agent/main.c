@@ -5,7 +5,7 @@
  *   cradle-agent --once [-c FILE] [--udid U] [--concurrency N] [--timeout 30s] [--syslog 5s]
  *                [--agent ID] [--publish-device-name] [--probe-helper PATH]
  *   cradle-agent -c FILE [--test-config] [--dump-config] [--agent-id ID] [--broker URL]
- *                [--state-dir DIR]                                   (daemon.c)
+ *                [--state-dir DIR]                                (daemon.c)
  *   cradle-agent send --broker URL --agent ID --udid U COMMAND [...]  (send.c)
  *
  * Each mode is one row of `modes[]`: the flag that selects it and a function that gets the
@@ -26,6 +26,9 @@
 #include "once.h"
 #include "selfpath.h"
 #include "send.h"
+#include "topics.h"
+
+#define MAIN_PATH_MAX 512
 
 /* "30s", "2m", "1h", "1500ms" or bare seconds -> ms; 0 or -EINVAL. */
 static int parse_duration_ms(const char *s, uint64_t min_ms, uint64_t max_ms, uint64_t *ret)
@@ -159,6 +162,102 @@ static int mode_once(int argc, char **argv)
 	return r < 0 ? 1 : 0;
 }
 
+/* ---- command line of the daemon mode ---- */
+
+static void daemon_usage(FILE *f)
+{
+	fprintf(f, "usage: cradle-agent -c FILE [--test-config] [--dump-config] [--agent-id ID]\n"
+	           "                    [--broker URL] [--state-dir DIR]\n"
+	           "       cradle-agent --once [options]     (see --once --help)\n"
+	           "       cradle-agent send [options] COMMAND\n");
+}
+
+static int mode_daemon(int argc, char **argv)
+{
+	static struct agent_config cfg; /* large: keep it off the stack */
+	struct daemon_paths paths;
+	const char *file = NULL, *agent_id = NULL, *broker = NULL, *state_dir = NULL;
+	char err[AGENT_CONFIG_ERROR_MAX], probe_helper[MAIN_PATH_MAX], action_helper[MAIN_PATH_MAX];
+	bool test = false, dump = false;
+	int i, r;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		bool has_val = i + 1 < argc;
+
+		if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && has_val)
+			file = argv[++i];
+		else if (strcmp(a, "--test-config") == 0)
+			test = true;
+		else if (strcmp(a, "--dump-config") == 0)
+			dump = true;
+		else if (strcmp(a, "--agent-id") == 0 && has_val)
+			agent_id = argv[++i];
+		else if (strcmp(a, "--broker") == 0 && has_val)
+			broker = argv[++i];
+		else if (strcmp(a, "--state-dir") == 0 && has_val)
+			state_dir = argv[++i];
+		else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			daemon_usage(stdout);
+			return 0;
+		} else {
+			log_error("unknown or incomplete option '%s'", a);
+			daemon_usage(stderr);
+			return 2;
+		}
+	}
+	if (!file) {
+		log_error("no configuration file: use -c FILE");
+		daemon_usage(stderr);
+		return 2;
+	}
+	r = agent_config_load(file, &cfg, err, sizeof(err));
+	/* the flags win over the file, but the file must still be valid on its own terms, except
+	 * for the required agent_id that a flag may supply */
+	if (r < 0 && !(agent_id && strstr(err, "agent_id"))) {
+		log_error("%s", err);
+		return 1;
+	}
+	if (agent_id) {
+		if (!topics_agent_id_valid(agent_id)) {
+			log_error("--agent-id: '%s' does not match [a-z0-9][a-z0-9-]{2,62}",
+			          agent_id);
+			return 1;
+		}
+		snprintf(cfg.agent_id, sizeof(cfg.agent_id), "%s", agent_id);
+	}
+	if (broker)
+		snprintf(cfg.broker_url, sizeof(cfg.broker_url), "%s", broker);
+	if (state_dir)
+		snprintf(cfg.state_dir, sizeof(cfg.state_dir), "%s", state_dir);
+	if (!cfg.backup_dir[0] &&
+	    (size_t)snprintf(cfg.backup_dir, sizeof(cfg.backup_dir), "%.200s/backups",
+	                     cfg.state_dir) >= sizeof(cfg.backup_dir)) {
+		log_error("state_dir '%s' is too long", cfg.state_dir);
+		return 1;
+	}
+	log_set_level(cfg.log_level);
+	if (dump)
+		agent_config_dump(&cfg, stdout);
+	if (test || dump) {
+		if (test)
+			printf("%s: configuration ok\n", file);
+		return 0;
+	}
+	if (selfpath_sibling(probe_helper, sizeof(probe_helper), "cradle-agent-probe") < 0 ||
+	    selfpath_sibling(action_helper, sizeof(action_helper), "cradle-agent-action") < 0) {
+		log_error("the path of our own executable is too long");
+		return 1;
+	}
+	paths.probe_helper =
+	        getenv("CRADLE_PROBE_HELPER") ? getenv("CRADLE_PROBE_HELPER") : probe_helper;
+	paths.action_helper =
+	        getenv("CRADLE_ACTION_HELPER") ? getenv("CRADLE_ACTION_HELPER") : action_helper;
+	paths.backup_tool = getenv("CRADLE_BACKUP_TOOL") ? getenv("CRADLE_BACKUP_TOOL")
+	                                                 : "/usr/bin/idevicebackup2";
+	return daemon_run(&cfg, &paths);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -189,8 +288,8 @@ static int mode_send(int argc, char **argv)
 static const struct mode modes[] = {
 	{ "--once", mode_once },
 	{ "send", mode_send },
-	{ "-c", daemon_main },
-	{ "--config", daemon_main },
+	{ "-c", mode_daemon },
+	{ "--config", mode_daemon },
 };
 
 int main(int argc, char **argv)
