@@ -127,7 +127,8 @@ static void enqueue(struct publish *p, const char *topic, char *payload, bool re
 		mqtt_kick(p->mqtt);
 }
 
-void publish_event(struct publish *p, const char *udid, enum proto_event ev, const char *details)
+void publish_event(struct publish *p, const char *udid, enum proto_event ev,
+                   const struct proto_event_details *details)
 {
 	struct proto_device_event m;
 	char topic[TOPICS_MAX];
@@ -139,7 +140,7 @@ void publish_event(struct publish *p, const char *udid, enum proto_event ev, con
 	m.event = ev;
 	snprintf(m.udid, sizeof(m.udid), "%s", udid);
 	if (details)
-		snprintf(m.details, sizeof(m.details), "%s", details);
+		m.details = *details;
 	enqueue(p, topic, proto_device_event_encode(&m), false, NULL);
 }
 
@@ -206,7 +207,7 @@ void publish_action_report(struct publish *p, const struct command *cmd, enum co
                            int progress, const char *cause, const char *detail)
 {
 	struct command_result res;
-	char details[160];
+	struct proto_event_details details;
 
 	memset(&res, 0, sizeof(res));
 	snprintf(res.cmd_id, sizeof(res.cmd_id), "%s", cmd->cmd_id);
@@ -224,14 +225,16 @@ void publish_action_report(struct publish *p, const struct command *cmd, enum co
 
 	if (cmd->kind != COMMAND_BACKUP_LOCAL_START)
 		return;
-	snprintf(details, sizeof(details), "{\"cmd_id\":\"%s\"%s%s%s}", cmd->cmd_id,
-	         cause ? ",\"cause\":\"" : "", cause ? cause : "", cause ? "\"" : "");
+	memset(&details, 0, sizeof(details));
+	snprintf(details.cmd_id, sizeof(details.cmd_id), "%s", cmd->cmd_id);
+	if (cause)
+		snprintf(details.cause, sizeof(details.cause), "%s", cause);
 	if (st == COMMAND_STATUS_IN_PROGRESS && progress == 0)
-		publish_event(p, cmd->udid, PROTO_EVENT_BACKUP_STARTED, details);
+		publish_event(p, cmd->udid, PROTO_EVENT_BACKUP_STARTED, &details);
 	else if (st == COMMAND_STATUS_SUCCEEDED)
-		publish_event(p, cmd->udid, PROTO_EVENT_BACKUP_FINISHED, details);
+		publish_event(p, cmd->udid, PROTO_EVENT_BACKUP_FINISHED, &details);
 	else if (st == COMMAND_STATUS_FAILED)
-		publish_event(p, cmd->udid, PROTO_EVENT_BACKUP_FAILED, details);
+		publish_event(p, cmd->udid, PROTO_EVENT_BACKUP_FAILED, &details);
 }
 
 /* ---- agent status and meta ---- */

@@ -49,8 +49,9 @@ struct publish *publish_free(struct publish *p);
 /* This run's session number. */
 uint64_t publish_session(const struct publish *p);
 
-/* A device event; details is a JSON object text or NULL ({}). */
-void publish_event(struct publish *p, const char *udid, enum proto_event ev, const char *details);
+/* A device event; details NULL = none ({}). */
+void publish_event(struct publish *p, const char *udid, enum proto_event ev,
+                   const struct proto_event_details *details);
 
 /*
  * Diagnoses facts and publishes the device's state when it changed, or every refresh_interval,
