@@ -159,6 +159,7 @@ void publish_state(struct publish *p, const struct device_facts *facts, bool att
                    struct publish_memo *memo, bool force)
 {
 	struct proto_device_state cur;
+	struct proto_event_details details;
 	struct diagnosis dx;
 	struct state_ctx ctx;
 	enum proto_event evs[STATE_EVENTS_MAX];
@@ -182,8 +183,10 @@ void publish_state(struct publish *p, const struct device_facts *facts, bool att
 	memo->last = cur;
 	memo->have_state = true;
 	memo->last_pub_ms = now;
-	for (i = 0; i < n; i++)
-		publish_event(p, facts->udid, evs[i], NULL);
+	for (i = 0; i < n; i++) {
+		state_event_details(evs[i], facts, &cur, &details);
+		publish_event(p, facts->udid, evs[i], &details);
+	}
 }
 
 /* ---- commands ---- */
@@ -226,6 +229,7 @@ void publish_action_report(struct publish *p, const struct command *cmd, enum co
 	if (cmd->kind != COMMAND_BACKUP_LOCAL_START)
 		return;
 	memset(&details, 0, sizeof(details));
+	snprintf(details.kind, sizeof(details.kind), "local");
 	snprintf(details.cmd_id, sizeof(details.cmd_id), "%s", cmd->cmd_id);
 	if (cause)
 		snprintf(details.cause, sizeof(details.cause), "%s", cause);
