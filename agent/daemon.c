@@ -23,6 +23,7 @@
 #include <cjson/cJSON.h>
 
 #include "actions.h"
+#include "agentev.h"
 #include "backupstore.h"
 #include "cmd.h"
 #include "cmdtable.h"
@@ -86,12 +87,14 @@ struct daemon {
 	struct actions *actions;
 	struct probe_sched *probe;
 	struct devmon *devmon;
+	struct agentev *agentev; /* agent-level events */
 	struct device *devices;
 	int64_t started_at;
 	char topic_cmd[TOPICS_MAX];
 	char topic_status[TOPICS_MAX];
 	char topic_meta[TOPICS_MAX];
 	char topic_result[TOPICS_MAX];
+	char topic_agent_event[TOPICS_MAX];
 };
 
 /* ---- numbering and publishing ---- */
@@ -140,6 +143,7 @@ static void enqueue(struct daemon *d, const char *topic, char *payload, bool ret
 		         (unsigned long long)dropped);
 	free(payload);
 	mqtt_kick(d->mqtt);
+	agentev_outbox_check(d->agentev); /* agentev: outbox_pressure / outbox_ok */
 }
 
 static void publish_event(struct daemon *d, const char *udid, enum proto_event ev,
@@ -157,6 +161,23 @@ static void publish_event(struct daemon *d, const char *udid, enum proto_event e
 	if (details)
 		snprintf(m.details, sizeof(m.details), "%s", details);
 	enqueue(d, topic, proto_device_event_encode(&m), false, NULL);
+}
+
+/* agentev: numbers and stores an agent-level event like any other message */
+static void publish_agent_event(void *data, struct proto_agent_event *ev, const char *key)
+{
+	struct daemon *d = data;
+
+	header(d, &ev->h);
+	enqueue(d, d->topic_agent_event, proto_agent_event_encode(ev), false, key);
+}
+
+/* agentev: devmon's view of usbmuxd */
+static void on_usbmuxd(bool up, size_t devices, void *data)
+{
+	struct daemon *d = data;
+
+	agentev_usbmuxd(d->agentev, up, devices);
 }
 
 static void state_ctx_init(struct daemon *d, struct state_ctx *ctx, int64_t seq)
@@ -461,6 +482,8 @@ static void handle_command(struct daemon *d, const struct mqtt_message *msg)
 	if (dec.security)
 		log_warn("command refused for a security reason: %s (%s)",
 		         command_reject_str(dec.reason), dec.err);
+	if (dec.reason != COMMAND_REJECT_NONE) /* agentev: security_rejected, per reason */
+		agentev_command_rejected(d->agentev, command_reject_str(dec.reason), dec.err);
 	if (cmd_decision_result(d->cmd, &dec, &res) == 0)
 		publish_result(d, &res);
 	else if (dec.reason != COMMAND_REJECT_NONE)
@@ -641,6 +664,7 @@ static int build_actions(struct daemon *d)
 		.restart_timeout_s = d->cfg->restart_timeout_s,
 		.action_timeout_s = DAEMON_ACTION_TIMEOUT,
 		.backup_timeout_s = DAEMON_BACKUP_TIMEOUT,
+		.backup_stall_timeout_s = d->cfg->backup_stall_timeout_s,
 	};
 	int n;
 
@@ -687,7 +711,9 @@ static int build_topics(struct daemon *d)
 	if (topics_build(d->topic_cmd, sizeof(d->topic_cmd), TOPICS_CMD, a, NULL) < 0 ||
 	    topics_build(d->topic_status, sizeof(d->topic_status), TOPICS_STATUS, a, NULL) < 0 ||
 	    topics_build(d->topic_meta, sizeof(d->topic_meta), TOPICS_META, a, NULL) < 0 ||
-	    topics_build(d->topic_result, sizeof(d->topic_result), TOPICS_RESULT, a, NULL) < 0)
+	    topics_build(d->topic_result, sizeof(d->topic_result), TOPICS_RESULT, a, NULL) < 0 ||
+	    topics_build(d->topic_agent_event, sizeof(d->topic_agent_event), TOPICS_AGENT_EVENT, a,
+	                 NULL) < 0)
 		return -EINVAL;
 	return 0;
 }
@@ -744,7 +770,20 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 		log_error_errno(r, "cannot open the outbox in '%s'", cfg->state_dir);
 		goto out;
 	}
-	if (build_cmd(&d) < 0 || build_actions(&d) < 0)
+	/* agentev: right after the outbox it watches, before anything publishes */
+	d.agentev = agentev_new(
+	        d.loop,
+	        &(struct agentev_config){
+	                .disk_path = cfg->state_dir,
+	                .disk_low_free = cfg->disk_low_free,
+	                .disk_check_ms = (uint64_t)cfg->disk_check_interval_s * 1000,
+	                .security_interval_ms = (uint64_t)cfg->security_event_interval_s * 1000,
+	                .outbox = d.outbox,
+	                .outbox_max_records = cfg->outbox_max_records,
+	                .outbox_max_bytes = cfg->outbox_max_bytes,
+	        },
+	        publish_agent_event, &d);
+	if (!d.agentev || build_cmd(&d) < 0 || build_actions(&d) < 0)
 		goto out;
 	r = build_mqtt(&d);
 	if (r < 0) {
@@ -757,6 +796,7 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 		goto out;
 	}
 	d.devmon = devmon_new(d.loop, (uint64_t)cfg->resync_interval_s * 1000, on_device, &d);
+	devmon_watch_usbmuxd(d.devmon, on_usbmuxd, &d); /* agentev */
 	r = d.devmon ? devmon_start(d.devmon) : -ENOMEM;
 	if (r < 0) {
 		log_error_errno(r, "cannot watch for devices");
@@ -773,6 +813,7 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 	d.actions = actions_free(d.actions);
 	stop_probes(&d);
 	d.probe = probe_sched_free(d.probe);
+	agentev_flush(d.agentev); /* agentev: refusals counted but not yet reported */
 	offline = status_payload(&d, false, false);
 	if (offline) {
 		r = mqtt_shutdown(d.mqtt, offline, strlen(offline), DAEMON_SHUTDOWN_MS);
@@ -788,6 +829,7 @@ out:
 	mqtt_free(d.mqtt);
 	cmd_free(d.cmd);
 	cmdtable_free(d.cmdtable);
+	agentev_free(d.agentev);
 	outbox_close(d.outbox);
 	for (dev = d.devices; dev; dev = next) {
 		next = dev->next;
