@@ -46,6 +46,7 @@ struct agentev {
 	enum mux_state mux;
 	bool mux_lost_sent;
 	uint64_t mux_down_ms;
+	size_t mux_devices; /* listed by the last listing that worked */
 
 	uint64_t disk_timer;
 	bool disk_low;
@@ -212,13 +213,17 @@ void agentev_usbmuxd(struct agentev *ae, bool up, size_t devices)
 		emit(ae, &ev, NULL);
 		ae->mux_lost_sent = false;
 	} else if (!up && ae->mux == MUX_UP) {
+		/* not the devices known now: libusbmuxd reports every phone removed as soon as its
+		 * event socket breaks, before the listing fails */
 		event_init(&ev, PROTO_AGENT_EVENT_USBMUXD_LOST);
-		ev.usbmuxd.devices = (int64_t)devices;
+		ev.usbmuxd.devices = (int64_t)ae->mux_devices;
 		emit(ae, &ev, NULL);
 		ae->mux_lost_sent = true;
 		ae->mux_down_ms = now;
 	}
 	ae->mux = up ? MUX_UP : MUX_DOWN;
+	if (up)
+		ae->mux_devices = devices;
 }
 
 /* ---- disk ---- */

@@ -64,7 +64,7 @@ struct agentev *agentev_free(struct agentev *ae);
 /* A command was refused: reason is its wire code (borrowed), detail the explanation or NULL. */
 void agentev_command_rejected(struct agentev *ae, const char *reason, const char *detail);
 
-/* Result of one usbmuxd device listing: reachable or not, with the devices it had / has. */
+/* Result of one usbmuxd device listing: reachable or not; devices: how many it listed. */
 void agentev_usbmuxd(struct agentev *ae, bool up, size_t devices);
 
 /* Looks at the outbox counters: call after putting something (cheap; reentrancy-safe). */

@@ -150,8 +150,8 @@ static void do_resync(struct devmon *dm)
 		/* in UNIX socket mode libusbmuxd does not reconnect its event socket itself */
 		subscribe(dm);
 	}
-	if (dm->mux_fn) /* agentev: before the detaches, while n_known still counts them */
-		dm->mux_fn(r >= 0, r >= 0 ? l.n : dm->n_known, dm->mux_data);
+	if (dm->mux_fn) /* agentev: usbmuxd lost / back */
+		dm->mux_fn(r >= 0, l.n, dm->mux_data);
 	/* detached: known but not listed (walk backwards: known_del shifts the tail) */
 	for (i = dm->n_known; i > 0; i--) {
 		if (l.n && bsearch(dm->known[i - 1], l.udid, l.n, sizeof(*l.udid), cmp_udid))

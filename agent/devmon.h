@@ -35,8 +35,8 @@ enum devmon_event {
 typedef void (*devmon_fn)(enum devmon_event ev, const char *udid, void *data);
 
 /*
- * Called after every resync's ListDevices: up = usbmuxd answered; devices = what it listed, or
- * when it did not answer, the devices known until then. For agent-level events (agentev.h).
+ * Called after every resync's ListDevices: up = usbmuxd answered; devices = how many it listed
+ * (0 when it did not answer). For agent-level events (agentev.h).
  */
 typedef void (*devmon_usbmuxd_fn)(bool up, size_t devices, void *data);
 

@@ -266,7 +266,7 @@ struct proto_security_details {
 
 /* details of usbmuxd_lost / usbmuxd_back */
 struct proto_usbmuxd_details {
-	int64_t devices; /* lost: devices attached when it went away; back: devices listed now */
+	int64_t devices; /* lost: listed by the last listing that worked; back: listed now */
 	int64_t down_s;  /* back only: how long usbmuxd was unreachable */
 };
 
