@@ -118,7 +118,7 @@ static int index_of(const char *const *names, int n, const char *s)
 {
 	int i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; s && i < n; i++)
 		if (names[i] && strcmp(names[i], s) == 0)
 			return i;
 	return -EINVAL;
@@ -126,15 +126,11 @@ static int index_of(const char *const *names, int n, const char *s)
 
 int proto_event_from_name(const char *name, enum proto_event *ret)
 {
-	int i;
+	int i = index_of(event_names, _PROTO_EVENT_MAX, name);
 
-	if (!name)
-		return -EINVAL;
-	i = index_of(event_names, _PROTO_EVENT_MAX, name);
-	if (i < 0)
-		return i;
-	*ret = i;
-	return 0;
+	if (i >= 0)
+		*ret = i;
+	return i < 0 ? i : 0;
 }
 
 const char *proto_agent_event_name(enum proto_agent_event_kind e)
@@ -144,15 +140,11 @@ const char *proto_agent_event_name(enum proto_agent_event_kind e)
 
 int proto_agent_event_from_name(const char *name, enum proto_agent_event_kind *ret)
 {
-	int i;
+	int i = index_of(agent_event_names, _PROTO_AGENT_EVENT_MAX, name);
 
-	if (!name)
-		return -EINVAL;
-	i = index_of(agent_event_names, _PROTO_AGENT_EVENT_MAX, name);
-	if (i < 0)
-		return i;
-	*ret = i;
-	return 0;
+	if (i >= 0)
+		*ret = i;
+	return i < 0 ? i : 0;
 }
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not one. */
