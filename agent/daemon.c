@@ -675,6 +675,26 @@ static int build_actions(struct daemon *d)
 	return d->actions ? 0 : -ENOMEM;
 }
 
+/* agentev: the agent-level events, watching the outbox, state_dir and usbmuxd */
+static int build_agentev(struct daemon *d)
+{
+	const struct agent_config *cfg = d->cfg;
+	struct agentev_config ac = {
+		.disk_path = cfg->state_dir,
+		.disk_low_free = cfg->disk_low_free,
+		.disk_check_ms = (uint64_t)cfg->disk_check_interval_s * 1000,
+		.security_interval_ms = (uint64_t)cfg->security_event_interval_s * 1000,
+		.outbox = d->outbox,
+		.outbox_max_records = cfg->outbox_max_records,
+		.outbox_max_bytes = cfg->outbox_max_bytes,
+	};
+
+	d->agentev = agentev_new(d->loop, &ac, publish_agent_event, d);
+	if (!d->agentev)
+		return log_error_errno(-ENOMEM, "cannot set up agent events");
+	return 0;
+}
+
 static int build_mqtt(struct daemon *d)
 {
 	struct mqtt_options o = {
@@ -771,19 +791,7 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 		goto out;
 	}
 	/* agentev: right after the outbox it watches, before anything publishes */
-	d.agentev = agentev_new(
-	        d.loop,
-	        &(struct agentev_config){
-	                .disk_path = cfg->state_dir,
-	                .disk_low_free = cfg->disk_low_free,
-	                .disk_check_ms = (uint64_t)cfg->disk_check_interval_s * 1000,
-	                .security_interval_ms = (uint64_t)cfg->security_event_interval_s * 1000,
-	                .outbox = d.outbox,
-	                .outbox_max_records = cfg->outbox_max_records,
-	                .outbox_max_bytes = cfg->outbox_max_bytes,
-	        },
-	        publish_agent_event, &d);
-	if (!d.agentev || build_cmd(&d) < 0 || build_actions(&d) < 0)
+	if (build_agentev(&d) < 0 || build_cmd(&d) < 0 || build_actions(&d) < 0)
 		goto out;
 	r = build_mqtt(&d);
 	if (r < 0) {
