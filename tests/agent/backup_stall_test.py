@@ -17,15 +17,20 @@ AID = "station-stall-1"
 STALL = 3  # backup_stall_timeout, seconds
 
 
-def send_backup(broker, timeout=60):
+def start_backup(broker, timeout=60):
     argv = [AGENT, "send", "--broker", broker.url(), "--agent", AID, "--udid", udid(1),
             "backup.local.start", "--json", "--timeout", str(timeout)]
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 30)
-    return r.returncode, [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
 
 
-def backup_tools(u):
-    """pids of idevicebackup2 processes working on phone u."""
+def finish(p):
+    out, _ = p.communicate(timeout=90)
+    return p.returncode, [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+
+
+def backup_tools(u, state_dir):
+    """pids of idevicebackup2 processes of this agent (its backup store is in state_dir) working
+    on phone u; other tests on the machine may back up a phone of the same UDID."""
     pids = []
     for pid in os.listdir("/proc"):
         try:
@@ -33,7 +38,8 @@ def backup_tools(u):
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if any(a.endswith(b"idevicebackup2") for a in argv) and u.encode() in argv:
+        if any(a.endswith(b"idevicebackup2") for a in argv) and u.encode() in argv and \
+                any(state_dir.encode() in a for a in argv):
             pids.append(int(pid))
     return pids
 
@@ -60,7 +66,7 @@ def main():
             wait_for(lambda: any(s["attached"] and s["probe"] == "ok"
                                  for s in states(col, AID, udid(1))), 20, what="phone 1")
             # a good backup first, from the same phone before it asks for the purge
-            rc, res = send_backup(broker)
+            rc, res = finish(start_backup(broker))
             if rc != 0 or res[-1]["status"] != "succeeded":
                 fail("first backup: rc %d %r" % (rc, res))
             current = os.path.realpath(os.path.join(store, "current"))
@@ -77,7 +83,11 @@ def main():
                      what="phone 1 back with the purge scenario")
             sim.ctl({"op": "journal", "udid": udid(1)})  # start from an empty journal
             t0 = time.monotonic()
-            rc, res = send_backup(broker)
+            p = start_backup(broker)
+            # the tool is seen running (so that "gone" below means something)
+            wait_for(lambda: backup_tools(udid(1), agent.state_dir), 20,
+                     what="idevicebackup2 running")
+            rc, res = finish(p)
             took = time.monotonic() - t0
             last = res[-1] if res else {}
             if rc != 1 or last.get("status") != "failed" or last.get("cause") != "stalled":
@@ -85,8 +95,8 @@ def main():
             # STALL of silence, then SIGTERM (the tool ignores it), SIGKILL 2 s later
             if not STALL <= took < STALL + 20:
                 fail("stalled after %.1fs, want about %ds" % (took, STALL + 2))
-            if backup_tools(udid(1)):
-                fail("idevicebackup2 still running: %r" % backup_tools(udid(1)))
+            if backup_tools(udid(1), agent.state_dir):
+                fail("idevicebackup2 still running: %r" % backup_tools(udid(1), agent.state_dir))
             j = wait_for(lambda: [e for e in sim.ctl({"op": "journal", "udid": udid(1)})
                                   .get("journal", []) if e.get("op") in
                                   ("purge_disk_space", "backup_finished")] or None, 10,
