@@ -58,6 +58,9 @@ struct job {
 	bool waiting_reported;
 	int mb_error;
 	int progress;
+	uint64_t stall_timer;  /* watchdog: no output line for backup_stall_timeout */
+	uint64_t last_line_ms; /* loop_now_ms() of the tool's last line */
+	bool stalled;          /* the watchdog killed the tool */
 	struct job *next;
 };
 
@@ -230,6 +233,32 @@ static int spawn_helper(struct job *j, const char *verb)
 
 /* ---- local backups ---- */
 
+/*
+ * The stall watchdog. Any line counts as life, not only a progress bar: the tool prints
+ * something for every file batch, and once it waits for a reply that never comes (1.3.0 after
+ * DLMessagePurgeDiskSpace) it prints nothing at all. One timer per backup, re-armed for the
+ * remainder when lines came meanwhile, so a chatty tool costs no timer churn.
+ */
+static void backup_on_stall_timer(struct loop *loop, uint64_t id, void *data)
+{
+	struct job *j = data;
+	uint64_t limit = (uint64_t)j->a->cfg.backup_stall_timeout_s * 1000;
+	uint64_t quiet = loop_now_ms() - j->last_line_ms;
+
+	(void)id;
+	j->stall_timer = 0;
+	if (!j->child)
+		return;
+	if (quiet < limit) {
+		j->stall_timer = loop_add_timer(loop, limit - quiet, backup_on_stall_timer, j);
+		return;
+	}
+	log_warn("device '%s': local backup silent for %llds, killing it as stalled", j->cmd.udid,
+	         (long long)j->a->cfg.backup_stall_timeout_s);
+	j->stalled = true;
+	child_terminate(j->child);
+}
+
 static void backup_on_line(struct child *c, const char *line, void *data)
 {
 	struct job *j = data;
@@ -237,6 +266,7 @@ static void backup_on_line(struct child *c, const char *line, void *data)
 	int code, pct;
 
 	(void)c;
+	j->last_line_ms = loop_now_ms();
 	if (sscanf(line, "ErrorCode %d", &code) == 1) {
 		j->mb_error = code;
 		return;
@@ -274,6 +304,9 @@ static void backup_on_exit(struct child *c, int status, bool timed_out, void *da
 	(void)c;
 	j->child = NULL;
 	a->running_backups--;
+	if (j->stall_timer)
+		loop_cancel_timer(a->loop, j->stall_timer);
+	j->stall_timer = 0;
 	if (ok) {
 		r = backupstore_commit(&a->cfg.store, j->cmd.udid, wall_now_ms() / 1000);
 		if (r < 0) {
@@ -296,6 +329,8 @@ static void backup_on_exit(struct child *c, int status, bool timed_out, void *da
 		j->mb_error = 208;
 	if (j->detached_during)
 		cause = "device_disconnected";
+	else if (j->stalled)
+		cause = "stalled";
 	else if (timed_out)
 		cause = "timeout";
 	else if (j->mb_error == 208)
@@ -309,6 +344,11 @@ static void backup_on_exit(struct child *c, int status, bool timed_out, void *da
 	if (j->mb_error)
 		snprintf(detail, sizeof(detail), "MBErrorDomain %d; the last good backup is kept",
 		         j->mb_error);
+	else if (j->stalled)
+		snprintf(detail, sizeof(detail),
+		         "no progress for %llds, the backup tool was killed; the last good backup "
+		         "is kept",
+		         (long long)a->cfg.backup_stall_timeout_s);
 	else
 		snprintf(detail, sizeof(detail),
 		         "the backup did not complete; the last good backup is kept");
@@ -371,6 +411,11 @@ static void backup_begin(struct job *j)
 		return;
 	}
 	a->running_backups++;
+	j->last_line_ms = loop_now_ms();
+	if (a->cfg.backup_stall_timeout_s > 0)
+		j->stall_timer =
+		        loop_add_timer(a->loop, (uint64_t)a->cfg.backup_stall_timeout_s * 1000,
+		                       backup_on_stall_timer, j);
 	report(j, COMMAND_STATUS_IN_PROGRESS, 0, NULL, "local backup started");
 	if (asks_for_passcode(f)) {
 		j->waiting_reported = true;
@@ -425,6 +470,8 @@ struct actions *actions_free(struct actions *a)
 			kill(child_pid(j->child), SIGTERM);
 		if (j->timer)
 			loop_cancel_timer(a->loop, j->timer);
+		if (j->stall_timer)
+			loop_cancel_timer(a->loop, j->stall_timer);
 		free(j);
 	}
 	free(a);

@@ -20,7 +20,7 @@
  * then cmdtable_fail_unfinished(t, "agent_restarted", now) (an execution the last process did not
  * finish will never finish), then cmd_new(). Per delivery: cmd_check(); publish
  * cmd_decision_result() if it returns 0 (the publisher sets seq/ts); execute only when reason is
- * COMMAND_REJECT_NONE; raise cmd_rejected_security when security is set. Per later state:
+ * COMMAND_REJECT_NONE; report every refusal to agentev (security_rejected). Per later state:
  * cmd_update() first, then publish. Answer only on this agent's own result topic, whatever
  * Response Topic the message carries.
  *
@@ -86,7 +86,7 @@ struct cmd_decision {
 	bool known; /* the cmdtable had this cmd_id: last is its last status */
 	struct cmdtable_entry last;
 	bool security; /* a misuse hint (retained, wrong agent/device, not allowed, bad params):
-	                * the daemon raises a cmd_rejected_security event */
+	                * the daemon logs it as a warning */
 	char err[COMMAND_ERR_MAX]; /* human-readable detail for logs and the result */
 };
 

@@ -102,6 +102,12 @@ static const struct config_key config_keys[] = {
 	{ "cmd_rate_per_device", CONFIG_RATE, OFF(cmd_rate_per_device), 0, 1, 10000, 0, "6/1h" },
 	{ "cmd_id_retention", CONFIG_DURATION, OFF(cmd_id_retention_s), 0, 3600, 365 * DAY, 0,
 	  "7d" },
+	{ "backup_stall_timeout", CONFIG_DURATION, OFF(backup_stall_timeout_s), 0, 1, 6 * 3600, 0,
+	  "10m" },
+	{ "disk_low_free", CONFIG_SIZE, OFF(disk_low_free), 0, 0, 1ULL << 50, 0, "2G" },
+	{ "disk_check_interval", CONFIG_DURATION, OFF(disk_check_interval_s), 0, 1, DAY, 0, "1m" },
+	{ "security_event_interval", CONFIG_DURATION, OFF(security_event_interval_s), 0, 1, DAY, 0,
+	  "1m" },
 };
 
 struct config_parser {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "actions.h"
+#include "agentev.h"
 #include "backupstore.h"
 #include "cmd.h"
 #include "cmdtable.h"
@@ -53,6 +54,7 @@ struct daemon {
 	struct cmd *cmd;
 	struct actions *actions;
 	struct devmon *devmon;
+	struct agentev *agentev; /* agent-level events */
 	int64_t started_at;
 	char topic_cmd[TOPICS_MAX];
 	char topic_status[TOPICS_MAX];
@@ -163,6 +165,8 @@ static void handle_command(struct daemon *d, const struct mqtt_message *msg)
 	if (dec.security)
 		log_warn("command refused for a security reason: %s (%s)",
 		         command_reject_str(dec.reason), dec.err);
+	if (dec.reason != COMMAND_REJECT_NONE) /* security_rejected, aggregated per reason */
+		agentev_command_rejected(d->agentev, command_reject_str(dec.reason), dec.err);
 	if (cmd_decision_result(d->cmd, &dec, &res) == 0)
 		publish_result(d->pub, &res);
 	else if (dec.reason != COMMAND_REJECT_NONE)
@@ -291,6 +295,7 @@ static int build_actions(struct daemon *d)
 		.restart_timeout_s = d->cfg->restart_timeout_s,
 		.action_timeout_s = DAEMON_ACTION_TIMEOUT,
 		.backup_timeout_s = DAEMON_BACKUP_TIMEOUT,
+		.backup_stall_timeout_s = d->cfg->backup_stall_timeout_s,
 	};
 	int n;
 
@@ -299,6 +304,41 @@ static int build_actions(struct daemon *d)
 		log_notice("discarded %d interrupted local backups", n);
 	d->actions = actions_new(d->loop, &ac, &action_ops, d);
 	return d->actions ? 0 : -ENOMEM;
+}
+
+static void on_agent_event(void *data, struct proto_agent_event *ev, const char *key)
+{
+	struct daemon *d = data;
+
+	publish_agent_event(d->pub, ev, key);
+}
+
+static void on_usbmuxd(bool up, size_t devices, void *data)
+{
+	struct daemon *d = data;
+
+	agentev_usbmuxd(d->agentev, up, devices);
+}
+
+/* The agent-level events, watching the outbox, state_dir and usbmuxd. */
+static int build_agentev(struct daemon *d)
+{
+	const struct agent_config *cfg = d->cfg;
+	struct agentev_config ac = {
+		.disk_path = cfg->state_dir,
+		.disk_low_free = cfg->disk_low_free,
+		.disk_check_ms = (uint64_t)cfg->disk_check_interval_s * 1000,
+		.security_interval_ms = (uint64_t)cfg->security_event_interval_s * 1000,
+		.outbox = d->outbox,
+		.outbox_max_records = cfg->outbox_max_records,
+		.outbox_max_bytes = cfg->outbox_max_bytes,
+	};
+
+	d->agentev = agentev_new(d->loop, &ac, on_agent_event, d);
+	if (!d->agentev)
+		return log_error_errno(-ENOMEM, "cannot set up agent events");
+	publish_set_agentev(d->pub, d->agentev);
+	return 0;
 }
 
 static int build_mqtt(struct daemon *d)
@@ -393,7 +433,9 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 		log_error("cannot set up publishing");
 		goto out;
 	}
-	if (build_registry(&d) < 0 || build_cmd(&d) < 0 || build_actions(&d) < 0)
+	/* agent events right after the publisher, before anything else publishes */
+	if (build_agentev(&d) < 0 || build_registry(&d) < 0 || build_cmd(&d) < 0 ||
+	    build_actions(&d) < 0)
 		goto out;
 	r = build_mqtt(&d);
 	if (r < 0) {
@@ -402,6 +444,7 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 	}
 	d.devmon = devmon_new(d.loop, (uint64_t)cfg->resync_interval_s * 1000, registry_on_device,
 	                      d.reg);
+	devmon_watch_usbmuxd(d.devmon, on_usbmuxd, &d);
 	r = d.devmon ? devmon_start(d.devmon) : -ENOMEM;
 	if (r < 0) {
 		log_error_errno(r, "cannot watch for devices");
@@ -417,6 +460,7 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 	d.devmon = devmon_free(d.devmon);
 	d.actions = actions_free(d.actions);
 	registry_stop(d.reg, DAEMON_SHUTDOWN_MS);
+	agentev_flush(d.agentev); /* refusals counted but not yet reported */
 	offline = publish_status_payload(d.pub, false, false);
 	if (offline) {
 		r = mqtt_shutdown(d.mqtt, offline, strlen(offline), DAEMON_SHUTDOWN_MS);
@@ -432,6 +476,9 @@ out:
 	mqtt_free(d.mqtt);
 	cmd_free(d.cmd);
 	cmdtable_free(d.cmdtable);
+	if (d.pub)
+		publish_set_agentev(d.pub, NULL);
+	agentev_free(d.agentev);
 	publish_free(d.pub);
 	outbox_close(d.outbox);
 	loop_free(d.loop);

@@ -6,9 +6,11 @@
  *
  * Startup order (each step depends on the previous): config -> state dir -> statefile (new
  * session) -> signals (blocked before any library starts threads) -> outbox -> publisher ->
+ * agent events (agentev.h) ->
  * device registry -> command table (unfinished commands of the last run become failed
  * agent_restarted) -> actions -> MQTT -> device discovery. Shutdown on SIGTERM/SIGINT: stop
- * discovery and actions, publish online:false, flush, disconnect, exit 0.
+ * discovery and actions, report pending refusal counts, publish online:false, flush,
+ * disconnect, exit 0.
  */
 #ifndef CRADLE_DAEMON_H
 #define CRADLE_DAEMON_H

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agentev.h"
 #include "diagnose.h"
 #include "log.h"
 #include "loop.h"
@@ -40,6 +41,8 @@ struct publish {
 	struct mqtt *mqtt;
 	int64_t started_at;
 	char topic_result[TOPICS_MAX];
+	char topic_agent_event[TOPICS_MAX];
+	struct agentev *agentev; /* told after every put, for outbox_pressure / outbox_ok */
 };
 
 struct publish *publish_new(const struct agent_config *cfg, const char *statefile_path,
@@ -55,7 +58,9 @@ struct publish *publish_new(const struct agent_config *cfg, const char *statefil
 	p->outbox = outbox;
 	p->started_at = started_at;
 	if (topics_build(p->topic_result, sizeof(p->topic_result), TOPICS_RESULT, cfg->agent_id,
-	                 NULL) < 0) {
+	                 NULL) < 0 ||
+	    topics_build(p->topic_agent_event, sizeof(p->topic_agent_event), TOPICS_AGENT_EVENT,
+	                 cfg->agent_id, NULL) < 0) {
 		free(p);
 		return NULL;
 	}
@@ -65,6 +70,11 @@ struct publish *publish_new(const struct agent_config *cfg, const char *statefil
 void publish_set_mqtt(struct publish *p, struct mqtt *mqtt)
 {
 	p->mqtt = mqtt;
+}
+
+void publish_set_agentev(struct publish *p, struct agentev *agentev)
+{
+	p->agentev = agentev;
 }
 
 struct publish *publish_free(struct publish *p)
@@ -125,6 +135,14 @@ static void enqueue(struct publish *p, const char *topic, char *payload, bool re
 	free(payload);
 	if (p->mqtt)
 		mqtt_kick(p->mqtt);
+	if (p->agentev)
+		agentev_outbox_check(p->agentev);
+}
+
+void publish_agent_event(struct publish *p, struct proto_agent_event *ev, const char *key)
+{
+	header(p, &ev->h);
+	enqueue(p, p->topic_agent_event, proto_agent_event_encode(ev), false, key);
 }
 
 void publish_event(struct publish *p, const char *udid, enum proto_event ev,

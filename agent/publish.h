@@ -22,6 +22,7 @@
 #include "proto.h"
 #include "statefile.h"
 
+struct agentev;
 struct mqtt;
 struct outbox;
 struct publish;
@@ -44,6 +45,9 @@ struct publish *publish_new(const struct agent_config *cfg, const char *statefil
 /* The MQTT client to wake after each put (NULL: none yet). */
 void publish_set_mqtt(struct publish *p, struct mqtt *mqtt);
 
+/* The agent events to tell after each put (outbox pressure); NULL: none. */
+void publish_set_agentev(struct publish *p, struct agentev *agentev);
+
 struct publish *publish_free(struct publish *p);
 
 /* This run's session number. */
@@ -59,6 +63,9 @@ void publish_event(struct publish *p, const char *udid, enum proto_event ev,
  */
 void publish_state(struct publish *p, const struct device_facts *facts, bool attached,
                    struct publish_memo *memo, bool force);
+
+/* Numbers an agent-level event (header filled here) and queues it under key (may be NULL). */
+void publish_agent_event(struct publish *p, struct proto_agent_event *ev, const char *key);
 
 /* Numbers res (agent, seq, ts, session filled here) and queues it; never dropped. */
 void publish_result(struct publish *p, struct command_result *res);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * proto: C structs <-> JSON for the agent's own messages of the cradle/v1 contract
- * (agent status, agent meta, device state, device event; commands live in command.h).
+ * (agent status, agent meta, device state, device event, agent event; commands live in
+ * command.h).
  * proto/README.md is the contract; proto/schema/ holds the JSON Schemas these functions agree
  * with, and proto/examples/ the golden messages both sides are tested against.
  *
@@ -55,6 +56,7 @@ enum proto_type {
 	PROTO_AGENT_META,
 	PROTO_DEVICE_STATE,
 	PROTO_DEVICE_EVENT,
+	PROTO_AGENT_EVENT,
 	_PROTO_TYPE_MAX,
 };
 
@@ -267,6 +269,71 @@ struct proto_device_event {
 char *proto_device_event_encode(const struct proto_device_event *m);
 int proto_device_event_decode(const char *json, size_t len, struct proto_device_event *ret,
                               char *err, size_t err_size);
+
+/* ---- agent event (not retained): things about the station, not about one phone ---- */
+
+enum proto_agent_event_kind {
+	PROTO_AGENT_EVENT_SECURITY_REJECTED, /* commands refused, aggregated per reason */
+	PROTO_AGENT_EVENT_USBMUXD_LOST,
+	PROTO_AGENT_EVENT_USBMUXD_BACK,
+	PROTO_AGENT_EVENT_DISK_LOW, /* free space of state_dir under disk_low_free */
+	PROTO_AGENT_EVENT_DISK_OK,
+	PROTO_AGENT_EVENT_OUTBOX_PRESSURE, /* the outbox started dropping or coalescing */
+	PROTO_AGENT_EVENT_OUTBOX_OK,
+	_PROTO_AGENT_EVENT_MAX,
+};
+
+const char *proto_agent_event_name(enum proto_agent_event_kind e);
+/* Returns 0 and the enum for a wire name, or -EINVAL. */
+int proto_agent_event_from_name(const char *name, enum proto_agent_event_kind *ret);
+
+/* details of security_rejected */
+struct proto_security_details {
+	char reason[PROTO_CODE_MAX]; /* a command refusal reason (open vocabulary, a code) */
+	int64_t count;               /* >= 1: refusals for this reason counted in this event */
+	int64_t first_at, last_at;   /* Unix s of the first and the last of them */
+	int64_t interval_s;          /* aggregation window: at most one event per reason per it */
+	char detail[PROTO_TEXT_MAX]; /* the last refusal's explanation; "" = null */
+};
+
+/* details of usbmuxd_lost / usbmuxd_back */
+struct proto_usbmuxd_details {
+	int64_t devices; /* lost: listed by the last listing that worked; back: listed now */
+	int64_t down_s;  /* back only: how long usbmuxd was unreachable */
+};
+
+/* details of disk_low / disk_ok */
+struct proto_disk_details {
+	char path[PROTO_TEXT_MAX]; /* the directory checked (state_dir) */
+	uint64_t free_bytes;       /* available to the agent (statvfs f_bavail) */
+	uint64_t total_bytes;
+	uint64_t floor_bytes; /* disk_low_free */
+};
+
+/* details of outbox_pressure / outbox_ok */
+struct proto_outbox_details {
+	int64_t dropped;    /* events dropped since the pressure began */
+	int64_t superseded; /* unsent device states replaced by newer ones since it began */
+	int64_t records;    /* unsent records now */
+	int64_t bytes;      /* unsent bytes now */
+	int64_t max_records, max_bytes; /* the configured caps */
+};
+
+struct proto_agent_event {
+	struct proto_header h;
+	enum proto_agent_event_kind event;
+	char event_id[PROTO_EVENT_ID_MAX]; /* "" on encode: derived as "<session>-<seq>" */
+	/* the details of the event: only the member that matches event is encoded / decoded */
+	struct proto_security_details security;
+	struct proto_usbmuxd_details usbmuxd;
+	struct proto_disk_details disk;
+	struct proto_outbox_details outbox;
+};
+
+/* Like the other encoders; NULL also for an event kind out of range (a programming error). */
+char *proto_agent_event_encode(const struct proto_agent_event *m);
+int proto_agent_event_decode(const char *json, size_t len, struct proto_agent_event *ret, char *err,
+                             size_t err_size);
 
 /* ---- helpers shared with command.c and the dashboard ---- */
 

@@ -167,8 +167,13 @@ class Sim:
             argv += ["--scenario", self.scenario]
         argv += self.extra
         self.proc = Proc("sim", self.tmp)
+        # the output file is appended to across restarts: only a "ready" of this run counts
+        try:
+            skip = os.path.getsize(self.proc.out_path)
+        except OSError:
+            skip = 0
         self.proc.spawn(argv)
-        wait_for(lambda: b"ready" in open(self.proc.out_path, "rb").read() or
+        wait_for(lambda: b"ready" in open(self.proc.out_path, "rb").read()[skip:] or
                  not self.proc.alive(), 15, what="cradle-sim ready")
         if not self.proc.alive():
             raise RuntimeError("cradle-sim exited: " + self.proc.stderr_text())

@@ -61,6 +61,10 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.cmd_rate_per_device.count, 6);
 	assert_int_equal(cfg.cmd_rate_per_device.interval_s, 3600);
 	assert_int_equal(cfg.cmd_id_retention_s, 7 * 86400);
+	assert_int_equal(cfg.backup_stall_timeout_s, 600);
+	assert_true(cfg.disk_low_free == 2ULL << 30);
+	assert_int_equal(cfg.disk_check_interval_s, 60);
+	assert_int_equal(cfg.security_event_interval_s, 60);
 	/* the pattern defaults are the diagnosis' own */
 	diagnose_config_defaults(&dc);
 	assert_true(dc.storage_full.n > 0);
