@@ -7,7 +7,8 @@
  * Value decoding is lenient on types because iOS versions and the simulator differ: dates may
  * be integers, reals or plist dates (all seconds since 2001-01-01), booleans may be 0/1
  * integers (RequiresEncryption is one). Absent keys leave has_* false: "never backed up" is a
- * finding, not an error. Errors map to domain states per reference device-protocols.md §2.8.
+ * finding, not an error. Errors map to domain states as docs/device-protocols.md (Lockdown
+ * errors) lists them.
  */
 #include "idev.h"
 
