@@ -24,6 +24,7 @@
 #include "mux.h"
 #include "scenario.h"
 #include "sim.h"
+#include "timeline.h"
 
 #define MAIN_LISTEN_MAX MUX_LISTENERS_MAX
 
@@ -99,6 +100,8 @@ int main(int argc, char **argv)
 	struct scenario sc = { 0 };
 	struct sim sim = { 0 };
 	struct control *ctl = NULL;
+	struct mux *mux = NULL;
+	struct timeline *tl = NULL;
 	uint64_t generate = 0, seed = 1;
 	bool crypto = false;
 	char err[SCENARIO_ERR_MAX];
@@ -181,7 +184,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	make_buid(sim.buid, sizeof(sim.buid));
-	r = mux_new(&sim);
+	r = mux_new(&sim, &mux);
 	if (r < 0) {
 		log_error_errno(r, "mux");
 		goto out;
@@ -204,13 +207,13 @@ int main(int argc, char **argv)
 		bool want = dev->attached;
 
 		dev->attached = false;
-		scenario_set_pairing(&sim, dev, dev->pairing);
+		sim_device_set_pairing(&sim, dev, dev->pairing);
 		if (want)
 			sim_device_attach(&sim, dev);
 	}
 
 	for (i = 0; i < n_listens; i++) {
-		r = mux_listen(&sim, listens[i]);
+		r = mux_listen(mux, listens[i]);
 		if (r < 0) {
 			log_error_errno(r, "--listen %s", listens[i]);
 			goto out;
@@ -223,7 +226,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	r = timeline_start(&sim, &sc);
+	r = timeline_start(&sim, &sc, &tl);
 	if (r < 0) {
 		log_error_errno(r, "timeline");
 		goto out;
@@ -234,30 +237,20 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	{
-		struct mux *m = sim.mux;
-
-		printf("cradle-sim: ready usbmuxd=");
-		for (i = 0; i < m->n_listeners; i++)
-			printf("%s%s", i ? "," : "", m->listeners[i].addr);
-		printf(" control=%s\n", ctl ? control_path(ctl) : "");
-		fflush(stdout);
-		log_notice("serving %d devices (%s)", sim.n_devices,
-		           sim.plaintext ? "plaintext" : "TLS");
-	}
+	printf("cradle-sim: ready usbmuxd=");
+	for (i = 0; i < mux->n_listeners; i++)
+		printf("%s%s", i ? "," : "", mux->listeners[i].addr);
+	printf(" control=%s\n", ctl ? control_path(ctl) : "");
+	fflush(stdout);
+	log_notice("serving %d devices (%s)", sim.n_devices, sim.plaintext ? "plaintext" : "TLS");
 	r = loop_run(sim.loop);
 	status = r < 0 ? 1 : 0;
 out:
 	if (sim.loop) {
-		timeline_stop(&sim);
+		timeline_stop(tl);
 		control_free(ctl);
-		mux_free(&sim);
-		for (i = 0; i < sim.n_devices; i++) {
-			if (crypto && sim.devices[i]->attached)
-				devport_device_gone(&sim, sim.devices[i]);
-			sim_device_free(sim.devices[i]);
-		}
-		free(sim.devices);
+		mux_free(mux);
+		sim_done(&sim);
 		if (crypto)
 			devport_crypto_free(&sim);
 		loop_free(sim.loop);

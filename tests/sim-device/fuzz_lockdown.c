@@ -14,7 +14,6 @@
 
 #include "devport.h"
 #include "lockdown.h"
-#include "mux.h"
 #include "sim.h"
 #include "svc.h"
 
