@@ -18,7 +18,9 @@
 #include <sys/resource.h>
 
 #include "control.h"
+#include "devport.h"
 #include "generate.h"
+#include "lockdown.h"
 #include "log.h"
 #include "loop.h"
 #include "mux.h"
@@ -103,7 +105,6 @@ int main(int argc, char **argv)
 	struct mux *mux = NULL;
 	struct timeline *tl = NULL;
 	uint64_t generate = 0, seed = 1;
-	bool crypto = false;
 	char err[SCENARIO_ERR_MAX];
 	enum log_level level = LOG_LEVEL_NOTICE;
 	int n_listens = 0, c, i, r, status = 1;
@@ -189,12 +190,11 @@ int main(int argc, char **argv)
 		log_error_errno(r, "mux");
 		goto out;
 	}
-	r = devport_crypto_init(&sim);
+	r = devport_init(&sim, &lockdown_ops);
 	if (r < 0) {
 		log_error_errno(r, "crypto init");
 		goto out;
 	}
-	crypto = true;
 
 	/* The devices move into struct sim; pre-paired ones get the record a real pairing
 	 * leaves behind. */
@@ -251,8 +251,7 @@ out:
 		control_free(ctl);
 		mux_free(mux);
 		sim_done(&sim);
-		if (crypto)
-			devport_crypto_free(&sim);
+		devport_free(&sim);
 		loop_free(sim.loop);
 	}
 	scenario_free(&sc);

@@ -4,7 +4,7 @@
  * Listen, Connect, ReadBUID, *PairRecord), sends a 16-byte header and an XML plist, and accepts
  * only XML plists back (device-protocols.md §1, §7). A Listen socket stays open and gets
  * Attached/Detached/Paired events; a successful Connect turns the socket into a byte pipe,
- * so it is handed to the device half (devport_accept) once the Result has been flushed.
+ * so it is handed to the device half (sim_port_connect) once the Result has been flushed.
  *
  * Everything is non-blocking on the one loop; input and output are bounded per client, a bad
  * request gets Result 1 (BADCOMMAND) and never takes the process down. The ListDevices payload
@@ -41,7 +41,7 @@ struct mux_client {
 	uint32_t id;
 	bool listening;
 	bool closing;  /* close once the output is flushed */
-	bool handover; /* Connect answered: give fd to devport once flushed */
+	bool handover; /* Connect answered: give fd to the device half once flushed */
 	struct sim_device *connect_dev;
 	uint16_t connect_port;
 	char prog_name[64];
@@ -220,9 +220,9 @@ static void client_handover(struct mux_client *c)
 	c->fd = -1;
 	c->in = NULL;
 	client_free(c, false);
-	r = devport_accept(m->sim, dev, port, fd, leftover_len ? leftover : NULL, leftover_len);
+	r = sim_port_connect(m->sim, dev, port, fd, leftover_len ? leftover : NULL, leftover_len);
 	if (r < 0)
-		log_debug_errno(r, "mux: devport_accept %s:%u", dev->udid, port);
+		log_debug_errno(r, "mux: connect %s:%u", dev->udid, port);
 	free(leftover);
 }
 
@@ -455,7 +455,7 @@ static int handle_connect(struct mux_client *c, uint32_t tag, const struct mux_r
 	dev = sim_device_by_id(sim, req->device_id);
 	if (!dev)
 		return client_send_result(c, tag, MUX_RESULT_BADDEV);
-	if (!devport_is_open(sim, dev, port))
+	if (!sim_port_open(sim, dev, port))
 		return client_send_result(c, tag, MUX_RESULT_CONNREFUSED);
 	c->handover = true;
 	c->connect_dev = dev;

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -121,7 +122,8 @@ void sim_device_free(struct sim_device *dev)
 
 	if (!dev)
 		return;
-	devport_device_free(dev);
+	if (dev->port_state_free)
+		dev->port_state_free(dev);
 	plist_free(dev->values);
 	for (i = 0; i < dev->n_syslog; i++)
 		free(dev->syslog[i]);
@@ -172,7 +174,8 @@ void sim_device_detach(struct sim *sim, struct sim_device *dev)
 	if (!dev->attached)
 		return;
 	dev->attached = false;
-	devport_device_gone(sim, dev);
+	if (sim->ports)
+		sim->ports->gone(sim, dev);
 	log_debug("device %s: detached (was %u)", dev->udid, dev->device_id);
 	announce(sim, dev, SIM_EVENT_DETACHED);
 }
@@ -253,7 +256,7 @@ void sim_device_set_pairing(struct sim *sim, struct sim_device *dev, enum sim_pa
 			plist_free(rec);
 			goto out;
 		}
-		rec = devport_make_pair_record(sim, dev->udid);
+		rec = sim->ports ? sim->ports->make_pair_record(sim, dev) : NULL;
 		if (rec)
 			(void)sim_pair_record_set(sim, dev->udid, rec);
 	} else {
@@ -335,6 +338,23 @@ int sim_pair_record_delete(struct sim *sim, const char *udid)
 	return pairrec_delete(&sim->pairrecs, key);
 }
 
+/* ---- device ports ---- */
+
+bool sim_port_open(struct sim *sim, struct sim_device *dev, uint16_t port)
+{
+	return sim->ports && sim->ports->is_open(sim, dev, port);
+}
+
+int sim_port_connect(struct sim *sim, struct sim_device *dev, uint16_t port, int fd,
+                     const uint8_t *leftover, size_t leftover_len)
+{
+	if (!sim->ports) {
+		close(fd);
+		return -ENOTCONN;
+	}
+	return sim->ports->connect(sim, dev, port, fd, leftover, leftover_len);
+}
+
 /* ---- shutdown ---- */
 
 void sim_done(struct sim *sim)
@@ -349,8 +369,8 @@ void sim_done(struct sim *sim)
 		free(p);
 	}
 	for (i = 0; i < sim->n_devices; i++) {
-		if (sim->crypto && sim->devices[i]->attached)
-			devport_device_gone(sim, sim->devices[i]);
+		if (sim->ports && sim->devices[i]->attached)
+			sim->ports->gone(sim, sim->devices[i]);
 		sim_device_free(sim->devices[i]);
 	}
 	free(sim->devices);

@@ -3,14 +3,34 @@
  * sim: the device model of cradle-sim and its one owner. struct sim holds the simulated phones
  * (identity, lockdown values, pairing state, scripts, journal), the DeviceID counter, the pair
  * records the simulator keeps as usbmuxd and the pending restart re-attaches; every change of
- * that state goes through a sim_*() function here. The two halves depend on this module and
- * never on each other:
+ * that state goes through a sim_*() function here. The mux half (usbmuxd) and the device half
+ * (lockdownd, TLS, services) both depend on this module and never on each other:
  *
- *  - the mux half (mux.c and listener.c; control.c, timeline.c, scenario.c drive the model
- *    beside it) speaks usbmuxd; it subscribes to the model's events (sim_subscribe) to tell its
- *    Listen clients about Attached / Detached / Paired;
- *  - the device half (devport.c, lockdown.c, crypto.c, svc_*.c) owns everything after a
- *    usbmuxd Connect succeeded: lockdownd, TLS, pairing, services.
+ *  - the mux half subscribes to the model's events (sim_subscribe) to tell its Listen clients
+ *    about Attached / Detached / Paired, and hands a Connect'ed client to the device ports
+ *    through the model (sim_port_open, sim_port_connect);
+ *  - the device half registers as the model's port provider (struct sim_ports, devport_init):
+ *    it hears of detaches before the subscribers and makes the pair records of pre-paired
+ *    phones; it changes the model only through sim_*() (journal, restart, detach).
+ *
+ * Modules, each with what it uses in sim/ (no cycles; tests/sim/test_include_graph.sh checks
+ * the #include lines and libsim.a's symbols):
+ *
+ *   main       -> control generate timeline scenario mux devport lockdown sim  (wiring)
+ *   control    -> scenario listener outbuf sim      control socket, drives the model
+ *   timeline   -> scenario sim                      scripted events, drives the model
+ *   generate   -> scenario                          --generate N
+ *   scenario   -> sim                               JSON scenario -> devices
+ *   mux        -> listener outbuf sim               mux half: usbmuxd protocol
+ *   lockdown   -> svc_* devport crypto svc sim      device half: lockdownd, StartService
+ *   svc_*      -> devport svc sim                   device half: the services
+ *   devport    -> crypto outbuf svc sim             device half: connections, TLS
+ *   crypto     -> -                                 device half: keys, pair records
+ *   sim        -> pairrec                           the model, the one owner
+ *   pairrec    -> -                                 pair-record store
+ *   svc        -> -                                 the service interface (devport, svc_*)
+ *   listener   -> -                                 accept4 that cannot spin
+ *   outbuf     -> -                                 bounded output queue
  *
  * One thread, one loop (common/loop.h). Nothing here blocks.
  */
@@ -72,7 +92,10 @@ struct sim_device {
 	int restart_delay_ms;  /* diagnostics Restart: detach, re-attach after this */
 	int backups_done;      /* a second backup is incremental */
 	struct cJSON *journal; /* array of entries since the last control `journal`; owned */
-	void *port_state; /* owned by the device half (service ports reserved by StartService) */
+	/* The device half's per-device state (connections, reserved service ports, trusted
+	 * hosts) and how to free it; set by the device half, freed by sim_device_free(). */
+	void *port_state;
+	void (*port_state_free)(struct sim_device *dev);
 };
 
 /* What the model announces to its subscribers, after the change. */
@@ -91,6 +114,23 @@ struct sim_subscriber {
 	void *data;
 };
 
+/* The device half as the model sees it: what sits behind a device's ports. Registered in
+ * struct sim by the device half (devport_init); without one every port is closed. */
+struct sim_ports {
+	/* Is something listening on this port of the attached dev (62078 always; a service port
+	 * while reserved)? Decides Result 0 vs 3 (CONNREFUSED) on a usbmuxd Connect. */
+	bool (*is_open)(struct sim *sim, struct sim_device *dev, uint16_t port);
+	/* Takes ownership of fd (non-blocking, already answered Result 0). leftover: bytes the
+	 * mux already read past the Connect request (client data sent early), may be NULL. */
+	int (*connect)(struct sim *sim, struct sim_device *dev, uint16_t port, int fd,
+	               const uint8_t *leftover, size_t leftover_len);
+	/* dev was detached: close every connection and reservation (before subscribers hear). */
+	void (*gone)(struct sim *sim, struct sim_device *dev);
+	/* A pair record like the one a real pairing leaves behind, for a pre-paired dev. Caller
+	 * frees; NULL on failure. */
+	plist_t (*make_pair_record)(struct sim *sim, struct sim_device *dev);
+};
+
 struct sim_restart;
 
 /* Zero-initialise, set loop (and buid, plaintext); sim_done() frees what it owns. */
@@ -105,7 +145,8 @@ struct sim {
 	struct sim_restart *restarts;  /* pending re-attaches (sim_device_restart) */
 	struct sim_subscriber subscribers[SIM_SUBSCRIBERS_MAX];
 	int n_subscribers;
-	void *crypto; /* owned by the device half: keys and certificates */
+	const struct sim_ports *ports; /* the device half (NULL: none) */
+	void *ports_data;              /* its state (keys and certificates), its own business */
 };
 
 /* 24 hex -> dashed 25-char (as usbmuxd reports it); dashed 25-char and 40 hex kept (hex
@@ -116,7 +157,7 @@ int sim_normalize_udid(const char *in, char *out, size_t size);
 
 /* A detached device with an empty root domain and an empty journal; udid already normalised. */
 struct sim_device *sim_device_new(const char *udid);
-void sim_device_free(struct sim_device *dev); /* NULL-safe; also devport_device_free() */
+void sim_device_free(struct sim_device *dev); /* NULL-safe; also dev->port_state */
 /* Either UDID form; NULL if unknown. */
 struct sim_device *sim_device_by_udid(struct sim *sim, const char *udid);
 /* Attached devices only; NULL if none. */
@@ -133,7 +174,7 @@ void sim_device_paired(struct sim *sim, struct sim_device *dev);
 void sim_device_set_value(struct sim *sim, struct sim_device *dev, const char *domain,
                           const char *key, plist_t value);
 /* Changes dev->pairing and the pair record usbmuxd holds for it: paired and invalid_host get
- * a record (devport_make_pair_record) when none exists, the others lose theirs. */
+ * a record (sim_ports.make_pair_record) when none exists, the others lose theirs. */
 void sim_device_set_pairing(struct sim *sim, struct sim_device *dev, enum sim_pairing p);
 /* Appends {"ts":…, "op": op, …fields} to dev->journal; fields is consumed (may be NULL). */
 void sim_journal(struct sim_device *dev, const char *op, struct cJSON *fields);
@@ -153,23 +194,12 @@ void sim_unsubscribe(struct sim *sim, sim_event_fn fn, void *data);
 /* Cancels pending re-attaches and frees every device and pair record (shutdown). */
 void sim_done(struct sim *sim);
 
-/* ---- provided by the device half ---- */
+/* ---- the device ports (for the mux half's Connect) ---- */
 
-/* Creates keys and certificates (once per process). 0 or -errno. */
-int devport_crypto_init(struct sim *sim);
-void devport_crypto_free(struct sim *sim);
-/* A pair record like the one a real pairing leaves behind, for a pre-paired device.
- * Caller frees. */
-plist_t devport_make_pair_record(struct sim *sim, const char *udid);
-/* Is something listening on this device port (62078 always while attached; service ports
- * while reserved)? Decides Result 0 vs 3 (CONNREFUSED) on Connect. */
-bool devport_is_open(struct sim *sim, struct sim_device *dev, uint16_t port);
-/* Takes ownership of fd (non-blocking, already answered Result 0). leftover: bytes the mux
- * already read past the Connect request (client data sent early), may be NULL. */
-int devport_accept(struct sim *sim, struct sim_device *dev, uint16_t port, int fd,
-                   const uint8_t *leftover, size_t leftover_len);
-/* Closes every connection and reservation of dev (called on detach). */
-void devport_device_gone(struct sim *sim, struct sim_device *dev);
-void devport_device_free(struct sim_device *dev); /* frees dev->port_state */
+bool sim_port_open(struct sim *sim, struct sim_device *dev, uint16_t port);
+/* Hands the connected client fd to the device half (sim_ports.connect). Without a device half
+ * fd is closed and -ENOTCONN returned. */
+int sim_port_connect(struct sim *sim, struct sim_device *dev, uint16_t port, int fd,
+                     const uint8_t *leftover, size_t leftover_len);
 
 #endif
