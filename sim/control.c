@@ -444,7 +444,7 @@ int control_new(struct sim *sim, const char *spec, struct control **ret)
 	if (!ctl)
 		return -ENOMEM;
 	ctl->sim = sim;
-	strcpy(sa.sun_path, path);
+	memcpy(sa.sun_path, path, strlen(path) + 1); /* length checked above */
 	snprintf(ctl->path, sizeof(ctl->path), "%s", path);
 	ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (ctl->fd < 0) {

@@ -781,7 +781,7 @@ static int listen_unix(struct mux_listener *l, const char *path)
 
 	if (!*path || strlen(path) >= sizeof(sa.sun_path))
 		return -EINVAL;
-	strcpy(sa.sun_path, path);
+	memcpy(sa.sun_path, path, strlen(path) + 1); /* length checked above */
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
