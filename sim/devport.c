@@ -6,7 +6,7 @@
  * SSL object's memory read BIO and decrypted bytes come out into the input buffer; whatever
  * SSL writes lands in its memory write BIO and is moved to the bounded output buffer. Memory
  * BIOs (rather than SSL_set_fd) are what let lockdownd switch TLS on in the middle of a
- * plaintext stream (StartSession) and off again (StopSession, device-protocols.md §2.5): the
+ * plaintext stream (StartSession) and off again (StopSession, docs/device-protocols.md): the
  * bytes after the client's close_notify stay in the read BIO and are handed back as plaintext.
  * (We send no close_notify of our own at StopSession: see devport_stop_tls.)
  *

@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
- * lockdown: lockdownd as libimobiledevice 1.3.0 sees it (device-protocols.md §2).
+ * lockdown: lockdownd as libimobiledevice 1.3.0 sees it (docs/device-protocols.md "lockdownd").
  *
  * Every reply echoes Request (lockdown_check_result rejects a reply without it) and reports
- * failure as an Error string from the client's table (§2.8), because that string is all the
- * tools turn into their messages and exit codes. Trust is decided by the device's pairing state
- * plus the HostIDs it trusts (devport's trust store, filled by Pair), so "unpaired -> Pair ->
- * StartSession" behaves like a phone whose owner tapped Trust.
+ * failure as an Error string from the client's table ("Lockdown errors" there), because that
+ * string is all the tools turn into their messages and exit codes. Trust is decided by the
+ * device's pairing state plus the HostIDs it trusts (devport's trust store, filled by Pair), so
+ * "unpaired -> Pair -> StartSession" behaves like a phone whose owner tapped Trust.
  *
  * Without a session a real lockdownd answers only a small public set, enough for the handshake
- * (ProductVersion, §2.3) and for pairing (DevicePublicKey, WiFiAddress, §2.6) plus the identity
+ * (ProductVersion) and for pairing (DevicePublicKey, WiFiAddress) plus the identity
  * keys tools print before pairing: see lockdown_public_keys. Other keys answer GetProhibited and
  * other domains too; a whole-root read returns just the public keys that exist.
  *

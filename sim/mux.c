@@ -2,7 +2,7 @@
 /*
  * mux: cradle-sim's usbmuxd. libusbmuxd 2.0.2 opens a fresh socket per request (ListDevices,
  * Listen, Connect, ReadBUID, *PairRecord), sends a 16-byte header and an XML plist, and accepts
- * only XML plists back (device-protocols.md §1, §7). A Listen socket stays open and gets
+ * only XML plists back (docs/device-protocols.md "usbmuxd"). A Listen socket stays open and gets
  * Attached/Detached/Paired events; a successful Connect turns the socket into a byte pipe,
  * so it is handed to the device half (sim_port_connect) once the Result has been flushed.
  *

@@ -29,7 +29,7 @@ struct sim_device;
 #define MUX_LISTENERS_MAX 8
 #define MUX_CLIENTS_MAX   4096
 
-/* Header message types (device-protocols.md §1.2). */
+/* Header message types (docs/device-protocols.md "usbmuxd"). */
 enum {
 	MUX_MSG_RESULT = 1,
 	MUX_MSG_CONNECT = 2,

@@ -32,7 +32,8 @@
 
 enum key_type { KT_INT, KT_BOOL, KT_STRING };
 
-/* Keys whose type the agent depends on (device-protocols.md §5). */
+/* Keys whose type the agent depends on (docs/device-protocols.md, "Lockdown values the agent
+ * reads"). */
 static const struct {
 	const char *domain;
 	const char *key;
