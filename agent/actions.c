@@ -31,12 +31,21 @@
 
 #define ACTIONS_LINE_MAX 1024
 
+/*
+ * A backup tool that fails for no reason it printed may have lost the phone: the tool sees its
+ * connection close a moment before usbmuxd's Detached event reaches the agent. The failure is
+ * held this long for the detach to arrive, so an unplug is reported as device_disconnected
+ * and not as backup_failed.
+ */
+#define ACTIONS_DETACH_GRACE_MS 2000
+
 enum job_phase {
 	PHASE_HELPER,
 	PHASE_PROBE,
 	PHASE_WAIT_REATTACH,
 	PHASE_QUEUED,
 	PHASE_BACKUP,
+	PHASE_BACKUP_SETTLE, /* the tool failed; waiting ACTIONS_DETACH_GRACE_MS for a detach */
 };
 
 struct job {
@@ -61,6 +70,7 @@ struct job {
 	uint64_t stall_timer;  /* watchdog: no output line for backup_stall_timeout */
 	uint64_t last_line_ms; /* loop_now_ms() of the tool's last line */
 	bool stalled;          /* the watchdog killed the tool */
+	bool timed_out;        /* the backup deadline killed the tool */
 	struct job *next;
 };
 
@@ -291,14 +301,57 @@ static void backup_on_line(struct child *c, const char *line, void *data)
 	}
 }
 
+/* The failed backup's final result, from what is known now. */
+static void backup_fail(struct job *j)
+{
+	struct actions *a = j->a;
+	char detail[160];
+	const char *cause;
+
+	if (j->detached_during)
+		cause = "device_disconnected";
+	else if (j->stalled)
+		cause = "stalled";
+	else if (j->timed_out)
+		cause = "timeout";
+	else if (j->mb_error == 208)
+		cause = "passcode_required";
+	else if (j->mb_error == 105)
+		cause = "host_disk_full";
+	else
+		cause = "backup_failed";
+	if (j->mb_error && !j->detached_during)
+		a->ops->backup_error(a->data, j->cmd.udid, j->mb_error);
+	if (j->mb_error)
+		snprintf(detail, sizeof(detail), "MBErrorDomain %d; the last good backup is kept",
+		         j->mb_error);
+	else if (j->stalled)
+		snprintf(detail, sizeof(detail),
+		         "no progress for %llds, the backup tool was killed; the last good backup "
+		         "is kept",
+		         (long long)a->cfg.backup_stall_timeout_s);
+	else
+		snprintf(detail, sizeof(detail),
+		         "the backup did not complete; the last good backup is kept");
+	job_finish(j, COMMAND_STATUS_FAILED, cause, detail);
+}
+
+static void backup_on_settled(struct loop *loop, uint64_t id, void *data)
+{
+	struct job *j = data;
+
+	(void)loop;
+	(void)id;
+	j->timer = 0;
+	backup_fail(j);
+}
+
 static void backup_on_exit(struct child *c, int status, bool timed_out, void *data)
 {
 	struct job *j = data;
 	struct actions *a = j->a;
 	bool ok = !timed_out && status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
 	          j->backup_said_ok;
-	char detail[160];
-	const char *cause;
 	int r;
 
 	(void)c;
@@ -327,32 +380,14 @@ static void backup_on_exit(struct child *c, int status, bool timed_out, void *da
 	/* 1.3.0's exit status is -ErrorCode & 0xff: 48 is 208 when no line said it */
 	if (!j->mb_error && status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 48)
 		j->mb_error = 208;
-	if (j->detached_during)
-		cause = "device_disconnected";
-	else if (j->stalled)
-		cause = "stalled";
-	else if (timed_out)
-		cause = "timeout";
-	else if (j->mb_error == 208)
-		cause = "passcode_required";
-	else if (j->mb_error == 105)
-		cause = "host_disk_full";
-	else
-		cause = "backup_failed";
-	if (j->mb_error && !j->detached_during)
-		a->ops->backup_error(a->data, j->cmd.udid, j->mb_error);
-	if (j->mb_error)
-		snprintf(detail, sizeof(detail), "MBErrorDomain %d; the last good backup is kept",
-		         j->mb_error);
-	else if (j->stalled)
-		snprintf(detail, sizeof(detail),
-		         "no progress for %llds, the backup tool was killed; the last good backup "
-		         "is kept",
-		         (long long)a->cfg.backup_stall_timeout_s);
-	else
-		snprintf(detail, sizeof(detail),
-		         "the backup did not complete; the last good backup is kept");
-	job_finish(j, COMMAND_STATUS_FAILED, cause, detail);
+	j->timed_out = timed_out;
+	if (!j->detached_during && !j->stalled && !timed_out && !j->mb_error) {
+		j->phase = PHASE_BACKUP_SETTLE;
+		j->timer = loop_add_timer(a->loop, ACTIONS_DETACH_GRACE_MS, backup_on_settled, j);
+		if (j->timer)
+			return;
+	}
+	backup_fail(j);
 }
 
 static const struct child_ops backup_ops = { backup_on_line, backup_on_exit };
@@ -558,6 +593,10 @@ void actions_device_detached(struct actions *a, const char *udid)
 		j->detached_during = true;
 		if (j->child)
 			child_terminate(j->child);
+		break;
+	case PHASE_BACKUP_SETTLE:
+		j->detached_during = true;
+		backup_fail(j); /* cancels the grace timer */
 		break;
 	case PHASE_HELPER:
 	case PHASE_WAIT_REATTACH:
