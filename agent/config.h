@@ -73,6 +73,8 @@ struct agent_config {
 	int64_t restart_timeout_s;
 	struct agent_config_rate cmd_rate_per_device;
 	int64_t cmd_id_retention_s;
+	struct agent_config_list command_keys; /* base64 Ed25519 public keys (proto/cmdsig.h) */
+	bool require_signed_commands;
 };
 
 /* Fills cfg with the defaults of the table (agent_id stays empty). Never fails. */
