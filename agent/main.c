@@ -6,7 +6,7 @@
  *                [--agent ID] [--publish-device-name] [--probe-helper PATH]
  *   cradle-agent -c FILE [--test-config] [--dump-config] [--agent-id ID] [--broker URL]
  *                [--state-dir DIR]                                   (daemon.c)
- *   cradle-agent send --broker URL --agent ID --udid U COMMAND [...]  (send.c)
+ *   cradle-agent send --broker URL --agent ID --udid U COMMAND [...]  (client/send.c)
  *
  * Each mode is one row of `modes[]`: the flag that selects it and a function that gets the
  * whole argv. Adding a mode (-c FILE for the daemon, --test-config, send) is one row plus its
