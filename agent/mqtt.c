@@ -277,6 +277,26 @@ static void on_sub_failure(void *context, MQTTAsync_failureData5 *resp)
 	post_event(m, ev);
 }
 
+/* Whether p is a user property small enough to keep. */
+static bool user_prop_fits(const MQTTProperty *p)
+{
+	return p->value.data.len >= 0 && p->value.value.len >= 0 &&
+	       p->value.data.len <= MQTT_USER_PROP_MAX && p->value.value.len <= MQTT_USER_PROP_MAX;
+}
+
+/* Appends the bytes of str and a NUL at buf + *pos; returns where they start. */
+static const char *put_text(char *buf, size_t *pos, const MQTTLenString *str, size_t *ret_len)
+{
+	char *start = buf + *pos;
+
+	*ret_len = (size_t)str->len;
+	if (*ret_len)
+		memcpy(start, str->data, *ret_len);
+	start[*ret_len] = '\0';
+	*pos += *ret_len + 1;
+	return start;
+}
+
 /* Copies the user properties of a message (bounded in number and size) into ev. */
 static void copy_user_props(struct mqtt_event *ev, const MQTTProperties *props)
 {
@@ -289,9 +309,7 @@ static void copy_user_props(struct mqtt_event *ev, const MQTTProperties *props)
 
 		if (p->identifier != MQTTPROPERTY_CODE_USER_PROPERTY)
 			continue;
-		if (n == MQTT_USER_PROPS_MAX || p->value.data.len < 0 || p->value.value.len < 0 ||
-		    p->value.data.len > MQTT_USER_PROP_MAX ||
-		    p->value.value.len > MQTT_USER_PROP_MAX) {
+		if (n == MQTT_USER_PROPS_MAX || !user_prop_fits(p)) {
 			ev->props_cut = true;
 			continue;
 		}
@@ -314,22 +332,10 @@ static void copy_user_props(struct mqtt_event *ev, const MQTTProperties *props)
 		const MQTTProperty *p = &props->array[i];
 		struct mqtt_user_property *u = &ev->props[ev->n_props];
 
-		if (p->identifier != MQTTPROPERTY_CODE_USER_PROPERTY || p->value.data.len < 0 ||
-		    p->value.value.len < 0 || p->value.data.len > MQTT_USER_PROP_MAX ||
-		    p->value.value.len > MQTT_USER_PROP_MAX)
+		if (p->identifier != MQTTPROPERTY_CODE_USER_PROPERTY || !user_prop_fits(p))
 			continue;
-		u->name = ev->props_text + pos;
-		u->name_len = (size_t)p->value.data.len;
-		if (u->name_len)
-			memcpy(ev->props_text + pos, p->value.data.data, u->name_len);
-		pos += u->name_len;
-		ev->props_text[pos++] = '\0';
-		u->value = ev->props_text + pos;
-		u->value_len = (size_t)p->value.value.len;
-		if (u->value_len)
-			memcpy(ev->props_text + pos, p->value.value.data, u->value_len);
-		pos += u->value_len;
-		ev->props_text[pos++] = '\0';
+		u->name = put_text(ev->props_text, &pos, &p->value.data, &u->name_len);
+		u->value = put_text(ev->props_text, &pos, &p->value.value, &u->value_len);
 		ev->n_props++;
 	}
 }

@@ -56,7 +56,9 @@ static int open_all(struct fixture *f)
 	return cmd_new(&f->cfg, f->table, known_device, NULL, &f->cmd);
 }
 
-static int setup(void **state)
+/* signed: signatures required, key a trusted (b generated but not trusted); else unsigned
+ * commands pass the signature check, for the tests of the later checks. */
+static int setup_with(void **state, bool signed_)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
@@ -68,30 +70,25 @@ static int setup(void **state)
 	snprintf(f->path, sizeof(f->path), "%s/cmdtable", f->dir);
 	cmd_config_defaults(&f->cfg);
 	strcpy(f->cfg.agent, AGENT);
-	f->cfg.require_signed = false;
+	f->cfg.require_signed = signed_;
+	if (signed_) {
+		if (cmdsig_signer_generate(&f->a) < 0 || cmdsig_signer_generate(&f->b) < 0)
+			return -1;
+		f->cfg.keys[0] = *cmdsig_signer_pubkey(f->a);
+		f->cfg.n_keys = 1;
+	}
 	*state = f;
 	return open_all(f);
 }
 
-/* Signatures required, key a trusted (b generated but not trusted). */
+static int setup(void **state)
+{
+	return setup_with(state, false);
+}
+
 static int setup_signed(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	if (!f)
-		return -1;
-	strcpy(f->dir, "/tmp/cmd-test-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->path, sizeof(f->path), "%s/cmdtable", f->dir);
-	cmd_config_defaults(&f->cfg);
-	strcpy(f->cfg.agent, AGENT);
-	if (cmdsig_signer_generate(&f->a) < 0 || cmdsig_signer_generate(&f->b) < 0)
-		return -1;
-	f->cfg.keys[0] = *cmdsig_signer_pubkey(f->a);
-	f->cfg.n_keys = 1;
-	*state = f;
-	return open_all(f);
+	return setup_with(state, true);
 }
 
 static int teardown(void **state)
@@ -834,28 +831,51 @@ static void test_sig_oversize_first(void **state)
 	free(big);
 }
 
+/* A new intake with f->cfg (as after a config change and restart). */
+static void reconfigure(struct fixture *f)
+{
+	cmd_free(f->cmd);
+	assert_int_equal(cmd_new(&f->cfg, f->table, known_device, NULL, &f->cmd), 0);
+}
+
+/* A fresh device.refresh for udid signed by signer (NULL: unsigned); the decision's reason. */
+static enum command_reject check_fresh(struct fixture *f, const char *udid,
+                                       const struct cmdsig_signer *signer)
+{
+	struct signed_msg sm;
+	struct cmd_decision d;
+	char id[COMMAND_ID_MAX], *s;
+
+	new_id(f, id);
+	s = payload(id, "device.refresh", udid, "{}", 900);
+	if (signer) {
+		sign_msg(&sm, s, signer, NULL);
+		sm.m.correlation = NULL;
+	} else {
+		sm.m = msg_of(s);
+	}
+	check_msg(f, &sm.m, &d);
+	assert_string_equal(d.key_id, signer && d.reason == COMMAND_REJECT_NONE
+	                                      ? cmdsig_signer_pubkey(signer)->id
+	                                      : "");
+	free(s);
+	return d.reason;
+}
+
 static void test_sig_optional(void **state)
 {
 	struct fixture *f = *state;
 	struct signed_msg sm;
 	struct cmd_decision d;
 	char id[COMMAND_ID_MAX], *s;
-	struct cmd_message m;
 
-	cmd_free(f->cmd);
 	f->cfg.require_signed = false;
-	assert_int_equal(cmd_new(&f->cfg, f->table, known_device, NULL, &f->cmd), 0);
-	new_id(f, id);
-	s = payload(id, "device.refresh", UDID, "{}", 900);
-	m = msg_of(s);
-	assert_int_equal(check_msg(f, &m, &d), COMMAND_REJECT_NONE);
-	assert_string_equal(d.key_id, "");
-	free(s);
+	reconfigure(f);
+	assert_int_equal(check_fresh(f, UDID, NULL), COMMAND_REJECT_NONE);
 	/* a signed command is still verified */
+	assert_int_equal(check_fresh(f, UDID, f->b), COMMAND_REJECT_UNKNOWN_KEY);
 	new_id(f, id);
 	s = payload(id, "device.refresh", UDID, "{}", 900);
-	sign_msg(&sm, s, f->b, NULL);
-	assert_int_equal(check_msg(f, &sm.m, &d), COMMAND_REJECT_UNKNOWN_KEY);
 	sign_msg(&sm, s, f->a, NULL);
 	sm.m.len--;
 	assert_int_equal(check_msg(f, &sm.m, &d), COMMAND_REJECT_BAD_SIGNATURE);
@@ -865,38 +885,19 @@ static void test_sig_optional(void **state)
 static void test_sig_rotation(void **state)
 {
 	struct fixture *f = *state;
-	struct signed_msg sm;
-	struct cmd_decision d;
-	char id[COMMAND_ID_MAX], *s;
 
 	/* a and b trusted at once: both work */
-	cmd_free(f->cmd);
 	f->cfg.keys[1] = *cmdsig_signer_pubkey(f->b);
 	f->cfg.n_keys = 2;
-	assert_int_equal(cmd_new(&f->cfg, f->table, known_device, NULL, &f->cmd), 0);
-	new_id(f, id);
-	s = payload(id, "device.refresh", UDID, "{}", 900);
-	sign_msg(&sm, s, f->a, NULL);
-	sm.m.correlation = NULL;
-	assert_int_equal(check_msg(f, &sm.m, &d), COMMAND_REJECT_NONE);
-	free(s);
-	new_id(f, id);
-	s = payload(id, "device.refresh", UDID2, "{}", 900);
-	sign_msg(&sm, s, f->b, NULL);
-	sm.m.correlation = NULL;
-	assert_int_equal(check_msg(f, &sm.m, &d), COMMAND_REJECT_NONE);
-	free(s);
-	/* a removed: refused as unknown */
-	cmd_free(f->cmd);
+	reconfigure(f);
+	assert_int_equal(check_fresh(f, UDID, f->a), COMMAND_REJECT_NONE);
+	assert_int_equal(check_fresh(f, UDID2, f->b), COMMAND_REJECT_NONE);
+	/* a removed: refused as unknown, b still works */
 	f->cfg.keys[0] = f->cfg.keys[1];
 	f->cfg.n_keys = 1;
-	assert_int_equal(cmd_new(&f->cfg, f->table, known_device, NULL, &f->cmd), 0);
-	new_id(f, id);
-	s = payload(id, "device.refresh", UDID, "{}", 900);
-	sign_msg(&sm, s, f->a, NULL);
-	sm.m.correlation = NULL;
-	assert_int_equal(check_msg(f, &sm.m, &d), COMMAND_REJECT_UNKNOWN_KEY);
-	free(s);
+	reconfigure(f);
+	assert_int_equal(check_fresh(f, UDID, f->a), COMMAND_REJECT_UNKNOWN_KEY);
+	assert_int_equal(check_fresh(f, UDID, f->b), COMMAND_REJECT_NONE);
 }
 
 int main(void)
