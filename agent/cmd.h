@@ -21,7 +21,8 @@
  *
  * Wiring (for the daemon): at start, cmdtable_open(state_dir/cmdtable, ..., cmd_id_retention)
  * then cmdtable_fail_unfinished(t, "agent_restarted", now) (an execution the last process did not
- * finish will never finish), then cmd_new(). Per delivery: cmd_check(); publish
+ * finish will never finish), then cmd_new(). Per delivery: cmd_message_user_property() for each
+ * MQTT 5 user property (the signature travels there), cmd_check(); publish
  * cmd_decision_result() if it returns 0 (the publisher sets seq/ts); execute only when reason is
  * COMMAND_REJECT_NONE; raise cmd_rejected_security when security is set. Per later state:
  * cmd_update() first, then publish. Answer only on this agent's own result topic, whatever

@@ -350,7 +350,7 @@ static void publish_failed(struct client *c, struct client_cmd *cmd, int err, co
 
 	memcpy(id, cmd->cmd_id, sizeof(id));
 	cmd_remove(c, cmd);
-	if (c->cb.published)
+	if (c->cb.published && !c->dead) /* the owner may have freed c in an earlier callback */
 		c->cb.published(c, id, err, why, c->data);
 }
 
