@@ -145,7 +145,9 @@ static enum command_reject check_signature(const struct cmd *c, const struct cmd
 		return COMMAND_REJECT_BAD_SIGNATURE;
 	}
 	if (msg->sig_ambiguous) {
-		snprintf(d->err, sizeof(d->err), "a signature property is given twice");
+		snprintf(d->err, sizeof(d->err),
+		         "signature properties ambiguous (one given twice, "
+		         "or more user properties than the agent keeps)");
 		return COMMAND_REJECT_BAD_SIGNATURE;
 	}
 	v = cmdsig_verify(c->verifier, msg->payload, msg->len, msg->signature, msg->signature_len,

@@ -12,8 +12,6 @@
  */
 #include "config.h"
 
-#include "cmdsig.h"
-
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +21,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "cmdsig.h"
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
