@@ -417,10 +417,75 @@ char *proto_device_state_encode(const struct proto_device_state *m)
 	                         cJSON_GetArraySize(s) == 2 && cJSON_GetArraySize(causes) == n);
 }
 
+static void add_str(cJSON *o, const char *key, const char *s, size_t cap)
+{
+	char buf[PROTO_TEXT_MAX];
+
+	cJSON_AddStringToObject(o, key,
+	                        proto_text_copy(buf, cap < sizeof(buf) ? cap : sizeof(buf), s));
+}
+
+/* Only the members that are set, in the order of proto/README.md's table. 0, or -ENOMEM when
+ * one could not be added. */
+static int encode_details(cJSON *o, const struct proto_event_details *dt)
+{
+	const char *probe = dt->has_probe ? proto_probe_name(dt->probe) : NULL;
+	int i, n = 0, nc = dt->n_causes < PROTO_MAX_CAUSES ? dt->n_causes : PROTO_MAX_CAUSES;
+	cJSON *a = NULL;
+
+	if (dt->kind[0]) {
+		add_str(o, "kind", dt->kind, sizeof(dt->kind));
+		n++;
+	}
+	if (dt->cmd_id[0]) {
+		add_str(o, "cmd_id", dt->cmd_id, sizeof(dt->cmd_id));
+		n++;
+	}
+	if (dt->has_bytes) {
+		add_int(o, "bytes", true, (int64_t)(dt->bytes & PROTO_INT_MAX));
+		n++;
+	}
+	if (dt->cause[0]) {
+		add_str(o, "cause", dt->cause, sizeof(dt->cause));
+		n++;
+	}
+	if (dt->has_lockdown_error) {
+		add_int(o, "lockdown_error", true, dt->lockdown_error);
+		n++;
+	}
+	if (dt->has_age_s) {
+		add_int(o, "age_s", true, dt->age_s < 0 ? 0 : dt->age_s);
+		n++;
+	}
+	if (nc > 0) {
+		a = cJSON_AddArrayToObject(o, "causes");
+		for (i = 0; a && i < nc; i++)
+			cJSON_AddItemToArray(a, cJSON_CreateString(proto_code_valid(dt->causes[i])
+			                                                   ? dt->causes[i]
+			                                                   : "unknown"));
+		if (cJSON_GetArraySize(a) != nc)
+			return -ENOMEM;
+		n++;
+	}
+	if (dt->has_last_icloud) {
+		add_time(o, "last_icloud", true, dt->last_icloud);
+		n++;
+	}
+	if (probe) {
+		cJSON_AddStringToObject(o, "probe", probe);
+		n++;
+	}
+	if (dt->error[0]) {
+		add_str(o, "error", dt->error, sizeof(dt->error));
+		n++;
+	}
+	return cJSON_GetArraySize(o) == n ? 0 : -ENOMEM;
+}
+
 char *proto_device_event_encode(const struct proto_device_event *m)
 {
 	cJSON *o = new_message(PROTO_DEVICE_EVENT, &m->h, true);
-	cJSON *details = NULL;
+	cJSON *details;
 	const char *name = proto_event_name(m->event);
 	char id[PROTO_EVENT_ID_MAX];
 
@@ -433,17 +498,9 @@ char *proto_device_event_encode(const struct proto_device_event *m)
 		         (long long)(m->h.session < 0 ? 0 : m->h.session),
 		         (long long)(m->h.seq < 0 ? 0 : m->h.seq));
 	cJSON_AddStringToObject(o, "event_id", id);
-	if (m->details[0])
-		details =
-		        cJSON_ParseWithLength(m->details, strnlen(m->details, sizeof(m->details)));
-	if (!cJSON_IsObject(details)) {
-		cJSON_Delete(details);
-		details = cJSON_CreateObject();
-	}
-	if (details && !cJSON_AddItemToObject(o, "details", details)) {
-		cJSON_Delete(details);
+	details = add_object(o, "details");
+	if (details && encode_details(details, &m->details) < 0)
 		details = NULL;
-	}
 	return finish(o, o && details && cJSON_GetArraySize(o) == 9);
 }
 
@@ -941,12 +998,69 @@ static bool event_id_valid(const char *s)
 	return true;
 }
 
+/* A string member that fits cap, else dst stays "" (details are lenient, see proto.h). */
+static void opt_str(cJSON *o, const char *key, char *dst, size_t cap)
+{
+	cJSON *v = member(o, key);
+
+	if (cJSON_IsString(v) && v->valuestring && strlen(v->valuestring) < cap)
+		memcpy(dst, v->valuestring, strlen(v->valuestring) + 1);
+}
+
+/* An integer member in [min, max]: true and *ret, else false. */
+static bool opt_int(cJSON *o, const char *key, int64_t min, int64_t max, int64_t *ret)
+{
+	struct dec quiet = { 0 };
+	bool has = false;
+
+	if (!member(o, key) || get_int(&quiet, o, key, false, min, max, &has, ret) < 0)
+		return false;
+	return has;
+}
+
+static void decode_details(cJSON *o, struct proto_event_details *dt)
+{
+	struct dec quiet = { 0 };
+	cJSON *a = member(o, "causes"), *c;
+	int64_t v;
+	int p;
+
+	if (!cJSON_IsArray(a))
+		a = NULL;
+	opt_str(o, "kind", dt->kind, sizeof(dt->kind));
+	opt_str(o, "cmd_id", dt->cmd_id, sizeof(dt->cmd_id));
+	if (opt_int(o, "bytes", 0, PROTO_INT_MAX, &v)) {
+		dt->has_bytes = true;
+		dt->bytes = (uint64_t)v;
+	}
+	opt_str(o, "cause", dt->cause, sizeof(dt->cause));
+	if (opt_int(o, "lockdown_error", INT32_MIN, INT32_MAX, &v)) {
+		dt->has_lockdown_error = true;
+		dt->lockdown_error = (int)v;
+	}
+	dt->has_age_s = opt_int(o, "age_s", 0, PROTO_INT_MAX, &dt->age_s);
+	cJSON_ArrayForEach(c, a) {
+		if (dt->n_causes < PROTO_MAX_CAUSES && cJSON_IsString(c) &&
+		    proto_code_valid(c->valuestring))
+			snprintf(dt->causes[dt->n_causes++], PROTO_CODE_MAX, "%s", c->valuestring);
+	}
+	if (member(o, "last_icloud") &&
+	    get_time(&quiet, o, "last_icloud", false, &dt->has_last_icloud, &dt->last_icloud) < 0)
+		dt->has_last_icloud = false;
+	if (member(o, "probe") &&
+	    get_enum(&quiet, o, "probe", probe_names, _PROTO_PROBE_MAX, &p) == 0) {
+		dt->has_probe = true;
+		dt->probe = p;
+	}
+	opt_str(o, "error", dt->error, sizeof(dt->error));
+}
+
 int proto_device_event_decode(const char *json, size_t len, struct proto_device_event *ret,
                               char *err, size_t err_size)
 {
 	struct dec d;
 	cJSON *root = NULL, *details;
-	char name[PROTO_CODE_MAX], *text = NULL;
+	char name[PROTO_CODE_MAX];
 	int r, e;
 
 	dec_init(&d, err, err_size, ret, sizeof(*ret));
@@ -973,26 +1087,13 @@ int proto_device_event_decode(const char *json, size_t len, struct proto_device_
 		goto out;
 	}
 	details = member(root, "details");
-	if (details) {
-		if (!cJSON_IsObject(details)) {
-			r = fail(&d, "'details' must be an object");
-			goto out;
-		}
-		text = cJSON_PrintUnformatted(details);
-		if (!text) {
-			r = -ENOMEM;
-			goto out;
-		}
-		if (strlen(text) >= sizeof(ret->details)) {
-			r = fail(&d, "'details' longer than %zu bytes", sizeof(ret->details) - 1);
-			goto out;
-		}
-		memcpy(ret->details, text, strlen(text) + 1);
-	} else {
-		memcpy(ret->details, "{}", 3);
+	if (details && !cJSON_IsObject(details)) {
+		r = fail(&d, "'details' must be an object");
+		goto out;
 	}
+	if (details)
+		decode_details(details, &ret->details);
 out:
-	free(text);
 	cJSON_Delete(root);
 	if (r < 0)
 		memset(ret, 0, sizeof(*ret));

@@ -17,8 +17,9 @@
  *    compatible: "add fields freely"). They return 0, -EMSGSIZE (over the cap), -EBADMSG
  *    (not JSON / not an object), -EPROTO (well-formed JSON that breaks the contract) or -ENOMEM,
  *    and on failure leave *ret zeroed. Optionally a short reason is written to err.
- *  - No logging (style.md §4.4: proto is a non-logging module), no state of our own: callable
- *    from any thread (cJSON writes one global error pointer on a parse failure; never read).
+ *  - No logging (a codec reports through return values; its callers decide what to log), no
+ *    state of our own: callable from any thread (cJSON writes one global error pointer on a
+ *    parse failure; never read).
  */
 #ifndef CRADLE_PROTO_H
 #define CRADLE_PROTO_H
@@ -37,7 +38,7 @@
 #define PROTO_MAX_CAUSES   10          /* = DIAGNOSE_MAX_CAUSES */
 #define PROTO_LIST_MAX     16          /* capabilities, allowed_commands */
 #define PROTO_EVENT_ID_MAX 48          /* "<session>-<seq>" */
-#define PROTO_DETAILS_MAX  4096        /* serialized event details */
+#define PROTO_DETAILS_MAX  4096        /* longest text member the encoder copies */
 #define PROTO_ERR_MAX      128         /* decode error text */
 
 /* ---- envelope: every message has schema, agent, ts, seq (and session) ---- */
@@ -222,14 +223,45 @@ const char *proto_event_name(enum proto_event e);
 /* Returns the enum for a wire name, or -EINVAL. */
 int proto_event_from_name(const char *name, enum proto_event *ret);
 
+/*
+ * The event-specific "details" object, typed. A member is encoded only when it is set ("" or
+ * has_* false = omitted), so an event carries just what it knows; which event carries which
+ * members is the table in proto/README.md. Decode fills the members it knows that have the
+ * expected type and ignores the rest: the schema promises only an object, and consumers must
+ * tolerate missing and extra members.
+ */
+#define PROTO_CMD_ID_MAX 48 /* cmd_id (a UUID) + NUL; command.h's COMMAND_ID_MAX fits */
+
+struct proto_event_details {
+	/* backup_started / backup_finished / backup_failed */
+	char kind[PROTO_CODE_MAX];     /* "local" */
+	char cmd_id[PROTO_CMD_ID_MAX]; /* the backup.local.start command */
+	bool has_bytes;
+	uint64_t bytes;             /* size of the finished backup */
+	char cause[PROTO_CODE_MAX]; /* failure cause (^[a-z][a-z0-9_]*$, see COMMANDS.md) */
+	/* trust_prompt / pairing_denied / pairing_invalid */
+	bool has_lockdown_error;
+	int lockdown_error; /* lockdownd_error_t of the handshake, e.g. -19 */
+	/* backup_stale */
+	bool has_age_s;
+	int64_t age_s;
+	int n_causes; /* cause codes of the diagnosis, in its order */
+	char causes[PROTO_MAX_CAUSES][PROTO_CODE_MAX];
+	/* backup_ok */
+	bool has_last_icloud;
+	int64_t last_icloud; /* Unix s */
+	/* probe_failed */
+	bool has_probe;
+	enum proto_probe probe;
+	char error[PROTO_TEXT_MAX];
+};
+
 struct proto_device_event {
 	struct proto_header h;
 	enum proto_event event;
 	char udid[PROTO_UDID_MAX];
 	char event_id[PROTO_EVENT_ID_MAX]; /* "" on encode: derived as "<session>-<seq>" */
-	/* A JSON object text ("" = {}). Encode parses it (an invalid text becomes {}); decode
-	 * writes the object re-serialized, at most PROTO_DETAILS_MAX - 1 bytes. */
-	char details[PROTO_DETAILS_MAX];
+	struct proto_event_details details;
 };
 
 char *proto_device_event_encode(const struct proto_device_event *m);

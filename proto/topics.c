@@ -4,8 +4,8 @@
  *
  * Layout: cradle/v1/agent/{agent}/{status|meta|cmd|result} and
  * cradle/v1/agent/{agent}/device/{udid}/{state|event}. The agent id comes right after "agent/" so
- * that one broker ACL pattern (cradle/v1/agent/%u/#) covers everything an agent may publish
- * (reliability.md §2.1: Sparkplug's type-before-node order would need one ACL line per type).
+ * that a few broker ACL patterns with %u cover every agent (proto/README.md, topic map)
+ * (a type-first order, as in Sparkplug, would need one ACL line per type; docs/decisions.md).
  * Ids are validated with explicit character loops instead of regex.h: no allocation, no locale.
  */
 #include <errno.h>

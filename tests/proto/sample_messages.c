@@ -121,7 +121,27 @@ int main(void)
 		ev.h.seq = 1000 + i;
 		ev.event = i;
 		snprintf(ev.udid, sizeof(ev.udid), "00008110-001A2B3C4D5E801E");
-		snprintf(ev.details, sizeof(ev.details), i % 2 ? "{\"n\":%d}" : "not json %d", i);
+		/* every member somewhere, some with content the encoder must clean */
+		if (i % 2) {
+			ev.details.has_age_s = true;
+			ev.details.age_s = i;
+			ev.details.n_causes = 1;
+			snprintf(ev.details.causes[0], PROTO_CODE_MAX,
+			         i % 3 ? "quota" : "Not A Code");
+			snprintf(ev.details.error, sizeof(ev.details.error), "lockdown %d \xc3\n",
+			         -i);
+		} else {
+			snprintf(ev.details.kind, sizeof(ev.details.kind), "local");
+			snprintf(ev.details.cmd_id, sizeof(ev.details.cmd_id), "cmd-%d", i);
+			ev.details.has_bytes = true;
+			ev.details.bytes = (uint64_t)i << 40;
+			ev.details.has_lockdown_error = true;
+			ev.details.lockdown_error = -i;
+			ev.details.has_last_icloud = true;
+			ev.details.last_icloud = 1764126312 + i;
+			ev.details.has_probe = true;
+			ev.details.probe = (enum proto_probe)(i % _PROTO_PROBE_MAX);
+		}
 		failed |= emit(proto_device_event_encode(&ev));
 	}
 	return failed;

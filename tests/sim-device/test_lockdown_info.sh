@@ -50,7 +50,7 @@ timeout 20 ideviceinfo -u $P -k DevicePublicKey -x >"$T/pk.xml"
 /usr/bin/python3 -c 'import plistlib,sys; d=plistlib.load(open(sys.argv[1],"rb")); sys.exit(0 if d.startswith(b"-----BEGIN RSA PUBLIC KEY-----") else 1)' "$T/pk.xml" ||
 	{ echo "FAIL: DevicePublicKey is not a PKCS#1 PEM"; exit 1; }
 
-# a missing key: nothing printed, exit status 0 (MissingValue, device-protocols.md 2.4)
+# a missing key: nothing printed, exit status 0 (MissingValue, docs/device-protocols.md)
 v=$(timeout 20 ideviceinfo -u $P -q com.apple.mobile.backup -k NoSuchKey)
 [ -z "$v" ] || { echo "FAIL: missing key printed '$v'"; exit 1; }
 

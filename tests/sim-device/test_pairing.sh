@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # idevicepair (Debian 1.3.0) against cradle-sim, one phone per pairing state: the exact messages
-# and exit statuses of device-protocols.md 2.8, pairing an unpaired phone (real key and
+# and exit statuses the tool prints for each lockdown error, pairing an unpaired phone (real key and
 # certificate generation from our DevicePublicKey, SavePairRecord into the simulator), a session
 # afterwards, healing a stale pairing by pairing again, and the Pair results in the journal.
 # usage: test_pairing.sh CRADLE_SIM SOURCE_DIR

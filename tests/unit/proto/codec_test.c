@@ -344,16 +344,55 @@ static void test_event(void **state)
 	ev.h.ts_ms = 1000;
 	ev.event = PROTO_EVENT_BACKUP_STALE;
 	snprintf(ev.udid, sizeof(ev.udid), "SIM0001");
-	snprintf(ev.details, sizeof(ev.details), "{\"age_s\": 5}");
+	ev.details.has_age_s = true;
+	ev.details.age_s = 5;
+	ev.details.n_causes = 2;
+	snprintf(ev.details.causes[0], PROTO_CODE_MAX, "not_on_power");
+	snprintf(ev.details.causes[1], PROTO_CODE_MAX, "Bad Code");
 	json = proto_device_event_encode(&ev);
+	assert_non_null(strstr(json, "\"details\":{\"age_s\":5,\"causes\":[\"not_on_power\","
+	                             "\"unknown\"]}"));
 	assert_int_equal(proto_device_event_decode(json, strlen(json), &back, err, sizeof(err)), 0);
 	assert_string_equal(back.event_id, "7-15");
-	assert_string_equal(back.details, "{\"age_s\":5}");
+	assert_true(back.details.has_age_s);
+	assert_int_equal(back.details.age_s, 5);
+	assert_int_equal(back.details.n_causes, 2);
+	assert_string_equal(back.details.causes[1], "unknown");
+	assert_false(back.details.has_probe);
 	assert_int_equal(back.event, PROTO_EVENT_BACKUP_STALE);
 	free(json);
-	snprintf(ev.details, sizeof(ev.details), "[not an object");
+	/* nothing set: an empty object */
+	memset(&ev.details, 0, sizeof(ev.details));
 	json = proto_device_event_encode(&ev);
 	assert_non_null(strstr(json, "\"details\":{}"));
+	free(json);
+	/* every member once, and back */
+	snprintf(ev.details.kind, sizeof(ev.details.kind), "local");
+	snprintf(ev.details.cmd_id, sizeof(ev.details.cmd_id),
+	         "0b9a1f5e-3c1d-4b7a-9d7e-2f1c3a4b5c6d");
+	ev.details.has_bytes = true;
+	ev.details.bytes = 5368709120ULL;
+	snprintf(ev.details.cause, sizeof(ev.details.cause), "passcode_required");
+	ev.details.has_lockdown_error = true;
+	ev.details.lockdown_error = -19;
+	ev.details.has_last_icloud = true;
+	ev.details.last_icloud = 1764126312;
+	ev.details.has_probe = true;
+	ev.details.probe = PROTO_PROBE_TIMEOUT;
+	snprintf(ev.details.error, sizeof(ev.details.error), "line\nbreak");
+	json = proto_device_event_encode(&ev);
+	assert_non_null(strstr(json, "\"last_icloud\":\"2025-11-26T03:05:12Z\""));
+	assert_non_null(strstr(json, "\"error\":\"line?break\""));
+	assert_int_equal(proto_device_event_decode(json, strlen(json), &back, err, sizeof(err)), 0);
+	assert_string_equal(back.details.kind, "local");
+	assert_string_equal(back.details.cmd_id, ev.details.cmd_id);
+	assert_true(back.details.has_bytes);
+	assert_true(back.details.bytes == 5368709120ULL);
+	assert_string_equal(back.details.cause, "passcode_required");
+	assert_int_equal(back.details.lockdown_error, -19);
+	assert_int_equal(back.details.last_icloud, 1764126312);
+	assert_int_equal(back.details.probe, PROTO_PROBE_TIMEOUT);
+	assert_string_equal(back.details.error, "line?break");
 	free(json);
 	for (e = 0; e < _PROTO_EVENT_MAX; e++) {
 		enum proto_event got;
