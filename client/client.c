@@ -157,35 +157,41 @@ static void on_connection_lost(void *context, char *cause)
 	post(context, CLIENT_EV_LOST, 0, 0, cause, NULL, 0);
 }
 
-static void on_subscribe(void *context, MQTTAsync_successData5 *response)
+/* A SUBACK or PUBACK: for one topic or message the outcome is in reasonCode. */
+static void post_ack(void *context, const MQTTAsync_successData5 *response,
+                     enum client_event_kind ok, enum client_event_kind refused)
 {
-	/* for one topic the granted QoS or the failure is in reasonCode */
 	int rc = response ? (int)response->reasonCode : 0;
 
-	post(context, rc >= 0x80 ? CLIENT_EV_SUBSCRIBE_FAILED : CLIENT_EV_SUBSCRIBED,
-	     response ? response->token : 0, rc, NULL, NULL, 0);
+	post(context, rc >= 0x80 ? refused : ok, response ? response->token : 0, rc, NULL, NULL, 0);
+}
+
+static void post_failure(void *context, const MQTTAsync_failureData5 *response,
+                         enum client_event_kind kind)
+{
+	post(context, kind, response ? response->token : 0,
+	     response ? (int)response->reasonCode : -1,
+	     response && response->message ? response->message : NULL, NULL, 0);
+}
+
+static void on_subscribe(void *context, MQTTAsync_successData5 *response)
+{
+	post_ack(context, response, CLIENT_EV_SUBSCRIBED, CLIENT_EV_SUBSCRIBE_FAILED);
 }
 
 static void on_subscribe_failure(void *context, MQTTAsync_failureData5 *response)
 {
-	post(context, CLIENT_EV_SUBSCRIBE_FAILED, response ? response->token : 0,
-	     response ? (int)response->reasonCode : -1,
-	     response && response->message ? response->message : NULL, NULL, 0);
+	post_failure(context, response, CLIENT_EV_SUBSCRIBE_FAILED);
 }
 
 static void on_publish(void *context, MQTTAsync_successData5 *response)
 {
-	int rc = response ? (int)response->reasonCode : 0;
-
-	post(context, rc >= 0x80 ? CLIENT_EV_PUBLISH_FAILED : CLIENT_EV_PUBLISHED,
-	     response ? response->token : 0, rc, NULL, NULL, 0);
+	post_ack(context, response, CLIENT_EV_PUBLISHED, CLIENT_EV_PUBLISH_FAILED);
 }
 
 static void on_publish_failure(void *context, MQTTAsync_failureData5 *response)
 {
-	post(context, CLIENT_EV_PUBLISH_FAILED, response ? response->token : 0,
-	     response ? (int)response->reasonCode : -1,
-	     response && response->message ? response->message : NULL, NULL, 0);
+	post_failure(context, response, CLIENT_EV_PUBLISH_FAILED);
 }
 
 static int on_message(void *context, char *topic, int topic_len, MQTTAsync_message *m)
