@@ -161,6 +161,10 @@ static void handle_command(struct daemon *d, const struct mqtt_message *msg)
 	struct cmd_decision dec;
 	struct command_result res;
 
+	cm.sig_ambiguous = msg->user_props_cut;
+	for (unsigned i = 0; i < msg->n_user_props; i++)
+		cmd_message_user_property(&cm, msg->user_props[i].name, msg->user_props[i].name_len,
+		                          msg->user_props[i].value, msg->user_props[i].value_len);
 	cmd_check(d->cmd, &cm, loop_now_ms(), wall_now_ms(), &dec);
 	if (dec.security)
 		log_warn("command refused for a security reason: %s (%s)",
@@ -262,6 +266,13 @@ static int build_cmd(struct daemon *d)
 			log_warn("allowed_commands: unknown command '%s', ignoring",
 			         d->cfg->allowed_commands.item[i]);
 	}
+	/* config.c has checked every key already */
+	for (i = 0; i < d->cfg->command_keys.n && cc.n_keys < CMDSIG_KEYS_MAX; i++)
+		if (cmdsig_pubkey_parse(d->cfg->command_keys.item[i],
+		                        strlen(d->cfg->command_keys.item[i]),
+		                        &cc.keys[cc.n_keys]) == 0)
+			cc.n_keys++;
+	cc.require_signed = d->cfg->require_signed_commands;
 	cc.rate_count = d->cfg->cmd_rate_per_device.count;
 	cc.rate_interval_s = d->cfg->cmd_rate_per_device.interval_s;
 	/* a command must not outlive its replay protection */

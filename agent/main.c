@@ -8,7 +8,8 @@
  *   cradle-agent --once [-c FILE] [--udid U] [--concurrency N] [--timeout 30s] [--syslog 5s]
  *                [--agent ID] [--publish-device-name] [--probe-helper PATH] [--log-level L]
  *                                                                        once (once.h)
- *   cradle-agent send --broker URL --agent ID --udid U COMMAND [...]     send.c, parses its own
+ *   cradle-agent send --broker URL --agent ID --udid U COMMAND [...]
+ *                                            client/send.c, which parses its own options
  *
  * `send` is a subcommand: it must be the first argument and gets the rest of argv. Otherwise
  * --once selects the one-shot probe and anything else is the daemon. A flag of the other mode,

@@ -21,8 +21,10 @@ import uuid
 
 from common import (AGENT, SCHEMAS, SIM, VALIDATE, device, states, udid, validate_all,
                     write_scenario)
-from harness import Agent, Broker, Collector, Sim, fail, wait_for
+from harness import Agent, Broker, Collector, Sim, fail, signing_key, wait_for
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 AID = "station-ev-1"
 AID2 = "station-ev-2"
@@ -45,13 +47,23 @@ def command(cmd_id, agent):
                        "issued_at": ts(now - 1), "expires_at": ts(now + 300)})
 
 
+def signed(payload):
+    """payload with the MQTT 5 user properties that sign it with this run's key."""
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = signing_key().user_properties(payload)
+    return payload, props
+
+
 def burst(port, payloads):
-    """Publishes every payload on the agent's cmd topic as fast as QoS 1 allows."""
+    """Publishes every payload (or (payload, properties)) on the agent's cmd topic as fast as
+    QoS 1 allows."""
     c = mqtt.Client(client_id="burst-%d" % os.getpid(), protocol=mqtt.MQTTv5)
     c.max_inflight_messages_set(100)
     c.connect("127.0.0.1", port)
     c.loop_start()
-    infos = [c.publish("cradle/v1/agent/%s/cmd" % AID, p, qos=1) for p in payloads]
+    infos = [c.publish("cradle/v1/agent/%s/cmd" % AID, p[0], qos=1, properties=p[1])
+             if isinstance(p, tuple) else c.publish("cradle/v1/agent/%s/cmd" % AID, p, qos=1)
+             for p in payloads]
     for i in infos:
         i.wait_for_publish(10)
     c.loop_stop()
@@ -84,7 +96,8 @@ def phase_security_usbmuxd_disk(broker, sim, col, state_dir, root):
                  what="phone 1 seen by %s" % AID)
 
         # security_rejected: 60 for another agent (results published), 40 oversize (none)
-        wrong = [command(str(uuid.uuid4()), "someone-else") for _ in range(60)]
+        # signed by a trusted key, so the refusal is wrong_agent and not bad_signature
+        wrong = [signed(command(str(uuid.uuid4()), "someone-else")) for _ in range(60)]
         big = [b"{" + b" " * 9000 + b"}" for _ in range(40)]
         t0 = time.monotonic()
         burst(broker.port, wrong + big)

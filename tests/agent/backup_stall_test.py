@@ -11,7 +11,7 @@ import subprocess
 import time
 
 from common import AGENT, SIM, device, states, udid, validate_all, write_scenario
-from harness import Agent, Broker, Collector, Sim, fail, wait_for
+from harness import Agent, Broker, Collector, Sim, fail, sign_args, wait_for
 
 AID = "station-stall-1"
 STALL = 3  # backup_stall_timeout, seconds
@@ -19,7 +19,7 @@ STALL = 3  # backup_stall_timeout, seconds
 
 def start_backup(broker, timeout=60):
     argv = [AGENT, "send", "--broker", broker.url(), "--agent", AID, "--udid", udid(1),
-            "backup.local.start", "--json", "--timeout", str(timeout)]
+            "backup.local.start", "--json", "--timeout", str(timeout)] + sign_args()
     return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
 
 

@@ -29,6 +29,10 @@ expect_error bad-agent-id "agent_id ST/1" "bad-agent-id.conf:1"
 expect_error missing-agent-id "probe_interval 5m" "agent_id"
 expect_error not-a-number "agent_id st-1
 probe_concurrency lots" "not-a-number.conf:2"
+# a command key that is not one (cut short here) names its line and item
+expect_error bad-command-key "agent_id st-1
+command_keys 11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=, 11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcH" \
+	"bad-command-key.conf:2: 'command_keys': item 2 .* is not an Ed25519 public key"
 
 # a file that does not exist: a clear error, not a crash
 if "$AGENT" -c "$T/missing.conf" --test-config 2>"$T/err"; then
