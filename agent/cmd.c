@@ -3,7 +3,7 @@
  * cmd: command intake, the gate between the broker and anything that touches a phone.
  *
  * A leaked dashboard credential or an ACL mistake must not let anyone restart or back up a
- * fleet (reliability.md §3.2), so every command passes a fixed sequence of checks, cheapest
+ * fleet (docs/decisions.md, Commands), so every command passes a fixed sequence of checks, cheapest
  * first, before it may run: the retain flag (no parsing at all), the size cap (before cJSON), the
  * Ed25519 signature over the raw bytes (so only a trusted signer's bytes are ever parsed), the
  * strict decoder (proto/command.c), the target, the allow-list and the per-command params, the

@@ -139,7 +139,12 @@ static bool json_is_integer(const cJSON *j)
 	if (!cJSON_IsNumber(j))
 		return false;
 	d = j->valuedouble;
-	return d >= -9.2e18 && d <= 1.8e19 && d == (double)(long long)d;
+	/* range first: converting a double outside the target type is undefined behaviour */
+	if (!(d >= -9223372036854775808.0 && d < 18446744073709551616.0))
+		return false;
+	if (d < 0)
+		return d == (double)(long long)d;
+	return d == (double)(unsigned long long)d;
 }
 
 static int base64_value(int c)
