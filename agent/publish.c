@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * publish: see publish.h. Every message is numbered from the statefile's seq and goes through
- * the outbox (retained device state coalesced per device, events droppable under overflow,
- * command results never dropped), so a broker outage or a kill -9 loses nothing. Birth and meta
- * are rebuilt on every connect and published directly by the daemon.
+ * the outbox (device states kept one by one while there is room and coalesced per device only
+ * under pressure, events droppable under overflow, command results never dropped), so a broker
+ * outage or a kill -9 loses nothing. Birth and meta are rebuilt on every connect and published
+ * directly by the daemon.
  */
 #include "publish.h"
 

@@ -3,8 +3,9 @@
  * publish: turns what the agent learned into cradle/v1 messages and hands them to the outbox.
  *
  * Owns the message numbering (seq from the statefile, session of this run) and the envelope of
- * every message the agent sends: device state and device events (retained state coalesced per
- * device, events droppable under overflow), command results (never dropped), and the agent's
+ * every message the agent sends: device state and device events (retained states kept one by
+ * one while there is room, coalesced per device only under pressure; events droppable under
+ * overflow), command results (never dropped), and the agent's
  * status and meta payloads, which the daemon publishes directly on every connect. Every message
  * that goes through the outbox survives a broker outage or a kill -9.
  *
