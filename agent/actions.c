@@ -31,12 +31,21 @@
 
 #define ACTIONS_LINE_MAX 1024
 
+/*
+ * A backup tool that fails for no reason it printed may have lost the phone: the tool sees its
+ * connection close a moment before usbmuxd's Detached event reaches the agent. The failure is
+ * held this long for the detach to arrive, so an unplug is reported as device_disconnected
+ * and not as backup_failed.
+ */
+#define ACTIONS_DETACH_GRACE_MS 2000
+
 enum job_phase {
 	PHASE_HELPER,
 	PHASE_PROBE,
 	PHASE_WAIT_REATTACH,
 	PHASE_QUEUED,
 	PHASE_BACKUP,
+	PHASE_BACKUP_SETTLE, /* the tool failed; waiting ACTIONS_DETACH_GRACE_MS for a detach */
 };
 
 struct job {
@@ -58,6 +67,10 @@ struct job {
 	bool waiting_reported;
 	int mb_error;
 	int progress;
+	uint64_t stall_timer;  /* watchdog: no output line for backup_stall_timeout */
+	uint64_t last_line_ms; /* loop_now_ms() of the tool's last line */
+	bool stalled;          /* the watchdog killed the tool */
+	bool timed_out;        /* the backup deadline killed the tool */
 	struct job *next;
 };
 
@@ -230,6 +243,32 @@ static int spawn_helper(struct job *j, const char *verb)
 
 /* ---- local backups ---- */
 
+/*
+ * The stall watchdog. Any line counts as life, not only a progress bar: the tool prints
+ * something for every file batch, and once it waits for a reply that never comes (1.3.0 after
+ * DLMessagePurgeDiskSpace) it prints nothing at all. One timer per backup, re-armed for the
+ * remainder when lines came meanwhile, so a chatty tool costs no timer churn.
+ */
+static void backup_on_stall_timer(struct loop *loop, uint64_t id, void *data)
+{
+	struct job *j = data;
+	uint64_t limit = (uint64_t)j->a->cfg.backup_stall_timeout_s * 1000;
+	uint64_t quiet = loop_now_ms() - j->last_line_ms;
+
+	(void)id;
+	j->stall_timer = 0;
+	if (!j->child)
+		return;
+	if (quiet < limit) {
+		j->stall_timer = loop_add_timer(loop, limit - quiet, backup_on_stall_timer, j);
+		return;
+	}
+	log_warn("device '%s': local backup silent for %llds, killing it as stalled", j->cmd.udid,
+	         (long long)j->a->cfg.backup_stall_timeout_s);
+	j->stalled = true;
+	child_terminate(j->child);
+}
+
 static void backup_on_line(struct child *c, const char *line, void *data)
 {
 	struct job *j = data;
@@ -237,6 +276,7 @@ static void backup_on_line(struct child *c, const char *line, void *data)
 	int code, pct;
 
 	(void)c;
+	j->last_line_ms = loop_now_ms();
 	if (sscanf(line, "ErrorCode %d", &code) == 1) {
 		j->mb_error = code;
 		return;
@@ -261,19 +301,65 @@ static void backup_on_line(struct child *c, const char *line, void *data)
 	}
 }
 
+/* The failed backup's final result, from what is known now. */
+static void backup_fail(struct job *j)
+{
+	struct actions *a = j->a;
+	char detail[160];
+	const char *cause;
+
+	if (j->detached_during)
+		cause = "device_disconnected";
+	else if (j->stalled)
+		cause = "stalled";
+	else if (j->timed_out)
+		cause = "timeout";
+	else if (j->mb_error == 208)
+		cause = "passcode_required";
+	else if (j->mb_error == 105)
+		cause = "host_disk_full";
+	else
+		cause = "backup_failed";
+	if (j->mb_error && !j->detached_during)
+		a->ops->backup_error(a->data, j->cmd.udid, j->mb_error);
+	if (j->mb_error)
+		snprintf(detail, sizeof(detail), "MBErrorDomain %d; the last good backup is kept",
+		         j->mb_error);
+	else if (j->stalled)
+		snprintf(detail, sizeof(detail),
+		         "no progress for %llds, the backup tool was killed; the last good backup "
+		         "is kept",
+		         (long long)a->cfg.backup_stall_timeout_s);
+	else
+		snprintf(detail, sizeof(detail),
+		         "the backup did not complete; the last good backup is kept");
+	job_finish(j, COMMAND_STATUS_FAILED, cause, detail);
+}
+
+static void backup_on_settled(struct loop *loop, uint64_t id, void *data)
+{
+	struct job *j = data;
+
+	(void)loop;
+	(void)id;
+	j->timer = 0;
+	backup_fail(j);
+}
+
 static void backup_on_exit(struct child *c, int status, bool timed_out, void *data)
 {
 	struct job *j = data;
 	struct actions *a = j->a;
 	bool ok = !timed_out && status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
 	          j->backup_said_ok;
-	char detail[160];
-	const char *cause;
 	int r;
 
 	(void)c;
 	j->child = NULL;
 	a->running_backups--;
+	if (j->stall_timer)
+		loop_cancel_timer(a->loop, j->stall_timer);
+	j->stall_timer = 0;
 	if (ok) {
 		r = backupstore_commit(&a->cfg.store, j->cmd.udid, wall_now_ms() / 1000);
 		if (r < 0) {
@@ -294,25 +380,14 @@ static void backup_on_exit(struct child *c, int status, bool timed_out, void *da
 	/* 1.3.0's exit status is -ErrorCode & 0xff: 48 is 208 when no line said it */
 	if (!j->mb_error && status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 48)
 		j->mb_error = 208;
-	if (j->detached_during)
-		cause = "device_disconnected";
-	else if (timed_out)
-		cause = "timeout";
-	else if (j->mb_error == 208)
-		cause = "passcode_required";
-	else if (j->mb_error == 105)
-		cause = "host_disk_full";
-	else
-		cause = "backup_failed";
-	if (j->mb_error && !j->detached_during)
-		a->ops->backup_error(a->data, j->cmd.udid, j->mb_error);
-	if (j->mb_error)
-		snprintf(detail, sizeof(detail), "MBErrorDomain %d; the last good backup is kept",
-		         j->mb_error);
-	else
-		snprintf(detail, sizeof(detail),
-		         "the backup did not complete; the last good backup is kept");
-	job_finish(j, COMMAND_STATUS_FAILED, cause, detail);
+	j->timed_out = timed_out;
+	if (!j->detached_during && !j->stalled && !timed_out && !j->mb_error) {
+		j->phase = PHASE_BACKUP_SETTLE;
+		j->timer = loop_add_timer(a->loop, ACTIONS_DETACH_GRACE_MS, backup_on_settled, j);
+		if (j->timer)
+			return;
+	}
+	backup_fail(j);
 }
 
 static const struct child_ops backup_ops = { backup_on_line, backup_on_exit };
@@ -371,6 +446,11 @@ static void backup_begin(struct job *j)
 		return;
 	}
 	a->running_backups++;
+	j->last_line_ms = loop_now_ms();
+	if (a->cfg.backup_stall_timeout_s > 0)
+		j->stall_timer =
+		        loop_add_timer(a->loop, (uint64_t)a->cfg.backup_stall_timeout_s * 1000,
+		                       backup_on_stall_timer, j);
 	report(j, COMMAND_STATUS_IN_PROGRESS, 0, NULL, "local backup started");
 	if (asks_for_passcode(f)) {
 		j->waiting_reported = true;
@@ -425,6 +505,8 @@ struct actions *actions_free(struct actions *a)
 			kill(child_pid(j->child), SIGTERM);
 		if (j->timer)
 			loop_cancel_timer(a->loop, j->timer);
+		if (j->stall_timer)
+			loop_cancel_timer(a->loop, j->stall_timer);
 		free(j);
 	}
 	free(a);
@@ -511,6 +593,10 @@ void actions_device_detached(struct actions *a, const char *udid)
 		j->detached_during = true;
 		if (j->child)
 			child_terminate(j->child);
+		break;
+	case PHASE_BACKUP_SETTLE:
+		j->detached_during = true;
+		backup_fail(j); /* cancels the grace timer */
 		break;
 	case PHASE_HELPER:
 	case PHASE_WAIT_REATTACH:

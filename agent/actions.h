@@ -11,7 +11,9 @@
  *                         only when the phone detaches and attaches again within restart_timeout
  *   backup.local.start    idevicebackup2 backup into the backup store (backupstore.h), progress
  *                         as in_progress; MBErrorDomain 208 -> failed passcode_required; unplug ->
- *                         failed device_disconnected; the last good backup is never replaced by
+ *                         failed device_disconnected; no output line for backup_stall_timeout ->
+ *                         killed, failed stalled (idevicebackup2 1.3.0 waits forever after a
+ *                         DLMessagePurgeDiskSpace); the last good backup is never replaced by
  *                         an incomplete one
  *
  * Every device action runs in a helper process under a deadline (common/child.h), so a phone
@@ -42,6 +44,8 @@ struct actions_config {
 	int64_t restart_timeout_s;
 	int64_t action_timeout_s; /* helper deadline for cloud-on and restart */
 	int64_t backup_timeout_s; /* deadline of one local backup */
+	/* a backup tool that prints no line for this long is killed: failed "stalled"; 0 = never */
+	int64_t backup_stall_timeout_s;
 };
 
 struct actions_ops {

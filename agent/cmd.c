@@ -3,8 +3,9 @@
  * cmd: command intake, the gate between the broker and anything that touches a phone.
  *
  * A leaked dashboard credential or an ACL mistake must not let anyone restart or back up a
- * fleet (reliability.md §3.2), so every command passes a fixed sequence of checks, cheapest
+ * fleet (docs/decisions.md, Commands), so every command passes a fixed sequence of checks, cheapest
  * first, before it may run: the retain flag (no parsing at all), the size cap (before cJSON), the
+ * Ed25519 signature over the raw bytes (so only a trusted signer's bytes are ever parsed), the
  * strict decoder (proto/command.c), the target, the allow-list and the per-command params, the
  * expiry (the broker's relative Message Expiry counted from our receive time, which does not
  * depend on clocks, and expires_at against our wall clock with a skew tolerance), the replay
@@ -27,6 +28,7 @@ struct cmd {
 	void *userdata;
 	struct ratelimit *per_device; /* NULL: no limit */
 	struct ratelimit *restart;    /* NULL: no limit */
+	struct cmdsig_verifier *verifier;
 };
 
 void cmd_config_defaults(struct cmd_config *cfg)
@@ -38,6 +40,30 @@ void cmd_config_defaults(struct cmd_config *cfg)
 	cfg->restart_interval_s = 3600;
 	cfg->clock_skew_s = 300;
 	cfg->max_ttl_s = 24 * 3600;
+	cfg->require_signed = true;
+}
+
+void cmd_message_user_property(struct cmd_message *msg, const char *name, size_t name_len,
+                               const char *value, size_t value_len)
+{
+	const char **v = NULL;
+	size_t *len = NULL;
+
+	if (name_len == strlen(CMDSIG_PROP_SIG) && memcmp(name, CMDSIG_PROP_SIG, name_len) == 0) {
+		v = &msg->signature;
+		len = &msg->signature_len;
+	} else if (name_len == strlen(CMDSIG_PROP_KEY_ID) &&
+	           memcmp(name, CMDSIG_PROP_KEY_ID, name_len) == 0) {
+		v = &msg->key_id;
+		len = &msg->key_id_len;
+	} else {
+		return;
+	}
+	/* MQTT allows a name twice; which copy counts would be the receiver's guess, so refuse */
+	if (*v)
+		msg->sig_ambiguous = true;
+	*v = value ? value : "";
+	*len = value ? value_len : 0;
 }
 
 int cmd_new(const struct cmd_config *cfg, struct cmdtable *table, cmd_device_known_fn known,
@@ -48,7 +74,8 @@ int cmd_new(const struct cmd_config *cfg, struct cmdtable *table, cmd_device_kno
 
 	if (!cfg || !table || !known || !ret || cfg->clock_skew_s < 0 || cfg->max_ttl_s <= 0 ||
 	    cfg->restart_interval_s < 0 || cfg->rate_count > 10000 ||
-	    (cfg->rate_count > 0 && cfg->rate_interval_s <= 0))
+	    (cfg->rate_count > 0 && cfg->rate_interval_s <= 0) || cfg->n_keys < 0 ||
+	    cfg->n_keys > CMDSIG_KEYS_MAX)
 		goto out;
 	r = -ENOMEM;
 	c = calloc(1, sizeof(*c));
@@ -58,6 +85,12 @@ int cmd_new(const struct cmd_config *cfg, struct cmdtable *table, cmd_device_kno
 	c->table = table;
 	c->known = known;
 	c->userdata = userdata;
+	r = cmdsig_verifier_new(cfg->keys, cfg->n_keys, &c->verifier);
+	if (r < 0)
+		goto out;
+	if (cfg->require_signed && cfg->n_keys == 0)
+		log_warn("no command_keys configured and require_signed_commands is on: "
+		         "every command will be refused");
 	if (cfg->rate_count > 0) {
 		uint64_t per_token_ms = (uint64_t)cfg->rate_interval_s * 1000 / cfg->rate_count;
 
@@ -85,6 +118,7 @@ struct cmd *cmd_free(struct cmd *c)
 	if (c) {
 		ratelimit_free(c->per_device);
 		ratelimit_free(c->restart);
+		cmdsig_verifier_free(c->verifier);
 		free(c);
 	}
 	return NULL;
@@ -95,6 +129,36 @@ static void correlation_id(const struct cmd_message *msg, char *id)
 {
 	if (command_id_normalize(msg->correlation, msg->correlation_len, id) < 0)
 		id[0] = '\0';
+}
+
+/* The signature over the raw bytes; unsigned passes only when signatures are not required. */
+static enum command_reject check_signature(const struct cmd *c, const struct cmd_message *msg,
+                                           struct cmd_decision *d)
+{
+	enum cmdsig_verdict v;
+
+	if (!msg->signature && !msg->key_id && !msg->sig_ambiguous) {
+		if (!c->cfg.require_signed)
+			return COMMAND_REJECT_NONE;
+		snprintf(d->err, sizeof(d->err), "not signed (no %s user property)",
+		         CMDSIG_PROP_SIG);
+		return COMMAND_REJECT_BAD_SIGNATURE;
+	}
+	if (msg->sig_ambiguous) {
+		snprintf(d->err, sizeof(d->err),
+		         "signature properties ambiguous (one given twice, "
+		         "or more user properties than the agent keeps)");
+		return COMMAND_REJECT_BAD_SIGNATURE;
+	}
+	v = cmdsig_verify(c->verifier, msg->payload, msg->len, msg->signature, msg->signature_len,
+	                  msg->key_id, msg->key_id_len, d->err, sizeof(d->err));
+	if (v == CMDSIG_UNKNOWN_KEY)
+		return COMMAND_REJECT_UNKNOWN_KEY;
+	if (v != CMDSIG_OK)
+		return COMMAND_REJECT_BAD_SIGNATURE;
+	memcpy(d->key_id, msg->key_id, CMDSIG_KEY_ID_LEN);
+	d->key_id[CMDSIG_KEY_ID_LEN] = '\0';
+	return COMMAND_REJECT_NONE;
 }
 
 static bool expired(const struct cmd *c, const struct cmd_message *msg, const struct command *cmd,
@@ -167,6 +231,14 @@ static enum command_reject run_checks(struct cmd *c, const struct cmd_message *m
 		d->attributable = true;
 		memcpy(d->cmd_id, corr, sizeof(corr));
 	}
+	/* the size cap first, so nothing bigger is even hashed */
+	if (msg->len > COMMAND_PAYLOAD_MAX) {
+		snprintf(d->err, sizeof(d->err), "payload over 8 KiB");
+		return COMMAND_REJECT_OVERSIZE;
+	}
+	reason = check_signature(c, msg, d);
+	if (reason != COMMAND_REJECT_NONE)
+		return reason;
 	reason = command_decode(msg->payload, msg->len, cmd, d->err, sizeof(d->err));
 	if (cmd->cmd_id[0]) {
 		if (corr[0] && strcmp(corr, cmd->cmd_id) != 0) {
@@ -239,6 +311,8 @@ void cmd_check(struct cmd *c, const struct cmd_message *msg, uint64_t now_ms, in
 		d->cmd_id[0] = '\0';
 		d->security = true;
 		break;
+	case COMMAND_REJECT_BAD_SIGNATURE:
+	case COMMAND_REJECT_UNKNOWN_KEY:
 	case COMMAND_REJECT_WRONG_AGENT:
 	case COMMAND_REJECT_UNKNOWN_DEVICE:
 	case COMMAND_REJECT_NOT_ALLOWED:
@@ -259,8 +333,9 @@ void cmd_check(struct cmd *c, const struct cmd_message *msg, uint64_t now_ms, in
 	}
 
 	if (d->reason == COMMAND_REJECT_NONE)
-		log_info("cmd '%s': accepted '%s' for device '%s'", d->cmd_id, d->command.name,
-		         d->command.udid);
+		log_info("cmd '%s': accepted '%s' for device '%s' (%s%s)", d->cmd_id,
+		         d->command.name, d->command.udid,
+		         d->key_id[0] ? "signed by key " : "unsigned", d->key_id);
 	else if (d->reason == COMMAND_REJECT_REPLAY)
 		log_debug("cmd '%s': repeat, answering with the last status", d->cmd_id);
 	else

@@ -7,8 +7,11 @@
  * to the executor and reports their later states with cmd_update().
  *
  * Checks, cheapest first, the first failure wins (proto/COMMANDS.md documents the codes):
- *   retained -> oversize -> malformed -> schema -> wrong_agent -> unknown_device -> not_allowed
- *   -> bad_params -> expired -> replay -> rate_limited        (and internal: disk write failed)
+ *   retained -> oversize -> bad_signature / unknown_key -> malformed -> schema -> wrong_agent
+ *   -> unknown_device -> not_allowed -> bad_params -> expired -> replay -> rate_limited
+ *   (and internal: disk write failed)
+ * The signature (proto/cmdsig.h) is checked on the raw bytes before anything parses them, so
+ * an unsigned or forged message never reaches cJSON.
  * A command that passes is recorded as "accepted" in the persistent cmdtable (synced) before
  * cmd_check() returns, so after a crash a repeat is a replay and never a second execution. A
  * rate_limited rejection is recorded too (a repeat gets it again); earlier rejections are not,
@@ -18,9 +21,10 @@
  *
  * Wiring (for the daemon): at start, cmdtable_open(state_dir/cmdtable, ..., cmd_id_retention)
  * then cmdtable_fail_unfinished(t, "agent_restarted", now) (an execution the last process did not
- * finish will never finish), then cmd_new(). Per delivery: cmd_check(); publish
+ * finish will never finish), then cmd_new(). Per delivery: cmd_message_user_property() for each
+ * MQTT 5 user property (the signature travels there), cmd_check(); publish
  * cmd_decision_result() if it returns 0 (the publisher sets seq/ts); execute only when reason is
- * COMMAND_REJECT_NONE; raise cmd_rejected_security when security is set. Per later state:
+ * COMMAND_REJECT_NONE; report every refusal to agentev (security_rejected). Per later state:
  * cmd_update() first, then publish. Answer only on this agent's own result topic, whatever
  * Response Topic the message carries.
  *
@@ -33,6 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cmdsig.h"
 #include "cmdtable.h"
 #include "command.h"
 
@@ -57,10 +62,17 @@ struct cmd_config {
 	/* a command lives at most this long after issued_at whatever its expires_at says; keep
 	 * max_ttl_s + 2 * clock_skew_s <= the cmdtable retention (see cmdtable.h) */
 	int64_t max_ttl_s;
+	/* the keys whose signatures are trusted (config command_keys); several = rotation */
+	struct cmdsig_pubkey keys[CMDSIG_KEYS_MAX];
+	int n_keys;
+	/* refuse unsigned commands (config require_signed_commands); a signed command is always
+	 * verified, whatever this says */
+	bool require_signed;
 };
 
 /* Defaults: everything allowed, 6/1h per device (as config.c), 1 restart per hour, 300 s skew,
- * 24 h max ttl. */
+ * 24 h max ttl, signatures required, no trusted key (so nothing is accepted until keys are
+ * configured). */
 void cmd_config_defaults(struct cmd_config *cfg);
 
 /* Whether udid (borrowed) is a device the agent currently knows. Called on the loop thread. */
@@ -75,7 +87,22 @@ struct cmd_message {
 	const void *correlation; /* MQTT 5 Correlation Data (should be the cmd_id); NULL = absent */
 	size_t correlation_len;
 	uint64_t received_ms; /* loop_now_ms() when it arrived; the expiry counts from here */
+	/* MQTT 5 user properties cradle-sig and cradle-key-id (set them with
+	 * cmd_message_user_property()); NULL = absent */
+	const char *signature;
+	size_t signature_len;
+	const char *key_id;
+	size_t key_id_len;
+	/* one of them came more than once, or the transport cut the user properties: refused */
+	bool sig_ambiguous;
 };
+
+/*
+ * Offers one MQTT 5 user property of the message (all borrowed, as long as msg): the signature
+ * properties are kept, others ignored. Call it for every user property, in any order.
+ */
+void cmd_message_user_property(struct cmd_message *msg, const char *name, size_t name_len,
+                               const char *value, size_t value_len);
 
 struct cmd_decision {
 	enum command_reject reason; /* COMMAND_REJECT_NONE: accepted, execute command */
@@ -85,8 +112,9 @@ struct cmd_decision {
 	char cmd_id[COMMAND_ID_MAX];
 	bool known; /* the cmdtable had this cmd_id: last is its last status */
 	struct cmdtable_entry last;
-	bool security; /* a misuse hint (retained, wrong agent/device, not allowed, bad params):
-	                * the daemon raises a cmd_rejected_security event */
+	char key_id[CMDSIG_KEY_ID_LEN + 1]; /* the key that signed it ("" = unsigned) */
+	bool security; /* a misuse hint (retained, bad signature, unknown key, wrong agent/device,
+	                * not allowed, bad params): the daemon logs it as a warning */
 	char err[COMMAND_ERR_MAX]; /* human-readable detail for logs and the result */
 };
 
@@ -94,7 +122,8 @@ struct cmd;
 
 /*
  * cfg is copied. table and userdata are borrowed and must outlive the cmd. Returns 0 and *ret
- * (free with cmd_free()), or -EINVAL / -ENOMEM.
+ * (free with cmd_free()), or -EINVAL / -ENOMEM. Warns when signatures are required and no key
+ * is trusted (every command will be refused).
  */
 int cmd_new(const struct cmd_config *cfg, struct cmdtable *table, cmd_device_known_fn known,
             void *userdata, struct cmd **ret);

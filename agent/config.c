@@ -22,6 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cmdsig.h"
+
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
 enum config_type {
@@ -102,6 +104,15 @@ static const struct config_key config_keys[] = {
 	{ "cmd_rate_per_device", CONFIG_RATE, OFF(cmd_rate_per_device), 0, 1, 10000, 0, "6/1h" },
 	{ "cmd_id_retention", CONFIG_DURATION, OFF(cmd_id_retention_s), 0, 3600, 365 * DAY, 0,
 	  "7d" },
+	{ "backup_stall_timeout", CONFIG_DURATION, OFF(backup_stall_timeout_s), 0, 1, 6 * 3600, 0,
+	  "10m" },
+	{ "disk_low_free", CONFIG_SIZE, OFF(disk_low_free), 0, 0, 1ULL << 50, 0, "2G" },
+	{ "disk_check_interval", CONFIG_DURATION, OFF(disk_check_interval_s), 0, 1, DAY, 0, "1m" },
+	{ "security_event_interval", CONFIG_DURATION, OFF(security_event_interval_s), 0, 1, DAY, 0,
+	  "1m" },
+	{ "command_keys", CONFIG_LIST, OFF(command_keys), 0, NOLIMIT, 0, "\"\"" },
+	{ "require_signed_commands", CONFIG_BOOL, OFF(require_signed_commands), 0, NOLIMIT, 0,
+	  "true" },
 };
 
 struct config_parser {
@@ -419,6 +430,23 @@ static int config_set(struct config_parser *p, const struct config_key *k, char 
 	return config_error(p, "'%s': internal error: bad type", k->name);
 }
 
+/* Every command_keys item must be a public key: a typo must not silently drop a trusted key. */
+static int check_command_keys(struct config_parser *p, const struct agent_config *cfg)
+{
+	const struct agent_config_list *l = &cfg->command_keys;
+	struct cmdsig_pubkey k;
+
+	for (int i = 0; i < l->n; i++)
+		if (cmdsig_pubkey_parse(l->item[i], strlen(l->item[i]), &k) < 0)
+			return config_error(
+			        p,
+			        "'command_keys': item %d '%.16s...' is not an Ed25519 "
+			        "public key (want %d characters of base64, e.g. from "
+			        "'cradle-agent send --print-public-key --sign-key FILE')",
+			        i + 1, l->item[i], CMDSIG_PUBKEY_B64_LEN);
+	return 0;
+}
+
 static const struct config_key *config_find(const char *name)
 {
 	for (size_t i = 0; i < N_ELEMS(config_keys); i++)
@@ -545,6 +573,10 @@ int agent_config_parse(const char *name, const char *text, size_t len, struct ag
 			goto out;
 		pos += n + 1;
 	}
+	p.line = seen[config_find("command_keys") - config_keys];
+	r = check_command_keys(&p, cfg);
+	if (r < 0)
+		goto out;
 	p.line = 0;
 	for (size_t i = 0; i < N_ELEMS(config_keys); i++)
 		if ((config_keys[i].flags & CONFIG_REQUIRED) && !seen[i]) {

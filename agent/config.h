@@ -73,6 +73,12 @@ struct agent_config {
 	int64_t restart_timeout_s;
 	struct agent_config_rate cmd_rate_per_device;
 	int64_t cmd_id_retention_s;
+	int64_t backup_stall_timeout_s;
+	uint64_t disk_low_free;
+	int64_t disk_check_interval_s;
+	int64_t security_event_interval_s;
+	struct agent_config_list command_keys; /* base64 Ed25519 public keys (proto/cmdsig.h) */
+	bool require_signed_commands;
 };
 
 /* Fills cfg with the defaults of the table (agent_id stays empty). Never fails. */

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * daemon: cradle-agent's long-running mode. Wires discovery, probes, diagnosis, the outbox,
- * MQTT and the command channel together on one event loop; owns the device table.
+ * daemon: cradle-agent's long-running mode. Wires discovery, the device registry (registry.h),
+ * the publisher (publish.h), the outbox, MQTT, the command channel and the actions together on
+ * one event loop, and handles signals and shutdown. Loop thread only.
  *
  * Startup order (each step depends on the previous): config -> state dir -> statefile (new
- * session) -> outbox -> command table (unfinished commands of the last run become failed
- * agent_restarted) -> signals (blocked before any library starts threads) -> MQTT -> device
- * discovery. Shutdown on SIGTERM/SIGINT: stop discovery and actions, publish online:false,
- * flush, disconnect, exit 0.
+ * session) -> signals (blocked before any library starts threads) -> outbox -> publisher ->
+ * agent events (agentev.h) ->
+ * device registry -> command table (unfinished commands of the last run become failed
+ * agent_restarted) -> actions -> MQTT -> device discovery. Shutdown on SIGTERM/SIGINT: stop
+ * discovery and actions, report pending refusal counts, publish online:false, flush,
+ * disconnect, exit 0.
  */
 #ifndef CRADLE_DAEMON_H
 #define CRADLE_DAEMON_H
@@ -22,9 +25,5 @@ struct daemon_paths {
 
 /* Runs until SIGTERM/SIGINT. Returns the process exit status. cfg and paths borrowed. */
 int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths);
-
-/* The daemon's command line (-c FILE, --test-config, --dump-config, --agent-id, --broker,
- * --state-dir); argv[0] is the program. Returns the exit status. */
-int daemon_main(int argc, char **argv);
 
 #endif

@@ -53,6 +53,8 @@ struct devmon {
 	uint64_t timer;
 	char (*known)[FACTS_UDID_MAX]; /* sorted */
 	size_t n_known;
+	devmon_usbmuxd_fn mux_fn; /* agentev: usbmuxd lost / back */
+	void *mux_data;
 };
 
 static bool devmon_exists;
@@ -148,6 +150,8 @@ static void do_resync(struct devmon *dm)
 		/* in UNIX socket mode libusbmuxd does not reconnect its event socket itself */
 		subscribe(dm);
 	}
+	if (dm->mux_fn) /* agentev: usbmuxd lost / back */
+		dm->mux_fn(r >= 0, l.n, dm->mux_data);
 	/* detached: known but not listed (walk backwards: known_del shifts the tail) */
 	for (i = dm->n_known; i > 0; i--) {
 		if (l.n && bsearch(dm->known[i - 1], l.udid, l.n, sizeof(*l.udid), cmp_udid))
@@ -296,6 +300,14 @@ struct devmon *devmon_new(struct loop *loop, uint64_t resync_ms, devmon_fn fn, v
 	dm->data = data;
 	devmon_exists = true;
 	return dm;
+}
+
+void devmon_watch_usbmuxd(struct devmon *dm, devmon_usbmuxd_fn fn, void *data)
+{
+	if (!dm)
+		return;
+	dm->mux_fn = fn;
+	dm->mux_data = data;
 }
 
 int devmon_start(struct devmon *dm)

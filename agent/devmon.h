@@ -19,6 +19,7 @@
 #define CRADLE_DEVMON_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct loop;
@@ -33,8 +34,17 @@ enum devmon_event {
 /* udid borrowed for the call. Never called from inside devmon_start()/devmon_free(). */
 typedef void (*devmon_fn)(enum devmon_event ev, const char *udid, void *data);
 
+/*
+ * Called after every resync's ListDevices: up = usbmuxd answered; devices = how many it listed
+ * (0 when it did not answer). For agent-level events (agentev.h).
+ */
+typedef void (*devmon_usbmuxd_fn)(bool up, size_t devices, void *data);
+
 /* resync_ms: 0 = 10 s. NULL on allocation failure or when a devmon already exists. */
 struct devmon *devmon_new(struct loop *loop, uint64_t resync_ms, devmon_fn fn, void *data);
+
+/* Sets (fn NULL: clears) the usbmuxd watcher. NULL-safe. */
+void devmon_watch_usbmuxd(struct devmon *dm, devmon_usbmuxd_fn fn, void *data);
 
 /* Subscribes and schedules the first resync at once. 0 or -errno (usbmuxd absence is not one). */
 int devmon_start(struct devmon *dm);

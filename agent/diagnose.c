@@ -3,7 +3,7 @@
  * diagnose: why is this iPhone's iCloud backup stale, from one probe's facts.
  *
  * A pure function of (facts, config, now): no I/O, no clock, no logging, so every rule below is a
- * row in a unit-test table. Rules (the contract is documented in proto/README.md, "Diagnosis"):
+ * row in a unit-test table. Rules (the contract, with every code, is docs/diagnosis.md):
  *
  *  - status is "unknown" when the probe did not read values (not trusted, locked, gone, timeout,
  *    error); "stale" when the last iCloud backup is older than stale_after_s or there is none;
@@ -33,7 +33,7 @@ struct cause_text {
 	const char *code, *remediation, *complexity;
 };
 
-/* DESIGN.md "Diagnosis vocabulary (v1)"; "none" where the design table has a dash. */
+/* docs/diagnosis.md, "Cause codes": keep the texts there and here equal. */
 static const struct cause_text cause_texts[_CAUSE_MAX] = {
 	[CAUSE_ICLOUD_STORAGE_FULL] = { "icloud_storage_full",
 	                                "free iCloud space or buy a bigger plan (person); take a "

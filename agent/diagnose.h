@@ -22,7 +22,7 @@ enum diagnose_status {
 	_DIAGNOSE_STATUS_MAX,
 };
 
-/* The v1 vocabulary of ../shared/DESIGN.md; the wire names come from diagnose_cause_code(). */
+/* The v1 vocabulary of docs/diagnosis.md; the wire names come from diagnose_cause_code(). */
 enum diagnose_cause {
 	CAUSE_ICLOUD_STORAGE_FULL,
 	CAUSE_NETWORK_UNAVAILABLE,
@@ -61,25 +61,25 @@ struct diagnosis {
 	struct diagnose_finding causes[DIAGNOSE_MAX_CAUSES];
 };
 
-/* Fills cfg with the documented defaults (see agent/README.md). */
+/* Fills cfg with the documented defaults (docs/diagnosis.md, agent/README.md). */
 void diagnose_config_defaults(struct diagnose_config *cfg);
 
 /* now_unix: wall-clock seconds. Never fails. */
-void diagnose(const struct device_facts *facts, const struct diagnose_config *cfg,
-	      int64_t now_unix, struct diagnosis *ret);
+void diagnose(const struct device_facts *facts, const struct diagnose_config *cfg, int64_t now_unix,
+              struct diagnosis *ret);
 
 /*
  * Dotted numeric version compare ("15.7" < "16.0" < "16.0.1" = "16.0.1.0"): components are
  * compared as integers, missing trailing components count as 0, a non-digit suffix inside a
  * component ("17.0b2") is ignored, at most 8 components are read. Returns 0 and sets *ret_cmp to
  * -1/0/1, or -1 when either string does not start with a digit (then no ios_outdated cause).
- * Added by protodiag.
  */
 int diagnose_version_compare(const char *a, const char *b, int *ret_cmp);
 
 const char *diagnose_status_name(enum diagnose_status s);
-const char *diagnose_cause_code(enum diagnose_cause c);    /* "icloud_storage_full", … */
+const char *diagnose_cause_code(enum diagnose_cause c); /* "icloud_storage_full", … */
 const char *diagnose_cause_remediation(enum diagnose_cause c);
-const char *diagnose_cause_complexity(enum diagnose_cause c); /* "low" | "medium" | "high" | "none" */
+const char *
+diagnose_cause_complexity(enum diagnose_cause c); /* "low" | "medium" | "high" | "none" */
 
 #endif

@@ -1,22 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * idev: the probe itself (see idev.h): usbmuxd lookup, pair-record check, one lockdown session,
- * four GetValue requests (root, backup, battery, disk usage), optional syslog_relay sampling.
+ * idev: see idev.h. The probe: usbmuxd lookup, pair-record check, one lockdown session, four
+ * GetValue requests (root, backup, battery, disk usage), optional syslog_relay sampling. The
+ * actions: the same lookup, check and handshake, then mobilebackup2 or diagnostics_relay.
  *
  * Value decoding is lenient on types because iOS versions and the simulator differ: dates may
  * be integers, reals or plist dates (all seconds since 2001-01-01), booleans may be 0/1
  * integers (RequiresEncryption is one). Absent keys leave has_* false: "never backed up" is a
- * finding, not an error. Errors map to domain states per reference device-protocols.md §2.8.
+ * finding, not an error. Errors map to domain states as docs/device-protocols.md (Lockdown
+ * errors) lists them.
  */
 #include "idev.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <libimobiledevice/diagnostics_relay.h>
 #include <libimobiledevice/libimobiledevice.h>
 #include <libimobiledevice/lockdown.h>
+#include <libimobiledevice/mobilebackup2.h>
 #include <libimobiledevice/syslog_relay.h>
 #include <plist/plist.h>
 #include <usbmuxd.h>
@@ -25,7 +30,8 @@
 #include "loop.h"
 #include "timefmt.h"
 
-#define IDEV_LABEL "cradle-agent-probe"
+#define IDEV_LABEL        "cradle-agent-probe"
+#define IDEV_ACTION_LABEL "cradle-agent"
 
 static void copy_plist_str(plist_t dict, const char *key, char *dst, size_t size)
 {
@@ -234,6 +240,23 @@ static bool device_present(const char *udid)
 	return true;
 }
 
+/*
+ * Whether usbmuxd holds a pair record for udid: 0, -ENOENT (none, or an empty one) or another
+ * -errno. The record decides whether a handshake is allowed: without one,
+ * lockdownd_client_new_with_handshake() would send Pair (the Trust prompt).
+ */
+static int pair_record_check(const char *udid)
+{
+	char *rec = NULL;
+	uint32_t len = 0;
+	int r = usbmuxd_read_pair_record(udid, &rec, &len);
+
+	free(rec);
+	if (r >= 0 && len == 0)
+		r = -ENOENT;
+	return r < 0 ? r : 0;
+}
+
 static void map_handshake_error(struct device_facts *f, lockdownd_error_t e, const char *udid)
 {
 	switch (e) {
@@ -295,8 +318,6 @@ int idev_probe(const char *udid, const struct idev_probe_opts *opts, struct devi
 	lockdownd_service_descriptor_t svc = NULL;
 	lockdownd_error_t le;
 	idevice_error_t ie;
-	char *rec = NULL;
-	uint32_t rec_len = 0;
 	int r;
 
 	facts_init(f, udid);
@@ -310,10 +331,7 @@ int idev_probe(const char *udid, const struct idev_probe_opts *opts, struct devi
 		return 0;
 	}
 
-	/* The pair record decides whether a handshake is allowed: without one,
-	 * lockdownd_client_new_with_handshake() would send Pair (the Trust prompt). */
-	r = usbmuxd_read_pair_record(udid, &rec, &rec_len);
-	free(rec);
+	r = pair_record_check(udid);
 	if (r < 0) {
 		if (r == -ENOENT) {
 			f->pairing = FACTS_PAIRING_UNPAIRED;
@@ -359,6 +377,151 @@ out:
 	idevice_free(dev);
 	return r;
 }
+
+/* ---- actions ---- */
+
+static void outcome_fail(struct idev_outcome *o, int code, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static void outcome_fail(struct idev_outcome *o, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	o->ok = false;
+	o->code = code;
+	va_start(ap, fmt);
+	vsnprintf(o->error, sizeof(o->error), fmt, ap);
+	va_end(ap);
+}
+
+/* Reads the ErrorCode of a DLMessageProcessMessage reply; text gets ErrorDescription. */
+static int reply_error_code(plist_t msg, char *text, size_t size)
+{
+	plist_t dict = plist_array_get_item(msg, 1), node;
+	uint64_t code = 0;
+	char *desc = NULL;
+
+	text[0] = '\0';
+	if (!dict || plist_get_node_type(dict) != PLIST_DICT)
+		return -1;
+	node = plist_dict_get_item(dict, "ErrorCode");
+	if (node && plist_get_node_type(node) == PLIST_UINT)
+		plist_get_uint_val(node, &code);
+	node = plist_dict_get_item(dict, "ErrorDescription");
+	if (node && plist_get_node_type(node) == PLIST_STRING) {
+		plist_get_string_val(node, &desc);
+		snprintf(text, size, "%s", desc ? desc : "");
+		free(desc);
+	}
+	return (int)code;
+}
+
+static void do_cloud(idevice_t dev, lockdownd_client_t lockdown, const char *udid, bool enable,
+                     struct idev_outcome *o)
+{
+	lockdownd_service_descriptor_t svc = NULL;
+	mobilebackup2_client_t mb2 = NULL;
+	double versions[2] = { 2.0, 2.1 }, remote = 0.0;
+	plist_t opts = NULL, msg = NULL;
+	char *dlmsg = NULL, text[IDEV_ERROR_MAX];
+	lockdownd_error_t lerr;
+	int code;
+
+	/* idevicebackup2 starts mobilebackup2 with the escrow bag; so do we, the device expects it
+	 */
+	lerr = lockdownd_start_service_with_escrow_bag(lockdown, MOBILEBACKUP2_SERVICE_NAME, &svc);
+	if (lerr != LOCKDOWN_E_SUCCESS) {
+		outcome_fail(o, lerr, "cannot start %s (lockdown %d)", MOBILEBACKUP2_SERVICE_NAME,
+		             lerr);
+		goto out;
+	}
+	if (mobilebackup2_client_new(dev, svc, &mb2) != MOBILEBACKUP2_E_SUCCESS ||
+	    mobilebackup2_version_exchange(mb2, versions, 2, &remote) != MOBILEBACKUP2_E_SUCCESS) {
+		outcome_fail(o, -1, "mobilebackup2 version exchange failed");
+		goto out;
+	}
+	opts = plist_new_dict();
+	plist_dict_set_item(opts, "CloudBackupState", plist_new_bool(enable));
+	if (mobilebackup2_send_request(mb2, "EnableCloudBackup", udid, udid, opts) !=
+	    MOBILEBACKUP2_E_SUCCESS) {
+		outcome_fail(o, -1, "sending EnableCloudBackup failed");
+		goto out;
+	}
+	if (mobilebackup2_receive_message(mb2, &msg, &dlmsg) != MOBILEBACKUP2_E_SUCCESS || !msg) {
+		outcome_fail(o, -1, "no reply to EnableCloudBackup");
+		goto out;
+	}
+	code = reply_error_code(msg, text, sizeof(text));
+	if (code == 0)
+		o->ok = true;
+	else
+		outcome_fail(o, code, "%s", text[0] ? text : "EnableCloudBackup failed");
+	mobilebackup2_send_message(mb2, "DLMessageDisconnect", NULL);
+out:
+	free(dlmsg);
+	plist_free(msg);
+	plist_free(opts);
+	mobilebackup2_client_free(mb2);
+	lockdownd_service_descriptor_free(svc);
+}
+
+static void do_restart(idevice_t dev, struct idev_outcome *o)
+{
+	diagnostics_relay_client_t diag = NULL;
+	diagnostics_relay_error_t err;
+
+	err = diagnostics_relay_client_start_service(dev, &diag, IDEV_ACTION_LABEL);
+	if (err != DIAGNOSTICS_RELAY_E_SUCCESS) {
+		outcome_fail(o, err, "cannot start diagnostics_relay");
+		return;
+	}
+	err = diagnostics_relay_restart(diag, DIAGNOSTICS_RELAY_ACTION_FLAG_WAIT_FOR_DISCONNECT);
+	if (err == DIAGNOSTICS_RELAY_E_SUCCESS)
+		o->ok = true;
+	else
+		outcome_fail(o, err, "Restart was refused");
+	/* the device is going away: Goodbye fails on the closed socket, as with idevicediagnostics
+	 */
+	diagnostics_relay_goodbye(diag);
+	diagnostics_relay_client_free(diag);
+}
+
+void idev_act(const char *udid, enum idev_action action, struct idev_outcome *o)
+{
+	idevice_t dev = NULL;
+	lockdownd_client_t lockdown = NULL;
+	lockdownd_error_t lerr;
+
+	memset(o, 0, sizeof(*o));
+	if (idevice_new_with_options(&dev, udid, IDEVICE_LOOKUP_USBMUX) != IDEVICE_E_SUCCESS) {
+		outcome_fail(o, -8, "device_disconnected");
+		goto out;
+	}
+	if (pair_record_check(udid) < 0) {
+		outcome_fail(o, -29, "not_trusted");
+		goto out;
+	}
+	lerr = lockdownd_client_new_with_handshake(dev, &lockdown, IDEV_ACTION_LABEL);
+	if (lerr != LOCKDOWN_E_SUCCESS) {
+		lockdown = NULL;
+		outcome_fail(o, lerr, "lockdown handshake failed (%d)", lerr);
+		goto out;
+	}
+	if (action == IDEV_ACTION_RESTART) {
+		/* diagnostics_relay starts its own lockdown session */
+		lockdownd_client_free(lockdown);
+		lockdown = NULL;
+		do_restart(dev, o);
+	} else {
+		do_cloud(dev, lockdown, udid, action == IDEV_ACTION_CLOUD_ON, o);
+	}
+out:
+	if (lockdown)
+		lockdownd_client_free(lockdown);
+	idevice_free(dev);
+}
+
+/* ---- the device list ---- */
 
 static int cmp_udid(const void *a, const void *b)
 {

@@ -1,19 +1,30 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * idev: one probe of one device through libimobiledevice, as plain facts.
+ * idev: everything the agent says to a device through libimobiledevice: one probe as plain
+ * facts, the remediation actions (iCloud Backup on/off, restart), and usbmuxd's device list.
  *
- * Together with devmon.c this is the only code that includes libimobiledevice headers. It runs
- * in the cradle-agent-probe helper process (never in the daemon), because a libimobiledevice
- * call can block for 30 s or hang on a broken TLS read and only a process can be killed.
+ * This is the only file that speaks libimobiledevice, except devmon.c's hot-plug subscription
+ * (idevice_event_subscribe, libimobiledevice's wrapper over libusbmuxd's event thread). The
+ * probe and the actions run in the helper processes (cradle-agent-probe, cradle-agent-action),
+ * never in the daemon, because a libimobiledevice call can block for 30 s or hang on a broken TLS
+ * read and only a process can be killed. idev_list() is the exception: one local ListDevices,
+ * called from the daemon's loop thread by devmon's resync.
  *
- * Never pairs: without a pair record in usbmuxd the device is reported "unpaired" and no
- * lockdown handshake is attempted (the handshake would send Pair and raise the Trust prompt).
- * One handshake per probe; all values are read in that one session (TLS costs ~0.2 s each).
+ * Never pairs: without a pair record in usbmuxd a device is reported "unpaired" (probe) or
+ * refused as "not_trusted" (action) and no lockdown handshake is attempted (the handshake would
+ * send Pair and raise the Trust prompt). One handshake per probe; all values are read in that
+ * one session (TLS costs ~0.2 s each).
+ *
+ * Threading: no state of its own; the calls block.
  */
 #ifndef CRADLE_IDEV_H
 #define CRADLE_IDEV_H
 
+#include <stdbool.h>
+
 #include "facts.h"
+
+/* ---- probe (cradle-agent-probe) ---- */
 
 struct idev_probe_opts {
 	/* > 0: after the values, read com.apple.syslog_relay this long and keep backup lines. */
@@ -26,6 +37,38 @@ struct idev_probe_opts {
  * then. -EINVAL for a bad udid, -ENOMEM.
  */
 int idev_probe(const char *udid, const struct idev_probe_opts *opts, struct device_facts *ret);
+
+/* ---- actions (cradle-agent-action) ---- */
+
+enum idev_action {
+	IDEV_ACTION_CLOUD_ON,  /* mobilebackup2 EnableCloudBackup, CloudBackupState true */
+	IDEV_ACTION_CLOUD_OFF, /* the same with false */
+	IDEV_ACTION_RESTART,   /* diagnostics_relay Restart, waiting for the disconnect */
+};
+
+#define IDEV_ERROR_MAX 256
+
+/* What an action came to. The helper prints it as {"ok":…,"error_code":…,"error":…}. */
+struct idev_outcome {
+	bool ok;
+	/*
+	 * When !ok: -8 with error "device_disconnected" (not on usbmuxd), -29 with "not_trusted"
+	 * (no pair record on this host), else the lockdownd / service error or the device's
+	 * ErrorCode, with a text saying which step failed.
+	 */
+	int code;
+	char error[IDEV_ERROR_MAX];
+};
+
+/*
+ * Performs action on udid: usbmuxd lookup, pair-record check, lockdown handshake (which proves
+ * the trust), then the service request. Every device problem is an outcome in ret, never a
+ * crash; the call blocks up to libimobiledevice's receive timeouts (the caller's process is
+ * killed at its deadline).
+ */
+void idev_act(const char *udid, enum idev_action action, struct idev_outcome *ret);
+
+/* ---- the device list ---- */
 
 /* UDIDs of the USB devices usbmuxd lists now, sorted and without duplicates. */
 struct idev_list {

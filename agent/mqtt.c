@@ -60,6 +60,10 @@ struct mqtt_event {
 	int64_t expiry_s;
 	char correlation[MQTT_CORRELATION_MAX]; /* MQTT 5 Correlation Data, truncated */
 	size_t correlation_len;
+	struct mqtt_user_property *props; /* user properties, pointing into props_text */
+	char *props_text;
+	unsigned n_props;
+	bool props_cut;
 	struct mqtt_event *next;
 };
 
@@ -166,6 +170,8 @@ static void event_free(struct mqtt_event *ev)
 {
 	free(ev->text);
 	free(ev->payload);
+	free(ev->props);
+	free(ev->props_text);
 	free(ev);
 }
 
@@ -271,6 +277,69 @@ static void on_sub_failure(void *context, MQTTAsync_failureData5 *resp)
 	post_event(m, ev);
 }
 
+/* Whether p is a user property small enough to keep. */
+static bool user_prop_fits(const MQTTProperty *p)
+{
+	return p->value.data.len >= 0 && p->value.value.len >= 0 &&
+	       p->value.data.len <= MQTT_USER_PROP_MAX && p->value.value.len <= MQTT_USER_PROP_MAX;
+}
+
+/* Appends the bytes of str and a NUL at buf + *pos; returns where they start. */
+static const char *put_text(char *buf, size_t *pos, const MQTTLenString *str, size_t *ret_len)
+{
+	char *start = buf + *pos;
+
+	*ret_len = (size_t)str->len;
+	if (*ret_len)
+		memcpy(start, str->data, *ret_len);
+	start[*ret_len] = '\0';
+	*pos += *ret_len + 1;
+	return start;
+}
+
+/* Copies the user properties of a message (bounded in number and size) into ev. */
+static void copy_user_props(struct mqtt_event *ev, const MQTTProperties *props)
+{
+	size_t total = 0, pos = 0;
+	unsigned n = 0;
+	int i;
+
+	for (i = 0; i < props->count; i++) {
+		const MQTTProperty *p = &props->array[i];
+
+		if (p->identifier != MQTTPROPERTY_CODE_USER_PROPERTY)
+			continue;
+		if (n == MQTT_USER_PROPS_MAX || !user_prop_fits(p)) {
+			ev->props_cut = true;
+			continue;
+		}
+		n++;
+		total += (size_t)p->value.data.len + (size_t)p->value.value.len + 2;
+	}
+	if (n == 0)
+		return;
+	ev->props = calloc(n, sizeof(*ev->props));
+	ev->props_text = malloc(total);
+	if (!ev->props || !ev->props_text) {
+		free(ev->props);
+		free(ev->props_text);
+		ev->props = NULL;
+		ev->props_text = NULL;
+		ev->props_cut = true;
+		return;
+	}
+	for (i = 0; i < props->count && ev->n_props < n; i++) {
+		const MQTTProperty *p = &props->array[i];
+		struct mqtt_user_property *u = &ev->props[ev->n_props];
+
+		if (p->identifier != MQTTPROPERTY_CODE_USER_PROPERTY || !user_prop_fits(p))
+			continue;
+		u->name = put_text(ev->props_text, &pos, &p->value.data, &u->name_len);
+		u->value = put_text(ev->props_text, &pos, &p->value.value, &u->value_len);
+		ev->n_props++;
+	}
+}
+
 static int on_message(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
 {
 	struct mqtt *m = context;
@@ -319,6 +388,7 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 		                              : sizeof(ev->correlation);
 		memcpy(ev->correlation, corr->value.data.data, ev->correlation_len);
 	}
+	copy_user_props(ev, &msg->properties);
 	post_event(m, ev);
 out:
 	/* 1 = consumed: returning 0 would make Paho redeliver it forever */
@@ -502,8 +572,12 @@ static void handle_event(struct mqtt *m, struct mqtt_event *ev)
 			                    .retained = ev->retained,
 			                    .qos = ev->qos,
 			                    .expiry_s = ev->expiry_s,
-			                    .correlation = ev->correlation_len ? ev->correlation : NULL,
-			                    .correlation_len = ev->correlation_len };
+			                    .correlation =
+			                            ev->correlation_len ? ev->correlation : NULL,
+			                    .correlation_len = ev->correlation_len,
+			                    .user_props = ev->props,
+			                    .n_user_props = ev->n_props,
+			                    .user_props_cut = ev->props_cut };
 
 		pthread_mutex_lock(&m->lock);
 		m->queued_messages--;

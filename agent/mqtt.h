@@ -44,6 +44,8 @@
 #define MQTT_INCOMING_MAX       (64 * 1024) /* default cap on an incoming payload */
 #define MQTT_INCOMING_QUEUE_MAX 256         /* messages waiting for the loop thread */
 #define MQTT_CORRELATION_MAX    64          /* correlation data kept per message */
+#define MQTT_USER_PROPS_MAX     16          /* MQTT 5 user properties kept per message */
+#define MQTT_USER_PROP_MAX      256         /* bytes of name or value kept per user property */
 
 struct mqtt;
 
@@ -68,6 +70,14 @@ struct mqtt_options {
 	int retry_max_s;       /* 0 = 30 */
 };
 
+/* One MQTT 5 user property (name and value are UTF-8, not NUL-terminated). */
+struct mqtt_user_property {
+	const char *name;
+	size_t name_len;
+	const char *value;
+	size_t value_len;
+};
+
 /* An incoming message; every pointer is valid only during the callback. */
 struct mqtt_message {
 	const char *topic;
@@ -80,6 +90,10 @@ struct mqtt_message {
 	 * lets the agent attribute a command it cannot parse */
 	const void *correlation;
 	size_t correlation_len;
+	/* MQTT 5 user properties in the order received (command signatures travel here) */
+	const struct mqtt_user_property *user_props;
+	unsigned n_user_props;
+	bool user_props_cut; /* more than MQTT_USER_PROPS_MAX, or one over MQTT_USER_PROP_MAX */
 };
 
 /* All optional; run on the loop thread; data is the pointer given to mqtt_new(). */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * once: `cradle-agent --once`: probe every attached device (or one) a single time and print one
- * device-state JSON object per line, sorted by UDID. No broker, no config file, no state dir.
+ * device-state JSON object per line, sorted by UDID. No broker and no state dir; a config file
+ * (-c) only lends its thresholds and log patterns.
  *
  * The same probe scheduler and helper as the daemon, so this is also the quickest way to see
  * what the daemon would publish. usbmuxd not running means no devices: nothing printed, 0.

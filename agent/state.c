@@ -220,3 +220,37 @@ int state_events(const struct proto_device_state *prev, const struct proto_devic
 #undef EMIT
 	return n;
 }
+
+void state_event_details(enum proto_event ev, const struct device_facts *facts,
+                         const struct proto_device_state *cur, struct proto_event_details *ret)
+{
+	int i;
+
+	memset(ret, 0, sizeof(*ret));
+	switch (ev) {
+	case PROTO_EVENT_TRUST_PROMPT:
+	case PROTO_EVENT_PAIRING_DENIED:
+	case PROTO_EVENT_PAIRING_INVALID:
+		ret->has_lockdown_error = facts->lockdown_error != 0;
+		ret->lockdown_error = facts->lockdown_error;
+		break;
+	case PROTO_EVENT_BACKUP_STALE:
+		ret->has_age_s = cur->has_age;
+		ret->age_s = cur->age_s;
+		for (i = 0; i < cur->n_causes && i < PROTO_MAX_CAUSES; i++)
+			snprintf(ret->causes[ret->n_causes++], PROTO_CODE_MAX, "%s",
+			         cur->causes[i].code);
+		break;
+	case PROTO_EVENT_BACKUP_OK:
+		ret->has_last_icloud = cur->has_last_icloud;
+		ret->last_icloud = cur->last_icloud;
+		break;
+	case PROTO_EVENT_PROBE_FAILED:
+		ret->has_probe = true;
+		ret->probe = cur->probe;
+		snprintf(ret->error, sizeof(ret->error), "%s", cur->error);
+		break;
+	default:
+		break;
+	}
+}

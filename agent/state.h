@@ -65,4 +65,14 @@ int state_same(const struct proto_device_state *a, const struct proto_device_sta
 int state_events(const struct proto_device_state *prev, const struct proto_device_state *cur,
                  enum proto_event *ret, int max);
 
+/*
+ * The details of a state-driven event for the device whose current state is cur and whose
+ * facts are facts (proto/README.md, device event): lockdown_error for trust_prompt,
+ * pairing_denied and pairing_invalid (when the handshake reported one), age_s and the cause
+ * codes for backup_stale, last_icloud for backup_ok, probe and error for probe_failed; none for
+ * other events. ret is zeroed first. Never fails.
+ */
+void state_event_details(enum proto_event ev, const struct device_facts *facts,
+                         const struct proto_device_state *cur, struct proto_event_details *ret);
+
 #endif

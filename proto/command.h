@@ -49,11 +49,13 @@ enum command_name {
  */
 enum command_reject {
 	COMMAND_REJECT_NONE,
-	COMMAND_REJECT_RETAINED,       /* delivered with the retain flag: never executed */
-	COMMAND_REJECT_OVERSIZE,       /* payload > COMMAND_PAYLOAD_MAX (not parsed) */
-	COMMAND_REJECT_MALFORMED,      /* not UTF-8 JSON object text (NUL bytes, truncation) */
-	COMMAND_REJECT_SCHEMA,         /* JSON, but not a valid cradle.command.v1 envelope */
-	COMMAND_REJECT_WRONG_AGENT,    /* "agent" is not this agent */
+	COMMAND_REJECT_RETAINED,      /* delivered with the retain flag: never executed */
+	COMMAND_REJECT_OVERSIZE,      /* payload > COMMAND_PAYLOAD_MAX (not parsed) */
+	COMMAND_REJECT_BAD_SIGNATURE, /* signature missing, malformed or not verifying (cmdsig.h) */
+	COMMAND_REJECT_UNKNOWN_KEY,   /* signed by a key id this agent does not trust */
+	COMMAND_REJECT_MALFORMED,     /* not UTF-8 JSON object text (NUL bytes, truncation) */
+	COMMAND_REJECT_SCHEMA,        /* JSON, but not a valid cradle.command.v1 envelope */
+	COMMAND_REJECT_WRONG_AGENT,   /* "agent" is not this agent */
 	COMMAND_REJECT_UNKNOWN_DEVICE, /* "udid" is not a device this agent knows */
 	COMMAND_REJECT_NOT_ALLOWED,    /* name unknown in v1 or not on this agent's allow-list */
 	COMMAND_REJECT_BAD_PARAMS,     /* params do not fit the command */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * proto: JSON codec for agent status, agent meta, device state and device event (cradle/v1).
+ * proto: JSON codec for agent status, agent meta, device state, device event and agent event
+ * (cradle/v1).
  *
  * Encoding builds a cJSON tree from a flat struct; unknown values (has_* false, "" strings) go
  * out as null. Decoding is a strict reader for untrusted bytes from the broker: the size cap is
@@ -30,6 +31,7 @@ static const char *const schema_names[_PROTO_TYPE_MAX] = {
 	[PROTO_AGENT_META] = "cradle.agent_meta.v1",
 	[PROTO_DEVICE_STATE] = "cradle.device_state.v1",
 	[PROTO_DEVICE_EVENT] = "cradle.device_event.v1",
+	[PROTO_AGENT_EVENT] = "cradle.agent_event.v1",
 };
 
 static const char *const pairing_names[_PROTO_PAIRING_MAX] = {
@@ -64,6 +66,16 @@ static const char *const event_names[_PROTO_EVENT_MAX] = {
 	[PROTO_EVENT_BACKUP_FINISHED] = "backup_finished",
 	[PROTO_EVENT_BACKUP_FAILED] = "backup_failed",
 	[PROTO_EVENT_PROBE_FAILED] = "probe_failed",
+};
+
+static const char *const agent_event_names[_PROTO_AGENT_EVENT_MAX] = {
+	[PROTO_AGENT_EVENT_SECURITY_REJECTED] = "security_rejected",
+	[PROTO_AGENT_EVENT_USBMUXD_LOST] = "usbmuxd_lost",
+	[PROTO_AGENT_EVENT_USBMUXD_BACK] = "usbmuxd_back",
+	[PROTO_AGENT_EVENT_DISK_LOW] = "disk_low",
+	[PROTO_AGENT_EVENT_DISK_OK] = "disk_ok",
+	[PROTO_AGENT_EVENT_OUTBOX_PRESSURE] = "outbox_pressure",
+	[PROTO_AGENT_EVENT_OUTBOX_OK] = "outbox_ok",
 };
 
 static const char *const complexity_names[] = { "low", "medium", "high", "none" };
@@ -106,7 +118,7 @@ static int index_of(const char *const *names, int n, const char *s)
 {
 	int i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; s && i < n; i++)
 		if (names[i] && strcmp(names[i], s) == 0)
 			return i;
 	return -EINVAL;
@@ -114,15 +126,25 @@ static int index_of(const char *const *names, int n, const char *s)
 
 int proto_event_from_name(const char *name, enum proto_event *ret)
 {
-	int i;
+	int i = index_of(event_names, _PROTO_EVENT_MAX, name);
 
-	if (!name)
-		return -EINVAL;
-	i = index_of(event_names, _PROTO_EVENT_MAX, name);
-	if (i < 0)
-		return i;
-	*ret = i;
-	return 0;
+	if (i >= 0)
+		*ret = i;
+	return i < 0 ? i : 0;
+}
+
+const char *proto_agent_event_name(enum proto_agent_event_kind e)
+{
+	return name_of(agent_event_names, _PROTO_AGENT_EVENT_MAX, (int)e);
+}
+
+int proto_agent_event_from_name(const char *name, enum proto_agent_event_kind *ret)
+{
+	int i = index_of(agent_event_names, _PROTO_AGENT_EVENT_MAX, name);
+
+	if (i >= 0)
+		*ret = i;
+	return i < 0 ? i : 0;
 }
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not one. */
@@ -417,34 +439,173 @@ char *proto_device_state_encode(const struct proto_device_state *m)
 	                         cJSON_GetArraySize(s) == 2 && cJSON_GetArraySize(causes) == n);
 }
 
+static void add_str(cJSON *o, const char *key, const char *s, size_t cap)
+{
+	char buf[PROTO_TEXT_MAX];
+
+	cJSON_AddStringToObject(o, key,
+	                        proto_text_copy(buf, cap < sizeof(buf) ? cap : sizeof(buf), s));
+}
+
+/* Only the members that are set, in the order of proto/README.md's table. 0, or -ENOMEM when
+ * one could not be added. */
+static int encode_details(cJSON *o, const struct proto_event_details *dt)
+{
+	const char *probe = dt->has_probe ? proto_probe_name(dt->probe) : NULL;
+	int i, n = 0, nc = dt->n_causes < PROTO_MAX_CAUSES ? dt->n_causes : PROTO_MAX_CAUSES;
+	cJSON *a = NULL;
+
+	if (dt->kind[0]) {
+		add_str(o, "kind", dt->kind, sizeof(dt->kind));
+		n++;
+	}
+	if (dt->cmd_id[0]) {
+		add_str(o, "cmd_id", dt->cmd_id, sizeof(dt->cmd_id));
+		n++;
+	}
+	if (dt->has_bytes) {
+		add_int(o, "bytes", true, (int64_t)(dt->bytes & PROTO_INT_MAX));
+		n++;
+	}
+	if (dt->cause[0]) {
+		add_str(o, "cause", dt->cause, sizeof(dt->cause));
+		n++;
+	}
+	if (dt->has_lockdown_error) {
+		add_int(o, "lockdown_error", true, dt->lockdown_error);
+		n++;
+	}
+	if (dt->has_age_s) {
+		add_int(o, "age_s", true, dt->age_s < 0 ? 0 : dt->age_s);
+		n++;
+	}
+	if (nc > 0) {
+		a = cJSON_AddArrayToObject(o, "causes");
+		for (i = 0; a && i < nc; i++)
+			cJSON_AddItemToArray(a, cJSON_CreateString(proto_code_valid(dt->causes[i])
+			                                                   ? dt->causes[i]
+			                                                   : "unknown"));
+		if (cJSON_GetArraySize(a) != nc)
+			return -ENOMEM;
+		n++;
+	}
+	if (dt->has_last_icloud) {
+		add_time(o, "last_icloud", true, dt->last_icloud);
+		n++;
+	}
+	if (probe) {
+		cJSON_AddStringToObject(o, "probe", probe);
+		n++;
+	}
+	if (dt->error[0]) {
+		add_str(o, "error", dt->error, sizeof(dt->error));
+		n++;
+	}
+	return cJSON_GetArraySize(o) == n ? 0 : -ENOMEM;
+}
+
+/* "event_id": the given one, or "<session>-<seq>" of this message when none is given. */
+static void add_event_id(cJSON *o, const struct proto_header *h, const char *given)
+{
+	char id[PROTO_EVENT_ID_MAX];
+
+	if (given[0])
+		proto_text_copy(id, sizeof(id), given);
+	else
+		snprintf(id, sizeof(id), "%lld-%lld", (long long)(h->session < 0 ? 0 : h->session),
+		         (long long)(h->seq < 0 ? 0 : h->seq));
+	cJSON_AddStringToObject(o, "event_id", id);
+}
+
 char *proto_device_event_encode(const struct proto_device_event *m)
 {
 	cJSON *o = new_message(PROTO_DEVICE_EVENT, &m->h, true);
-	cJSON *details = NULL;
+	cJSON *details;
 	const char *name = proto_event_name(m->event);
-	char id[PROTO_EVENT_ID_MAX];
 
 	cJSON_AddStringToObject(o, "event", name ? name : "probe_failed");
 	add_text(o, "udid", m->udid, sizeof(m->udid));
-	if (m->event_id[0])
-		proto_text_copy(id, sizeof(id), m->event_id);
-	else
-		snprintf(id, sizeof(id), "%lld-%lld",
-		         (long long)(m->h.session < 0 ? 0 : m->h.session),
-		         (long long)(m->h.seq < 0 ? 0 : m->h.seq));
-	cJSON_AddStringToObject(o, "event_id", id);
-	if (m->details[0])
-		details =
-		        cJSON_ParseWithLength(m->details, strnlen(m->details, sizeof(m->details)));
-	if (!cJSON_IsObject(details)) {
-		cJSON_Delete(details);
-		details = cJSON_CreateObject();
-	}
-	if (details && !cJSON_AddItemToObject(o, "details", details)) {
-		cJSON_Delete(details);
+	add_event_id(o, &m->h, m->event_id);
+	details = add_object(o, "details");
+	if (details && encode_details(details, &m->details) < 0)
 		details = NULL;
-	}
 	return finish(o, o && details && cJSON_GetArraySize(o) == 9);
+}
+
+/* A count is never null and never out of [min, 2^53-1] on the wire: clamped, not dropped. */
+static void add_count(cJSON *o, const char *key, int64_t v, int64_t min)
+{
+	add_int(o, key, true, v < min ? min : v > PROTO_INT_MAX ? PROTO_INT_MAX : v);
+}
+
+static int64_t u64_count(uint64_t v)
+{
+	return v > (uint64_t)PROTO_INT_MAX ? PROTO_INT_MAX : (int64_t)v;
+}
+
+/* Adds the members of m's details to d; returns how many it promised to add. */
+static int add_agent_event_details(cJSON *d, const struct proto_agent_event *m)
+{
+	const struct proto_security_details *s = &m->security;
+	const struct proto_usbmuxd_details *u = &m->usbmuxd;
+	const struct proto_disk_details *k = &m->disk;
+	const struct proto_outbox_details *b = &m->outbox;
+
+	switch (m->event) {
+	case PROTO_AGENT_EVENT_SECURITY_REJECTED:
+		cJSON_AddStringToObject(d, "reason",
+		                        proto_code_valid(s->reason) ? s->reason : "unknown");
+		add_count(d, "count", s->count, 1);
+		add_time(d, "first_at", true, s->first_at);
+		add_time(d, "last_at", true, s->last_at);
+		add_count(d, "interval_s", s->interval_s, 0);
+		add_text(d, "detail", s->detail, sizeof(s->detail));
+		return 6;
+	case PROTO_AGENT_EVENT_USBMUXD_LOST:
+		add_count(d, "devices", u->devices, 0);
+		return 1;
+	case PROTO_AGENT_EVENT_USBMUXD_BACK:
+		add_count(d, "devices", u->devices, 0);
+		add_count(d, "down_s", u->down_s, 0);
+		return 2;
+	case PROTO_AGENT_EVENT_DISK_LOW:
+	case PROTO_AGENT_EVENT_DISK_OK:
+		add_text(d, "path", k->path[0] ? k->path : "?", sizeof(k->path));
+		add_count(d, "free_bytes", u64_count(k->free_bytes), 0);
+		add_count(d, "total_bytes", u64_count(k->total_bytes), 0);
+		add_count(d, "floor_bytes", u64_count(k->floor_bytes), 0);
+		return 4;
+	case PROTO_AGENT_EVENT_OUTBOX_PRESSURE:
+	case PROTO_AGENT_EVENT_OUTBOX_OK:
+		add_count(d, "dropped", b->dropped, 0);
+		add_count(d, "superseded", b->superseded, 0);
+		add_count(d, "records", b->records, 0);
+		add_count(d, "bytes", b->bytes, 0);
+		add_count(d, "max_records", b->max_records, 0);
+		add_count(d, "max_bytes", b->max_bytes, 0);
+		return 6;
+	default:
+		return 0;
+	}
+}
+
+char *proto_agent_event_encode(const struct proto_agent_event *m)
+{
+	cJSON *o = new_message(PROTO_AGENT_EVENT, &m->h, true);
+	const char *name = proto_agent_event_name(m->event);
+	cJSON *d;
+	int n;
+
+	/* an out-of-range kind is a programming error: refuse rather than invent details */
+	if (!name) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	cJSON_AddStringToObject(o, "event", name);
+	add_event_id(o, &m->h, m->event_id);
+	d = add_object(o, "details");
+	n = add_agent_event_details(d, m);
+	return finish(o, o && d && cJSON_GetArraySize(o) == 8 && cJSON_GetArraySize(d) == n);
 }
 
 /* ------------------------------------------------------------------ decoding */
@@ -941,12 +1102,69 @@ static bool event_id_valid(const char *s)
 	return true;
 }
 
+/* A string member that fits cap, else dst stays "" (details are lenient, see proto.h). */
+static void opt_str(cJSON *o, const char *key, char *dst, size_t cap)
+{
+	cJSON *v = member(o, key);
+
+	if (cJSON_IsString(v) && v->valuestring && strlen(v->valuestring) < cap)
+		memcpy(dst, v->valuestring, strlen(v->valuestring) + 1);
+}
+
+/* An integer member in [min, max]: true and *ret, else false. */
+static bool opt_int(cJSON *o, const char *key, int64_t min, int64_t max, int64_t *ret)
+{
+	struct dec quiet = { 0 };
+	bool has = false;
+
+	if (!member(o, key) || get_int(&quiet, o, key, false, min, max, &has, ret) < 0)
+		return false;
+	return has;
+}
+
+static void decode_details(cJSON *o, struct proto_event_details *dt)
+{
+	struct dec quiet = { 0 };
+	cJSON *a = member(o, "causes"), *c;
+	int64_t v;
+	int p;
+
+	if (!cJSON_IsArray(a))
+		a = NULL;
+	opt_str(o, "kind", dt->kind, sizeof(dt->kind));
+	opt_str(o, "cmd_id", dt->cmd_id, sizeof(dt->cmd_id));
+	if (opt_int(o, "bytes", 0, PROTO_INT_MAX, &v)) {
+		dt->has_bytes = true;
+		dt->bytes = (uint64_t)v;
+	}
+	opt_str(o, "cause", dt->cause, sizeof(dt->cause));
+	if (opt_int(o, "lockdown_error", INT32_MIN, INT32_MAX, &v)) {
+		dt->has_lockdown_error = true;
+		dt->lockdown_error = (int)v;
+	}
+	dt->has_age_s = opt_int(o, "age_s", 0, PROTO_INT_MAX, &dt->age_s);
+	cJSON_ArrayForEach(c, a) {
+		if (dt->n_causes < PROTO_MAX_CAUSES && cJSON_IsString(c) &&
+		    proto_code_valid(c->valuestring))
+			snprintf(dt->causes[dt->n_causes++], PROTO_CODE_MAX, "%s", c->valuestring);
+	}
+	if (member(o, "last_icloud") &&
+	    get_time(&quiet, o, "last_icloud", false, &dt->has_last_icloud, &dt->last_icloud) < 0)
+		dt->has_last_icloud = false;
+	if (member(o, "probe") &&
+	    get_enum(&quiet, o, "probe", probe_names, _PROTO_PROBE_MAX, &p) == 0) {
+		dt->has_probe = true;
+		dt->probe = p;
+	}
+	opt_str(o, "error", dt->error, sizeof(dt->error));
+}
+
 int proto_device_event_decode(const char *json, size_t len, struct proto_device_event *ret,
                               char *err, size_t err_size)
 {
 	struct dec d;
 	cJSON *root = NULL, *details;
-	char name[PROTO_CODE_MAX], *text = NULL;
+	char name[PROTO_CODE_MAX];
 	int r, e;
 
 	dec_init(&d, err, err_size, ret, sizeof(*ret));
@@ -973,26 +1191,110 @@ int proto_device_event_decode(const char *json, size_t len, struct proto_device_
 		goto out;
 	}
 	details = member(root, "details");
-	if (details) {
-		if (!cJSON_IsObject(details)) {
-			r = fail(&d, "'details' must be an object");
-			goto out;
-		}
-		text = cJSON_PrintUnformatted(details);
-		if (!text) {
-			r = -ENOMEM;
-			goto out;
-		}
-		if (strlen(text) >= sizeof(ret->details)) {
-			r = fail(&d, "'details' longer than %zu bytes", sizeof(ret->details) - 1);
-			goto out;
-		}
-		memcpy(ret->details, text, strlen(text) + 1);
-	} else {
-		memcpy(ret->details, "{}", 3);
+	if (details && !cJSON_IsObject(details)) {
+		r = fail(&d, "'details' must be an object");
+		goto out;
 	}
+	if (details)
+		decode_details(details, &ret->details);
 out:
-	free(text);
+	cJSON_Delete(root);
+	if (r < 0)
+		memset(ret, 0, sizeof(*ret));
+	return r;
+}
+
+static int get_count(struct dec *d, cJSON *o, const char *key, int64_t min, int64_t *ret)
+{
+	bool has;
+
+	return get_int(d, o, key, false, min, PROTO_INT_MAX, &has, ret);
+}
+
+static int get_bytes(struct dec *d, cJSON *o, const char *key, uint64_t *ret)
+{
+	int64_t v;
+	int r = get_count(d, o, key, 0, &v);
+
+	*ret = (uint64_t)v;
+	return r;
+}
+
+static int get_agent_event_details(struct dec *d, cJSON *o, struct proto_agent_event *m)
+{
+	struct proto_security_details *s = &m->security;
+	struct proto_usbmuxd_details *u = &m->usbmuxd;
+	struct proto_disk_details *k = &m->disk;
+	struct proto_outbox_details *b = &m->outbox;
+	bool has;
+	int r;
+
+	switch (m->event) {
+	case PROTO_AGENT_EVENT_SECURITY_REJECTED:
+		if ((r = get_str(d, o, "reason", false, s->reason, sizeof(s->reason))) < 0 ||
+		    (r = get_count(d, o, "count", 1, &s->count)) < 0 ||
+		    (r = get_time(d, o, "first_at", false, &has, &s->first_at)) < 0 ||
+		    (r = get_time(d, o, "last_at", false, &has, &s->last_at)) < 0 ||
+		    (r = get_count(d, o, "interval_s", 0, &s->interval_s)) < 0 ||
+		    (r = get_str(d, o, "detail", true, s->detail, sizeof(s->detail))) < 0)
+			return r;
+		if (!proto_code_valid(s->reason))
+			return fail(d, "'reason' is not ^[a-z][a-z0-9_]*$");
+		return 0;
+	case PROTO_AGENT_EVENT_USBMUXD_BACK:
+		if ((r = get_count(d, o, "down_s", 0, &u->down_s)) < 0)
+			return r;
+		return get_count(d, o, "devices", 0, &u->devices);
+	case PROTO_AGENT_EVENT_USBMUXD_LOST:
+		return get_count(d, o, "devices", 0, &u->devices);
+	case PROTO_AGENT_EVENT_DISK_LOW:
+	case PROTO_AGENT_EVENT_DISK_OK:
+		if ((r = get_str(d, o, "path", false, k->path, sizeof(k->path))) < 0 ||
+		    (r = get_bytes(d, o, "free_bytes", &k->free_bytes)) < 0 ||
+		    (r = get_bytes(d, o, "total_bytes", &k->total_bytes)) < 0 ||
+		    (r = get_bytes(d, o, "floor_bytes", &k->floor_bytes)) < 0)
+			return r;
+		return 0;
+	case PROTO_AGENT_EVENT_OUTBOX_PRESSURE:
+	case PROTO_AGENT_EVENT_OUTBOX_OK:
+		if ((r = get_count(d, o, "dropped", 0, &b->dropped)) < 0 ||
+		    (r = get_count(d, o, "superseded", 0, &b->superseded)) < 0 ||
+		    (r = get_count(d, o, "records", 0, &b->records)) < 0 ||
+		    (r = get_count(d, o, "bytes", 0, &b->bytes)) < 0 ||
+		    (r = get_count(d, o, "max_records", 0, &b->max_records)) < 0 ||
+		    (r = get_count(d, o, "max_bytes", 0, &b->max_bytes)) < 0)
+			return r;
+		return 0;
+	default:
+		return fail(d, "'event' has an unknown value");
+	}
+}
+
+int proto_agent_event_decode(const char *json, size_t len, struct proto_agent_event *ret, char *err,
+                             size_t err_size)
+{
+	struct dec d;
+	cJSON *root = NULL, *details = NULL;
+	int r, e;
+
+	dec_init(&d, err, err_size, ret, sizeof(*ret));
+	r = parse_root(&d, json, len, PROTO_AGENT_EVENT, &root);
+	if (r < 0)
+		return r;
+	if ((r = get_header(&d, root, true, &ret->h)) < 0 ||
+	    (r = get_enum(&d, root, "event", agent_event_names, _PROTO_AGENT_EVENT_MAX, &e)) < 0)
+		goto out;
+	ret->event = e;
+	if ((r = get_str(&d, root, "event_id", false, ret->event_id, sizeof(ret->event_id))) < 0)
+		goto out;
+	if (!event_id_valid(ret->event_id)) {
+		r = fail(&d, "'event_id' is not <session>-<seq>");
+		goto out;
+	}
+	if ((r = get_obj(&d, root, "details", &details)) < 0)
+		goto out;
+	r = get_agent_event_details(&d, details, ret);
+out:
 	cJSON_Delete(root);
 	if (r < 0)
 		memset(ret, 0, sizeof(*ret));

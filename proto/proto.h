@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * proto: C structs <-> JSON for the agent's own messages of the cradle/v1 contract
- * (agent status, agent meta, device state, device event; commands live in command.h).
+ * (agent status, agent meta, device state, device event, agent event; commands live in
+ * command.h).
  * proto/README.md is the contract; proto/schema/ holds the JSON Schemas these functions agree
  * with, and proto/examples/ the golden messages both sides are tested against.
  *
@@ -17,8 +18,9 @@
  *    compatible: "add fields freely"). They return 0, -EMSGSIZE (over the cap), -EBADMSG
  *    (not JSON / not an object), -EPROTO (well-formed JSON that breaks the contract) or -ENOMEM,
  *    and on failure leave *ret zeroed. Optionally a short reason is written to err.
- *  - No logging (style.md §4.4: proto is a non-logging module), no state of our own: callable
- *    from any thread (cJSON writes one global error pointer on a parse failure; never read).
+ *  - No logging (a codec reports through return values; its callers decide what to log), no
+ *    state of our own: callable from any thread (cJSON writes one global error pointer on a
+ *    parse failure; never read).
  */
 #ifndef CRADLE_PROTO_H
 #define CRADLE_PROTO_H
@@ -37,7 +39,7 @@
 #define PROTO_MAX_CAUSES   10          /* = DIAGNOSE_MAX_CAUSES */
 #define PROTO_LIST_MAX     16          /* capabilities, allowed_commands */
 #define PROTO_EVENT_ID_MAX 48          /* "<session>-<seq>" */
-#define PROTO_DETAILS_MAX  4096        /* serialized event details */
+#define PROTO_DETAILS_MAX  4096        /* longest text member the encoder copies */
 #define PROTO_ERR_MAX      128         /* decode error text */
 
 /* ---- envelope: every message has schema, agent, ts, seq (and session) ---- */
@@ -54,6 +56,7 @@ enum proto_type {
 	PROTO_AGENT_META,
 	PROTO_DEVICE_STATE,
 	PROTO_DEVICE_EVENT,
+	PROTO_AGENT_EVENT,
 	_PROTO_TYPE_MAX,
 };
 
@@ -222,19 +225,115 @@ const char *proto_event_name(enum proto_event e);
 /* Returns the enum for a wire name, or -EINVAL. */
 int proto_event_from_name(const char *name, enum proto_event *ret);
 
+/*
+ * The event-specific "details" object, typed. A member is encoded only when it is set ("" or
+ * has_* false = omitted), so an event carries just what it knows; which event carries which
+ * members is the table in proto/README.md. Decode fills the members it knows that have the
+ * expected type and ignores the rest: the schema promises only an object, and consumers must
+ * tolerate missing and extra members.
+ */
+#define PROTO_CMD_ID_MAX 48 /* cmd_id (a UUID) + NUL; command.h's COMMAND_ID_MAX fits */
+
+struct proto_event_details {
+	/* backup_started / backup_finished / backup_failed */
+	char kind[PROTO_CODE_MAX];     /* "local" */
+	char cmd_id[PROTO_CMD_ID_MAX]; /* the backup.local.start command */
+	bool has_bytes;
+	uint64_t bytes;             /* size of the finished backup */
+	char cause[PROTO_CODE_MAX]; /* failure cause (^[a-z][a-z0-9_]*$, see COMMANDS.md) */
+	/* trust_prompt / pairing_denied / pairing_invalid */
+	bool has_lockdown_error;
+	int lockdown_error; /* lockdownd_error_t of the handshake, e.g. -19 */
+	/* backup_stale */
+	bool has_age_s;
+	int64_t age_s;
+	int n_causes; /* cause codes of the diagnosis, in its order */
+	char causes[PROTO_MAX_CAUSES][PROTO_CODE_MAX];
+	/* backup_ok */
+	bool has_last_icloud;
+	int64_t last_icloud; /* Unix s */
+	/* probe_failed */
+	bool has_probe;
+	enum proto_probe probe;
+	char error[PROTO_TEXT_MAX];
+};
+
 struct proto_device_event {
 	struct proto_header h;
 	enum proto_event event;
 	char udid[PROTO_UDID_MAX];
 	char event_id[PROTO_EVENT_ID_MAX]; /* "" on encode: derived as "<session>-<seq>" */
-	/* A JSON object text ("" = {}). Encode parses it (an invalid text becomes {}); decode
-	 * writes the object re-serialized, at most PROTO_DETAILS_MAX - 1 bytes. */
-	char details[PROTO_DETAILS_MAX];
+	struct proto_event_details details;
 };
 
 char *proto_device_event_encode(const struct proto_device_event *m);
 int proto_device_event_decode(const char *json, size_t len, struct proto_device_event *ret,
                               char *err, size_t err_size);
+
+/* ---- agent event (not retained): things about the station, not about one phone ---- */
+
+enum proto_agent_event_kind {
+	PROTO_AGENT_EVENT_SECURITY_REJECTED, /* commands refused, aggregated per reason */
+	PROTO_AGENT_EVENT_USBMUXD_LOST,
+	PROTO_AGENT_EVENT_USBMUXD_BACK,
+	PROTO_AGENT_EVENT_DISK_LOW, /* free space of state_dir under disk_low_free */
+	PROTO_AGENT_EVENT_DISK_OK,
+	PROTO_AGENT_EVENT_OUTBOX_PRESSURE, /* the outbox started dropping or coalescing */
+	PROTO_AGENT_EVENT_OUTBOX_OK,
+	_PROTO_AGENT_EVENT_MAX,
+};
+
+const char *proto_agent_event_name(enum proto_agent_event_kind e);
+/* Returns 0 and the enum for a wire name, or -EINVAL. */
+int proto_agent_event_from_name(const char *name, enum proto_agent_event_kind *ret);
+
+/* details of security_rejected */
+struct proto_security_details {
+	char reason[PROTO_CODE_MAX]; /* a command refusal reason (open vocabulary, a code) */
+	int64_t count;               /* >= 1: refusals for this reason counted in this event */
+	int64_t first_at, last_at;   /* Unix s of the first and the last of them */
+	int64_t interval_s;          /* aggregation window: at most one event per reason per it */
+	char detail[PROTO_TEXT_MAX]; /* the last refusal's explanation; "" = null */
+};
+
+/* details of usbmuxd_lost / usbmuxd_back */
+struct proto_usbmuxd_details {
+	int64_t devices; /* lost: listed by the last listing that worked; back: listed now */
+	int64_t down_s;  /* back only: how long usbmuxd was unreachable */
+};
+
+/* details of disk_low / disk_ok */
+struct proto_disk_details {
+	char path[PROTO_TEXT_MAX]; /* the directory checked (state_dir) */
+	uint64_t free_bytes;       /* available to the agent (statvfs f_bavail) */
+	uint64_t total_bytes;
+	uint64_t floor_bytes; /* disk_low_free */
+};
+
+/* details of outbox_pressure / outbox_ok */
+struct proto_outbox_details {
+	int64_t dropped;    /* events dropped since the pressure began */
+	int64_t superseded; /* unsent device states replaced by newer ones since it began */
+	int64_t records;    /* unsent records now */
+	int64_t bytes;      /* unsent bytes now */
+	int64_t max_records, max_bytes; /* the configured caps */
+};
+
+struct proto_agent_event {
+	struct proto_header h;
+	enum proto_agent_event_kind event;
+	char event_id[PROTO_EVENT_ID_MAX]; /* "" on encode: derived as "<session>-<seq>" */
+	/* the details of the event: only the member that matches event is encoded / decoded */
+	struct proto_security_details security;
+	struct proto_usbmuxd_details usbmuxd;
+	struct proto_disk_details disk;
+	struct proto_outbox_details outbox;
+};
+
+/* Like the other encoders; NULL also for an event kind out of range (a programming error). */
+char *proto_agent_event_encode(const struct proto_agent_event *m);
+int proto_agent_event_decode(const char *json, size_t len, struct proto_agent_event *ret, char *err,
+                             size_t err_size);
 
 /* ---- helpers shared with command.c and the dashboard ---- */
 

@@ -2,10 +2,10 @@
 /*
  * topics: the cradle/v1 topic map as code.
  *
- * Layout: cradle/v1/agent/{agent}/{status|meta|cmd|result} and
+ * Layout: cradle/v1/agent/{agent}/{status|meta|cmd|result|event} and
  * cradle/v1/agent/{agent}/device/{udid}/{state|event}. The agent id comes right after "agent/" so
- * that one broker ACL pattern (cradle/v1/agent/%u/#) covers everything an agent may publish
- * (reliability.md §2.1: Sparkplug's type-before-node order would need one ACL line per type).
+ * that a few broker ACL patterns with %u cover every agent (proto/README.md, topic map)
+ * (a type-first order, as in Sparkplug, would need one ACL line per type; docs/decisions.md).
  * Ids are validated with explicit character loops instead of regex.h: no allocation, no locale.
  */
 #include <errno.h>
@@ -17,6 +17,7 @@
 static const char *const kind_names[_TOPICS_KIND_MAX] = {
 	[TOPICS_STATUS] = "status",      [TOPICS_META] = "meta", [TOPICS_DEVICE_STATE] = "state",
 	[TOPICS_DEVICE_EVENT] = "event", [TOPICS_CMD] = "cmd",   [TOPICS_RESULT] = "result",
+	[TOPICS_AGENT_EVENT] = "event",
 };
 
 static bool is_lower_alnum(char c)

@@ -24,6 +24,7 @@ enum topics_kind {
 	TOPICS_DEVICE_EVENT, /* cradle/v1/agent/{agent}/device/{udid}/event */
 	TOPICS_CMD,          /* cradle/v1/agent/{agent}/cmd */
 	TOPICS_RESULT,       /* cradle/v1/agent/{agent}/result */
+	TOPICS_AGENT_EVENT,  /* cradle/v1/agent/{agent}/event (agent-level, no {udid}) */
 	_TOPICS_KIND_MAX,
 };
 
@@ -40,7 +41,10 @@ bool topics_udid_valid(const char *udid);
 /* Whether the kind has a {udid} level. */
 bool topics_kind_has_udid(enum topics_kind kind);
 
-/* "status", "meta", "state", "event", "cmd", "result"; NULL when out of range. */
+/*
+ * "status", "meta", "state", "event", "cmd", "result", "event"; NULL when out of range. Both
+ * event kinds are called "event": the {udid} level tells them apart.
+ */
 const char *topics_kind_name(enum topics_kind kind);
 
 /*

@@ -26,7 +26,6 @@
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
-#include "mux.h"
 #include "outbuf.h"
 #include "scenario.h"
 #include "sim.h"
@@ -155,7 +154,7 @@ static int op_set(struct sim *sim, const cJSON *req, cJSON *reply, char *err, si
 	const cJSON *k = cJSON_GetObjectItemCaseSensitive(req, "key");
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, "value");
 	const char *domain = "";
-	plist_t dict, pv = NULL;
+	plist_t pv = NULL;
 	int r;
 
 	if (!dev)
@@ -180,17 +179,7 @@ static int op_set(struct sim *sim, const cJSON *req, cJSON *reply, char *err, si
 		if (r < 0)
 			return r;
 	}
-	dict = plist_dict_get_item(dev->values, domain);
-	if (!pv) {
-		if (dict && plist_dict_get_item(dict, k->valuestring))
-			plist_dict_remove_item(dict, k->valuestring);
-	} else {
-		if (!dict) {
-			dict = plist_new_dict();
-			plist_dict_set_item(dev->values, domain, dict);
-		}
-		plist_dict_set_item(dict, k->valuestring, pv);
-	}
+	sim_device_set_value(sim, dev, domain, k->valuestring, pv);
 	cJSON_AddStringToObject(reply, "udid", dev->udid);
 	return 0;
 }
@@ -224,7 +213,7 @@ static int op_pairing(struct sim *sim, const cJSON *req, cJSON *reply, char *err
 		         "invalid_host");
 		return -EINVAL;
 	}
-	scenario_set_pairing(sim, dev, p);
+	sim_device_set_pairing(sim, dev, p);
 	cJSON_AddItemToObject(reply, "device", device_json(dev));
 	return 0;
 }
@@ -455,7 +444,7 @@ int control_new(struct sim *sim, const char *spec, struct control **ret)
 	if (!ctl)
 		return -ENOMEM;
 	ctl->sim = sim;
-	strcpy(sa.sun_path, path);
+	memcpy(sa.sun_path, path, strlen(path) + 1); /* length checked above */
 	snprintf(ctl->path, sizeof(ctl->path), "%s", path);
 	ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (ctl->fd < 0) {

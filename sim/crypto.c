@@ -12,8 +12,8 @@
  * phone. The server context accepts TLS 1.0 and up at security level 0, because the 1.3.0
  * client caps TLS at 1.0 for devices below iOS 10 and uses security level 0 itself.
  *
- * Also here: devport_crypto_init/free and devport_make_pair_record (sim.h), the record a real
- * pairing would leave in usbmuxd for an already-trusted phone.
+ * Also here: crypto_pair_record, the record a real pairing would leave in usbmuxd for an
+ * already-trusted phone.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -34,7 +34,6 @@
 
 #include "crypto.h"
 #include "log.h"
-#include "sim.h"
 
 #define CRYPTO_RSA_BITS   2048
 #define CRYPTO_CERT_DAYS  3650
@@ -303,50 +302,18 @@ struct crypto *crypto_free(struct crypto *c)
 	return NULL;
 }
 
-int devport_crypto_init(struct sim *sim)
+plist_t crypto_pair_record(const struct crypto *c, const char *buid, const char *wifi)
 {
-	struct crypto *c = NULL;
-	int r;
-
-	if (sim->crypto)
-		return 0;
-	r = crypto_new(&c);
-	if (r < 0)
-		return r;
-	sim->crypto = c;
-	return 0;
-}
-
-void devport_crypto_free(struct sim *sim)
-{
-	sim->crypto = crypto_free(sim->crypto);
-}
-
-plist_t devport_make_pair_record(struct sim *sim, const char *udid)
-{
-	struct crypto *c = sim->crypto;
-	struct sim_device *dev = sim_device_by_udid(sim, udid);
-	const char *wifi = "00:00:00:00:00:00";
 	char escrow[CRYPTO_ESCROW_LEN];
-	plist_t rec, root, v;
+	plist_t rec;
 
 	if (!c)
 		return NULL;
 	rec = plist_new_dict();
 	if (!rec)
 		return NULL;
-	if (dev) {
-		root = plist_dict_get_item(dev->values, "");
-		v = root ? plist_dict_get_item(root, "WiFiAddress") : NULL;
-		if (v && plist_get_node_type(v) == PLIST_STRING) {
-			const char *s = plist_get_string_ptr(v, NULL);
-
-			if (s)
-				wifi = s;
-		}
-	}
 	plist_dict_set_item(rec, "HostID", plist_new_string(c->host_id));
-	plist_dict_set_item(rec, "SystemBUID", plist_new_string(sim->buid));
+	plist_dict_set_item(rec, "SystemBUID", plist_new_string(buid));
 	plist_dict_set_item(rec, "HostCertificate",
 	                    plist_new_data(c->pem_host_cert, c->len_host_cert));
 	plist_dict_set_item(rec, "HostPrivateKey",

@@ -8,8 +8,8 @@
  * records of pre-paired devices. One SSL_CTX serves every TLS session (session and service):
  * building a context per connection would cost far more than the handshake itself.
  *
- * Ownership: struct crypto is owned by struct sim (devport_crypto_init/devport_crypto_free);
- * everything it points to lives until then. Loop thread only.
+ * Ownership: struct crypto is owned by the device half (devport_init/devport_free);
+ * everything it points to lives until then. Loop thread only. Depends on nothing in sim/.
  */
 #ifndef CRADLE_SIM_CRYPTO_H
 #define CRADLE_SIM_CRYPTO_H
@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 #include <openssl/ssl.h>
+#include <plist/plist.h>
 
 struct crypto {
 	EVP_PKEY *device_key;
@@ -42,6 +43,11 @@ struct crypto *crypto_free(struct crypto *c);
 /* PEM text of a certificate / private key, malloc'ed and NUL-terminated. NULL on failure. */
 char *crypto_cert_pem(X509 *cert, size_t *ret_len);
 char *crypto_key_pem(EVP_PKEY *key, size_t *ret_len);
+
+/* The pair record a real pairing leaves in usbmuxd (HostID, SystemBUID = buid, the PEM keys
+ * and certificates, a random EscrowBag, WiFiMACAddress = wifi). Caller frees; NULL when c is
+ * NULL or on ENOMEM. */
+plist_t crypto_pair_record(const struct crypto *c, const char *buid, const char *wifi);
 
 /* A random uppercase UUID string (36 chars + NUL) into buf of at least 37 bytes. */
 void crypto_uuid(char *buf, size_t size);

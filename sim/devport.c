@@ -6,7 +6,7 @@
  * SSL object's memory read BIO and decrypted bytes come out into the input buffer; whatever
  * SSL writes lands in its memory write BIO and is moved to the bounded output buffer. Memory
  * BIOs (rather than SSL_set_fd) are what let lockdownd switch TLS on in the middle of a
- * plaintext stream (StartSession) and off again (StopSession, device-protocols.md §2.5): the
+ * plaintext stream (StartSession) and off again (StopSession, docs/device-protocols.md): the
  * bytes after the client's close_notify stay in the read BIO and are handed back as plaintext.
  * (We send no close_notify of our own at StopSession: see devport_stop_tls.)
  *
@@ -29,7 +29,6 @@
 
 #include "crypto.h"
 #include "devport.h"
-#include "lockdown.h"
 #include "log.h"
 #include "loop.h"
 #include "outbuf.h"
@@ -98,33 +97,33 @@ struct svc_conn {
 
 static void conn_settle(struct svc_conn *c);
 
-static const struct svc_ops *const devport_services[] = {
-	&svc_diagnostics_relay,
-	&svc_notification_proxy,
-	&svc_syslog_relay,
-	&svc_mobilebackup2,
+/* The device half's state, hung on sim->ports_data by devport_init(). */
+struct devport {
+	struct crypto *crypto;
+	const struct svc_ops *lockdownd; /* on SIM_LOCKDOWN_PORT */
 };
 
-#define DEVPORT_DIAG_FALLBACK "com.apple.iosdiagnostics.relay"
-
-const struct svc_ops *devport_find_service(const char *name)
+static struct devport *devport_of(struct sim *sim)
 {
-	size_t i;
-
-	if (!name)
-		return NULL;
-	if (strcmp(name, DEVPORT_DIAG_FALLBACK) == 0)
-		return &svc_diagnostics_relay;
-	for (i = 0; i < sizeof(devport_services) / sizeof(devport_services[0]); i++)
-		if (devport_services[i]->name && strcmp(devport_services[i]->name, name) == 0)
-			return devport_services[i];
-	return NULL;
+	return sim ? sim->ports_data : NULL;
 }
+
+struct crypto *devport_crypto(struct sim *sim)
+{
+	struct devport *dp = devport_of(sim);
+
+	return dp ? dp->crypto : NULL;
+}
+
+static void devport_state_free(struct sim_device *dev);
 
 static struct devport_state *devport_state(struct sim_device *dev, bool create)
 {
-	if (!dev->port_state && create)
+	if (!dev->port_state && create) {
 		dev->port_state = calloc(1, sizeof(struct devport_state));
+		if (dev->port_state)
+			dev->port_state_free = devport_state_free;
+	}
 	return dev->port_state;
 }
 
@@ -230,7 +229,7 @@ void devport_untrust_host(struct sim_device *dev, const char *host_id)
 		}
 }
 
-bool devport_is_open(struct sim *sim, struct sim_device *dev, uint16_t port)
+static bool devport_is_open(struct sim *sim, struct sim_device *dev, uint16_t port)
 {
 	struct devport_state *st;
 
@@ -704,7 +703,7 @@ uint64_t svc_add_timer(struct svc_conn *c, uint64_t delay_ms, svc_timer_fn fn)
 
 static int conn_ssl_new(struct svc_conn *c)
 {
-	struct crypto *cr = c->sim->crypto;
+	struct crypto *cr = devport_crypto(c->sim);
 
 	if (!cr || !cr->ctx)
 		return -ENOTSUP;
@@ -739,7 +738,7 @@ int devport_start_tls(struct svc_conn *c)
 {
 	if (c->ssl || c->tls_start)
 		return -EALREADY;
-	if (!c->sim->crypto)
+	if (!devport_crypto(c->sim))
 		return -ENOTSUP;
 	c->tls_start = true;
 	return 0;
@@ -999,8 +998,8 @@ static void conn_io(struct loop *loop, int fd, uint32_t events, void *data)
 	conn_settle(c);
 }
 
-int devport_accept(struct sim *sim, struct sim_device *dev, uint16_t port, int fd,
-                   const uint8_t *leftover, size_t leftover_len)
+static int devport_accept(struct sim *sim, struct sim_device *dev, uint16_t port, int fd,
+                          const uint8_t *leftover, size_t leftover_len)
 {
 	struct devport_state *st = devport_state(dev, true);
 	const struct svc_ops *ops = NULL;
@@ -1017,7 +1016,7 @@ int devport_accept(struct sim *sim, struct sim_device *dev, uint16_t port, int f
 		goto fail;
 	}
 	if (port == SIM_LOCKDOWN_PORT) {
-		ops = &lockdown_ops;
+		ops = devport_of(sim)->lockdownd;
 	} else {
 		struct devport_resv *rv = devport_find_resv(st, port);
 
@@ -1084,7 +1083,7 @@ fail:
 	return r;
 }
 
-void devport_device_gone(struct sim *sim, struct sim_device *dev)
+static void devport_device_gone(struct sim *sim, struct sim_device *dev)
 {
 	struct devport_state *st = devport_state(dev, false);
 	struct svc_conn *c, *next;
@@ -1108,7 +1107,7 @@ void devport_device_gone(struct sim *sim, struct sim_device *dev)
 	}
 }
 
-void devport_device_free(struct sim_device *dev)
+static void devport_state_free(struct sim_device *dev)
 {
 	struct devport_state *st = dev->port_state;
 
@@ -1121,4 +1120,61 @@ void devport_device_free(struct sim_device *dev)
 	}
 	free(st);
 	dev->port_state = NULL;
+}
+
+/* What a pre-paired phone's record holds: the keys of "the host that already paired", the
+ * phone's own WiFi address. */
+static plist_t devport_make_pair_record(struct sim *sim, struct sim_device *dev)
+{
+	const char *wifi = "00:00:00:00:00:00";
+	plist_t root = plist_dict_get_item(dev->values, "");
+	plist_t v = root ? plist_dict_get_item(root, "WiFiAddress") : NULL;
+
+	if (v && plist_get_node_type(v) == PLIST_STRING) {
+		const char *s = plist_get_string_ptr(v, NULL);
+
+		if (s)
+			wifi = s;
+	}
+	return crypto_pair_record(devport_crypto(sim), sim->buid, wifi);
+}
+
+static const struct sim_ports devport_ports = {
+	.is_open = devport_is_open,
+	.connect = devport_accept,
+	.gone = devport_device_gone,
+	.make_pair_record = devport_make_pair_record,
+};
+
+int devport_init(struct sim *sim, const struct svc_ops *lockdownd)
+{
+	struct devport *dp;
+	int r;
+
+	if (sim->ports)
+		return 0;
+	dp = calloc(1, sizeof(*dp));
+	if (!dp)
+		return -ENOMEM;
+	r = crypto_new(&dp->crypto);
+	if (r < 0) {
+		free(dp);
+		return r;
+	}
+	dp->lockdownd = lockdownd;
+	sim->ports_data = dp;
+	sim->ports = &devport_ports;
+	return 0;
+}
+
+void devport_free(struct sim *sim)
+{
+	struct devport *dp = devport_of(sim);
+
+	if (!dp)
+		return;
+	crypto_free(dp->crypto);
+	free(dp);
+	sim->ports = NULL;
+	sim->ports_data = NULL;
 }

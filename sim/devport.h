@@ -5,10 +5,13 @@
  * non-blocking I/O with bounded input and output buffers, TLS through memory BIOs (so it can
  * start and stop on a live socket, as lockdownd's StartSession/StopSession do), the per-device
  * table of reserved service ports with expiry, and the HostIDs each device trusts.
- * It implements the I/O half of svc.h; lockdown.c and svc_*.c sit on top.
+ * It implements the I/O half of svc.h; lockdown.c and svc_*.c sit on top. To the rest of the
+ * simulator it is the model's port provider (struct sim_ports in sim.h): the mux half hands
+ * it connected clients through the model and never calls it by name.
  *
- * Ownership: connections and reservations live in dev->port_state (freed by
- * devport_device_free, emptied by devport_device_gone). Everything runs on the loop thread.
+ * Ownership: devport_init() hangs the keys (crypto.h) on sim->ports_data until devport_free().
+ * Connections and reservations live in dev->port_state (emptied when the device detaches,
+ * freed with the device). Everything runs on the loop thread.
  */
 #ifndef CRADLE_SIM_DEVPORT_H
 #define CRADLE_SIM_DEVPORT_H
@@ -27,8 +30,16 @@
 #define DEVPORT_TRUST_MAX       16    /* trusted HostIDs per device (oldest forgotten) */
 #define DEVPORT_CLOSE_LINGER_MS 5000  /* svc_close: give up flushing after this */
 
-/* Service lookup by lockdown name (includes com.apple.iosdiagnostics.relay). NULL if unknown. */
-const struct svc_ops *devport_find_service(const char *name);
+struct crypto;
+
+/* Makes the keys and registers devport as sim's port provider, with lockdownd on
+ * SIM_LOCKDOWN_PORT (main passes lockdown_ops: devport does not know its services). Once per
+ * sim; 0 or -errno. */
+int devport_init(struct sim *sim, const struct svc_ops *lockdownd);
+/* Unregisters and frees the keys; after sim_done(). NULL-safe. */
+void devport_free(struct sim *sim);
+/* The keys and certificates, NULL before devport_init(). */
+struct crypto *devport_crypto(struct sim *sim);
 
 /* Reserves a free service port on dev for ops (one connection, DEVPORT_RESV_TTL_MS to connect).
  * 0 and *ret_port, or -ENOSPC (too many reservations) / -ENOMEM. */

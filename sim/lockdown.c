@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
- * lockdown: lockdownd as libimobiledevice 1.3.0 sees it (device-protocols.md §2).
+ * lockdown: lockdownd as libimobiledevice 1.3.0 sees it (docs/device-protocols.md "lockdownd").
  *
  * Every reply echoes Request (lockdown_check_result rejects a reply without it) and reports
- * failure as an Error string from the client's table (§2.8), because that string is all the
- * tools turn into their messages and exit codes. Trust is decided by the device's pairing state
- * plus the HostIDs it trusts (devport's trust store, filled by Pair), so "unpaired -> Pair ->
- * StartSession" behaves like a phone whose owner tapped Trust.
+ * failure as an Error string from the client's table ("Lockdown errors" there), because that
+ * string is all the tools turn into their messages and exit codes. Trust is decided by the
+ * device's pairing state plus the HostIDs it trusts (devport's trust store, filled by Pair), so
+ * "unpaired -> Pair -> StartSession" behaves like a phone whose owner tapped Trust.
  *
  * Without a session a real lockdownd answers only a small public set, enough for the handshake
- * (ProductVersion, §2.3) and for pairing (DevicePublicKey, WiFiAddress, §2.6) plus the identity
+ * (ProductVersion) and for pairing (DevicePublicKey, WiFiAddress) plus the identity
  * keys tools print before pairing: see lockdown_public_keys. Other keys answer GetProhibited and
  * other domains too; a whole-root read returns just the public keys that exist.
  *
@@ -64,7 +64,7 @@ static const char *dict_string(plist_t dict, const char *key)
 /* Values the simulator supplies when the scenario leaves them out (root domain). */
 static plist_t lockdown_default_value(struct sim *sim, struct sim_device *dev, const char *key)
 {
-	struct crypto *cr = sim->crypto;
+	struct crypto *cr = devport_crypto(sim);
 
 	if (strcmp(key, "UniqueDeviceID") == 0)
 		return plist_new_string(dev->udid);
@@ -217,7 +217,7 @@ static void lockdown_set_value(struct sim_device *dev, struct lockdown_session *
 /* Does the device let host_id start a session? */
 static bool lockdown_trusts(struct sim *sim, struct sim_device *dev, const char *host_id)
 {
-	struct crypto *cr = sim->crypto;
+	struct crypto *cr = devport_crypto(sim);
 	plist_t rec;
 	bool ok = false;
 
@@ -243,7 +243,7 @@ static void lockdown_start_session(struct sim *sim, struct sim_device *dev,
                                    enum lockdown_action *action)
 {
 	const char *host_id = dict_string(req, "HostID");
-	bool ssl = !sim->plaintext && sim->crypto;
+	bool ssl = !sim->plaintext && devport_crypto(sim);
 	cJSON *f;
 
 	if (!host_id) {
@@ -374,6 +374,31 @@ out:
 	sim_journal(dev, request, f);
 }
 
+/* The services this phone offers through StartService. */
+static const struct svc_ops *const lockdown_services[] = {
+	&svc_diagnostics_relay,
+	&svc_notification_proxy,
+	&svc_syslog_relay,
+	&svc_mobilebackup2,
+};
+
+#define LOCKDOWN_DIAG_FALLBACK "com.apple.iosdiagnostics.relay"
+
+/* By lockdown name (includes the older diagnostics name). NULL if unknown. */
+static const struct svc_ops *lockdown_find_service(const char *name)
+{
+	size_t i;
+
+	if (!name)
+		return NULL;
+	if (strcmp(name, LOCKDOWN_DIAG_FALLBACK) == 0)
+		return &svc_diagnostics_relay;
+	for (i = 0; i < sizeof(lockdown_services) / sizeof(lockdown_services[0]); i++)
+		if (lockdown_services[i]->name && strcmp(lockdown_services[i]->name, name) == 0)
+			return lockdown_services[i];
+	return NULL;
+}
+
 static void lockdown_start_service(struct sim *sim, struct sim_device *dev,
                                    struct lockdown_session *s, plist_t req, plist_t reply)
 {
@@ -395,7 +420,7 @@ static void lockdown_start_service(struct sim *sim, struct sim_device *dev,
 		cJSON_AddBoolToObject(f, "escrow_bag",
 		                      plist_dict_get_item(req, "EscrowBag") != NULL);
 	}
-	ops = devport_find_service(name);
+	ops = lockdown_find_service(name);
 	if (!s->active) {
 		cJSON_AddStringToObject(f, "result", "SessionInactive");
 		set_error(reply, "SessionInactive");
@@ -409,8 +434,9 @@ static void lockdown_start_service(struct sim *sim, struct sim_device *dev,
 		cJSON_AddStringToObject(f, "result", "Success");
 		cJSON_AddNumberToObject(f, "port", port);
 		plist_dict_set_item(reply, "Port", plist_new_uint(port));
-		plist_dict_set_item(reply, "EnableServiceSSL",
-		                    plist_new_bool(ops->ssl && !sim->plaintext && sim->crypto));
+		plist_dict_set_item(
+		        reply, "EnableServiceSSL",
+		        plist_new_bool(ops->ssl && !sim->plaintext && devport_crypto(sim)));
 	}
 	sim_journal(dev, "StartService", f);
 }

@@ -18,12 +18,15 @@
 #include <sys/resource.h>
 
 #include "control.h"
+#include "devport.h"
 #include "generate.h"
+#include "lockdown.h"
 #include "log.h"
 #include "loop.h"
 #include "mux.h"
 #include "scenario.h"
 #include "sim.h"
+#include "timeline.h"
 
 #define MAIN_LISTEN_MAX MUX_LISTENERS_MAX
 
@@ -99,8 +102,9 @@ int main(int argc, char **argv)
 	struct scenario sc = { 0 };
 	struct sim sim = { 0 };
 	struct control *ctl = NULL;
+	struct mux *mux = NULL;
+	struct timeline *tl = NULL;
 	uint64_t generate = 0, seed = 1;
-	bool crypto = false;
 	char err[SCENARIO_ERR_MAX];
 	enum log_level level = LOG_LEVEL_NOTICE;
 	int n_listens = 0, c, i, r, status = 1;
@@ -181,17 +185,16 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	make_buid(sim.buid, sizeof(sim.buid));
-	r = mux_new(&sim);
+	r = mux_new(&sim, &mux);
 	if (r < 0) {
 		log_error_errno(r, "mux");
 		goto out;
 	}
-	r = devport_crypto_init(&sim);
+	r = devport_init(&sim, &lockdown_ops);
 	if (r < 0) {
 		log_error_errno(r, "crypto init");
 		goto out;
 	}
-	crypto = true;
 
 	/* The devices move into struct sim; pre-paired ones get the record a real pairing
 	 * leaves behind. */
@@ -204,13 +207,13 @@ int main(int argc, char **argv)
 		bool want = dev->attached;
 
 		dev->attached = false;
-		scenario_set_pairing(&sim, dev, dev->pairing);
+		sim_device_set_pairing(&sim, dev, dev->pairing);
 		if (want)
 			sim_device_attach(&sim, dev);
 	}
 
 	for (i = 0; i < n_listens; i++) {
-		r = mux_listen(&sim, listens[i]);
+		r = mux_listen(mux, listens[i]);
 		if (r < 0) {
 			log_error_errno(r, "--listen %s", listens[i]);
 			goto out;
@@ -223,7 +226,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	r = timeline_start(&sim, &sc);
+	r = timeline_start(&sim, &sc, &tl);
 	if (r < 0) {
 		log_error_errno(r, "timeline");
 		goto out;
@@ -234,32 +237,21 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	{
-		struct mux *m = sim.mux;
-
-		printf("cradle-sim: ready usbmuxd=");
-		for (i = 0; i < m->n_listeners; i++)
-			printf("%s%s", i ? "," : "", m->listeners[i].addr);
-		printf(" control=%s\n", ctl ? control_path(ctl) : "");
-		fflush(stdout);
-		log_notice("serving %d devices (%s)", sim.n_devices,
-		           sim.plaintext ? "plaintext" : "TLS");
-	}
+	printf("cradle-sim: ready usbmuxd=");
+	for (i = 0; i < mux->n_listeners; i++)
+		printf("%s%s", i ? "," : "", mux->listeners[i].addr);
+	printf(" control=%s\n", ctl ? control_path(ctl) : "");
+	fflush(stdout);
+	log_notice("serving %d devices (%s)", sim.n_devices, sim.plaintext ? "plaintext" : "TLS");
 	r = loop_run(sim.loop);
 	status = r < 0 ? 1 : 0;
 out:
 	if (sim.loop) {
-		timeline_stop(&sim);
+		timeline_stop(tl);
 		control_free(ctl);
-		mux_free(&sim);
-		for (i = 0; i < sim.n_devices; i++) {
-			if (crypto && sim.devices[i]->attached)
-				devport_device_gone(&sim, sim.devices[i]);
-			sim_device_free(sim.devices[i]);
-		}
-		free(sim.devices);
-		if (crypto)
-			devport_crypto_free(&sim);
+		mux_free(mux);
+		sim_done(&sim);
+		devport_free(&sim);
 		loop_free(sim.loop);
 	}
 	scenario_free(&sc);

@@ -2,9 +2,9 @@
 /*
  * mux: cradle-sim's usbmuxd. libusbmuxd 2.0.2 opens a fresh socket per request (ListDevices,
  * Listen, Connect, ReadBUID, *PairRecord), sends a 16-byte header and an XML plist, and accepts
- * only XML plists back (device-protocols.md §1, §7). A Listen socket stays open and gets
+ * only XML plists back (docs/device-protocols.md "usbmuxd"). A Listen socket stays open and gets
  * Attached/Detached/Paired events; a successful Connect turns the socket into a byte pipe,
- * so it is handed to the device half (devport_accept) once the Result has been flushed.
+ * so it is handed to the device half (sim_port_connect) once the Result has been flushed.
  *
  * Everything is non-blocking on the one loop; input and output are bounded per client, a bad
  * request gets Result 1 (BADCOMMAND) and never takes the process down. The ListDevices payload
@@ -41,7 +41,7 @@ struct mux_client {
 	uint32_t id;
 	bool listening;
 	bool closing;  /* close once the output is flushed */
-	bool handover; /* Connect answered: give fd to devport once flushed */
+	bool handover; /* Connect answered: give fd to the device half once flushed */
 	struct sim_device *connect_dev;
 	uint16_t connect_port;
 	char prog_name[64];
@@ -220,9 +220,9 @@ static void client_handover(struct mux_client *c)
 	c->fd = -1;
 	c->in = NULL;
 	client_free(c, false);
-	r = devport_accept(m->sim, dev, port, fd, leftover_len ? leftover : NULL, leftover_len);
+	r = sim_port_connect(m->sim, dev, port, fd, leftover_len ? leftover : NULL, leftover_len);
 	if (r < 0)
-		log_debug_errno(r, "mux: devport_accept %s:%u", dev->udid, port);
+		log_debug_errno(r, "mux: connect %s:%u", dev->udid, port);
 	free(leftover);
 }
 
@@ -359,13 +359,10 @@ static void broadcast(struct mux *m, plist_t event)
 	plist_to_xml_free(xml);
 }
 
-void mux_device_changed(struct sim *sim, struct sim_device *dev, bool attached)
+static void device_changed(struct mux *m, struct sim_device *dev, bool attached)
 {
-	struct mux *m = sim->mux;
 	plist_t ev;
 
-	if (!m)
-		return;
 	devlist_invalidate(m);
 	if (attached) {
 		ev = device_entry(dev);
@@ -378,18 +375,36 @@ void mux_device_changed(struct sim *sim, struct sim_device *dev, bool attached)
 	plist_free(ev);
 }
 
-void mux_device_paired(struct sim *sim, struct sim_device *dev)
+static void device_paired(struct mux *m, struct sim_device *dev)
 {
-	struct mux *m = sim->mux;
 	plist_t ev;
 
-	if (!m || !dev->attached)
+	if (!dev->attached)
 		return;
 	ev = plist_new_dict();
 	plist_dict_set_item(ev, "DeviceID", plist_new_uint(dev->device_id));
 	plist_dict_set_item(ev, "MessageType", plist_new_string("Paired"));
 	broadcast(m, ev);
 	plist_free(ev);
+}
+
+/* The model's announcements: what Listen clients must hear. */
+static void mux_on_event(struct sim *sim, struct sim_device *dev, enum sim_event ev, void *data)
+{
+	struct mux *m = data;
+
+	(void)sim;
+	switch (ev) {
+	case SIM_EVENT_ATTACHED:
+	case SIM_EVENT_DETACHED:
+		device_changed(m, dev, ev == SIM_EVENT_ATTACHED);
+		break;
+	case SIM_EVENT_PAIRED:
+		device_paired(m, dev);
+		break;
+	case SIM_EVENT_CHANGED:
+		break;
+	}
 }
 
 /* ---- requests ---- */
@@ -440,7 +455,7 @@ static int handle_connect(struct mux_client *c, uint32_t tag, const struct mux_r
 	dev = sim_device_by_id(sim, req->device_id);
 	if (!dev)
 		return client_send_result(c, tag, MUX_RESULT_BADDEV);
-	if (!devport_is_open(sim, dev, port))
+	if (!sim_port_open(sim, dev, port))
 		return client_send_result(c, tag, MUX_RESULT_CONNREFUSED);
 	c->handover = true;
 	c->connect_dev = dev;
@@ -505,7 +520,7 @@ static int handle_save_pair_record(struct mux_client *c, uint32_t tag,
 	r = client_send_result(c, tag, MUX_RESULT_OK);
 	dev = sim_device_by_udid(sim, req->record_id);
 	if (dev)
-		mux_device_paired(sim, dev);
+		sim_device_paired(sim, dev);
 	return r;
 }
 
@@ -514,7 +529,7 @@ static int handle_delete_pair_record(struct mux_client *c, uint32_t tag,
 {
 	if (!req->record_id[0])
 		return client_send_result(c, tag, MUX_RESULT_EINVAL);
-	if (pairrec_delete(c->mux->sim, req->record_id) < 0)
+	if (sim_pair_record_delete(c->mux->sim, req->record_id) < 0)
 		return client_send_result(c, tag, 2 /* ENOENT */);
 	return client_send_result(c, tag, MUX_RESULT_OK);
 }
@@ -742,15 +757,20 @@ static void listener_event(struct loop *loop, int lfd, uint32_t events, void *da
 
 /* ---- setup ---- */
 
-int mux_new(struct sim *sim)
+int mux_new(struct sim *sim, struct mux **ret)
 {
 	struct mux *m = calloc(1, sizeof(*m));
+	int r;
 
 	if (!m)
 		return -ENOMEM;
 	m->sim = sim;
-	m->next_device_id = 1;
-	sim->mux = m;
+	r = sim_subscribe(sim, mux_on_event, m);
+	if (r < 0) {
+		free(m);
+		return r;
+	}
+	*ret = m;
 	return 0;
 }
 
@@ -761,7 +781,7 @@ static int listen_unix(struct mux_listener *l, const char *path)
 
 	if (!*path || strlen(path) >= sizeof(sa.sun_path))
 		return -EINVAL;
-	strcpy(sa.sun_path, path);
+	memcpy(sa.sun_path, path, strlen(path) + 1); /* length checked above */
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -834,9 +854,8 @@ out:
 	return r;
 }
 
-int mux_listen(struct sim *sim, const char *spec)
+int mux_listen(struct mux *m, const char *spec)
 {
-	struct mux *m = sim->mux;
 	struct mux_listener *l;
 	int r;
 
@@ -849,7 +868,7 @@ int mux_listen(struct sim *sim, const char *spec)
 		r = listen_tcp(l, spec);
 	if (r < 0)
 		return r;
-	r = loop_add_fd(sim->loop, l->fd, EPOLLIN, listener_event, m);
+	r = loop_add_fd(m->sim->loop, l->fd, EPOLLIN, listener_event, m);
 	if (r < 0) {
 		close(l->fd);
 		if (l->unix_path[0])
@@ -860,24 +879,21 @@ int mux_listen(struct sim *sim, const char *spec)
 	return 0;
 }
 
-void mux_free(struct sim *sim)
+void mux_free(struct mux *m)
 {
-	struct mux *m = sim ? sim->mux : NULL;
 	int i;
 
 	if (!m)
 		return;
+	sim_unsubscribe(m->sim, mux_on_event, m);
 	while (m->clients)
 		client_close(m->clients);
 	for (i = 0; i < m->n_listeners; i++) {
-		loop_del_fd(sim->loop, m->listeners[i].fd);
+		loop_del_fd(m->sim->loop, m->listeners[i].fd);
 		close(m->listeners[i].fd);
 		if (m->listeners[i].unix_path[0])
 			(void)unlink(m->listeners[i].unix_path);
 	}
 	devlist_invalidate(m);
-	pairrec_free_all(m);
-	sim_device_cancel_restarts(sim);
 	free(m);
-	sim->mux = NULL;
 }

@@ -4,10 +4,11 @@
  * connection per client, the plist protocol of usbmuxd (version 1, XML replies), Listen
  * clients and their Attached/Detached/Paired events, the cached ListDevices reply.
  *
- * Ownership: struct mux hangs off sim->mux and is created/freed by mux_new()/mux_free(). It
- * owns its listeners, client connections, the pair-record store and pending restart timers.
- * A client that Connects to a device port is handed to the device half (devport_accept) and
- * forgotten here. Everything runs on the loop thread.
+ * Ownership: struct mux is created/freed by mux_new()/mux_free(). It owns its listeners and
+ * client connections; the devices and pair records it serves are the model's (sim.h), which it
+ * reads and changes only through sim_*() and hears about through its subscription. A client
+ * that Connects to a device port is handed to the device half and forgotten here. Everything
+ * runs on the loop thread.
  */
 #ifndef CRADLE_SIM_MUX_H
 #define CRADLE_SIM_MUX_H
@@ -28,7 +29,7 @@ struct sim_device;
 #define MUX_LISTENERS_MAX 8
 #define MUX_CLIENTS_MAX   4096
 
-/* Header message types (device-protocols.md §1.2). */
+/* Header message types (docs/device-protocols.md "usbmuxd"). */
 enum {
 	MUX_MSG_RESULT = 1,
 	MUX_MSG_CONNECT = 2,
@@ -75,9 +76,6 @@ struct mux_listener {
 };
 
 struct mux_client;
-struct mux_pending;
-struct pairrec;
-struct timeline;
 
 struct mux {
 	struct sim *sim;
@@ -85,15 +83,9 @@ struct mux {
 	int n_listeners;
 	struct mux_client *clients; /* doubly linked */
 	int n_clients;
-	uint32_t next_device_id; /* > 0, never reused */
 	uint32_t next_listener_id;
 	char *devlist_xml; /* cached ListDevices payload; NULL = stale */
 	uint32_t devlist_len;
-	struct pairrec *pairrecs; /* pairrec.c */
-	int n_pairrecs;
-	int cap_pairrecs;
-	struct mux_pending *pending; /* restart timers, device.c */
-	struct timeline *timeline;   /* scheduled scenario events, timeline.c */
 };
 
 /* ---- the wire format, pure (fuzz_usbmux) ---- */
@@ -110,28 +102,12 @@ uint16_t mux_request_port(const struct mux_request *req);
 
 /* ---- the service ---- */
 
-/* Creates sim->mux. 0 or -errno. */
-int mux_new(struct sim *sim);
+/* Serves the devices of sim (subscribes to its events). 0 or -errno. */
+int mux_new(struct sim *sim, struct mux **ret);
 /* "unix:/path" (or "UNIX:/path") or "HOST:PORT" ("127.0.0.1:0" picks a free port). The
  * address actually bound is kept in listeners[i].addr. 0 or -errno. */
-int mux_listen(struct sim *sim, const char *spec);
-/* Closes everything; NULL-safe. */
-void mux_free(struct sim *sim);
-
-/* Called by device.c: invalidates the ListDevices cache and pushes the event to Listen
- * clients (tag 0). */
-void mux_device_changed(struct sim *sim, struct sim_device *dev, bool attached);
-void mux_device_paired(struct sim *sim, struct sim_device *dev);
-
-/* Device table (device.c), beyond the sim_device_* functions of sim.h. */
-/* A detached device with an empty root domain and an empty journal; udid already normalised. */
-struct sim_device *sim_device_new(const char *udid);
-void sim_device_free(struct sim_device *dev); /* NULL-safe; also devport_device_free() */
-/* Cancels pending restart re-attaches (shutdown). */
-void sim_device_cancel_restarts(struct sim *sim);
-
-/* Pair-record store (pairrec.c), beyond sim_pair_record_get/set of sim.h. */
-int pairrec_delete(struct sim *sim, const char *udid); /* 0 or -ENOENT */
-void pairrec_free_all(struct mux *mux);
+int mux_listen(struct mux *m, const char *spec);
+/* Closes everything and unsubscribes; NULL-safe. */
+void mux_free(struct mux *m);
 
 #endif

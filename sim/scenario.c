@@ -21,7 +21,7 @@
 #include <cjson/cJSON.h>
 
 #include "loop.h"
-#include "mux.h"
+#include "sim.h"
 #include "timefmt.h"
 
 #define SCENARIO_DEPTH_MAX    32
@@ -32,7 +32,8 @@
 
 enum key_type { KT_INT, KT_BOOL, KT_STRING };
 
-/* Keys whose type the agent depends on (device-protocols.md §5). */
+/* Keys whose type the agent depends on (docs/device-protocols.md, "Lockdown values the agent
+ * reads"). */
 static const struct {
 	const char *domain;
 	const char *key;
@@ -103,37 +104,6 @@ const char *scenario_pairing_to_string(enum sim_pairing p)
 	return (unsigned)p < _SIM_PAIRING_MAX ? pairing_names[p] : "unknown";
 }
 
-static bool is_hex(const char *s, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (!isxdigit((unsigned char)s[i]))
-			return false;
-	return true;
-}
-
-int scenario_normalize_udid(const char *in, char *out, size_t size)
-{
-	size_t n = strlen(in);
-
-	if (size < 41)
-		return -EINVAL;
-	if (n == 24 && is_hex(in, 24)) {
-		memcpy(out, in, 8);
-		out[8] = '-';
-		memcpy(out + 9, in + 8, 16);
-		out[25] = '\0';
-		return 0;
-	}
-	if ((n == 25 && in[8] == '-' && is_hex(in, 8) && is_hex(in + 9, 16)) ||
-	    (n == 40 && is_hex(in, 40))) {
-		memcpy(out, in, n + 1);
-		return 0;
-	}
-	return -EINVAL;
-}
-
 /* Appends .key or ["key"] to path. */
 static void path_key(char *dst, size_t size, const char *path, const char *key)
 {
@@ -169,7 +139,12 @@ static bool json_is_integer(const cJSON *j)
 	if (!cJSON_IsNumber(j))
 		return false;
 	d = j->valuedouble;
-	return d >= -9.2e18 && d <= 1.8e19 && d == (double)(long long)d;
+	/* range first: converting a double outside the target type is undefined behaviour */
+	if (!(d >= -9223372036854775808.0 && d < 18446744073709551616.0))
+		return false;
+	if (d < 0)
+		return d == (double)(long long)d;
+	return d == (double)(unsigned long long)d;
 }
 
 static int base64_value(int c)
@@ -689,7 +664,7 @@ static int parse_device(struct scenario *sc, const cJSON *d, const char *path,
 	j = cJSON_GetObjectItemCaseSensitive(d, "udid");
 	if (!j)
 		return fail(err, errlen, "%s.udid: missing", path);
-	if (!cJSON_IsString(j) || scenario_normalize_udid(j->valuestring, udid, sizeof(udid)) < 0)
+	if (!cJSON_IsString(j) || sim_normalize_udid(j->valuestring, udid, sizeof(udid)) < 0)
 		return fail(err, errlen,
 		            "%s.udid: expected 24 or 40 hex digits (or 8-16 hex with a dash)",
 		            path);
@@ -928,23 +903,4 @@ void scenario_free(struct scenario *sc)
 		plist_free(sc->events[i].value);
 	free(sc->events);
 	memset(sc, 0, sizeof(*sc));
-}
-
-void scenario_set_pairing(struct sim *sim, struct sim_device *dev, enum sim_pairing p)
-{
-	plist_t rec;
-
-	dev->pairing = p;
-	if (p == SIM_PAIRING_PAIRED || p == SIM_PAIRING_INVALID_HOST) {
-		rec = sim_pair_record_get(sim, dev->udid);
-		if (rec) {
-			plist_free(rec);
-			return;
-		}
-		rec = devport_make_pair_record(sim, dev->udid);
-		if (rec)
-			(void)sim_pair_record_set(sim, dev->udid, rec);
-	} else {
-		(void)pairrec_delete(sim, dev->udid);
-	}
 }

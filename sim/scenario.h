@@ -7,6 +7,7 @@
  *
  * Ownership: struct scenario owns what it parsed until the caller moves devices into struct
  * sim and events into a timeline (then it clears the pointers). scenario_free() frees the rest.
+ * The timeline that plays the events is timeline.h.
  */
 #ifndef CRADLE_SIM_SCENARIO_H
 #define CRADLE_SIM_SCENARIO_H
@@ -29,7 +30,8 @@ enum timeline_op {
 	TIMELINE_SET, /* values[domain][key] = value (NULL value removes the key) */
 	TIMELINE_ATTACH,
 	TIMELINE_DETACH,
-	TIMELINE_PAIRING, /* pairing state change (pair record follows, see scenario_set_pairing) */
+	TIMELINE_PAIRING, /* pairing state change (the pair record follows: sim_device_set_pairing)
+	                   */
 };
 
 struct timeline_event {
@@ -67,18 +69,5 @@ int scenario_value_to_plist(const struct cJSON *j, const char *domain, const cha
 /* "paired", "unpaired", "trust_pending", "denied", "invalid_host". */
 int scenario_pairing_from_string(const char *s, enum sim_pairing *ret);
 const char *scenario_pairing_to_string(enum sim_pairing p);
-/* Changes dev->pairing and the pair record usbmuxd holds for it: paired and invalid_host
- * get a record (devport_make_pair_record) when none exists, the others lose theirs. */
-void scenario_set_pairing(struct sim *sim, struct sim_device *dev, enum sim_pairing p);
-
-/* 24 hex -> dashed 25-char (as usbmuxd reports it); dashed 25-char and 40 hex kept (hex
- * case kept). 0 or -EINVAL when it is none of these. */
-int scenario_normalize_udid(const char *in, char *out, size_t size);
-
-/* Timeline: schedules every event of sc on sim->loop and takes them over. */
-int timeline_start(struct sim *sim, struct scenario *sc);
-void timeline_stop(struct sim *sim);
-/* Applies one event now (also used by tests). */
-void timeline_apply(struct sim *sim, const struct timeline_event *ev);
 
 #endif

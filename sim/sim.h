@@ -1,11 +1,36 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sim: the shared model of cradle-sim, the contract between its two halves.
+ * sim: the device model of cradle-sim and its one owner. struct sim holds the simulated phones
+ * (identity, lockdown values, pairing state, scripts, journal), the DeviceID counter, the pair
+ * records the simulator keeps as usbmuxd and the pending restart re-attaches; every change of
+ * that state goes through a sim_*() function here. The mux half (usbmuxd) and the device half
+ * (lockdownd, TLS, services) both depend on this module and never on each other:
  *
- *  - the mux half (mux.c, device.c, scenario.c, control.c, timeline, main.c) owns the
- *    listeners, the device table, attach/detach, pair records and the journal;
- *  - the device half (devport.c, lockdown.c, tls.c, svc_*.c) owns everything that happens on a
- *    connection after a usbmuxd Connect succeeded: lockdownd, TLS, pairing, services.
+ *  - the mux half subscribes to the model's events (sim_subscribe) to tell its Listen clients
+ *    about Attached / Detached / Paired, and hands a Connect'ed client to the device ports
+ *    through the model (sim_port_open, sim_port_connect);
+ *  - the device half registers as the model's port provider (struct sim_ports, devport_init):
+ *    it hears of detaches before the subscribers and makes the pair records of pre-paired
+ *    phones; it changes the model only through sim_*() (journal, restart, detach).
+ *
+ * Modules, each with what it uses in sim/ (no cycles; tests/sim/test_include_graph.sh checks
+ * the #include lines and libsim.a's symbols):
+ *
+ *   main       -> control generate timeline scenario mux devport lockdown sim  (wiring)
+ *   control    -> scenario listener outbuf sim      control socket, drives the model
+ *   timeline   -> scenario sim                      scripted events, drives the model
+ *   generate   -> scenario                          --generate N
+ *   scenario   -> sim                               JSON scenario -> devices
+ *   mux        -> listener outbuf sim               mux half: usbmuxd protocol
+ *   lockdown   -> svc_* devport crypto svc sim      device half: lockdownd, StartService
+ *   svc_*      -> devport svc sim                   device half: the services
+ *   devport    -> crypto outbuf svc sim             device half: connections, TLS
+ *   crypto     -> -                                 device half: keys, pair records
+ *   sim        -> pairrec                           the model, the one owner
+ *   pairrec    -> -                                 pair-record store
+ *   svc        -> -                                 the service interface (devport, svc_*)
+ *   listener   -> -                                 accept4 that cannot spin
+ *   outbuf     -> -                                 bounded output queue
  *
  * One thread, one loop (common/loop.h). Nothing here blocks.
  */
@@ -13,18 +38,25 @@
 #define CRADLE_SIM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <plist/plist.h>
 
+#include "pairrec.h"
+
 struct loop;
 struct cJSON;
+struct sim;
 
-#define SIM_LOCKDOWN_PORT 62078
+#define SIM_LOCKDOWN_PORT   62078
+#define SIM_JOURNAL_MAX     4096 /* entries kept per device (the oldest go first) */
+#define SIM_SUBSCRIBERS_MAX 8
+#define SIM_UDID_MAX        64
 
 enum sim_pairing {
-	SIM_PAIRING_PAIRED,        /* host trusted, pair record present */
-	SIM_PAIRING_UNPAIRED,      /* no record; Pair succeeds (auto-pairing, as idevicepair pair) */
+	SIM_PAIRING_PAIRED,   /* host trusted, pair record present */
+	SIM_PAIRING_UNPAIRED, /* no record; Pair succeeds (auto-pairing, as idevicepair pair) */
 	SIM_PAIRING_TRUST_PENDING, /* Pair answers PairingDialogResponsePending */
 	SIM_PAIRING_DENIED,        /* Pair answers UserDeniedPairing */
 	SIM_PAIRING_INVALID_HOST,  /* stale record: StartSession answers InvalidHostID */
@@ -33,78 +65,141 @@ enum sim_pairing {
 
 /* Scripted local-backup behaviour (mobilebackup2 Backup). */
 struct sim_backup_script {
-	int file_count;      /* files in a full backup */
-	int file_size;       /* bytes per file */
-	int error_code;      /* 0 = succeed; else MBErrorDomain code (208 = passcode required) */
+	int file_count; /* files in a full backup */
+	int file_size;  /* bytes per file */
+	int error_code; /* 0 = succeed; else MBErrorDomain code (208 = passcode required) */
 	char error_text[128];
-	int delay_ms;        /* before the error or between progress steps */
+	int delay_ms;          /* before the error or between progress steps */
 	bool purge_disk_space; /* send DLMessagePurgeDiskSpace first (iOS 14+ behaviour) */
 };
 
 /* Scripted EnableCloudBackup behaviour. */
 struct sim_cloud_script {
-	int error_code;      /* 0 = succeed and set CloudBackupEnabled */
+	int error_code; /* 0 = succeed and set CloudBackupEnabled */
 	char error_text[128];
 };
 
 struct sim_device {
-	char udid[64];       /* as usbmuxd reports it: dashed 25-char or 40-hex */
-	uint32_t device_id;  /* > 0; a new one on every (re)attach */
+	char udid[SIM_UDID_MAX]; /* as usbmuxd reports it: dashed 25-char or 40-hex */
+	uint32_t device_id;      /* > 0; a new one on every (re)attach */
 	bool attached;
 	enum sim_pairing pairing;
-	plist_t values;      /* dict: domain name ("" = root) -> dict of keys; owned */
-	char **syslog;       /* NUL-terminated lines streamed by syslog_relay; owned */
+	plist_t values; /* dict: domain name ("" = root) -> dict of keys; owned */
+	char **syslog;  /* NUL-terminated lines streamed by syslog_relay; owned */
 	int n_syslog;
 	struct sim_backup_script backup;
 	struct sim_cloud_script cloud;
-	int restart_delay_ms; /* diagnostics Restart: detach, re-attach after this */
-	int backups_done;     /* a second backup is incremental */
+	int restart_delay_ms;  /* diagnostics Restart: detach, re-attach after this */
+	int backups_done;      /* a second backup is incremental */
 	struct cJSON *journal; /* array of entries since the last control `journal`; owned */
-	void *port_state;    /* owned by the device half (service ports reserved by StartService) */
+	/* The device half's per-device state (connections, reserved service ports, trusted
+	 * hosts) and how to free it; set by the device half, freed by sim_device_free(). */
+	void *port_state;
+	void (*port_state_free)(struct sim_device *dev);
 };
 
+/* What the model announces to its subscribers, after the change. */
+enum sim_event {
+	SIM_EVENT_ATTACHED, /* dev->device_id is the new DeviceID */
+	SIM_EVENT_DETACHED, /* dev->device_id is still the old one; its connections are closed */
+	SIM_EVENT_PAIRED,   /* a host saved a pair record for the attached dev */
+	SIM_EVENT_CHANGED,  /* a value or the pairing state was changed (control, timeline) */
+};
+
+typedef void (*sim_event_fn)(struct sim *sim, struct sim_device *dev, enum sim_event ev,
+                             void *data);
+
+struct sim_subscriber {
+	sim_event_fn fn;
+	void *data;
+};
+
+/* The device half as the model sees it: what sits behind a device's ports. Registered in
+ * struct sim by the device half (devport_init); without one every port is closed. */
+struct sim_ports {
+	/* Is something listening on this port of the attached dev (62078 always; a service port
+	 * while reserved)? Decides Result 0 vs 3 (CONNREFUSED) on a usbmuxd Connect. */
+	bool (*is_open)(struct sim *sim, struct sim_device *dev, uint16_t port);
+	/* Takes ownership of fd (non-blocking, already answered Result 0). leftover: bytes the
+	 * mux already read past the Connect request (client data sent early), may be NULL. */
+	int (*connect)(struct sim *sim, struct sim_device *dev, uint16_t port, int fd,
+	               const uint8_t *leftover, size_t leftover_len);
+	/* dev was detached: close every connection and reservation (before subscribers hear). */
+	void (*gone)(struct sim *sim, struct sim_device *dev);
+	/* A pair record like the one a real pairing leaves behind, for a pre-paired dev. Caller
+	 * frees; NULL on failure. */
+	plist_t (*make_pair_record)(struct sim *sim, struct sim_device *dev);
+};
+
+struct sim_restart;
+
+/* Zero-initialise, set loop (and buid, plaintext); sim_done() frees what it owns. */
 struct sim {
 	struct loop *loop;
-	struct sim_device **devices;
+	struct sim_device **devices; /* owned; devices live until sim_done (timers point at them) */
 	int n_devices;
 	char buid[64];           /* one SystemBUID per simulator instance */
 	bool plaintext;          /* --plaintext: StartSession answers EnableSessionSSL=false */
-	void *crypto;            /* owned by the device half: keys and certificates */
-	void *mux;               /* owned by the mux half: listeners, clients, pair records */
+	uint32_t last_device_id; /* DeviceIDs are > 0 and never reused */
+	struct pairrec_store pairrecs; /* keyed by the normalised UDID */
+	struct sim_restart *restarts;  /* pending re-attaches (sim_device_restart) */
+	struct sim_subscriber subscribers[SIM_SUBSCRIBERS_MAX];
+	int n_subscribers;
+	const struct sim_ports *ports; /* the device half (NULL: none) */
+	void *ports_data;              /* its state (keys and certificates), its own business */
 };
 
-/* ---- provided by the mux half ---- */
+/* 24 hex -> dashed 25-char (as usbmuxd reports it); dashed 25-char and 40 hex kept (hex
+ * case kept). out must hold SIM_UDID_MAX bytes. 0 or -EINVAL when it is none of these. */
+int sim_normalize_udid(const char *in, char *out, size_t size);
 
+/* ---- devices ---- */
+
+/* A detached device with an empty root domain and an empty journal; udid already normalised. */
+struct sim_device *sim_device_new(const char *udid);
+void sim_device_free(struct sim_device *dev); /* NULL-safe; also dev->port_state */
+/* Either UDID form; NULL if unknown. */
 struct sim_device *sim_device_by_udid(struct sim *sim, const char *udid);
+/* Attached devices only; NULL if none. */
 struct sim_device *sim_device_by_id(struct sim *sim, uint32_t device_id);
-/* Sends Attached/Detached to Listen clients; attach assigns a fresh device_id. */
+/* Attach assigns a fresh device_id; both announce (no-op when already so). Detach closes the
+ * device's connections first. */
 void sim_device_attach(struct sim *sim, struct sim_device *dev);
 void sim_device_detach(struct sim *sim, struct sim_device *dev);
 /* Detach now, re-attach under a new DeviceID after dev->restart_delay_ms. */
 void sim_device_restart(struct sim *sim, struct sim_device *dev);
+/* A host saved a pair record for dev: announces SIM_EVENT_PAIRED when it is attached. */
+void sim_device_paired(struct sim *sim, struct sim_device *dev);
+/* values[domain][key] = value (taken over; NULL removes the key). */
+void sim_device_set_value(struct sim *sim, struct sim_device *dev, const char *domain,
+                          const char *key, plist_t value);
+/* Changes dev->pairing and the pair record usbmuxd holds for it: paired and invalid_host get
+ * a record (sim_ports.make_pair_record) when none exists, the others lose theirs. */
+void sim_device_set_pairing(struct sim *sim, struct sim_device *dev, enum sim_pairing p);
 /* Appends {"ts":…, "op": op, …fields} to dev->journal; fields is consumed (may be NULL). */
 void sim_journal(struct sim_device *dev, const char *op, struct cJSON *fields);
-/* Pair records kept by the simulator-as-usbmuxd (binary or XML plist bytes inside). */
+
+/* ---- pair records kept by the simulator-as-usbmuxd (either UDID form) ---- */
+
 plist_t sim_pair_record_get(struct sim *sim, const char *udid); /* caller frees; NULL if none */
 int sim_pair_record_set(struct sim *sim, const char *udid, plist_t record); /* takes ownership */
+int sim_pair_record_delete(struct sim *sim, const char *udid);              /* 0 or -ENOENT */
 
-/* ---- provided by the device half ---- */
+/* ---- events ---- */
 
-/* Creates keys and certificates (once per process). 0 or -errno. */
-int devport_crypto_init(struct sim *sim);
-void devport_crypto_free(struct sim *sim);
-/* A pair record like the one a real pairing leaves behind, for a pre-paired device.
- * Caller frees. */
-plist_t devport_make_pair_record(struct sim *sim, const char *udid);
-/* Is something listening on this device port (62078 always while attached; service ports
- * while reserved)? Decides Result 0 vs 3 (CONNREFUSED) on Connect. */
-bool devport_is_open(struct sim *sim, struct sim_device *dev, uint16_t port);
-/* Takes ownership of fd (non-blocking, already answered Result 0). leftover: bytes the mux
- * already read past the Connect request (client data sent early), may be NULL. */
-int devport_accept(struct sim *sim, struct sim_device *dev, uint16_t port, int fd,
-		   const uint8_t *leftover, size_t leftover_len);
-/* Closes every connection and reservation of dev (called on detach). */
-void devport_device_gone(struct sim *sim, struct sim_device *dev);
-void devport_device_free(struct sim_device *dev); /* frees dev->port_state */
+/* fn(sim, dev, ev, data) after every change, in subscription order. 0 or -ENOSPC. */
+int sim_subscribe(struct sim *sim, sim_event_fn fn, void *data);
+void sim_unsubscribe(struct sim *sim, sim_event_fn fn, void *data);
+
+/* Cancels pending re-attaches and frees every device and pair record (shutdown). */
+void sim_done(struct sim *sim);
+
+/* ---- the device ports (for the mux half's Connect) ---- */
+
+bool sim_port_open(struct sim *sim, struct sim_device *dev, uint16_t port);
+/* Hands the connected client fd to the device half (sim_ports.connect). Without a device half
+ * fd is closed and -ENOTCONN returned. */
+int sim_port_connect(struct sim *sim, struct sim_device *dev, uint16_t port, int fd,
+                     const uint8_t *leftover, size_t leftover_len);
 
 #endif

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * svc_diagnostics: com.apple.mobile.diagnostics_relay (also reached as
- * com.apple.iosdiagnostics.relay, see devport_find_service), device-protocols.md §3.1.
+ * com.apple.iosdiagnostics.relay, see lockdown_find_service), docs/device-protocols.md "Services".
  *
  * Restart and Shutdown answer Success first and act only once that reply has been flushed and
  * the connection closed (devport_after_close): idevicediagnostics reads the reply, then its

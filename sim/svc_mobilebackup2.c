@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * svc_mobilebackup2: com.apple.mobilebackup2, the DeviceLink backup service
- * (device-protocols.md §3.4), enough of it for Debian's `idevicebackup2` 1.3.0 to run
+ * (docs/device-protocols.md "Services"), enough of it for Debian's `idevicebackup2` 1.3.0 to run
  * `cloud on|off` and a real, small `backup DIR` against a simulated phone.
  *
  * Why a state machine and not a script: the host interleaves binary plists with raw file
@@ -65,7 +65,7 @@
 #define MB2_EMPTY            "___EmptyParameterString___"
 #define MB2_BACKUP_DOMAIN    "com.apple.mobile.backup"
 
-/* Raw stream codes (§3.4). */
+/* Raw stream codes. */
 #define MB2_CODE_SUCCESS      0x00
 #define MB2_CODE_ERROR_LOCAL  0x06
 #define MB2_CODE_ERROR_REMOTE 0x0b

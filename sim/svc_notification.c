@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * svc_notification: com.apple.mobile.notification_proxy (device-protocols.md §3.2).
+ * svc_notification: com.apple.mobile.notification_proxy (docs/device-protocols.md "Services").
  *
  * ObserveNotification and PostNotification get no reply; Shutdown gets ProxyDeath and the
  * connection closes. idevicebackup2 cannot live without this service (it dereferences a NULL

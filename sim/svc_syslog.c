@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * svc_syslog: com.apple.syslog_relay (device-protocols.md §3.3). A raw byte stream with no
- * framing: each scenario line goes out followed by "\n" and a NUL byte, as a phone sends it
+ * svc_syslog: com.apple.syslog_relay (docs/device-protocols.md "Services"). A raw byte stream
+ * with no framing: each scenario line goes out followed by "\n" and a NUL byte, as a phone sends it
  * (idevicesyslog 1.3.0 treats the NUL as the end of a line). Lines are written in batches on a
  * timer so a long script never exceeds the connection's output cap; then the stream stays open
  * and idle, as a quiet phone's does, until the client goes away.

@@ -4,13 +4,14 @@
  * phone leaves power, at 60 s it is unplugged"), each on its own one-shot loop timer counted
  * from start-up. The events are owned here from timeline_start() until exit.
  */
+#include "timeline.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "loop.h"
-#include "mux.h"
 #include "scenario.h"
 #include "sim.h"
 
@@ -29,7 +30,6 @@ struct timeline {
 void timeline_apply(struct sim *sim, const struct timeline_event *ev)
 {
 	struct sim_device *dev = ev->dev;
-	plist_t dict;
 
 	switch (ev->op) {
 	case TIMELINE_ATTACH:
@@ -39,20 +39,11 @@ void timeline_apply(struct sim *sim, const struct timeline_event *ev)
 		sim_device_detach(sim, dev);
 		break;
 	case TIMELINE_PAIRING:
-		scenario_set_pairing(sim, dev, ev->pairing);
+		sim_device_set_pairing(sim, dev, ev->pairing);
 		break;
 	case TIMELINE_SET:
-		dict = plist_dict_get_item(dev->values, ev->domain);
-		if (!ev->value) {
-			if (dict && plist_dict_get_item(dict, ev->key))
-				plist_dict_remove_item(dict, ev->key);
-			break;
-		}
-		if (!dict) {
-			dict = plist_new_dict();
-			plist_dict_set_item(dev->values, ev->domain, dict);
-		}
-		plist_dict_set_item(dict, ev->key, plist_copy(ev->value));
+		sim_device_set_value(sim, dev, ev->domain, ev->key,
+		                     ev->value ? plist_copy(ev->value) : NULL);
 		break;
 	}
 	log_debug("timeline: %s: event at %llu ms applied", dev->udid,
@@ -69,14 +60,11 @@ static void timeline_fire(struct loop *loop, uint64_t timer_id, void *data)
 	timeline_apply(s->tl->sim, &s->ev);
 }
 
-int timeline_start(struct sim *sim, struct scenario *sc)
+int timeline_start(struct sim *sim, struct scenario *sc, struct timeline **ret)
 {
-	struct mux *m = sim->mux;
 	struct timeline *tl;
 	int i;
 
-	if (!m || m->timeline)
-		return -EINVAL;
 	tl = calloc(1, sizeof(*tl));
 	if (!tl)
 		return -ENOMEM;
@@ -101,24 +89,21 @@ int timeline_start(struct sim *sim, struct scenario *sc)
 	free(sc->events);
 	sc->events = NULL;
 	sc->n_events = 0;
-	m->timeline = tl;
+	*ret = tl;
 	return 0;
 }
 
-void timeline_stop(struct sim *sim)
+void timeline_stop(struct timeline *tl)
 {
-	struct mux *m = sim->mux;
-	struct timeline *tl = m ? m->timeline : NULL;
 	int i;
 
 	if (!tl)
 		return;
 	for (i = 0; i < tl->n; i++) {
 		if (tl->slots[i].timer)
-			loop_cancel_timer(sim->loop, tl->slots[i].timer);
+			loop_cancel_timer(tl->sim->loop, tl->slots[i].timer);
 		plist_free(tl->slots[i].ev.value);
 	}
 	free(tl->slots);
 	free(tl);
-	m->timeline = NULL;
 }

@@ -5,8 +5,14 @@
  * stand-in: a shell script in place of idevicebackup2 that prints progress and succeeds, since
  * what is tested here is the agent's bookkeeping; the real tool against cradle-sim is covered
  * by tests/agent/commands_test.py.
+ *
+ * The stall watchdog: a tool that prints one line and then hangs (ignoring SIGTERM, as
+ * idevicebackup2 does after DLMessagePurgeDiskSpace) is killed and the command fails "stalled";
+ * a slow tool that keeps printing lines is left alone.
  */
+#include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -160,7 +166,7 @@ static void stop(struct loop *loop, uint64_t id, void *data)
 
 static void run_until(struct ctx *c, int finals)
 {
-	for (int i = 0; i < 200 && c->finals < finals; i++) {
+	for (int i = 0; i < 600 && c->finals < finals; i++) {
 		loop_add_timer(c->loop, 25, stop, NULL);
 		loop_run(c->loop);
 	}
@@ -239,10 +245,84 @@ static void test_cap_queue_busy_unplug(void **state)
 	loop_free(c.loop);
 }
 
+static void test_stall(void **state)
+{
+	char store[300], stall_tool[300], chatty_tool[300], pidfile[300], script[512];
+	struct actions_config cfg = {
+		.action_helper = helper,
+		.store = { .dir = store, .retention = 2, .min_free = 0 },
+		.max_concurrent_backups = 2,
+		.restart_timeout_s = 5,
+		.action_timeout_s = 5,
+		.backup_timeout_s = 60,
+		.backup_stall_timeout_s = 1,
+	};
+	struct ctx c = { 0 }, c2 = { 0 }; /* c2: the chatty tool's own module and log */
+	struct command cmd;
+	enum command_status st;
+	uint64_t t0;
+	FILE *f;
+	int pid = 0;
+
+	(void)state;
+	snprintf(store, sizeof(store), "%s/store", dir);
+	snprintf(pidfile, sizeof(pidfile), "%s/stall.pid", dir);
+	snprintf(stall_tool, sizeof(stall_tool), "%s/stall.sh", dir);
+	snprintf(chatty_tool, sizeof(chatty_tool), "%s/chatty.sh", dir);
+	/* one line, then silence; SIGTERM ignored (inherited across exec), only SIGKILL ends it */
+	snprintf(script, sizeof(script),
+	         "#!/bin/sh\necho $$ > '%s'\necho 'Backup directory is \"x\"'\n"
+	         "trap '' TERM\nexec sleep 60\n",
+	         pidfile);
+	write_script(stall_tool, script);
+	/* 2.4 s in all, longer than the stall timeout, but a line every 0.3 s */
+	write_script(chatty_tool, "#!/bin/sh\nfor i in 1 2 3 4 5 6 7 8; do sleep 0.3; "
+	                          "echo \"[===       ]  ${i}0% Finished\"; done\n"
+	                          "echo 'Backup Successful.'\n");
+	c.loop = loop_new();
+	cfg.backup_tool = stall_tool;
+	c.a = actions_new(c.loop, &cfg, &ops, &c);
+	cfg.backup_tool = chatty_tool;
+	c2.loop = c.loop;
+	c2.a = actions_new(c.loop, &cfg, &ops, &c2);
+	assert_non_null(c.a);
+	assert_non_null(c2.a);
+
+	t0 = loop_now_ms();
+	cmd = backup_cmd("00008110-0000000000000B01", 11);
+	actions_start(c.a, &cmd);
+	cmd = backup_cmd("00008110-0000000000000B02", 12);
+	actions_start(c2.a, &cmd);
+	run_until(&c, 1);
+	assert_string_equal(final_cause(&c, "00008110-0000000000000B01", &st), "stalled");
+	assert_int_equal(st, COMMAND_STATUS_FAILED);
+	/* 1 s of silence, then SIGTERM (ignored) and SIGKILL 2 s later */
+	assert_true(loop_now_ms() - t0 >= 1000);
+	assert_true(loop_now_ms() - t0 < 8000);
+	f = fopen(pidfile, "r");
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "%d", &pid), 1);
+	fclose(f);
+	assert_true(pid > 0);
+	assert_int_equal(kill(pid, 0), -1); /* killed and reaped */
+	assert_int_equal(errno, ESRCH);
+	assert_int_equal(backupstore_count(&cfg.store, "00008110-0000000000000B01"), 0);
+
+	run_until(&c2, 1);
+	assert_int_equal(c2.finals, 1);
+	final_cause(&c2, "00008110-0000000000000B02", &st);
+	assert_int_equal(st, COMMAND_STATUS_SUCCEEDED);
+	assert_int_equal(backupstore_count(&cfg.store, "00008110-0000000000000B02"), 1);
+	actions_free(c2.a);
+	actions_free(c.a);
+	loop_free(c.loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_cap_queue_busy_unplug, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stall, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

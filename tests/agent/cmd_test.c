@@ -2,7 +2,9 @@
 /*
  * Tests of the command intake (agent/cmd.c): every rejection reason, the order of the checks
  * (the first failing check wins), replay across a restart, and the rate limits. The clock is
- * driven by the tests (monotonic and wall time are parameters of cmd_check()).
+ * driven by the tests (monotonic and wall time are parameters of cmd_check()). The tests of the
+ * later checks run with require_signed off (unsigned commands pass the signature check); the
+ * signature tests at the end turn it on.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -38,6 +40,7 @@ struct fixture {
 	struct cmd *cmd;
 	struct cmd_config cfg;
 	int next_id;
+	struct cmdsig_signer *a, *b; /* signature tests: a is trusted, b is not */
 };
 
 static bool known_device(const char *udid, void *userdata)
@@ -53,7 +56,9 @@ static int open_all(struct fixture *f)
 	return cmd_new(&f->cfg, f->table, known_device, NULL, &f->cmd);
 }
 
-static int setup(void **state)
+/* signed: signatures required, key a trusted (b generated but not trusted); else unsigned
+ * commands pass the signature check, for the tests of the later checks. */
+static int setup_with(void **state, bool signed_)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
@@ -65,8 +70,25 @@ static int setup(void **state)
 	snprintf(f->path, sizeof(f->path), "%s/cmdtable", f->dir);
 	cmd_config_defaults(&f->cfg);
 	snprintf(f->cfg.agent, sizeof(f->cfg.agent), "%s", AGENT);
+	f->cfg.require_signed = signed_;
+	if (signed_) {
+		if (cmdsig_signer_generate(&f->a) < 0 || cmdsig_signer_generate(&f->b) < 0)
+			return -1;
+		f->cfg.keys[0] = *cmdsig_signer_pubkey(f->a);
+		f->cfg.n_keys = 1;
+	}
 	*state = f;
 	return open_all(f);
+}
+
+static int setup(void **state)
+{
+	return setup_with(state, false);
+}
+
+static int setup_signed(void **state)
+{
+	return setup_with(state, true);
 }
 
 static int teardown(void **state)
@@ -76,6 +98,8 @@ static int teardown(void **state)
 
 	cmd_free(f->cmd);
 	cmdtable_free(f->table);
+	cmdsig_signer_free(f->a);
+	cmdsig_signer_free(f->b);
 	unlink(f->path);
 	snprintf(p, sizeof(p), "%s.tmp", f->path);
 	unlink(p);
@@ -672,6 +696,210 @@ static void test_internal_on_write_failure(void **state)
 	free(s);
 }
 
+/* ---- signatures ---- */
+
+struct signed_msg {
+	struct cmd_message m;
+	char sig[CMDSIG_SIG_B64_LEN + 1];
+};
+
+/* s signed by signer (as key_id when given, else its own id), with the correlation data. */
+static void sign_msg(struct signed_msg *sm, const char *s, const struct cmdsig_signer *signer,
+                     const char *key_id)
+{
+	memset(sm, 0, sizeof(*sm));
+	sm->m = msg_of(s);
+	sm->m.correlation = ID1;
+	sm->m.correlation_len = 36;
+	assert_int_equal(cmdsig_sign(signer, s, strlen(s), sm->sig), 0);
+	key_id = key_id ? key_id : cmdsig_signer_pubkey(signer)->id;
+	cmd_message_user_property(&sm->m, CMDSIG_PROP_SIG, strlen(CMDSIG_PROP_SIG), sm->sig,
+	                          strlen(sm->sig));
+	cmd_message_user_property(&sm->m, CMDSIG_PROP_KEY_ID, strlen(CMDSIG_PROP_KEY_ID), key_id,
+	                          strlen(key_id));
+}
+
+static enum command_reject check_msg(struct fixture *f, const struct cmd_message *m,
+                                     struct cmd_decision *d)
+{
+	cmd_check(f->cmd, m, 1000, T0, d);
+	return d->reason;
+}
+
+static void test_sig_accept_and_replay(void **state)
+{
+	struct fixture *f = *state;
+	struct signed_msg sm;
+	struct cmd_decision d;
+	struct command_result res;
+	char *s = payload(ID1, "device.refresh", UDID, "{}", 900);
+
+	sign_msg(&sm, s, f->a, NULL);
+	/* other user properties are ignored */
+	cmd_message_user_property(&sm.m, "trace", 5, "1", 1);
+	assert_int_equal(check_msg(f, &sm.m, &d), COMMAND_REJECT_NONE);
+	assert_string_equal(d.key_id, cmdsig_signer_pubkey(f->a)->id);
+	assert_false(d.security);
+	/* the same signed bytes again: a replay, answered with the last status, not run */
+	assert_int_equal(check_msg(f, &sm.m, &d), COMMAND_REJECT_REPLAY);
+	assert_true(d.known);
+	assert_int_equal(cmd_decision_result(f->cmd, &d, &res), 0);
+	assert_int_equal(res.status, COMMAND_STATUS_ACCEPTED);
+	assert_true(res.replay);
+	free(s);
+}
+
+static void test_sig_refusals(void **state)
+{
+	struct fixture *f = *state;
+	struct signed_msg sm;
+	struct cmd_decision d;
+	struct command_result res;
+	char *s = payload(ID1, "device.refresh", UDID, "{}", 900);
+	char *forged = strdup(s);
+	struct cmd_message m;
+
+	/* unsigned, with signatures required: refused before parsing, attributed by correlation */
+	m = msg_of(s);
+	m.correlation = ID1;
+	m.correlation_len = 36;
+	assert_int_equal(check_msg(f, &m, &d), COMMAND_REJECT_BAD_SIGNATURE);
+	assert_false(d.parsed);
+	assert_true(d.attributable);
+	assert_true(d.security);
+	assert_int_equal(cmd_decision_result(f->cmd, &d, &res), 0);
+	assert_int_equal(res.status, COMMAND_STATUS_REJECTED);
+	assert_int_equal(res.reason, COMMAND_REJECT_BAD_SIGNATURE);
+	assert_string_equal(res.udid, ""); /* nothing read from the unverified bytes */
+
+	/* forged: payload changed after signing (another device) */
+	sign_msg(&sm, s, f->a, NULL);
+	memcpy(strstr(forged, UDID), UDID2, strlen(UDID2));
+	sm.m.payload = forged;
+	assert_int_equal(check_msg(f, &sm.m, &d), COMMAND_REJECT_BAD_SIGNATURE);
+
+	/* truncated payload, truncated signature, truncated key id */
+	sign_msg(&sm, s, f->a, NULL);
+	sm.m.len--;
+	assert_int_equal(check_msg(f, &sm.m, &d), COMMAND_REJECT_BAD_SIGNATURE);
+	sign_msg(&sm, s, f->a, NULL);
+	sm.m.signature_len = 44;
+	assert_int_equal(check_msg(f, &sm.m, &d), COMMAND_REJECT_BAD_SIGNATURE);
+	sign_msg(&sm, s, f->a, NULL);
+	sm.m.key_id_len = 8;
+	assert_int_equal(check_msg(f, &sm.m, &d), COMMAND_REJECT_BAD_SIGNATURE);
+	/* signature without key id */
+	sign_msg(&sm, s, f->a, NULL);
+	sm.m.key_id = NULL;
+	assert_int_equal(check_msg(f, &sm.m, &d), COMMAND_REJECT_BAD_SIGNATURE);
+
+	/* re-signed with an untrusted key */
+	sign_msg(&sm, s, f->b, NULL);
+	assert_int_equal(check_msg(f, &sm.m, &d), COMMAND_REJECT_UNKNOWN_KEY);
+	assert_true(d.security);
+	/* the untrusted key's signature under the trusted key's id */
+	sign_msg(&sm, s, f->b, cmdsig_signer_pubkey(f->a)->id);
+	assert_int_equal(check_msg(f, &sm.m, &d), COMMAND_REJECT_BAD_SIGNATURE);
+
+	/* a second cradle-sig (which one would count?) */
+	sign_msg(&sm, s, f->a, NULL);
+	cmd_message_user_property(&sm.m, CMDSIG_PROP_SIG, strlen(CMDSIG_PROP_SIG), sm.sig,
+	                          strlen(sm.sig));
+	assert_int_equal(check_msg(f, &sm.m, &d), COMMAND_REJECT_BAD_SIGNATURE);
+
+	/* garbage signed by nobody is a bad signature, not malformed: nothing was parsed */
+	m = msg_of("{oops");
+	assert_int_equal(check_msg(f, &m, &d), COMMAND_REJECT_BAD_SIGNATURE);
+	/* none of these were recorded, and the genuine command still goes through */
+	assert_int_equal(cmdtable_count(f->table), 0);
+	sign_msg(&sm, s, f->a, NULL);
+	assert_int_equal(check_msg(f, &sm.m, &d), COMMAND_REJECT_NONE);
+	free(forged);
+	free(s);
+}
+
+static void test_sig_oversize_first(void **state)
+{
+	struct fixture *f = *state;
+	struct cmd_decision d;
+	char *big = calloc(1, COMMAND_PAYLOAD_MAX + 1);
+	struct cmd_message m = msg_of("");
+
+	m.payload = big;
+	m.len = COMMAND_PAYLOAD_MAX + 1;
+	assert_int_equal(check_msg(f, &m, &d), COMMAND_REJECT_OVERSIZE);
+	free(big);
+}
+
+/* A new intake with f->cfg (as after a config change and restart). */
+static void reconfigure(struct fixture *f)
+{
+	cmd_free(f->cmd);
+	assert_int_equal(cmd_new(&f->cfg, f->table, known_device, NULL, &f->cmd), 0);
+}
+
+/* A fresh device.refresh for udid signed by signer (NULL: unsigned); the decision's reason. */
+static enum command_reject check_fresh(struct fixture *f, const char *udid,
+                                       const struct cmdsig_signer *signer)
+{
+	struct signed_msg sm;
+	struct cmd_decision d;
+	char id[COMMAND_ID_MAX], *s;
+
+	new_id(f, id);
+	s = payload(id, "device.refresh", udid, "{}", 900);
+	if (signer) {
+		sign_msg(&sm, s, signer, NULL);
+		sm.m.correlation = NULL;
+	} else {
+		sm.m = msg_of(s);
+	}
+	check_msg(f, &sm.m, &d);
+	assert_string_equal(d.key_id, signer && d.reason == COMMAND_REJECT_NONE
+	                                      ? cmdsig_signer_pubkey(signer)->id
+	                                      : "");
+	free(s);
+	return d.reason;
+}
+
+static void test_sig_optional(void **state)
+{
+	struct fixture *f = *state;
+	struct signed_msg sm;
+	struct cmd_decision d;
+	char id[COMMAND_ID_MAX], *s;
+
+	f->cfg.require_signed = false;
+	reconfigure(f);
+	assert_int_equal(check_fresh(f, UDID, NULL), COMMAND_REJECT_NONE);
+	/* a signed command is still verified */
+	assert_int_equal(check_fresh(f, UDID, f->b), COMMAND_REJECT_UNKNOWN_KEY);
+	new_id(f, id);
+	s = payload(id, "device.refresh", UDID, "{}", 900);
+	sign_msg(&sm, s, f->a, NULL);
+	sm.m.len--;
+	assert_int_equal(check_msg(f, &sm.m, &d), COMMAND_REJECT_BAD_SIGNATURE);
+	free(s);
+}
+
+static void test_sig_rotation(void **state)
+{
+	struct fixture *f = *state;
+
+	/* a and b trusted at once: both work */
+	f->cfg.keys[1] = *cmdsig_signer_pubkey(f->b);
+	f->cfg.n_keys = 2;
+	reconfigure(f);
+	assert_int_equal(check_fresh(f, UDID, f->a), COMMAND_REJECT_NONE);
+	assert_int_equal(check_fresh(f, UDID2, f->b), COMMAND_REJECT_NONE);
+	/* a removed: refused as unknown, b still works */
+	f->cfg.keys[0] = f->cfg.keys[1];
+	f->cfg.n_keys = 1;
+	reconfigure(f);
+	assert_int_equal(check_fresh(f, UDID, f->a), COMMAND_REJECT_UNKNOWN_KEY);
+	assert_int_equal(check_fresh(f, UDID, f->b), COMMAND_REJECT_NONE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -691,6 +919,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rate_per_device, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_correlation_mismatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_internal_on_write_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sig_accept_and_replay, setup_signed, teardown),
+		cmocka_unit_test_setup_teardown(test_sig_refusals, setup_signed, teardown),
+		cmocka_unit_test_setup_teardown(test_sig_oversize_first, setup_signed, teardown),
+		cmocka_unit_test_setup_teardown(test_sig_optional, setup_signed, teardown),
+		cmocka_unit_test_setup_teardown(test_sig_rotation, setup_signed, teardown),
 	};
 
 	log_init("cmd-test", LOG_LEVEL_ERROR);

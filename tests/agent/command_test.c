@@ -89,9 +89,13 @@ static void test_examples(void **state)
 	static const char *const cmds[] = { "command_backup_local_start.json",
 		                            "command_icloud_enable.json" };
 	static const char *const results[] = {
-		"command_result_accepted.json",         "command_result_in_progress.json",
-		"command_result_waiting_for_user.json", "command_result_failed.json",
-		"command_result_rejected.json",         "command_result_succeeded_replay.json",
+		"command_result_accepted.json",
+		"command_result_in_progress.json",
+		"command_result_waiting_for_user.json",
+		"command_result_failed.json",
+		"command_result_rejected.json",
+		"command_result_succeeded_replay.json",
+		"command_result_rejected_bad_signature.json",
 	};
 	struct command c;
 	struct command_result r;

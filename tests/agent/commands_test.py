@@ -11,7 +11,8 @@ import time
 import uuid
 
 from common import AGENT, SIM, device, states, udid, validate_all, write_scenario
-from harness import Agent, Broker, Collector, Sim, fail, holds, wait_for
+from harness import (Agent, Broker, Collector, Sim, fail, holds, sign_args, signing_key,
+                     wait_for)
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -22,7 +23,7 @@ DAY = 86400
 
 def send(broker, u, name, *extra, timeout=60):
     argv = [AGENT, "send", "--broker", broker.url(), "--agent", AID, "--udid", u, name,
-            "--json", "--timeout", str(timeout)] + list(extra)
+            "--json", "--timeout", str(timeout)] + sign_args() + list(extra)
     r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 30)
     results = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
     return r.returncode, results, r.stderr
@@ -36,8 +37,9 @@ def ops(entries):
     return [e.get("op") for e in entries]
 
 
-def raw_publish(port, payload, corr=None, expiry=None):
-    """Publishes a command payload as an attacker or a broken sender would."""
+def raw_publish(port, payload, corr=None, expiry=None, user=None):
+    """Publishes a command payload as an attacker or a broken sender would (user: the MQTT 5
+    user properties, e.g. a signature)."""
     c = mqtt.Client(client_id="raw-%d" % os.getpid(), protocol=mqtt.MQTTv5)
     c.connect("127.0.0.1", port)
     c.loop_start()
@@ -46,6 +48,8 @@ def raw_publish(port, payload, corr=None, expiry=None):
         props.CorrelationData = corr.encode()
     if expiry:
         props.MessageExpiryInterval = expiry
+    if user:
+        props.UserProperty = list(user)
     info = c.publish("cradle/v1/agent/%s/cmd" % AID, payload, qos=1, properties=props)
     info.wait_for_publish(5)
     c.loop_stop()
@@ -68,9 +72,14 @@ def command(u, name, cmd_id, agent=AID, expires_in=300, params=None):
                        "expires_at": ts(now + expires_in)})
 
 
-def expect_rejected(col, sim, broker, cmd_id, reason, payload, corr=None):
+def expect_rejected(col, sim, broker, cmd_id, reason, payload, corr=None, signed=True):
+    """payload is signed with the run's key unless signed is False: these refusals come from
+    the checks after the signature."""
     journal(sim, udid(1))  # start from an empty journal
-    raw_publish(broker.port, payload, corr=corr)
+    if isinstance(payload, str):
+        payload = payload.encode()
+    raw_publish(broker.port, payload, corr=corr,
+                user=signing_key().user_properties(payload) if signed else None)
     res = wait_for(lambda: results_for(col, cmd_id), 5, what="rejection of %s" % reason)
     if res[-1]["status"] != "rejected" or res[-1].get("reason") != reason:
         fail("expected rejected/%s, got %r" % (reason, res[-1]))
@@ -188,7 +197,8 @@ def main():
             journal(sim, udid(5))
             p = subprocess.Popen([AGENT, "send", "--broker", broker.url(), "--agent", AID,
                                   "--udid", udid(5), "backup.local.start", "--json",
-                                  "--param", "full=true", "--cmd-id", cid, "--timeout", "60"],
+                                  "--param", "full=true", "--cmd-id", cid, "--timeout", "60"]
+                                 + sign_args(),
                                  stdout=subprocess.PIPE, text=True)
             wait_for(lambda: "backup_started" in ops(journal(sim, udid(5))), 20,
                      what="second backup running on the phone")
@@ -209,7 +219,8 @@ def main():
             cid = str(uuid.uuid4())
             p = subprocess.Popen([AGENT, "send", "--broker", broker.url(), "--agent", AID,
                                   "--udid", udid(5), "backup.local.start", "--json",
-                                  "--param", "full=true", "--cmd-id", cid, "--timeout", "60"],
+                                  "--param", "full=true", "--cmd-id", cid, "--timeout", "60"]
+                                 + sign_args(),
                                  stdout=subprocess.DEVNULL)
             seen = []
             wait_for(lambda: seen.extend(journal(sim, udid(5))) or
@@ -247,7 +258,7 @@ def main():
                             cid.encode() + b"\", oops", corr=cid)
             cid = str(uuid.uuid4())
             expect_rejected(col, sim, broker, cid, "oversize", b"{" + b" " * 9000 + b"}",
-                            corr=cid)
+                            corr=cid, signed=False)
             if not agent.proc.alive():
                 fail("the agent died on bad commands")
             n = validate_all(col)

@@ -61,6 +61,12 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.cmd_rate_per_device.count, 6);
 	assert_int_equal(cfg.cmd_rate_per_device.interval_s, 3600);
 	assert_int_equal(cfg.cmd_id_retention_s, 7 * 86400);
+	assert_int_equal(cfg.backup_stall_timeout_s, 600);
+	assert_true(cfg.disk_low_free == 2ULL << 30);
+	assert_int_equal(cfg.disk_check_interval_s, 60);
+	assert_int_equal(cfg.security_event_interval_s, 60);
+	assert_int_equal(cfg.command_keys.n, 0);
+	assert_true(cfg.require_signed_commands);
 	/* the pattern defaults are the diagnosis' own */
 	diagnose_config_defaults(&dc);
 	assert_true(dc.storage_full.n > 0);
@@ -91,6 +97,9 @@ static void test_values(void **state)
 	                   "log_level debug\n"
 	                   "allowed_commands device.refresh\n"
 	                   "cmd_rate_per_device 3/10m\n"
+	                   "command_keys 11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=, "
+	                   "PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw=\n"
+	                   "require_signed_commands false\n"
 	                   "session_expiry 5m";
 
 	(void)state;
@@ -117,6 +126,10 @@ static void test_values(void **state)
 	assert_int_equal(cfg.cmd_rate_per_device.count, 3);
 	assert_int_equal(cfg.cmd_rate_per_device.interval_s, 600);
 	assert_int_equal(cfg.session_expiry_s, 300);
+	assert_int_equal(cfg.command_keys.n, 2);
+	assert_string_equal(cfg.command_keys.item[1],
+	                    "PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw=");
+	assert_false(cfg.require_signed_commands);
 }
 
 static void expect_error(const char *text, const char *want)
@@ -187,6 +200,13 @@ static void test_errors(void **state)
 	             "t.conf: will_delay (3600s) must be shorter than session_expiry (3600s)");
 	expect_error("agent_id abc\nmqtt_certfile /c.pem\n",
 	             "t.conf: mqtt_certfile and mqtt_keyfile must be set together");
+	/* a key that is not one names its line and item (a typo must not drop a trusted key) */
+	expect_error("agent_id abc\n\ncommand_keys 11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=,"
+	             "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHUR\n",
+	             "t.conf:3: 'command_keys': item 2 '11qYAYKxCrfVS/7T...' is not an Ed25519 "
+	             "public key");
+	expect_error("agent_id abc\ncommand_keys -----BEGIN PUBLIC KEY-----\n",
+	             "t.conf:2: 'command_keys': item 1");
 	expect_error("agent_id abc\n\xff\xfe 1\n",
 	             "t.conf:2: key contains a control or non-ASCII byte");
 }

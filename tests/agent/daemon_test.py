@@ -56,9 +56,17 @@ def main():
             s5 = state_of(col, udid(5), lambda s: s["attached"], 10, "state of phone 5")
             if s5["pairing"] != "invalid":
                 fail("phone 5 has a stale pair record: %r" % s5)
-            wait_for(lambda: any(e["event"] == "pairing_invalid"
-                                 for e in events(col, AID, udid(5))), 5,
-                     what="pairing_invalid event")
+            ev = wait_for(lambda: [e for e in events(col, AID, udid(5))
+                                   if e["event"] == "pairing_invalid"], 5,
+                          what="pairing_invalid event")[0]
+            # typed event details: the handshake's error (InvalidHostID)
+            if ev["details"] != {"lockdown_error": -21}:
+                fail("pairing_invalid details: %r" % ev)
+            ev = wait_for(lambda: [e for e in events(col, AID, udid(2))
+                                   if e["event"] == "backup_stale"], 5,
+                          what="backup_stale event")[0]
+            if "never_backed_up" not in ev["details"].get("causes", []):
+                fail("backup_stale details without the causes: %r" % ev)
             # the agent must never pair on its own: no Pair request reached the phone
             j = sim.ctl({"op": "journal", "udid": udid(3)})
             if any(e.get("op") == "Pair" for e in j.get("journal", [])):

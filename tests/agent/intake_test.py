@@ -10,7 +10,9 @@ reporting in_progress and succeeded through the intake's table.
 
 Checks: success, a repeat answered from the table without a second execution, the same after a
 kill -9 of the intake, not_allowed, unknown_device, rate_limited restarts, a retained command
-ignored, an oversize command rejected through its correlation data; all results schema-valid.
+ignored, an oversize command rejected through its correlation data, an unsigned one refused as
+bad_signature; all results schema-valid. Commands are signed with the run's key
+(harness.signing_key()), which the intake trusts.
 """
 import argparse
 import json
@@ -22,7 +24,8 @@ import tempfile
 import threading
 import time
 
-from harness import Broker, Collector, fail, validate_messages, wait_for  # noqa: E402
+from harness import (Broker, Collector, fail, sign_args, signing_key,  # noqa: E402
+                     validate_messages, wait_for)
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -55,7 +58,8 @@ class Bridge:
             raise TimeoutError("bridge could not subscribe")
 
     def start_tool(self):
-        self.tool = subprocess.Popen([self.tool_bin, AGENT, self.state_dir, UDID],
+        self.tool = subprocess.Popen([self.tool_bin, "-k", signing_key().public, AGENT,
+                                      self.state_dir, UDID],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=open(os.path.join(self.state_dir, "tool.err"), "ab"),
                                      text=True, bufsize=1)
@@ -79,13 +83,16 @@ class Bridge:
         self.c.publish("cradle/v1/agent/%s/result" % AGENT, res, qos=1)
 
     def on_message(self, c, u, m):
-        expiry, corr = -1, None
+        expiry, corr, props = -1, None, []
         if m.properties is not None:
             expiry = getattr(m.properties, "MessageExpiryInterval", -1)
             corr = getattr(m.properties, "CorrelationData", None)
+            props = getattr(m.properties, "UserProperty", [])
         line = "M %d %d %s %s" % (1 if m.retain else 0, expiry,
                                   corr.hex() if corr else "-",
                                   bytes(m.payload).hex() if m.payload else "-")
+        if props:
+            line += " " + "".join("%s\t%s\n" % kv for kv in props).encode().hex()
         with self.lock:
             reason, res = self.ask(line)
             cmd_id = json.loads(res)["cmd_id"] if res else None
@@ -118,7 +125,7 @@ def main():
 
     def send(extra, timeout=15):
         argv = [args.send] + ([args.send_prefix] if args.send_prefix else []) + [
-            "--broker", broker.url(), "--agent", AGENT, "--timeout", "10"] + extra
+            "--broker", broker.url(), "--agent", AGENT, "--timeout", "10"] + sign_args() + extra
         p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         return p.returncode, p.stdout, p.stderr
 
@@ -185,11 +192,28 @@ def main():
                 wait_for(lambda: any(d[0] == "retained" for d in bridge.decisions), 5,
                          what="retained decision")
                 expect(len(bridge.executions) == n_exec, "a retained command never runs")
-                # clearing it delivers an empty payload: malformed, unattributable, no result
+                # clearing it delivers an empty, unsigned payload: refused before parsing,
+                # unattributable, no result
                 pub.publish("cradle/v1/agent/%s/cmd" % AGENT, b"", qos=1,
                             retain=True).wait_for_publish(5)
-                wait_for(lambda: any(d[0] == "malformed" for d in bridge.decisions), 5,
+                wait_for(lambda: any(d[0] == "bad_signature" for d in bridge.decisions), 5,
                          what="empty payload decision")
+
+                # a valid command without a signature: bad_signature, attributed through the
+                # correlation data, never run
+                n_exec = len(bridge.executions)
+                unsigned_id = "c0ffee00-1234-4abc-8def-0000000000aa"
+                props = Properties(PacketTypes.PUBLISH)
+                props.CorrelationData = unsigned_id.encode()
+                pub.publish("cradle/v1/agent/%s/cmd" % AGENT,
+                            json.dumps(dict(planted, cmd_id=unsigned_id)), qos=1,
+                            properties=props).wait_for_publish(5)
+                wait_for(lambda: [m for m in col.json() if m[1]["cmd_id"] == unsigned_id], 5,
+                         what="unsigned result")
+                res = [m[1] for m in col.json() if m[1]["cmd_id"] == unsigned_id][0]
+                expect(res["status"] == "rejected" and res["reason"] == "bad_signature",
+                       "unsigned result %r" % res)
+                expect(len(bridge.executions) == n_exec, "an unsigned command never runs")
 
                 # oversize: rejected before parsing, attributed through the correlation data
                 big_id = "c0ffee00-1234-4abc-8def-0000000000bb"

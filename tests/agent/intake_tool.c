@@ -5,13 +5,17 @@
  * real MQTT deliveries (payload, retain flag, message expiry, correlation data) and publish what
  * it answers. It stands in for the daemon's wiring until the lead does it.
  *
- *   stdin:  M <retained 0|1> <expiry_s|-1> <correlation hex|-> <payload hex|->
+ *   stdin:  M <retained 0|1> <expiry_s|-1> <correlation hex|-> <payload hex|-> [<props hex>]
  *           U <cmd_id> <status> <code|-> <progress|-1>        (a later execution state)
  *   stdout: R <reason> <result JSON|->                          (one line per input line)
  *
- * usage: intake_tool AGENT_ID STATE_DIR KNOWN_UDID...
+ * props: the MQTT 5 user properties, as "name\tvalue\n" records (hex encoded like the rest).
+ *
+ * usage: intake_tool [-k PUBKEY]... [-u] AGENT_ID STATE_DIR KNOWN_UDID...
+ *   -k  trust this base64 Ed25519 public key (command_keys); -u  accept unsigned commands
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +63,23 @@ static long unhex(char *s, char **ret)
 	return (long)(n / 2);
 }
 
+/* Offers each "name\tvalue\n" record of props (modified in place) to the intake. */
+static int user_props(struct cmd_message *m, char *props, size_t len)
+{
+	char *p = props, *end = props + len;
+
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		char *tab = memchr(p, '\t', (size_t)((nl ? nl : end) - p));
+
+		if (!nl || !tab)
+			return -EINVAL;
+		cmd_message_user_property(m, p, (size_t)(tab - p), tab + 1, (size_t)(nl - tab - 1));
+		p = nl + 1;
+	}
+	return 0;
+}
+
 static void print_result(const char *reason, struct command_result *res)
 {
 	char *json;
@@ -77,16 +98,31 @@ int main(int argc, char **argv)
 	struct cmd *cmd = NULL;
 	struct cmd_config cfg;
 	char path[4096];
-	int r = 1;
+	int r = 1, c;
 
+	cmd_config_defaults(&cfg);
+	while ((c = getopt(argc, argv, "k:u")) != -1) {
+		if (c == 'u') {
+			cfg.require_signed = false;
+		} else if (c == 'k' && cfg.n_keys < CMDSIG_KEYS_MAX &&
+		           cmdsig_pubkey_parse(optarg, strlen(optarg), &cfg.keys[cfg.n_keys]) ==
+		                   0) {
+			cfg.n_keys++;
+		} else {
+			fprintf(stderr, "intake_tool: bad option\n");
+			return 2;
+		}
+	}
+	argc -= optind - 1;
+	argv += optind - 1;
 	if (argc < 3) {
-		fprintf(stderr, "usage: intake_tool AGENT_ID STATE_DIR KNOWN_UDID...\n");
+		fprintf(stderr, "usage: intake_tool [-k PUBKEY]... [-u] AGENT_ID STATE_DIR "
+		                "KNOWN_UDID...\n");
 		return 2;
 	}
 	log_init("intake_tool", LOG_LEVEL_INFO);
 	known_udids = argv + 3;
 	n_known = argc - 3;
-	cmd_config_defaults(&cfg);
 	snprintf(cfg.agent, sizeof(cfg.agent), "%s", argv[1]);
 	snprintf(path, sizeof(path), "%s/cmdtable", argv[2]);
 	if (cmdtable_open(path, 1000, 48LL * 3600 * 1000, wall_now_ms(), &table) < 0 ||
@@ -104,13 +140,15 @@ int main(int argc, char **argv)
 			n++;
 			p = NULL;
 		}
-		if (n == 5 && strcmp(tok[0], "M") == 0) {
+		if ((n == 5 || n == 6) && strcmp(tok[0], "M") == 0) {
 			struct cmd_message m = { 0 };
 			struct cmd_decision d;
-			char *corr, *payload;
+			char *corr, *payload, *props = NULL;
 			long clen = unhex(tok[3], &corr), plen = unhex(tok[4], &payload);
+			long prlen = n == 6 ? unhex(tok[5], &props) : 0;
 
-			if (clen < 0 || plen < 0) {
+			if (clen < 0 || plen < 0 || prlen < 0 ||
+			    (props && user_props(&m, props, (size_t)prlen) < 0)) {
 				printf("R error -\n");
 				continue;
 			}

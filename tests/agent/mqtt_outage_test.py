@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""Outbox + MQTT client against a real mosquitto (reliability.md T-REL-03/07 at module level).
+"""Outbox + MQTT client against a real mosquitto (broker outage and agent kill, module level).
 
 Scenario: the driver (outbox_drive, the agent's config/outbox/mqtt code) publishes numbered
 events and retained states; the broker is stopped while the driver keeps producing, the driver

@@ -1,5 +1,5 @@
-# The send client (agent/send.c) against a real mosquitto on a free loopback port, with a
-# responder in the test standing in for the agent's command execution.
+# The send client (client/send.c over client/client.c) against a real mosquitto on a free
+# loopback port, with a responder in the test standing in for the agent's command execution.
 # The real binary, the way admins call it: `cradle-agent send ...`.
 set(send_cmd $<TARGET_FILE:cradle-agent>)
 set(send_prefix send)

@@ -10,8 +10,10 @@ status and replay:true, as the agent does.
 
 Checks: exit codes (0 succeeded, 1 failed/rejected, 2 timeout/usage/broker error), one printed
 line per result of this command only (other commands' results and junk are ignored), the command
-is QoS 1, not retained, with message expiry = ttl and correlation data = cmd_id, and the command
-and the --json output are valid against proto/schema.
+is QoS 1, not retained, with message expiry = ttl and correlation data = cmd_id, it is signed
+(--sign-key: cradle-sig verifies over the exact payload bytes with the run's key, cradle-key-id
+is its key id), --print-public-key prints that key, and the command and the --json output are
+valid against proto/schema.
 """
 import argparse
 import datetime
@@ -22,7 +24,8 @@ import sys
 import threading
 import time
 
-from harness import Broker, fail, holds, validate_messages, wait_for  # noqa: E402
+from harness import (Broker, fail, holds, sign_args, signing_key,  # noqa: E402
+                     validate_messages, wait_for)
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -75,9 +78,10 @@ class Responder:
         props = {}
         if m.properties is not None:
             for name in ("MessageExpiryInterval", "CorrelationData", "ResponseTopic",
-                         "ContentType", "PayloadFormatIndicator"):
+                         "ContentType", "PayloadFormatIndicator", "UserProperty"):
                 if hasattr(m.properties, name):
                     props[name] = getattr(m.properties, name)
+        props["raw"] = bytes(m.payload)
         try:
             cmd = json.loads(m.payload)
         except ValueError:
@@ -127,7 +131,7 @@ def main():
 
     with Broker() as broker:
         resp = Responder(broker.port)
-        base = ["--broker", broker.url(), "--agent", AGENT]
+        base = ["--broker", broker.url(), "--agent", AGENT] + sign_args()
         try:
             # 1. success path, with a param and a fixed cmd_id for the replay below
             cmd_id = "0b7d9e52-7c3a-4f61-a1e8-5d2c4b6a8f10"
@@ -152,6 +156,14 @@ def main():
             expect(props.get("CorrelationData") == cmd_id.encode(), "correlation data = cmd_id")
             expect(props.get("ResponseTopic") == "cradle/v1/agent/%s/result" % AGENT,
                    "response topic")
+            user = dict(props.get("UserProperty", []))
+            expect(len(props.get("UserProperty", [])) == 2, "two user properties: %r" % props)
+            expect(user.get("cradle-key-id") == signing_key().key_id,
+                   "key id %r, want %s" % (user, signing_key().key_id))
+            expect(signing_key().verify(props["raw"], user.get("cradle-sig", "")),
+                   "cradle-sig verifies over the payload bytes as received")
+            expect(not signing_key().verify(props["raw"] + b" ", user.get("cradle-sig", "")),
+                   "and over nothing else")
             ia = datetime.datetime.fromisoformat(cmd["issued_at"].replace("Z", "+00:00"))
             ea = datetime.datetime.fromisoformat(cmd["expires_at"].replace("Z", "+00:00"))
             expect(abs((ea - ia).total_seconds() - 120) < 1.5, "expires_at = issued_at + ttl")
@@ -197,11 +209,29 @@ def main():
                 expect(rc == 2, "usage %r: exit %d" % (bad, rc), (out, err))
             rc, out, err, _ = run_send(args, ["--agent", AGENT, "--udid", "U", "device.refresh"])
             expect(rc == 2, "usage without --broker", (out, err))
+            rc, out, err, _ = run_send(args, base + ["--udid", "UDID-OK", "--sign-key",
+                                                     "/nonexistent.pem", "device.refresh"])
+            expect(rc == 2 and "/nonexistent.pem" in err, "unreadable --sign-key", (out, err))
+            rc, out, err, _ = run_send(args, base + ["--udid", "UDID-OK", "--sign-key",
+                                                     args.schema, "device.refresh"])
+            expect(rc == 2 and "Ed25519" in err, "--sign-key not a key", (out, err))
             holds(lambda: len(resp.received) == n, 0.3, what="usage errors publish nothing")
+            # 7. without --sign-key: sent unsigned (no user properties), with a notice
+            rc, out, err, _ = run_send(args, ["--broker", broker.url(), "--agent", AGENT,
+                                              "--udid", "UDID-OK", "device.refresh"])
+            expect(rc == 0 and "not signed" in err, "unsigned send", (out, err))
+            expect("UserProperty" not in resp.received[-1][2], "unsigned: no user properties")
+
+            # 8. the public key for command_keys, the same as openssl's
+            rc, out, err, _ = run_send(args, ["--print-public-key"] + sign_args())
+            expect(rc == 0 and out == signing_key().public + "\n" and
+                   signing_key().key_id in err, "--print-public-key", (out, err))
+            rc, out, err, _ = run_send(args, ["--print-public-key"])
+            expect(rc == 2, "--print-public-key without --sign-key", (out, err))
         finally:
             resp.close()
 
-        # 7. broker gone -> 2, quickly
+        # 9. broker gone -> 2, quickly
         port = broker.port
     rc, out, err, dt = run_send(args, ["--broker", "tcp://127.0.0.1:%d" % port, "--agent", AGENT,
                                        "--udid", "UDID-OK", "--timeout", "20", "device.refresh"])

@@ -357,12 +357,98 @@ static void test_golden(void **state)
 	free(json);
 }
 
+/* The agent's event for a state equals the golden event, details included. */
+static void assert_golden_event(const char *name, enum proto_event e, struct device_facts *f,
+                                int64_t seq, int64_t ts_ms)
+{
+	struct proto_device_state cur;
+	struct proto_device_event ev;
+	struct diagnose_config cfg;
+	struct diagnosis dx;
+	enum proto_event evs[STATE_EVENTS_MAX];
+	char *json;
+
+	diagnose_config_defaults(&cfg);
+	diagnose(f, &cfg, ts_ms / 1000, &dx);
+	state_build(f, &dx, true, false, &cur);
+	assert_int_equal(state_events(NULL, &cur, evs, STATE_EVENTS_MAX) >= 1, 1);
+	assert_int_equal(evs[0], e);
+	memset(&ev, 0, sizeof(ev));
+	snprintf(ev.h.agent, sizeof(ev.h.agent), "st-berlin-01");
+	ev.h.session = 7;
+	ev.h.seq = seq;
+	ev.h.ts_ms = ts_ms;
+	ev.event = e;
+	snprintf(ev.udid, sizeof(ev.udid), "%s", f->udid);
+	state_event_details(e, f, &cur, &ev.details);
+	json = proto_device_event_encode(&ev);
+	assert_non_null(json);
+	assert_golden(name, json);
+	free(json);
+}
+
+static void test_event_details(void **state)
+{
+	struct proto_device_state cur;
+	struct proto_event_details dt;
+	struct device_facts f;
+
+	(void)state;
+	/* examples/device_event.trust_prompt.json */
+	facts_init(&f, "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678");
+	f.probed_at_ms = ms("2026-11-25T21:00:04Z", 0);
+	f.pairing = FACTS_PAIRING_TRUST_PENDING;
+	f.probe = FACTS_PROBE_NOT_TRUSTED;
+	f.lockdown_error = -19;
+	snprintf(f.error_text, sizeof(f.error_text), "trust dialog pending (-19)");
+	assert_golden_event("device_event.trust_prompt.json", PROTO_EVENT_TRUST_PROMPT, &f, 14,
+	                    ms("2026-11-25T21:00:04Z", 1));
+
+	/* examples/device_event.probe_failed.json */
+	facts_init(&f, "00008030-001A2B3C4D5E6F70");
+	f.probed_at_ms = ms("2026-11-25T21:00:34Z", 0);
+	f.probe = FACTS_PROBE_TIMEOUT;
+	snprintf(f.error_text, sizeof(f.error_text), "probe deadline 30s passed");
+	assert_golden_event("device_event.probe_failed.json", PROTO_EVENT_PROBE_FAILED, &f, 17,
+	                    ms("2026-11-25T21:00:34Z", 0));
+
+	/* backup_stale: the age and the cause codes in the diagnosis's order */
+	memset(&cur, 0, sizeof(cur));
+	cur.has_age = true;
+	cur.age_s = 1328402;
+	cur.n_causes = 2;
+	snprintf(cur.causes[0].code, PROTO_CODE_MAX, "icloud_storage_full");
+	snprintf(cur.causes[1].code, PROTO_CODE_MAX, "not_on_power");
+	state_event_details(PROTO_EVENT_BACKUP_STALE, &f, &cur, &dt);
+	assert_true(dt.has_age_s);
+	assert_int_equal(dt.age_s, 1328402);
+	assert_int_equal(dt.n_causes, 2);
+	assert_string_equal(dt.causes[1], "not_on_power");
+	assert_false(dt.has_probe);
+	assert_false(dt.has_lockdown_error);
+	/* backup_ok: when iCloud last backed up */
+	cur.has_last_icloud = true;
+	cur.last_icloud = 1764126312;
+	state_event_details(PROTO_EVENT_BACKUP_OK, &f, &cur, &dt);
+	assert_true(dt.has_last_icloud);
+	assert_int_equal(dt.last_icloud, 1764126312);
+	assert_int_equal(dt.n_causes, 0);
+	/* a pairing event without a handshake error: no lockdown_error */
+	f.lockdown_error = 0;
+	state_event_details(PROTO_EVENT_PAIRING_INVALID, &f, &cur, &dt);
+	assert_false(dt.has_lockdown_error);
+	/* attached, detached: nothing */
+	state_event_details(PROTO_EVENT_ATTACHED, &f, &cur, &dt);
+	assert_false(dt.has_age_s || dt.has_last_icloud || dt.has_probe);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_build),  cmocka_unit_test(test_build_unknown),
-		cmocka_unit_test(test_encode), cmocka_unit_test(test_events),
-		cmocka_unit_test(test_golden), cmocka_unit_test(test_same),
+		cmocka_unit_test(test_build),         cmocka_unit_test(test_build_unknown),
+		cmocka_unit_test(test_encode),        cmocka_unit_test(test_events),
+		cmocka_unit_test(test_golden),        cmocka_unit_test(test_same),
+		cmocka_unit_test(test_event_details),
 	};
 
 	if (argc != 2) {

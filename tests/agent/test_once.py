@@ -9,7 +9,8 @@ usage: test_once.py SIMBIN AGENTBIN SCENARIO
 - unpaired / trust_pending / denied devices are NOT paired by the probe: no Pair, no
   StartSession in the simulator's journal, and their pairing state is unchanged;
 - a detached device asked for with --udid is "gone" and the run still exits 0 quickly;
-- a device detached while a run is under way ends as "gone" and the run does not hang.
+- a device detached while a run is under way ends as "gone" and the run does not hang;
+- flags override the config file whatever their order, and --once need not come first.
 """
 import datetime
 import json
@@ -112,6 +113,24 @@ with Sim(SIMBIN, SCENARIO) as sim:
     expect(causes and "Not enough iCloud storage" in json.dumps(causes),
            "no storage-full cause from syslog: %s" % out[0]["diagnosis"])
     expect("wifid" not in json.dumps(out[0]), "irrelevant syslog line kept")
+
+    # flags override the config file wherever -c stands, and --once may come last
+    conf = os.path.join(sim.tmp, "once.conf")
+    with open(conf, "w") as f:
+        f.write("agent_id from-conf\npublish_device_name true\n")
+    for args in (["--agent", "flag-agent", "-c", conf, "--udid", U % 1, "--once"],
+                 ["-c", conf, "--agent", "flag-agent", "--once", "--udid", U % 1]):
+        p = subprocess.run([AGENT] + args, env=sim.env(), capture_output=True, timeout=40)
+        expect(p.returncode == 0, "%s exited %d: %s" % (args, p.returncode, p.stderr.decode()))
+        out = [json.loads(l) for l in p.stdout.decode().splitlines() if l.strip()]
+        expect(len(out) == 1 and out[0]["agent"] == "flag-agent" and "name" in out[0]["device"],
+               "%s: flag or file setting lost: %s" % (args, out))
+    p = subprocess.run([AGENT, "-c", conf, "--once", "--udid", U % 1], env=sim.env(),
+                       capture_output=True, timeout=40)
+    out = [json.loads(l) for l in p.stdout.decode().splitlines() if l.strip()]
+    expect(p.returncode == 0 and len(out) == 1 and out[0]["agent"] == "from-conf",
+           "-c FILE --once: agent_id of the file not used: %s" % out)
+    print("flag order: ok")
 
     # a detached device asked for explicitly
     out, dt = once(sim, "--udid", U % 7)

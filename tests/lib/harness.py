@@ -17,7 +17,10 @@ holds() is an observation window (a condition that must stay true). Processes ar
 (then killed) when their context ends, temporary directories are removed. Only Debian's
 /usr/bin/python3 with python3-paho-mqtt and python3-jsonschema is assumed.
 """
+import atexit
+import base64
 import getpass
+import hashlib
 import json
 import os
 import plistlib
@@ -257,8 +260,13 @@ class Sim:
             argv += ["--scenario", self.scenario]
         argv += self.extra
         self.proc = Proc("sim", self.tmp)
-        if os.path.exists(self.proc.out_path):
-            os.unlink(self.proc.out_path)
+        # The output file is appended to across restarts: only a ready line of this run counts
+        # (an earlier run's would race its control socket), and the earlier output stays for
+        # the failure report.
+        try:
+            self._out_skip = os.path.getsize(self.proc.out_path)
+        except OSError:
+            self._out_skip = 0
         self.proc.spawn(argv)
         line = wait_for(lambda: self._ready_line() or not self.proc.alive(), 20,
                         what="the ready line of " + " ".join(argv))
@@ -274,6 +282,7 @@ class Sim:
 
     def _ready_line(self):
         with open(self.proc.out_path, "rb") as f:
+            f.seek(self._out_skip)
             for line in f:
                 if line.startswith(b"cradle-sim: ready ") and line.endswith(b"\n"):
                     return line.decode().strip()
@@ -367,8 +376,77 @@ class Sim:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+class SigningKey:
+    """An Ed25519 command signing key pair made by `openssl genpkey` (proto/cmdsig.h).
+
+    path: the PEM private key (for `cradle-agent send --sign-key`); public: the base64 raw
+    public key (for the agent's command_keys); key_id: the derived key id."""
+
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="cradle-key-")
+        self.path = os.path.join(self.tmp, "cmd.pem")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", self.path],
+                       check=True, capture_output=True, timeout=30)
+        self.pub_path = os.path.join(self.tmp, "cmd.pub.pem")
+        subprocess.run(["openssl", "pkey", "-in", self.path, "-pubout", "-out", self.pub_path],
+                       check=True, capture_output=True, timeout=30)
+        der = subprocess.run(["openssl", "pkey", "-pubin", "-in", self.pub_path, "-outform",
+                              "DER"], check=True, capture_output=True, timeout=30).stdout
+        raw = der[-32:]  # the DER SubjectPublicKeyInfo ends with the raw 32-byte key
+        self.public = base64.b64encode(raw).decode()
+        self.key_id = hashlib.sha256(raw).digest()[:8].hex()
+        atexit.register(shutil.rmtree, self.tmp, True)
+
+    def sign(self, payload):
+        """The base64 Ed25519 signature of payload (bytes or str), as cradle-sig carries it."""
+        if isinstance(payload, str):
+            payload = payload.encode()
+        # Ed25519 is one-shot: openssl wants the message in a file it can size
+        with tempfile.NamedTemporaryFile(dir=self.tmp) as f:
+            f.write(payload)
+            f.flush()
+            r = subprocess.run(["openssl", "pkeyutl", "-sign", "-rawin", "-inkey", self.path,
+                                "-in", f.name], check=True, capture_output=True, timeout=30)
+        return base64.b64encode(r.stdout).decode()
+
+    def verify(self, payload, sig_b64):
+        """Whether sig_b64 is this key's signature of payload (bytes), checked by openssl."""
+        with tempfile.NamedTemporaryFile(dir=self.tmp) as f, \
+                tempfile.NamedTemporaryFile(dir=self.tmp) as s:
+            f.write(payload)
+            f.flush()
+            s.write(base64.b64decode(sig_b64))
+            s.flush()
+            r = subprocess.run(["openssl", "pkeyutl", "-verify", "-rawin", "-pubin", "-inkey",
+                                self.pub_path, "-in", f.name, "-sigfile", s.name],
+                               capture_output=True, timeout=30)
+        return r.returncode == 0
+
+    def user_properties(self, payload, key_id=None):
+        """The MQTT 5 user properties of a command signed by this key (key_id: claim another)."""
+        return [("cradle-sig", self.sign(payload)), ("cradle-key-id", key_id or self.key_id)]
+
+
+_default_key = None
+
+
+def signing_key():
+    """The key pair of this test run: agents trust it by default, senders sign with it."""
+    global _default_key
+    if _default_key is None:
+        _default_key = SigningKey()
+    return _default_key
+
+
+def sign_args():
+    """The `cradle-agent send` options that sign with this run's key."""
+    return ["--sign-key", signing_key().path]
+
+
 class Agent:
-    """cradle-agent daemon with a generated config; state_dir persists across restart()."""
+    """cradle-agent daemon with a generated config; state_dir persists across restart().
+
+    The agent trusts this run's signing_key() unless extra_conf sets command_keys itself."""
 
     def __init__(self, agent_bin, broker, sim, agent_id="test-agent-1", extra_conf="",
                  state_dir=None):
@@ -380,6 +458,8 @@ class Agent:
         self.state_dir = state_dir or os.path.join(self.tmp, "state")
         os.makedirs(self.state_dir, exist_ok=True)
         self.conf = os.path.join(self.tmp, "agent.conf")
+        if "command_keys" not in extra_conf:
+            extra_conf = "command_keys %s\n%s" % (signing_key().public, extra_conf)
         with open(self.conf, "w") as f:
             f.write("agent_id %s\nbroker_url %s\nstate_dir %s\n%s" %
                     (agent_id, broker.url(), self.state_dir, extra_conf))

@@ -53,6 +53,7 @@ static int decode_encode(enum proto_type t, const char *json, size_t len, char *
 		struct proto_agent_meta m;
 		struct proto_device_state d;
 		struct proto_device_event e;
+		struct proto_agent_event a;
 	} *u = calloc(1, sizeof(*u));
 	int r = -EINVAL;
 
@@ -78,6 +79,11 @@ static int decode_encode(enum proto_type t, const char *json, size_t len, char *
 		r = proto_device_event_decode(json, len, &u->e, err, PROTO_ERR_MAX);
 		if (r == 0)
 			*ret_out = proto_device_event_encode(&u->e);
+		break;
+	case PROTO_AGENT_EVENT:
+		r = proto_agent_event_decode(json, len, &u->a, err, PROTO_ERR_MAX);
+		if (r == 0)
+			*ret_out = proto_agent_event_encode(&u->a);
 		break;
 	default:
 		break;
@@ -344,16 +350,55 @@ static void test_event(void **state)
 	ev.h.ts_ms = 1000;
 	ev.event = PROTO_EVENT_BACKUP_STALE;
 	snprintf(ev.udid, sizeof(ev.udid), "SIM0001");
-	snprintf(ev.details, sizeof(ev.details), "{\"age_s\": 5}");
+	ev.details.has_age_s = true;
+	ev.details.age_s = 5;
+	ev.details.n_causes = 2;
+	snprintf(ev.details.causes[0], PROTO_CODE_MAX, "not_on_power");
+	snprintf(ev.details.causes[1], PROTO_CODE_MAX, "Bad Code");
 	json = proto_device_event_encode(&ev);
+	assert_non_null(strstr(json, "\"details\":{\"age_s\":5,\"causes\":[\"not_on_power\","
+	                             "\"unknown\"]}"));
 	assert_int_equal(proto_device_event_decode(json, strlen(json), &back, err, sizeof(err)), 0);
 	assert_string_equal(back.event_id, "7-15");
-	assert_string_equal(back.details, "{\"age_s\":5}");
+	assert_true(back.details.has_age_s);
+	assert_int_equal(back.details.age_s, 5);
+	assert_int_equal(back.details.n_causes, 2);
+	assert_string_equal(back.details.causes[1], "unknown");
+	assert_false(back.details.has_probe);
 	assert_int_equal(back.event, PROTO_EVENT_BACKUP_STALE);
 	free(json);
-	snprintf(ev.details, sizeof(ev.details), "[not an object");
+	/* nothing set: an empty object */
+	memset(&ev.details, 0, sizeof(ev.details));
 	json = proto_device_event_encode(&ev);
 	assert_non_null(strstr(json, "\"details\":{}"));
+	free(json);
+	/* every member once, and back */
+	snprintf(ev.details.kind, sizeof(ev.details.kind), "local");
+	snprintf(ev.details.cmd_id, sizeof(ev.details.cmd_id),
+	         "0b9a1f5e-3c1d-4b7a-9d7e-2f1c3a4b5c6d");
+	ev.details.has_bytes = true;
+	ev.details.bytes = 5368709120ULL;
+	snprintf(ev.details.cause, sizeof(ev.details.cause), "passcode_required");
+	ev.details.has_lockdown_error = true;
+	ev.details.lockdown_error = -19;
+	ev.details.has_last_icloud = true;
+	ev.details.last_icloud = 1764126312;
+	ev.details.has_probe = true;
+	ev.details.probe = PROTO_PROBE_TIMEOUT;
+	snprintf(ev.details.error, sizeof(ev.details.error), "line\nbreak");
+	json = proto_device_event_encode(&ev);
+	assert_non_null(strstr(json, "\"last_icloud\":\"2025-11-26T03:05:12Z\""));
+	assert_non_null(strstr(json, "\"error\":\"line?break\""));
+	assert_int_equal(proto_device_event_decode(json, strlen(json), &back, err, sizeof(err)), 0);
+	assert_string_equal(back.details.kind, "local");
+	assert_string_equal(back.details.cmd_id, ev.details.cmd_id);
+	assert_true(back.details.has_bytes);
+	assert_true(back.details.bytes == 5368709120ULL);
+	assert_string_equal(back.details.cause, "passcode_required");
+	assert_int_equal(back.details.lockdown_error, -19);
+	assert_int_equal(back.details.last_icloud, 1764126312);
+	assert_int_equal(back.details.probe, PROTO_PROBE_TIMEOUT);
+	assert_string_equal(back.details.error, "line?break");
 	free(json);
 	for (e = 0; e < _PROTO_EVENT_MAX; e++) {
 		enum proto_event got;
@@ -363,6 +408,100 @@ static void test_event(void **state)
 	}
 	assert_int_equal(proto_event_from_name("nope", &e), -EINVAL);
 	assert_null(proto_event_name(_PROTO_EVENT_MAX));
+}
+
+/* agent events: typed details survive the round trip; hostile text is cleaned; bad kinds refused */
+static void test_agent_event(void **state)
+{
+	static const char other[] = "{\"schema\":\"cradle.device_event.v1\"}";
+	struct proto_agent_event ev, back;
+	enum proto_agent_event_kind k;
+	char *json, err[PROTO_ERR_MAX];
+
+	(void)state;
+	for (k = 0; k < _PROTO_AGENT_EVENT_MAX; k++) {
+		enum proto_agent_event_kind got;
+
+		memset(&ev, 0, sizeof(ev));
+		snprintf(ev.h.agent, sizeof(ev.h.agent), "st-1");
+		ev.h.session = 3;
+		ev.h.seq = 40 + k;
+		ev.h.ts_ms = 1764000000123LL;
+		ev.event = k;
+		snprintf(ev.security.reason, sizeof(ev.security.reason), "bad_signature");
+		ev.security.count = 4817;
+		ev.security.first_at = 1764000000;
+		ev.security.last_at = 1764000059;
+		ev.security.interval_s = 60;
+		snprintf(ev.security.detail, sizeof(ev.security.detail), "key \"k1\"\x01\xff");
+		ev.usbmuxd.devices = 14;
+		ev.usbmuxd.down_s = 32;
+		snprintf(ev.disk.path, sizeof(ev.disk.path), "/var/lib/cradle-agent");
+		ev.disk.free_bytes = 5ULL << 30;
+		ev.disk.total_bytes = 64ULL << 30;
+		ev.disk.floor_bytes = 2ULL << 30;
+		ev.outbox.dropped = 7;
+		ev.outbox.superseded = 2;
+		ev.outbox.records = 16;
+		ev.outbox.bytes = 9000;
+		ev.outbox.max_records = 16;
+		ev.outbox.max_bytes = 65536;
+		json = proto_agent_event_encode(&ev);
+		assert_non_null(json);
+		if (proto_agent_event_decode(json, strlen(json), &back, err, sizeof(err)) < 0)
+			fail_msg("%s: %s", json, err);
+		assert_int_equal(back.event, k);
+		assert_string_equal(back.event_id, k == 0 ? "3-40" : back.event_id);
+		assert_int_equal(back.h.seq, 40 + k);
+		switch (k) {
+		case PROTO_AGENT_EVENT_SECURITY_REJECTED:
+			assert_string_equal(back.security.reason, "bad_signature");
+			assert_int_equal(back.security.count, 4817);
+			assert_int_equal(back.security.last_at, 1764000059);
+			assert_string_equal(back.security.detail, "key \"k1\"??");
+			break;
+		case PROTO_AGENT_EVENT_USBMUXD_LOST:
+			assert_int_equal(back.usbmuxd.devices, 14);
+			assert_int_equal(back.usbmuxd.down_s, 0); /* not part of "lost" */
+			break;
+		case PROTO_AGENT_EVENT_USBMUXD_BACK:
+			assert_int_equal(back.usbmuxd.down_s, 32);
+			break;
+		case PROTO_AGENT_EVENT_DISK_LOW:
+		case PROTO_AGENT_EVENT_DISK_OK:
+			assert_string_equal(back.disk.path, "/var/lib/cradle-agent");
+			assert_true(back.disk.free_bytes == 5ULL << 30);
+			assert_true(back.disk.floor_bytes == 2ULL << 30);
+			break;
+		default:
+			assert_int_equal(back.outbox.dropped, 7);
+			assert_int_equal(back.outbox.max_bytes, 65536);
+			break;
+		}
+		/* only the details of the event itself go on the wire */
+		assert_true(!strstr(json, "down_s") || k == PROTO_AGENT_EVENT_USBMUXD_BACK);
+		assert_true(!strstr(json, "reason") || k == PROTO_AGENT_EVENT_SECURITY_REJECTED);
+		free(json);
+		assert_int_equal(proto_agent_event_from_name(proto_agent_event_name(k), &got), 0);
+		assert_int_equal(got, k);
+	}
+	/* a reason that is not a code is sent as "unknown" rather than breaking the schema */
+	ev.event = PROTO_AGENT_EVENT_SECURITY_REJECTED;
+	snprintf(ev.security.reason, sizeof(ev.security.reason), "Bad Reason/+");
+	ev.security.count = 0;
+	json = proto_agent_event_encode(&ev);
+	assert_int_equal(proto_agent_event_decode(json, strlen(json), &back, err, sizeof(err)), 0);
+	assert_string_equal(back.security.reason, "unknown");
+	assert_int_equal(back.security.count, 1);
+	free(json);
+	ev.event = _PROTO_AGENT_EVENT_MAX;
+	assert_null(proto_agent_event_encode(&ev));
+	assert_null(proto_agent_event_name(_PROTO_AGENT_EVENT_MAX));
+	assert_int_equal(proto_agent_event_from_name("nope", &k), -EINVAL);
+	/* a device event is not an agent event */
+	assert_int_equal(
+	        proto_agent_event_decode(other, sizeof(other) - 1, &back, err, sizeof(err)),
+	        -EPROTO);
 }
 
 /* forward compatibility: members a later v1 adds are ignored, not rejected */
@@ -390,7 +529,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_errors),           cmocka_unit_test(test_nulls),
 		cmocka_unit_test(test_hostile_strings),  cmocka_unit_test(test_text_copy),
 		cmocka_unit_test(test_status_will),      cmocka_unit_test(test_event),
-		cmocka_unit_test(test_unknown_members),
+		cmocka_unit_test(test_unknown_members),  cmocka_unit_test(test_agent_event),
 	};
 
 	if (argc != 3) {

@@ -40,6 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ROUNDTRIP(proto_device_event, proto_device_event_decode, proto_device_event_encode);
 	ROUNDTRIP(proto_agent_status, proto_agent_status_decode, proto_agent_status_encode);
 	ROUNDTRIP(proto_agent_meta, proto_agent_meta_decode, proto_agent_meta_encode);
+	ROUNDTRIP(proto_agent_event, proto_agent_event_decode, proto_agent_event_encode);
 
 	/* the same bytes as a topic and as text (both need a terminated copy) */
 	if (size < sizeof(text)) {

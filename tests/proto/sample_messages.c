@@ -69,6 +69,7 @@ int main(void)
 	struct proto_agent_status st;
 	struct proto_agent_meta meta;
 	struct proto_device_event ev;
+	struct proto_agent_event ae;
 	int i, failed = 0;
 
 	diagnose_config_defaults(&cfg);
@@ -121,8 +122,55 @@ int main(void)
 		ev.h.seq = 1000 + i;
 		ev.event = i;
 		snprintf(ev.udid, sizeof(ev.udid), "00008110-001A2B3C4D5E801E");
-		snprintf(ev.details, sizeof(ev.details), i % 2 ? "{\"n\":%d}" : "not json %d", i);
+		/* every member somewhere, some with content the encoder must clean */
+		if (i % 2) {
+			ev.details.has_age_s = true;
+			ev.details.age_s = i;
+			ev.details.n_causes = 1;
+			snprintf(ev.details.causes[0], PROTO_CODE_MAX,
+			         i % 3 ? "quota" : "Not A Code");
+			snprintf(ev.details.error, sizeof(ev.details.error), "lockdown %d \xc3\n",
+			         -i);
+		} else {
+			snprintf(ev.details.kind, sizeof(ev.details.kind), "local");
+			snprintf(ev.details.cmd_id, sizeof(ev.details.cmd_id), "cmd-%d", i);
+			ev.details.has_bytes = true;
+			ev.details.bytes = (uint64_t)i << 40;
+			ev.details.has_lockdown_error = true;
+			ev.details.lockdown_error = -i;
+			ev.details.has_last_icloud = true;
+			ev.details.last_icloud = 1764126312 + i;
+			ev.details.has_probe = true;
+			ev.details.probe = (enum proto_probe)(i % _PROTO_PROBE_MAX);
+		}
 		failed |= emit(proto_device_event_encode(&ev));
+	}
+
+	/* agent events: every kind, with extreme and hostile values */
+	for (i = 0; i < 2 * _PROTO_AGENT_EVENT_MAX; i++) {
+		memset(&ae, 0, sizeof(ae));
+		ae.h = st.h;
+		ae.h.seq = 2000 + i;
+		ae.event = i % _PROTO_AGENT_EVENT_MAX;
+		snprintf(ae.security.reason, sizeof(ae.security.reason), "%s",
+		         i % 2 ? "wrong_agent" : "Not A Code");
+		ae.security.count = i - 3;
+		ae.security.first_at = NOW - i;
+		ae.security.last_at = NOW;
+		ae.security.interval_s = i % 3 ? 60 : -1;
+		if (i % 2)
+			snprintf(ae.security.detail, sizeof(ae.security.detail),
+			         "command for agent 'x\xff\x1b'");
+		ae.usbmuxd.devices = i % 4 ? i : -1;
+		ae.usbmuxd.down_s = i * 10;
+		if (i % 3)
+			snprintf(ae.disk.path, sizeof(ae.disk.path), "/var/lib/cradle \x01");
+		ae.disk.free_bytes = i % 2 ? UINT64_MAX : 1;
+		ae.disk.total_bytes = 1ULL << 40;
+		ae.disk.floor_bytes = 1ULL << 31;
+		ae.outbox.dropped = i % 2 ? INT64_MAX : -5;
+		ae.outbox.records = 100000;
+		failed |= emit(proto_agent_event_encode(&ae));
 	}
 	return failed;
 }

@@ -79,6 +79,8 @@ static void test_build(void **state)
 	assert_string_equal(buf, "cradle/v1/agent/st-1/cmd");
 	assert_int_equal(topics_build(buf, sizeof(buf), TOPICS_RESULT, "st-1", NULL), 0);
 	assert_string_equal(buf, "cradle/v1/agent/st-1/result");
+	assert_int_equal(topics_build(buf, sizeof(buf), TOPICS_AGENT_EVENT, "st-1", UDID), 0);
+	assert_string_equal(buf, "cradle/v1/agent/st-1/event");
 
 	assert_int_equal(topics_build(buf, sizeof(buf), TOPICS_DEVICE_STATE, "st-1", NULL),
 	                 -EINVAL);
@@ -114,6 +116,8 @@ static void test_filter(void **state)
 	assert_string_equal(buf, "cradle/v1/agent/st-1/cmd");
 	assert_int_equal(topics_filter(buf, sizeof(buf), TOPICS_DEVICE_EVENT, "st-1"), 0);
 	assert_string_equal(buf, "cradle/v1/agent/st-1/device/+/event");
+	assert_int_equal(topics_filter(buf, sizeof(buf), TOPICS_AGENT_EVENT, NULL), 0);
+	assert_string_equal(buf, "cradle/v1/agent/+/event");
 	assert_int_equal(topics_filter(buf, sizeof(buf), TOPICS_CMD, "#"), -EINVAL);
 }
 
@@ -129,6 +133,8 @@ static void test_parse(void **state)
 		{ "cradle/v1/agent/st-1/meta", 0, TOPICS_META, "st-1", "" },
 		{ "cradle/v1/agent/st-1/cmd", 0, TOPICS_CMD, "st-1", "" },
 		{ "cradle/v1/agent/st-1/result", 0, TOPICS_RESULT, "st-1", "" },
+		{ "cradle/v1/agent/st-1/event", 0, TOPICS_AGENT_EVENT, "st-1", "" },
+		{ "cradle/v1/agent/st-1/event/x", -EINVAL, 0, "", "" },
 		{ "cradle/v1/agent/st-1/device/" UDID "/state", 0, TOPICS_DEVICE_STATE, "st-1",
 		  UDID },
 		{ "cradle/v1/agent/st-1/device/" UDID "/event", 0, TOPICS_DEVICE_EVENT, "st-1",

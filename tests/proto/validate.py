@@ -28,13 +28,16 @@ import sys
 import jsonschema
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-TOPIC = re.compile(r"^cradle/v1/agent/([^/]+)/(?:(status|meta|cmd|result)|device/([^/]+)/(state|event))$")
+TOPIC = re.compile(
+    r"^cradle/v1/agent/([^/]+)/(?:(status|meta|cmd|result|event)|device/([^/]+)/(state|event))$")
+# kind of topic per schema; "event" exists twice, told apart by the device level
 TOPIC_KIND = {
     "cradle.agent_status.v1": "status", "cradle.agent_meta.v1": "meta",
-    "cradle.device_state.v1": "state", "cradle.device_event.v1": "event",
+    "cradle.device_state.v1": "device/state", "cradle.device_event.v1": "device/event",
     "cradle.command.v1": "cmd", "cradle.command_result.v1": "result",
+    "cradle.agent_event.v1": "event",
 }
-RETAINED_KINDS = ("status", "meta", "state")
+RETAINED_KINDS = ("status", "meta", "device/state")
 
 
 def is_rfc3339(s):
@@ -91,7 +94,7 @@ def topic_errors(topic, msg):
     m = TOPIC.match(topic)
     if not m:
         return ["topic %r is not a cradle/v1 topic" % topic]
-    agent, kind = m.group(1), m.group(2) or m.group(4)
+    agent, kind = m.group(1), m.group(2) or "device/" + m.group(4)
     if msg is None:
         return [] if kind in RETAINED_KINDS else ["empty payload on a non-retained %s topic" % kind]
     if not isinstance(msg, dict):

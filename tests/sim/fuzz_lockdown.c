@@ -14,7 +14,6 @@
 
 #include "devport.h"
 #include "lockdown.h"
-#include "mux.h"
 #include "sim.h"
 #include "svc.h"
 
@@ -31,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	if (!fuzz_sim.crypto && devport_crypto_init(&fuzz_sim) < 0)
+	if (!fuzz_sim.ports && devport_init(&fuzz_sim, &lockdown_ops) < 0)
 		abort();
 	snprintf(fuzz_sim.buid, sizeof(fuzz_sim.buid), "FUZZ-BUID");
 	fuzz_sim.plaintext = data[0] & 0x80;

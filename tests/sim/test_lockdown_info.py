@@ -45,7 +45,7 @@ with Sim(SIMBIN, SCN, ["--plaintext"] if PLAIN else []) as sim:
     pk = plistlib.loads(info("-k", "DevicePublicKey", "-x").encode())
     check(pk.startswith(b"-----BEGIN RSA PUBLIC KEY-----"), "DevicePublicKey is not a PKCS#1 PEM")
 
-    # a missing key: nothing printed, exit status 0 (MissingValue)
+    # a missing key: nothing printed, exit status 0 (MissingValue, docs/device-protocols.md)
     v = info("-q", "com.apple.mobile.backup", "-k", "NoSuchKey")
     check(v.strip() == "", "missing key printed %r" % v)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""usbmuxd protocol of cradle-sim, byte for byte (device-protocols.md §1, §7):
+"""usbmuxd protocol of cradle-sim, byte for byte (docs/device-protocols.md, usbmuxd):
 ListDevices, Listen events, Connect results, BUID, pair records, malformed requests."""
 import os
 import plistlib

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""test_protocol: cradle-sim's mobilebackup2 from an independent host written here from
-device-protocols.md §3.4 (not libimobiledevice), on a raw socket in --plaintext mode: the
+"""test_protocol: cradle-sim's mobilebackup2 from an independent host written here from the
+protocol (docs/device-protocols.md, not libimobiledevice), on a raw socket in --plaintext mode: the
 DeviceLink handshake, a whole backup with the raw upload stream parsed and checked byte by
 byte, the answers to what idevicebackup2 never sends (no common version, an unsupported
 request, too little free space -> 105), and abuse (garbage frames, a broken download stream, a

@@ -2,7 +2,7 @@
 /*
  * test_session: the lockdown session life cycle through the libimobiledevice 1.3.0 C API, which
  * the tools never exercise fully: StartSession (TLS unless --plaintext) -> GetValue ->
- * StopSession (TLS shutdown, §2.5) -> GetValue in plaintext on the same connection -> a second
+ * StopSession (TLS shutdown) -> GetValue in plaintext on the same connection -> a second
  * StartSession/StopSession -> Goodbye; plus StartService for a known and an unknown service.
  * usage: test-sim-session UDID EXPECT_SSL(0|1)   (USBMUXD_SOCKET_ADDRESS points at cradle-sim)
  */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * send: the `cradle-agent send` subcommand, a command-line client that sends one command to an
- * agent through the broker and follows its results until a final state (for admins without the
- * dashboard, and for tests). Documented in README.md ("Sending a command from the shell").
+ * send: the `cradle-agent send` subcommand (also installed as `cradle-send`), a command-line
+ * client that sends one command to an agent through the broker and follows its results until a
+ * final state (for admins without the dashboard, and for tests), over the client library
+ * (client.h). Documented in README.md ("Sending a command from the shell").
  */
 #ifndef CRADLE_SEND_H
 #define CRADLE_SEND_H

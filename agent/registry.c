@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * registry: see registry.h. Each device carries its probe state: probing (a request is out),
+ * probe_again (another was asked for meanwhile) and the timer of its next periodic probe.
+ */
+#include "registry.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "loop.h"
+#include "topics.h"
+
+struct device {
+	struct registry_device pub; /* first: the owner's view */
+	struct registry *reg;       /* owner: timers carry only the device */
+	bool probing;
+	bool probe_again;
+	uint64_t probe_timer;
+	int last_backup_error; /* MBErrorDomain of the last local backup, 0 = fine */
+	struct device *next;
+};
+
+struct registry {
+	struct loop *loop;
+	struct probe_sched *probe;
+	int64_t probe_interval_s;
+	const struct registry_ops *ops;
+	void *data;
+	struct device *devices;
+};
+
+static void on_probe_done(const struct device_facts *facts, void *data);
+
+struct registry *registry_new(struct loop *loop, const struct probe_config *probe,
+                              int64_t probe_interval_s, const struct registry_ops *ops, void *data)
+{
+	struct registry *reg = calloc(1, sizeof(*reg));
+
+	if (!reg)
+		return NULL;
+	reg->loop = loop;
+	reg->probe_interval_s = probe_interval_s;
+	reg->ops = ops;
+	reg->data = data;
+	reg->probe = probe_sched_new(loop, probe, on_probe_done, reg);
+	if (!reg->probe) {
+		free(reg);
+		return NULL;
+	}
+	return reg;
+}
+
+/* ---- device table ---- */
+
+static struct device *device_find(struct registry *reg, const char *udid)
+{
+	struct device *dev;
+
+	for (dev = reg->devices; dev; dev = dev->next)
+		if (strcmp(dev->pub.udid, udid) == 0)
+			return dev;
+	return NULL;
+}
+
+static struct device *device_get(struct registry *reg, const char *udid)
+{
+	struct device *dev = device_find(reg, udid);
+
+	if (dev)
+		return dev;
+	dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return NULL;
+	dev->reg = reg;
+	snprintf(dev->pub.udid, sizeof(dev->pub.udid), "%s", udid);
+	snprintf(dev->pub.facts.udid, sizeof(dev->pub.facts.udid), "%s", udid);
+	dev->pub.facts.probe = FACTS_PROBE_ERROR;
+	snprintf(dev->pub.facts.error_text, sizeof(dev->pub.facts.error_text), "not probed yet");
+	dev->next = reg->devices;
+	reg->devices = dev;
+	return dev;
+}
+
+struct registry_device *registry_find(struct registry *reg, const char *udid)
+{
+	struct device *dev = device_find(reg, udid);
+
+	return dev ? &dev->pub : NULL;
+}
+
+bool registry_attached(const char *udid, void *data)
+{
+	struct device *dev = device_find(data, udid);
+
+	return dev && dev->pub.attached;
+}
+
+/* ---- probe state machine ---- */
+
+static void probe_device(struct registry *reg, struct device *dev)
+{
+	int r;
+
+	if (dev->probing) {
+		dev->probe_again = true;
+		return;
+	}
+	r = probe_request(reg->probe, dev->pub.udid);
+	if (r < 0) {
+		log_warn_errno(r, "device '%s': cannot start a probe, will retry", dev->pub.udid);
+		return;
+	}
+	dev->probing = true;
+}
+
+static void on_probe_timer(struct loop *loop, uint64_t id, void *data);
+
+static void schedule_probe(struct registry *reg, struct device *dev, int64_t delay_s)
+{
+	if (dev->probe_timer)
+		loop_cancel_timer(reg->loop, dev->probe_timer);
+	dev->probe_timer = loop_add_timer(reg->loop, (uint64_t)delay_s * 1000, on_probe_timer, dev);
+}
+
+static void on_probe_timer(struct loop *loop, uint64_t id, void *data)
+{
+	struct device *dev = data;
+
+	(void)loop;
+	(void)id;
+	dev->probe_timer = 0;
+	if (dev->pub.attached)
+		probe_device(dev->reg, dev);
+}
+
+static void on_probe_done(const struct device_facts *facts, void *data)
+{
+	struct registry *reg = data;
+	const char *udid = facts->udid;
+	struct device *dev = device_find(reg, udid);
+
+	if (!dev)
+		return;
+	dev->probing = false;
+	if (dev->pub.attached || facts->probe != FACTS_PROBE_GONE) {
+		/* a probe that found the phone gone must not wipe what we knew about it */
+		dev->pub.facts = *facts;
+		dev->pub.facts.last_backup_error = dev->last_backup_error;
+		dev->pub.have_facts = true;
+	}
+	reg->ops->probed(reg->data, udid, facts);
+	if (!dev->pub.attached)
+		return;
+	reg->ops->state(reg->data, &dev->pub, false);
+	if (dev->probe_again) {
+		dev->probe_again = false;
+		probe_device(reg, dev);
+		return;
+	}
+	schedule_probe(reg, dev, reg->probe_interval_s);
+}
+
+void registry_on_device(enum devmon_event ev, const char *udid, void *data)
+{
+	struct registry *reg = data;
+	bool attached = ev != DEVMON_DETACHED;
+	struct device *dev;
+
+	if (!topics_udid_valid(udid)) {
+		log_warn("device '%s': UDID not usable in a topic, ignoring", udid);
+		return;
+	}
+	dev = attached ? device_get(reg, udid) : device_find(reg, udid);
+	if (!dev) {
+		if (attached)
+			log_error("device '%s': out of memory, ignoring", udid);
+		return;
+	}
+	if (ev == DEVMON_PAIRED) {
+		/* the person tapped Trust: read the phone now rather than at the next interval */
+		log_info("device '%s': paired", udid);
+		if (dev->pub.attached)
+			probe_device(reg, dev);
+		return;
+	}
+	if (attached == dev->pub.attached)
+		return;
+	dev->pub.attached = attached;
+	if (attached) {
+		log_info("device '%s': attached", udid);
+		reg->ops->presence(reg->data, &dev->pub);
+		probe_device(reg, dev);
+		return;
+	}
+	log_info("device '%s': detached", udid);
+	if (dev->probe_timer) {
+		loop_cancel_timer(reg->loop, dev->probe_timer);
+		dev->probe_timer = 0;
+	}
+	dev->probe_again = false;
+	/* a probe already requested is left to run: it comes back "gone" and clears
+	 * dev->probing; cancelling it would leave the flag set with no answer to come */
+	reg->ops->presence(reg->data, &dev->pub);
+}
+
+int registry_probe(struct registry *reg, const char *udid)
+{
+	struct device *dev = device_find(reg, udid);
+
+	if (!dev)
+		return -ENOENT;
+	probe_device(reg, dev);
+	return 0;
+}
+
+void registry_set_backup_error(struct registry *reg, const char *udid, int code)
+{
+	struct device *dev = device_find(reg, udid);
+
+	if (!dev)
+		return;
+	dev->last_backup_error = code;
+	dev->pub.facts.last_backup_error = code;
+	if (dev->pub.attached)
+		reg->ops->state(reg->data, &dev->pub, false);
+}
+
+/* ---- shutdown ---- */
+
+static void on_shutdown_tick(struct loop *loop, uint64_t id, void *data)
+{
+	(void)id;
+	(void)data;
+	loop_stop(loop);
+}
+
+void registry_stop(struct registry *reg, uint64_t shutdown_ms)
+{
+	uint64_t deadline = loop_now_ms() + shutdown_ms;
+
+	probe_sched_stop(reg->probe);
+	while (!probe_idle(reg->probe) && loop_now_ms() < deadline) {
+		loop_add_timer(reg->loop, 50, on_shutdown_tick, NULL);
+		loop_run(reg->loop);
+	}
+	reg->probe = probe_sched_free(reg->probe);
+}
+
+struct registry *registry_free(struct registry *reg)
+{
+	struct device *dev, *next;
+
+	if (!reg)
+		return NULL;
+	probe_sched_free(reg->probe);
+	for (dev = reg->devices; dev; dev = next) {
+		next = dev->next;
+		if (dev->probe_timer)
+			loop_cancel_timer(reg->loop, dev->probe_timer);
+		free(dev);
+	}
+	free(reg);
+	return NULL;
+}

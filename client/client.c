@@ -1,0 +1,722 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * client: commands out, their results back, on the owner's loop.
+ *
+ * Paho MQTTAsync calls back on its own threads. Those callbacks (the "Paho threads" section)
+ * only copy what they got into a client_event and hand it to the loop with loop_post(); every
+ * piece of state (subscriptions, commands in flight) belongs to the loop thread. An atomic
+ * count of posted, unprocessed events keeps the struct alive until the last one has run, so
+ * client_free() can be called at any time, even from inside a callback.
+ *
+ * Subscriptions and publishes are matched to their acknowledgements by Paho's tokens: the
+ * result topic of an agent is subscribed once per connection, and every command for that agent
+ * waits for its SUBACK before it is published.
+ */
+#include "client.h"
+
+#include <MQTTAsync.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "topics.h"
+
+#define CLIENT_SUBS_MAX 256 /* agents one client talks to */
+
+enum client_event_kind {
+	CLIENT_EV_CONNECTED,
+	CLIENT_EV_CONNECT_FAILED,
+	CLIENT_EV_LOST,
+	CLIENT_EV_SUBSCRIBED,
+	CLIENT_EV_SUBSCRIBE_FAILED,
+	CLIENT_EV_PUBLISHED,
+	CLIENT_EV_PUBLISH_FAILED,
+	CLIENT_EV_MESSAGE,
+};
+
+/* A copy of what a Paho callback saw, owned by the loop once posted. */
+struct client_event {
+	struct client *client;
+	enum client_event_kind kind;
+	int token;
+	int code; /* MQTT reason code or Paho return code; for messages the retain flag */
+	char text[160];
+	char *payload; /* CLIENT_EV_MESSAGE, NUL-terminated */
+	size_t len;
+};
+
+enum client_sub_state {
+	CLIENT_SUB_PENDING, /* SUBSCRIBE sent, waiting for the SUBACK */
+	CLIENT_SUB_DONE,
+};
+
+struct client_sub {
+	char agent[COMMAND_AGENT_MAX];
+	char topic[TOPICS_MAX];
+	enum client_sub_state state;
+	int token;
+};
+
+enum client_cmd_state {
+	CLIENT_CMD_WAITING, /* for the connection or the result subscription */
+	CLIENT_CMD_PUBLISHED,
+	CLIENT_CMD_ACKED,
+};
+
+struct client_cmd {
+	char cmd_id[COMMAND_ID_MAX];
+	char agent[COMMAND_AGENT_MAX];
+	char topic[TOPICS_MAX];
+	char *payload;
+	char sig[CMDSIG_SIG_B64_LEN + 1]; /* "" = unsigned */
+	char key_id[CMDSIG_KEY_ID_LEN + 1];
+	int ttl_s;
+	int token;
+	enum client_cmd_state state;
+	struct client_cmd *next;
+};
+
+struct client {
+	struct loop *loop;
+	MQTTAsync paho;
+	struct client_callbacks cb;
+	void *data;
+	const struct cmdsig_signer *signer;
+	atomic_uint pending; /* posted events not yet run */
+	atomic_uint dropped; /* events dropped over CLIENT_PENDING_MAX or out of memory */
+	bool connected;
+	bool closed; /* failed or lost: nothing more is sent */
+	bool dead;   /* client_free() was called; freed when pending reaches 0 */
+	struct client_sub subs[CLIENT_SUBS_MAX];
+	unsigned n_subs;
+	struct client_cmd *cmds;
+};
+
+/* ---- Paho threads: copy and post, nothing else ---- */
+
+static void client_on_event(struct loop *loop, void *data);
+
+static void post(struct client *c, enum client_event_kind kind, int token, int code,
+                 const char *text, const void *payload, size_t len)
+{
+	struct client_event *ev;
+
+	if (atomic_fetch_add(&c->pending, 1) >= CLIENT_PENDING_MAX)
+		goto drop;
+	ev = calloc(1, sizeof(*ev));
+	if (!ev)
+		goto drop;
+	ev->client = c;
+	ev->kind = kind;
+	ev->token = token;
+	ev->code = code;
+	if (text)
+		snprintf(ev->text, sizeof(ev->text), "%s", text);
+	if (payload) {
+		ev->payload = malloc(len + 1);
+		if (!ev->payload) {
+			free(ev);
+			goto drop;
+		}
+		memcpy(ev->payload, payload, len);
+		ev->payload[len] = '\0';
+		ev->len = len;
+	}
+	if (loop_post(c->loop, client_on_event, ev) < 0) {
+		free(ev->payload);
+		free(ev);
+		goto drop;
+	}
+	return;
+drop:
+	/* never the last reference: the count only reaches 0 on the loop thread */
+	atomic_fetch_sub(&c->pending, 1);
+	atomic_fetch_add(&c->dropped, 1);
+}
+
+static void on_connect(void *context, MQTTAsync_successData5 *response)
+{
+	(void)response;
+	post(context, CLIENT_EV_CONNECTED, 0, 0, NULL, NULL, 0);
+}
+
+static void on_connect_failure(void *context, MQTTAsync_failureData5 *response)
+{
+	post(context, CLIENT_EV_CONNECT_FAILED, 0, response ? response->code : -1,
+	     response && response->message ? response->message : NULL, NULL, 0);
+}
+
+static void on_connection_lost(void *context, char *cause)
+{
+	post(context, CLIENT_EV_LOST, 0, 0, cause, NULL, 0);
+}
+
+/* A SUBACK or PUBACK: for one topic or message the outcome is in reasonCode. */
+static void post_ack(void *context, const MQTTAsync_successData5 *response,
+                     enum client_event_kind ok, enum client_event_kind refused)
+{
+	int rc = response ? (int)response->reasonCode : 0;
+
+	post(context, rc >= 0x80 ? refused : ok, response ? response->token : 0, rc, NULL, NULL, 0);
+}
+
+static void post_failure(void *context, const MQTTAsync_failureData5 *response,
+                         enum client_event_kind kind)
+{
+	post(context, kind, response ? response->token : 0,
+	     response ? (int)response->reasonCode : -1,
+	     response && response->message ? response->message : NULL, NULL, 0);
+}
+
+static void on_subscribe(void *context, MQTTAsync_successData5 *response)
+{
+	post_ack(context, response, CLIENT_EV_SUBSCRIBED, CLIENT_EV_SUBSCRIBE_FAILED);
+}
+
+static void on_subscribe_failure(void *context, MQTTAsync_failureData5 *response)
+{
+	post_failure(context, response, CLIENT_EV_SUBSCRIBE_FAILED);
+}
+
+static void on_publish(void *context, MQTTAsync_successData5 *response)
+{
+	post_ack(context, response, CLIENT_EV_PUBLISHED, CLIENT_EV_PUBLISH_FAILED);
+}
+
+static void on_publish_failure(void *context, MQTTAsync_failureData5 *response)
+{
+	post_failure(context, response, CLIENT_EV_PUBLISH_FAILED);
+}
+
+static int on_message(void *context, char *topic, int topic_len, MQTTAsync_message *m)
+{
+	(void)topic_len;
+	/* results are small; anything bigger cannot be one and is not copied */
+	if (m->payloadlen >= 0 && m->payloadlen <= COMMAND_PAYLOAD_MAX)
+		post(context, CLIENT_EV_MESSAGE, 0, m->retained, NULL, m->payload,
+		     (size_t)m->payloadlen);
+	MQTTAsync_freeMessage(&m);
+	MQTTAsync_free(topic);
+	return 1;
+}
+
+/* ---- loop thread ---- */
+
+static void cmd_free_one(struct client_cmd *cmd)
+{
+	if (cmd) {
+		free(cmd->payload);
+		free(cmd);
+	}
+}
+
+static struct client_cmd *cmd_find(const struct client *c, const char *cmd_id)
+{
+	for (struct client_cmd *cmd = c->cmds; cmd; cmd = cmd->next)
+		if (strcmp(cmd->cmd_id, cmd_id) == 0)
+			return cmd;
+	return NULL;
+}
+
+static void cmd_remove(struct client *c, struct client_cmd *victim)
+{
+	for (struct client_cmd **p = &c->cmds; *p; p = &(*p)->next)
+		if (*p == victim) {
+			*p = victim->next;
+			cmd_free_one(victim);
+			return;
+		}
+}
+
+static void release(struct client *c)
+{
+	struct client_cmd *cmd, *next;
+
+	for (cmd = c->cmds; cmd; cmd = next) {
+		next = cmd->next;
+		cmd_free_one(cmd);
+	}
+	free(c);
+}
+
+static void close_client(struct client *c, const char *why)
+{
+	struct client_cmd *cmd, *next;
+
+	if (c->closed)
+		return;
+	c->closed = true;
+	c->connected = false;
+	for (cmd = c->cmds; cmd; cmd = next) {
+		next = cmd->next;
+		cmd_free_one(cmd);
+	}
+	c->cmds = NULL;
+	if (c->cb.closed)
+		c->cb.closed(c, why, c->data);
+}
+
+/* The MQTT 5 properties of a command (proto/COMMANDS.md); 0 or -ENOMEM. */
+static int add_properties(const struct client_cmd *cmd, MQTTProperties *props)
+{
+	static const char content_type[] = "application/json";
+	MQTTProperty p;
+	int rc;
+
+	memset(&p, 0, sizeof(p));
+	p.identifier = MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL;
+	p.value.integer4 = (unsigned)cmd->ttl_s;
+	rc = MQTTProperties_add(props, &p);
+	if (rc == 0) {
+		p.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA;
+		p.value.data.data = (char *)(uintptr_t)cmd->cmd_id;
+		p.value.data.len = (int)strlen(cmd->cmd_id);
+		rc = MQTTProperties_add(props, &p);
+	}
+	if (rc == 0) {
+		p.identifier = MQTTPROPERTY_CODE_RESPONSE_TOPIC;
+		p.value.data.data = (char *)(uintptr_t)cmd->topic;
+		p.value.data.len = (int)strlen(cmd->topic);
+		rc = MQTTProperties_add(props, &p);
+	}
+	if (rc == 0) {
+		p.identifier = MQTTPROPERTY_CODE_CONTENT_TYPE;
+		p.value.data.data = (char *)(uintptr_t)content_type;
+		p.value.data.len = (int)strlen(content_type);
+		rc = MQTTProperties_add(props, &p);
+	}
+	if (rc == 0) {
+		p.identifier = MQTTPROPERTY_CODE_PAYLOAD_FORMAT_INDICATOR;
+		p.value.byte = 1; /* UTF-8 */
+		rc = MQTTProperties_add(props, &p);
+	}
+	if (rc == 0 && cmd->sig[0]) {
+		p.identifier = MQTTPROPERTY_CODE_USER_PROPERTY;
+		p.value.data.data = (char *)(uintptr_t)CMDSIG_PROP_SIG;
+		p.value.data.len = (int)strlen(CMDSIG_PROP_SIG);
+		p.value.value.data = (char *)(uintptr_t)cmd->sig;
+		p.value.value.len = (int)strlen(cmd->sig);
+		rc = MQTTProperties_add(props, &p);
+		if (rc == 0) {
+			p.value.data.data = (char *)(uintptr_t)CMDSIG_PROP_KEY_ID;
+			p.value.data.len = (int)strlen(CMDSIG_PROP_KEY_ID);
+			p.value.value.data = (char *)(uintptr_t)cmd->key_id;
+			p.value.value.len = (int)strlen(cmd->key_id);
+			rc = MQTTProperties_add(props, &p);
+		}
+	}
+	return rc == 0 ? 0 : -ENOMEM;
+}
+
+static int publish(struct client *c, struct client_cmd *cmd)
+{
+	MQTTAsync_responseOptions opts = MQTTAsync_responseOptions_initializer;
+	MQTTAsync_message msg = MQTTAsync_message_initializer;
+	char topic[TOPICS_MAX];
+	int rc, r;
+
+	r = topics_build(topic, sizeof(topic), TOPICS_CMD, cmd->agent, NULL);
+	if (r < 0)
+		return r;
+	msg.payload = cmd->payload;
+	msg.payloadlen = (int)strlen(cmd->payload);
+	msg.qos = 1;
+	msg.retained = 0;
+	r = add_properties(cmd, &msg.properties);
+	if (r < 0) {
+		MQTTProperties_free(&msg.properties);
+		return log_error_errno(r, "client: cannot set the MQTT properties");
+	}
+	opts.onSuccess5 = on_publish;
+	opts.onFailure5 = on_publish_failure;
+	opts.context = c;
+	rc = MQTTAsync_sendMessage(c->paho, topic, &msg, &opts);
+	MQTTProperties_free(&msg.properties);
+	if (rc != MQTTASYNC_SUCCESS) {
+		log_error("client: publish to '%s' failed: %s", topic, MQTTAsync_strerror(rc));
+		return -EIO;
+	}
+	cmd->token = opts.token;
+	cmd->state = CLIENT_CMD_PUBLISHED;
+	log_debug("client: command '%s' published on '%s'%s", cmd->cmd_id, topic,
+	          cmd->sig[0] ? " (signed)" : " (unsigned)");
+	return 0;
+}
+
+/* A command that could not go out: tell the owner and forget it. */
+static void publish_failed(struct client *c, struct client_cmd *cmd, int err, const char *why)
+{
+	char id[COMMAND_ID_MAX];
+
+	memcpy(id, cmd->cmd_id, sizeof(id));
+	cmd_remove(c, cmd);
+	if (c->cb.published && !c->dead) /* the owner may have freed c in an earlier callback */
+		c->cb.published(c, id, err, why, c->data);
+}
+
+static struct client_sub *sub_find(struct client *c, const char *agent)
+{
+	for (unsigned i = 0; i < c->n_subs; i++)
+		if (strcmp(c->subs[i].agent, agent) == 0)
+			return &c->subs[i];
+	return NULL;
+}
+
+static int subscribe(struct client *c, struct client_sub *s)
+{
+	MQTTAsync_responseOptions opts = MQTTAsync_responseOptions_initializer;
+	int rc;
+
+	opts.onSuccess5 = on_subscribe;
+	opts.onFailure5 = on_subscribe_failure;
+	opts.context = c;
+	rc = MQTTAsync_subscribe(c->paho, s->topic, 1, &opts);
+	if (rc != MQTTASYNC_SUCCESS) {
+		log_error("client: subscribe to '%s' failed: %s", s->topic, MQTTAsync_strerror(rc));
+		return -EIO;
+	}
+	s->token = opts.token;
+	s->state = CLIENT_SUB_PENDING;
+	return 0;
+}
+
+/* Moves cmd on as far as the connection and its subscription allow. */
+static void advance(struct client *c, struct client_cmd *cmd)
+{
+	struct client_sub *s;
+	int r = 0;
+
+	if (c->dead || c->closed || !c->connected || cmd->state != CLIENT_CMD_WAITING)
+		return;
+	s = sub_find(c, cmd->agent);
+	if (!s) {
+		if (c->n_subs == CLIENT_SUBS_MAX) {
+			publish_failed(c, cmd, -ENOBUFS, "too many agents on one client");
+			return;
+		}
+		s = &c->subs[c->n_subs++];
+		snprintf(s->agent, sizeof(s->agent), "%s", cmd->agent);
+		snprintf(s->topic, sizeof(s->topic), "%s", cmd->topic);
+		r = subscribe(c, s);
+		if (r < 0)
+			c->n_subs--;
+	} else if (s->state == CLIENT_SUB_DONE) {
+		r = publish(c, cmd);
+	}
+	if (r < 0)
+		publish_failed(c, cmd, r, "cannot hand the command to the MQTT library");
+}
+
+static void advance_all(struct client *c)
+{
+	struct client_cmd *cmd, *next;
+
+	for (cmd = c->cmds; cmd; cmd = next) {
+		next = cmd->next; /* advance() may remove cmd */
+		advance(c, cmd);
+	}
+}
+
+static void on_subscribed(struct client *c, const struct client_event *ev)
+{
+	struct client_cmd *cmd, *next;
+
+	for (unsigned i = 0; i < c->n_subs; i++) {
+		struct client_sub *s = &c->subs[i];
+
+		if (s->state != CLIENT_SUB_PENDING || s->token != ev->token)
+			continue;
+		if (ev->kind == CLIENT_EV_SUBSCRIBED) {
+			log_debug("client: subscribed to '%s'", s->topic);
+			s->state = CLIENT_SUB_DONE;
+			advance_all(c);
+			return;
+		}
+		log_error("client: the broker refused the subscription to '%s' (reason 0x%02x)%s%s",
+		          s->topic, (unsigned)ev->code, ev->text[0] ? ": " : "", ev->text);
+		/* without the subscription no result could be seen: fail its commands */
+		for (cmd = c->cmds; cmd; cmd = next) {
+			next = cmd->next;
+			if (strcmp(cmd->agent, s->agent) == 0)
+				publish_failed(c, cmd, -EPERM,
+				               "the broker refused the result subscription");
+		}
+		c->subs[i] = c->subs[--c->n_subs];
+		return;
+	}
+}
+
+static void on_published(struct client *c, const struct client_event *ev)
+{
+	char why[256];
+
+	for (struct client_cmd *cmd = c->cmds; cmd; cmd = cmd->next) {
+		if (cmd->state != CLIENT_CMD_PUBLISHED || cmd->token != ev->token)
+			continue;
+		if (ev->kind == CLIENT_EV_PUBLISHED) {
+			cmd->state = CLIENT_CMD_ACKED;
+			log_debug("client: command '%s' delivered to the broker", cmd->cmd_id);
+			if (c->cb.published)
+				c->cb.published(c, cmd->cmd_id, 0, NULL, c->data);
+			return;
+		}
+		snprintf(why, sizeof(why), "the broker refused the command (reason 0x%02x)%s%s",
+		         (unsigned)ev->code, ev->text[0] ? ": " : "", ev->text);
+		publish_failed(c, cmd, -EPERM, why);
+		return;
+	}
+}
+
+static void on_result(struct client *c, const struct client_event *ev)
+{
+	struct command_result r;
+	struct client_cmd *cmd;
+	char err[COMMAND_ERR_MAX];
+
+	if (ev->code) /* retained: not a live result of a command of ours */
+		return;
+	if (command_result_decode(ev->payload, ev->len, &r, err, sizeof(err)) < 0) {
+		log_debug("client: ignoring a result message that does not decode: %s", err);
+		return;
+	}
+	cmd = cmd_find(c, r.cmd_id);
+	if (!cmd || strcmp(r.agent, cmd->agent) != 0)
+		return;
+	if (command_status_is_final(r.status))
+		cmd_remove(c, cmd);
+	if (c->cb.result)
+		c->cb.result(c, &r, ev->payload, ev->len, c->data);
+}
+
+static void dispatch(struct client *c, const struct client_event *ev)
+{
+	char why[256];
+
+	switch (ev->kind) {
+	case CLIENT_EV_CONNECTED:
+		log_debug("client: connected");
+		c->connected = true;
+		if (c->cb.connected)
+			c->cb.connected(c, c->data);
+		if (!c->dead)
+			advance_all(c);
+		break;
+	case CLIENT_EV_CONNECT_FAILED:
+		snprintf(why, sizeof(why), "cannot connect to the broker: %s (%d)",
+		         ev->text[0] ? ev->text : "no reason given", ev->code);
+		close_client(c, why);
+		break;
+	case CLIENT_EV_LOST:
+		snprintf(why, sizeof(why), "connection to the broker lost%s%s",
+		         ev->text[0] ? ": " : "", ev->text);
+		close_client(c, why);
+		break;
+	case CLIENT_EV_SUBSCRIBED:
+	case CLIENT_EV_SUBSCRIBE_FAILED:
+		on_subscribed(c, ev);
+		break;
+	case CLIENT_EV_PUBLISHED:
+	case CLIENT_EV_PUBLISH_FAILED:
+		on_published(c, ev);
+		break;
+	case CLIENT_EV_MESSAGE:
+		on_result(c, ev);
+		break;
+	}
+}
+
+static void client_on_event(struct loop *loop, void *data)
+{
+	struct client_event *ev = data;
+	struct client *c = ev->client;
+	unsigned dropped;
+
+	(void)loop;
+	if (!c->dead && !c->closed) {
+		dropped = atomic_exchange(&c->dropped, 0);
+		if (dropped)
+			log_warn("client: %u MQTT events dropped (queue full or out of memory)",
+			         dropped);
+		dispatch(c, ev);
+	}
+	free(ev->payload);
+	free(ev);
+	/* last: a callback above may have called client_free() */
+	if (atomic_fetch_sub(&c->pending, 1) == 1 && c->dead)
+		release(c);
+}
+
+int client_new(struct loop *loop, const struct client_options *o, const struct client_callbacks *cb,
+               void *data, struct client **ret)
+{
+	MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer5;
+	MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer5;
+	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+	struct client *c = NULL;
+	char client_id[64], id[COMMAND_ID_MAX];
+	int rc, r = -EINVAL;
+
+	if (!loop || !o || !o->url || !ret)
+		goto out;
+	r = -ENOMEM;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		goto out;
+	c->loop = loop;
+	if (cb)
+		c->cb = *cb;
+	c->data = data;
+	c->signer = o->signer;
+	if (o->client_id) {
+		snprintf(client_id, sizeof(client_id), "%s", o->client_id);
+	} else {
+		if (client_new_cmd_id(id) < 0)
+			snprintf(id, sizeof(id), "0");
+		snprintf(client_id, sizeof(client_id), "cradle-client-%ld-%.8s", (long)getpid(),
+		         id);
+	}
+	rc = MQTTAsync_createWithOptions(&c->paho, o->url, client_id, MQTTCLIENT_PERSISTENCE_NONE,
+	                                 NULL, &copts);
+	if (rc != MQTTASYNC_SUCCESS) {
+		c->paho = NULL;
+		log_error("client: bad broker '%s': %s", o->url, MQTTAsync_strerror(rc));
+		r = -EINVAL;
+		goto out;
+	}
+	r = -EIO;
+	rc = MQTTAsync_setCallbacks(c->paho, c, on_connection_lost, on_message, NULL);
+	if (rc != MQTTASYNC_SUCCESS)
+		goto fail;
+	conn.cleanstart = 1;
+	conn.keepAliveInterval = o->keepalive_s > 0 ? o->keepalive_s : 30;
+	conn.connectTimeout = o->connect_timeout_s > 0 ? o->connect_timeout_s : 10;
+	conn.automaticReconnect = 0;
+	conn.onSuccess5 = on_connect;
+	conn.onFailure5 = on_connect_failure;
+	conn.context = c;
+	conn.username = o->username;
+	conn.password = o->password;
+	if (o->cafile || o->certfile || strncmp(o->url, "ssl://", 6) == 0 ||
+	    strncmp(o->url, "mqtts://", 8) == 0) {
+		ssl.trustStore = o->cafile;
+		ssl.keyStore = o->certfile;
+		ssl.privateKey = o->keyfile;
+		ssl.enableServerCertAuth = 1;
+		ssl.verify = 1;
+		conn.ssl = &ssl;
+	}
+	rc = MQTTAsync_connect(c->paho, &conn);
+	if (rc != MQTTASYNC_SUCCESS)
+		goto fail;
+	*ret = c;
+	return 0;
+fail:
+	log_error("client: cannot connect to '%s': %s", o->url, MQTTAsync_strerror(rc));
+out:
+	client_free(c);
+	return r;
+}
+
+struct client *client_free(struct client *c)
+{
+	if (!c || c->dead)
+		return NULL;
+	c->dead = true;
+	if (c->paho) {
+		MQTTAsync_disconnectOptions dopts = MQTTAsync_disconnectOptions_initializer5;
+
+		dopts.timeout = 1000;
+		if (MQTTAsync_isConnected(c->paho))
+			MQTTAsync_disconnect(c->paho, &dopts);
+		/* no Paho callback runs after this, so pending only goes down from here */
+		MQTTAsync_destroy(&c->paho);
+	}
+	if (atomic_load(&c->pending) == 0)
+		release(c);
+	return NULL;
+}
+
+int client_send(struct client *c, const struct command *cmd, int ttl_s)
+{
+	struct client_cmd *cc = NULL;
+	char id[COMMAND_ID_MAX];
+	size_t len;
+	int r = -EINVAL;
+
+	if (c->closed || c->dead)
+		return -ENOTCONN;
+	if (ttl_s < 1 || ttl_s > CLIENT_TTL_MAX ||
+	    command_id_normalize(cmd->cmd_id, strlen(cmd->cmd_id), id) < 0 || cmd_find(c, id))
+		goto out;
+	r = -ENOMEM;
+	cc = calloc(1, sizeof(*cc));
+	if (!cc)
+		goto out;
+	r = -EINVAL;
+	memcpy(cc->cmd_id, id, sizeof(id));
+	if (topics_build(cc->topic, sizeof(cc->topic), TOPICS_RESULT, cmd->agent, NULL) < 0)
+		goto out;
+	snprintf(cc->agent, sizeof(cc->agent), "%s", cmd->agent);
+	cc->ttl_s = ttl_s;
+	cc->payload = command_encode(cmd);
+	if (!cc->payload)
+		goto out;
+	len = strlen(cc->payload);
+	if (len > COMMAND_PAYLOAD_MAX)
+		goto out;
+	if (c->signer) {
+		/* the signature covers exactly these bytes, which go out unchanged */
+		r = cmdsig_sign(c->signer, cc->payload, len, cc->sig);
+		if (r < 0)
+			goto out;
+		memcpy(cc->key_id, cmdsig_signer_pubkey(c->signer)->id, sizeof(cc->key_id));
+	}
+	cc->state = CLIENT_CMD_WAITING;
+	cc->next = c->cmds;
+	c->cmds = cc;
+	cc = NULL;
+	advance(c, c->cmds);
+	r = 0;
+out:
+	cmd_free_one(cc);
+	return r;
+}
+
+void client_forget(struct client *c, const char *cmd_id)
+{
+	char id[COMMAND_ID_MAX];
+	struct client_cmd *cmd;
+
+	if (command_id_normalize(cmd_id, strlen(cmd_id), id) < 0)
+		return;
+	cmd = cmd_find(c, id);
+	if (cmd)
+		cmd_remove(c, cmd);
+}
+
+unsigned client_in_flight(const struct client *c)
+{
+	unsigned n = 0;
+
+	for (const struct client_cmd *cmd = c->cmds; cmd; cmd = cmd->next)
+		n++;
+	return n;
+}
+
+int client_new_cmd_id(char *out)
+{
+	uint8_t b[16];
+
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		return -EIO;
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	command_id_format(b, out);
+	return 0;
+}
