@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/* parse: see parse.h. Explicit digit loops: no locale, no strtoull() sign or blank quirks. */
+#include "parse.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "macro.h"
+
+struct parse_unit {
+	char suffix;
+	uint64_t mult;
+};
+
+/* largest first: the order a combined duration must follow */
+static const struct parse_unit duration_units[] = {
+	{ 'd', 86400 },
+	{ 'h', 3600 },
+	{ 'm', 60 },
+	{ 's', 1 },
+};
+
+static const struct parse_unit size_units[] = {
+	{ 'K', 1ULL << 10 },
+	{ 'M', 1ULL << 20 },
+	{ 'G', 1ULL << 30 },
+	{ 'T', 1ULL << 40 },
+};
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* Leading decimal digits of s; *end points after them. */
+static int parse_digits(const char *s, uint64_t *ret, const char **end)
+{
+	uint64_t v = 0;
+	const char *q = s;
+
+	if (!is_digit(*q))
+		return -EINVAL;
+	for (; is_digit(*q); q++) {
+		unsigned d = (unsigned)(*q - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	*ret = v;
+	*end = q;
+	return 0;
+}
+
+int parse_uint(const char *s, uint64_t *ret)
+{
+	const char *end;
+	uint64_t v;
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	r = parse_digits(s, &v, &end);
+	if (r < 0)
+		return r;
+	if (*end != '\0')
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+int parse_duration(const char *s, uint64_t *ret_s)
+{
+	size_t next_unit = 0; /* index of the largest unit still allowed */
+	uint64_t total = 0, v;
+	const char *end;
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	r = parse_digits(s, &v, &end);
+	if (r < 0)
+		return r;
+	if (*end == '\0') {
+		/* a bare number is seconds */
+		if (v > PARSE_DURATION_MAX)
+			return -ERANGE;
+		*ret_s = v;
+		return 0;
+	}
+	for (;;) {
+		size_t i;
+
+		for (i = next_unit; i < ARRAY_SIZE(duration_units); i++)
+			if (duration_units[i].suffix == *end)
+				break;
+		/* an unknown unit, or one out of order or repeated ("1m1h", "1m1m") */
+		if (i == ARRAY_SIZE(duration_units))
+			return -EINVAL;
+		if (v > PARSE_DURATION_MAX / duration_units[i].mult)
+			return -ERANGE;
+		total += v * duration_units[i].mult;
+		if (total > PARSE_DURATION_MAX)
+			return -ERANGE;
+		next_unit = i + 1;
+		s = end + 1;
+		if (*s == '\0')
+			break;
+		/* every further part needs its own unit: "1h30" is a typo, not 1h30s */
+		r = parse_digits(s, &v, &end);
+		if (r < 0)
+			return r;
+		if (*end == '\0')
+			return -EINVAL;
+	}
+	*ret_s = total;
+	return 0;
+}
+
+int parse_size(const char *s, uint64_t *ret_bytes)
+{
+	const char *end;
+	uint64_t v;
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	r = parse_digits(s, &v, &end);
+	if (r < 0)
+		return r;
+	if (*end == '\0') {
+		*ret_bytes = v;
+		return 0;
+	}
+	if (end[1] != '\0')
+		return -EINVAL;
+	for (size_t i = 0; i < ARRAY_SIZE(size_units); i++) {
+		if (size_units[i].suffix != *end)
+			continue;
+		if (v > UINT64_MAX / size_units[i].mult)
+			return -ERANGE;
+		*ret_bytes = v * size_units[i].mult;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int parse_bool(const char *s, bool *ret)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" };
+	static const char *const no[] = { "false", "no", "off", "0" };
+
+	if (!s)
+		return -EINVAL;
+	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+		if (strcmp(s, yes[i]) == 0) {
+			*ret = true;
+			return 0;
+		}
+		if (strcmp(s, no[i]) == 0) {
+			*ret = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
