@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "macro.h"
 #include "topics.h"
 
 #define UDID "00008110-001A2B3C4D5E801E"
@@ -24,10 +25,10 @@ static void test_agent_id(void **state)
 	size_t i;
 
 	(void)state;
-	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(good); i++)
 		if (!topics_agent_id_valid(good[i]))
 			fail_msg("'%s' should be valid", good[i]);
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(bad); i++)
 		if (topics_agent_id_valid(bad[i]))
 			fail_msg("'%s' should be invalid", bad[i]);
 	assert_false(topics_agent_id_valid(NULL));
@@ -155,7 +156,7 @@ static void test_parse(void **state)
 	size_t i;
 
 	(void)state;
-	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(t); i++) {
 		char agent[TOPICS_AGENT_MAX] = "untouched", udid[TOPICS_UDID_MAX] = "untouched";
 		enum topics_kind kind = _TOPICS_KIND_MAX;
 		int r = topics_parse(t[i].topic, &kind, agent, udid);
