@@ -45,16 +45,29 @@ static void test_udid(void **state)
 	char s[80];
 
 	(void)state;
+	/* the forms usbmuxd reports: 40 hex digits (before the A12), 8-16 hex with a dash */
 	assert_true(topics_udid_valid(UDID));
 	assert_true(topics_udid_valid("a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"));
+	assert_true(topics_udid_valid("A1B2C3D4E5F60718293A4B5C6D7E8F9012345678"));
+	assert_true(topics_udid_valid("00008030-0011223344556677"));
+	/* wider on purpose: simulators and test fixtures, a future format */
 	assert_true(topics_udid_valid("SIM0001"));
+	assert_true(topics_udid_valid("00008110001A2B3C4D5E0001"));
 	assert_false(topics_udid_valid(""));
 	assert_false(topics_udid_valid(NULL));
-	assert_false(topics_udid_valid("-abc"));
+	/* the agent also passes UDIDs as helper argv elements and uses them as directory names */
+	assert_false(topics_udid_valid("-abc"));   /* an option to a helper */
+	assert_false(topics_udid_valid("--help")); /* idem */
 	assert_false(topics_udid_valid("abc/def"));
+	assert_false(topics_udid_valid(".."));
+	assert_false(topics_udid_valid(".hidden"));
+	assert_false(topics_udid_valid("a.b"));
+	assert_false(topics_udid_valid("a_b"));
 	assert_false(topics_udid_valid("+"));
 	assert_false(topics_udid_valid("#"));
 	assert_false(topics_udid_valid("abc def"));
+	assert_false(topics_udid_valid("abc\n"));
+	assert_false(topics_udid_valid("\xc3\xa4" "bc"));
 	memset(s, 'F', 63);
 	s[63] = '\0';
 	assert_true(topics_udid_valid(s));
