@@ -9,24 +9,23 @@
 #include "macro.h"
 
 struct parse_unit {
-	char suffix;
+	const char *suffix;
 	uint64_t mult;
 };
 
-/* largest first: the order a combined duration must follow */
+/* largest first: the order a combined duration must follow (multipliers in ms) */
 static const struct parse_unit duration_units[] = {
-	{ 'd', 86400 },
-	{ 'h', 3600 },
-	{ 'm', 60 },
-	{ 's', 1 },
+	{ "d", 86400000 }, { "h", 3600000 }, { "m", 60000 }, { "s", 1000 }, { "ms", 1 },
 };
 
 static const struct parse_unit size_units[] = {
-	{ 'K', 1ULL << 10 },
-	{ 'M', 1ULL << 20 },
-	{ 'G', 1ULL << 30 },
-	{ 'T', 1ULL << 40 },
+	{ "K", 1ULL << 10 },
+	{ "M", 1ULL << 20 },
+	{ "G", 1ULL << 30 },
+	{ "T", 1ULL << 40 },
 };
+
+#define PARSE_DURATION_MS_MAX ((uint64_t)INT64_MAX)
 
 static bool is_digit(char c)
 {
@@ -70,7 +69,25 @@ int parse_uint(const char *s, uint64_t *ret)
 	return 0;
 }
 
-int parse_duration(const char *s, uint64_t *ret_s)
+/* The unit at the start of s among units[from..]: its index, and its length in *ret_len. */
+static size_t find_unit(const char *s, size_t from, size_t *ret_len)
+{
+	size_t best = ARRAY_SIZE(duration_units), best_len = 0;
+
+	/* the longest suffix that matches: "ms" is not "m" followed by junk */
+	for (size_t i = from; i < ARRAY_SIZE(duration_units); i++) {
+		size_t n = strlen(duration_units[i].suffix);
+
+		if (n > best_len && strncmp(s, duration_units[i].suffix, n) == 0) {
+			best = i;
+			best_len = n;
+		}
+	}
+	*ret_len = best_len;
+	return best;
+}
+
+int parse_duration_ms(const char *s, uint64_t *ret_ms)
 {
 	size_t next_unit = 0; /* index of the largest unit still allowed */
 	uint64_t total = 0, v;
@@ -86,25 +103,22 @@ int parse_duration(const char *s, uint64_t *ret_s)
 		/* a bare number is seconds */
 		if (v > PARSE_DURATION_MAX)
 			return -ERANGE;
-		*ret_s = v;
+		*ret_ms = v * 1000;
 		return 0;
 	}
 	for (;;) {
-		size_t i;
+		size_t len, i = find_unit(end, next_unit, &len);
 
-		for (i = next_unit; i < ARRAY_SIZE(duration_units); i++)
-			if (duration_units[i].suffix == *end)
-				break;
 		/* an unknown unit, or one out of order or repeated ("1m1h", "1m1m") */
 		if (i == ARRAY_SIZE(duration_units))
 			return -EINVAL;
-		if (v > PARSE_DURATION_MAX / duration_units[i].mult)
+		if (v > PARSE_DURATION_MS_MAX / duration_units[i].mult)
+			return -ERANGE;
+		if (total > PARSE_DURATION_MS_MAX - v * duration_units[i].mult)
 			return -ERANGE;
 		total += v * duration_units[i].mult;
-		if (total > PARSE_DURATION_MAX)
-			return -ERANGE;
 		next_unit = i + 1;
-		s = end + 1;
+		s = end + len;
 		if (*s == '\0')
 			break;
 		/* every further part needs its own unit: "1h30" is a typo, not 1h30s */
@@ -114,7 +128,22 @@ int parse_duration(const char *s, uint64_t *ret_s)
 		if (*end == '\0')
 			return -EINVAL;
 	}
-	*ret_s = total;
+	*ret_ms = total;
+	return 0;
+}
+
+int parse_duration(const char *s, uint64_t *ret_s)
+{
+	uint64_t ms;
+	int r;
+
+	r = parse_duration_ms(s, &ms);
+	if (r < 0)
+		return r;
+	/* seconds are the resolution here: 1500ms would be silently rounded */
+	if (ms % 1000 != 0)
+		return -EINVAL;
+	*ret_s = ms / 1000;
 	return 0;
 }
 
@@ -133,10 +162,8 @@ int parse_size(const char *s, uint64_t *ret_bytes)
 		*ret_bytes = v;
 		return 0;
 	}
-	if (end[1] != '\0')
-		return -EINVAL;
 	for (size_t i = 0; i < ARRAY_SIZE(size_units); i++) {
-		if (size_units[i].suffix != *end)
+		if (strcmp(size_units[i].suffix, end) != 0)
 			continue;
 		if (v > UINT64_MAX / size_units[i].mult)
 			return -ERANGE;

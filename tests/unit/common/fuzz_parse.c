@@ -16,10 +16,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint64_t d, z, u;
+	uint64_t d, ms, z, u;
 	char *s;
 	bool b;
-	int rd, rz, ru;
+	int rd, rms, rz, ru;
 
 	if (size > 256)
 		return 0;
@@ -29,10 +29,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(s, data, size);
 	s[size] = '\0';
 	rd = parse_duration(s, &d);
+	rms = parse_duration_ms(s, &ms);
 	rz = parse_size(s, &z);
 	ru = parse_uint(s, &u);
 	(void)parse_bool(s, &b);
 	if (rd == 0 && d > PARSE_DURATION_MAX)
+		abort();
+	/* one grammar: seconds are the milliseconds of whole seconds */
+	if (rd == 0 && (rms != 0 || ms != d * 1000))
+		abort();
+	if (rms == 0 && ms > (uint64_t)INT64_MAX)
 		abort();
 	/* a plain number is seconds to parse_duration and bytes to parse_size */
 	if (ru == 0 && (rz != 0 || z != u || (rd == 0 && d != u)))

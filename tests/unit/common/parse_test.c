@@ -82,6 +82,36 @@ static void test_duration(void **state)
 	assert_int_equal(parse_duration(NULL, &v), -EINVAL);
 }
 
+static void test_duration_ms(void **state)
+{
+	uint64_t v = 0;
+
+	(void)state;
+	assert_int_equal(parse_duration_ms("1500ms", &v), 0);
+	assert_int_equal(v, 1500);
+	assert_int_equal(parse_duration_ms("1s500ms", &v), 0);
+	assert_int_equal(v, 1500);
+	assert_int_equal(parse_duration_ms("30", &v), 0); /* bare: seconds */
+	assert_int_equal(v, 30000);
+	assert_int_equal(parse_duration_ms("1m", &v), 0); /* minutes, not a truncated "ms" */
+	assert_int_equal(v, 60000);
+	assert_int_equal(parse_duration_ms("1m1ms", &v), 0);
+	assert_int_equal(v, 60001);
+	assert_int_equal(parse_duration_ms("0ms", &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(parse_duration_ms("500ms1s", &v), -EINVAL);
+	assert_int_equal(parse_duration_ms("1msx", &v), -EINVAL);
+	assert_int_equal(parse_duration_ms("1mss", &v), -EINVAL);
+	assert_int_equal(parse_duration_ms("1ms1ms", &v), -EINVAL);
+	assert_int_equal(parse_duration_ms("9223372036854775807ms", &v), 0);
+	assert_int_equal(v, INT64_MAX);
+	assert_int_equal(parse_duration_ms("9223372036854775808ms", &v), -ERANGE);
+	/* whole seconds only where the result is in seconds */
+	assert_int_equal(parse_duration("1500ms", &v), -EINVAL);
+	assert_int_equal(parse_duration("2000ms", &v), 0);
+	assert_int_equal(v, 2);
+}
+
 static void test_size(void **state)
 {
 	uint64_t v = 0;
@@ -151,6 +181,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_duration),
+		cmocka_unit_test(test_duration_ms),
 		cmocka_unit_test(test_size),
 		cmocka_unit_test(test_bool_and_uint),
 	};
