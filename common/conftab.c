@@ -89,22 +89,20 @@ static int range_check(struct conftab_parser *p, const struct conftab_key *k, ui
 	return 0;
 }
 
-static int set_duration(struct conftab_parser *p, const struct conftab_key *k, const char *v,
-                        int64_t *field)
+/* A number read by parse (parse.h) and range-checked; what and examples go into the message. */
+static int set_number(struct conftab_parser *p, const struct conftab_key *k, const char *v,
+                      int (*parse)(const char *s, uint64_t *ret), const char *what,
+                      const char *examples, uint64_t *ret)
 {
-	uint64_t u;
 	int r;
 
-	r = parse_duration(v, &u);
+	r = parse(v, ret);
+	if (r == -ERANGE)
+		return conftab_error(p, "'%s': bad %s '%.80s' (too large)", k->name, what, v);
 	if (r < 0)
-		return conftab_error(
-		        p, "'%s': bad duration '%.80s' (%s; want e.g. 30, 30s, 5m, 1h30m, 2d)",
-		        k->name, v, r == -ERANGE ? "too large" : "not a duration");
-	r = range_check(p, k, u);
-	if (r < 0)
-		return r;
-	*field = (int64_t)u;
-	return 0;
+		return conftab_error(p, "'%s': bad %s '%.80s' (want e.g. %s)", k->name, what, v,
+		                     examples);
+	return range_check(p, k, *ret);
 }
 
 static int set_rate(struct conftab_parser *p, const struct conftab_key *k, char *v,
@@ -166,22 +164,17 @@ static int conftab_set(const struct conftab *t, struct conftab_parser *p,
 	case CONFTAB_STRING:
 		return conftab_set_string(p, k, v, field);
 	case CONFTAB_DURATION:
-		return set_duration(p, k, v, (int64_t *)(void *)field);
+		r = set_number(p, k, v, parse_duration, "duration", "30, 30s, 5m, 1h30m, 2d", &u);
+		if (r == 0)
+			*(int64_t *)(void *)field = (int64_t)u;
+		return r;
 	case CONFTAB_SIZE:
-		r = parse_size(v, &u);
-		if (r < 0)
-			return conftab_error(
-			        p, "'%s': bad size '%.80s' (%s; want e.g. 512, 64K, 16M, 1G)",
-			        k->name, v, r == -ERANGE ? "too large" : "not a size");
-		r = range_check(p, k, u);
-		if (r < 0)
-			return r;
-		*(uint64_t *)(void *)field = u;
-		return 0;
+		r = set_number(p, k, v, parse_size, "size", "512, 64K, 16M, 1G", &u);
+		if (r == 0)
+			*(uint64_t *)(void *)field = u;
+		return r;
 	case CONFTAB_UINT:
-		if (parse_uint(v, &u) < 0)
-			return conftab_error(p, "'%s': bad number '%.80s'", k->name, v);
-		r = range_check(p, k, u);
+		r = set_number(p, k, v, parse_uint, "number", "16", &u);
 		if (r < 0)
 			return r;
 		if (k->size == 8)

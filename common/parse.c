@@ -52,23 +52,6 @@ static int parse_digits(const char *s, uint64_t *ret, const char **end)
 	return 0;
 }
 
-int parse_uint(const char *s, uint64_t *ret)
-{
-	const char *end;
-	uint64_t v;
-	int r;
-
-	if (!s)
-		return -EINVAL;
-	r = parse_digits(s, &v, &end);
-	if (r < 0)
-		return r;
-	if (*end != '\0')
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
 /* The unit at the start of s among units[from..]: its index, and its length in *ret_len. */
 static size_t find_unit(const char *s, size_t from, size_t *ret_len)
 {
@@ -147,7 +130,8 @@ int parse_duration(const char *s, uint64_t *ret_s)
 	return 0;
 }
 
-int parse_size(const char *s, uint64_t *ret_bytes)
+/* Digits with at most one of units (n of them) after them; bare digits are taken as they are. */
+static int parse_scaled(const char *s, const struct parse_unit *units, size_t n, uint64_t *ret)
 {
 	const char *end;
 	uint64_t v;
@@ -159,18 +143,28 @@ int parse_size(const char *s, uint64_t *ret_bytes)
 	if (r < 0)
 		return r;
 	if (*end == '\0') {
-		*ret_bytes = v;
+		*ret = v;
 		return 0;
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(size_units); i++) {
-		if (strcmp(size_units[i].suffix, end) != 0)
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(units[i].suffix, end) != 0)
 			continue;
-		if (v > UINT64_MAX / size_units[i].mult)
+		if (v > UINT64_MAX / units[i].mult)
 			return -ERANGE;
-		*ret_bytes = v * size_units[i].mult;
+		*ret = v * units[i].mult;
 		return 0;
 	}
 	return -EINVAL;
+}
+
+int parse_uint(const char *s, uint64_t *ret)
+{
+	return parse_scaled(s, NULL, 0, ret);
+}
+
+int parse_size(const char *s, uint64_t *ret_bytes)
+{
+	return parse_scaled(s, size_units, ARRAY_SIZE(size_units), ret_bytes);
 }
 
 int parse_bool(const char *s, bool *ret)
