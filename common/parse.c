@@ -32,13 +32,13 @@ static bool is_digit(char c)
 	return c >= '0' && c <= '9';
 }
 
-/* Leading decimal digits of s; *end points after them. */
+/* Leading decimal digits of s (NULL is -EINVAL); *end points after them. */
 static int parse_digits(const char *s, uint64_t *ret, const char **end)
 {
 	uint64_t v = 0;
 	const char *q = s;
 
-	if (!is_digit(*q))
+	if (!q || !is_digit(*q))
 		return -EINVAL;
 	for (; is_digit(*q); q++) {
 		unsigned d = (unsigned)(*q - '0');
@@ -77,8 +77,6 @@ int parse_duration_ms(const char *s, uint64_t *ret_ms)
 	const char *end;
 	int r;
 
-	if (!s)
-		return -EINVAL;
 	r = parse_digits(s, &v, &end);
 	if (r < 0)
 		return r;
@@ -137,8 +135,6 @@ static int parse_scaled(const char *s, const struct parse_unit *units, size_t n,
 	uint64_t v;
 	int r;
 
-	if (!s)
-		return -EINVAL;
 	r = parse_digits(s, &v, &end);
 	if (r < 0)
 		return r;
