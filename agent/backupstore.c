@@ -18,6 +18,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "durable.h"
 #include "log.h"
 #include "timefmt.h"
 #include "topics.h"
@@ -277,6 +278,10 @@ int backupstore_commit(const struct backupstore_config *cfg, const char *udid, i
 	unlink(link_tmp);
 	if (symlink(target, link_tmp) < 0 || rename(link_tmp, current) < 0)
 		return -errno;
+	/* the new current must survive a power cut before older snapshots are pruned */
+	r = durable_fsync_parent(current);
+	if (r < 0)
+		return r;
 	r = list_snapshots(snapdir, &names, &n);
 	if (r < 0)
 		return r;
