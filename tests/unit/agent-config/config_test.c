@@ -146,7 +146,8 @@ static void test_errors(void **state)
 	expect_error("agent_id abc\nagent_id abd\n",
 	             "t.conf:2: 'agent_id' set twice (first on line 1)");
 	expect_error("agent_id abc\nkeepalive\n", "t.conf:2: 'keepalive': missing value");
-	expect_error("agent_id abc\nkeepalive 30m1\n", "t.conf:2: 'keepalive': bad duration '30m1'");
+	expect_error("agent_id abc\nkeepalive 30m1\n",
+	             "t.conf:2: 'keepalive': bad duration '30m1'");
 	expect_error("agent_id abc\nkeepalive 1s1m\n", "t.conf:2: 'keepalive': bad duration");
 	expect_error("agent_id abc\nkeepalive 4\n", "t.conf:2: 'keepalive': value 4 out of range");
 	expect_error("agent_id abc\nkeepalive 30x\n", "t.conf:2: 'keepalive': bad duration");
