@@ -491,6 +491,11 @@ void loop_mailbox_get_stats(struct loop_mailbox *mb, struct loop_mailbox_stats *
 	pthread_mutex_unlock(&mb->loop->post_lock);
 }
 
+void loop_post_get_stats(struct loop *loop, struct loop_mailbox_stats *ret)
+{
+	loop_mailbox_get_stats(&loop->own, ret);
+}
+
 static void loop_mailbox_purge(struct loop_mailbox *mb)
 {
 	struct loop_post_item *it;

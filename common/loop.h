@@ -91,8 +91,9 @@ int loop_mailbox_post(struct loop_mailbox *mb, void *msg);
  */
 void loop_mailbox_flush(struct loop_mailbox *mb);
 
-/* Any thread. */
+/* Any thread. loop_post_get_stats() is the same for loop_post()'s own mailbox. */
 void loop_mailbox_get_stats(struct loop_mailbox *mb, struct loop_mailbox_stats *ret);
+void loop_post_get_stats(struct loop *loop, struct loop_mailbox_stats *ret);
 
 /*
  * Loop thread, after the producers stopped: drops what still waits (ops.drop), frees mb.

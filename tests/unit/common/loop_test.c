@@ -378,6 +378,7 @@ static void count_post(struct loop *loop, void *data)
 static void test_post_bounded(void **state)
 {
 	struct loop *loop = loop_new();
+	struct loop_mailbox_stats st;
 	int n = 0, i;
 
 	(void)state;
@@ -385,10 +386,16 @@ static void test_post_bounded(void **state)
 		assert_int_equal(loop_post(loop, count_post, &n), 0);
 	assert_int_equal(loop_post(loop, count_post, &n), -ENOBUFS);
 	assert_int_equal(loop_post(loop, stop_now, NULL), -ENOBUFS);
+	loop_post_get_stats(loop, &st);
+	assert_int_equal(st.queued, LOOP_POST_MAX);
+	assert_int_equal(st.posted, LOOP_POST_MAX);
+	assert_int_equal(st.dropped, 2);
 	/* all delivered, in batches that let the fds and timers in between */
 	assert_true(loop_add_timer(loop, 50, stop_timer, NULL) > 0);
 	assert_int_equal(loop_run(loop), 0);
 	assert_int_equal(n, LOOP_POST_MAX);
+	loop_post_get_stats(loop, &st);
+	assert_int_equal(st.queued, 0);
 	loop_free(loop);
 }
 
