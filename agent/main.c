@@ -23,6 +23,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "macro.h"
 #include "once.h"
 #include "parse.h"
 #include "selfpath.h"
@@ -187,7 +188,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		}
-		for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		for (i = 0; i < ARRAY_SIZE(modes); i++)
 			if (strcmp(argv[k], modes[i].flag) == 0)
 				return modes[i].run(argc, argv);
 	}
