@@ -18,25 +18,12 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "durable.h"
 #include "log.h"
 #include "timefmt.h"
+#include "topics.h"
 
 #define BS_PATH_MAX 4096
-
-static bool udid_valid(const char *udid)
-{
-	size_t i, n = strlen(udid);
-
-	if (n == 0 || n > 64)
-		return false;
-	for (i = 0; i < n; i++) {
-		char c = udid[i];
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
-		      c == '-'))
-			return false;
-	}
-	return true;
-}
 
 /* a/b into buf; -ENAMETOOLONG instead of a silently cut path */
 static int join(char *buf, size_t size, const char *a, const char *b)
@@ -158,7 +145,7 @@ int backupstore_prepare(const struct backupstore_config *cfg, const char *udid, 
 	int64_t free_bytes;
 	int r;
 
-	if (!udid_valid(udid))
+	if (!topics_udid_valid(udid))
 		return -EINVAL;
 	r = mkdir_0700(cfg->dir);
 	if (r < 0)
@@ -249,7 +236,7 @@ int backupstore_commit(const struct backupstore_config *cfg, const char *udid, i
 	int i, n = 0, r, attempt;
 	size_t len;
 
-	if (!udid_valid(udid))
+	if (!topics_udid_valid(udid))
 		return -EINVAL;
 	if (join(devdir, sizeof(devdir), cfg->dir, udid) < 0)
 		return -ENAMETOOLONG;
@@ -291,6 +278,10 @@ int backupstore_commit(const struct backupstore_config *cfg, const char *udid, i
 	unlink(link_tmp);
 	if (symlink(target, link_tmp) < 0 || rename(link_tmp, current) < 0)
 		return -errno;
+	/* the new current must survive a power cut before older snapshots are pruned */
+	r = durable_fsync_parent(current);
+	if (r < 0)
+		return r;
 	r = list_snapshots(snapdir, &names, &n);
 	if (r < 0)
 		return r;
@@ -311,7 +302,7 @@ void backupstore_abort(const struct backupstore_config *cfg, const char *udid)
 	char devdir[BS_PATH_MAX], incoming[BS_PATH_MAX];
 	int r;
 
-	if (!udid_valid(udid) || join(devdir, sizeof(devdir), cfg->dir, udid) < 0 ||
+	if (!topics_udid_valid(udid) || join(devdir, sizeof(devdir), cfg->dir, udid) < 0 ||
 	    join(incoming, sizeof(incoming), devdir, ".incoming") < 0)
 		return;
 	r = rm_rf(incoming);
@@ -331,7 +322,7 @@ int backupstore_recover(const struct backupstore_config *cfg)
 		char incoming[BS_PATH_MAX];
 		struct stat st;
 
-		if (de->d_name[0] == '.' || !udid_valid(de->d_name))
+		if (de->d_name[0] == '.' || !topics_udid_valid(de->d_name))
 			continue;
 		snprintf(incoming, sizeof(incoming), "%s/%s/.incoming", cfg->dir, de->d_name);
 		if (lstat(incoming, &st) == 0) {

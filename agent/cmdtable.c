@@ -11,7 +11,7 @@
  * update is one write + fdatasync, like a write-ahead log. Loading stops at the first short or
  * bad record and truncates there: that is the torn write of a crash, and everything before it
  * was synced. When the log holds more than twice the live entries it is rewritten (temp file,
- * fsync, rename, fsync of the directory), so the file stays O(max_entries).
+ * fsync, rename, fsync of the directory: durable.h), so the file stays O(max_entries).
  *
  * In memory, entries sit in a FIFO ring in insertion order (eviction of the oldest and age
  * pruning pop the head) and an open-addressing hash (linear probing, backward-shift deletion)
@@ -184,76 +184,43 @@ static bool record_decode(const uint8_t *rec, struct cmdtable_entry *e)
 	return true;
 }
 
-static int write_all(int fd, const void *buf, size_t n, off_t off)
-{
-	const uint8_t *p = buf;
-
-	while (n > 0) {
-		ssize_t w = pwrite(fd, p, n, off);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (w == 0)
-			return -EIO;
-		p += w;
-		n -= (size_t)w;
-		off += w;
-	}
-	return 0;
-}
-
 static int write_header(int fd)
 {
 	uint8_t h[HEADER_SIZE] = { 0 };
 
 	memcpy(h, header_magic, sizeof(header_magic));
-	return write_all(fd, h, sizeof(h), 0);
+	return durable_pwrite_all(fd, h, sizeof(h), 0);
 }
 
-/* Rewrites the file with the live entries only (temp + fsync + rename + directory fsync). */
+/* Rewrites the file with the live entries only (durable.h: temp, fsync, rename, dir fsync). */
 static int compact(struct cmdtable *t)
 {
-	char *tmp = NULL;
+	struct durable_file df;
 	uint8_t rec[RECORD_SIZE];
-	int fd = -1, r;
 	size_t i;
+	int r;
 
-	if (asprintf(&tmp, "%s.tmp", t->path) < 0) {
-		tmp = NULL;
-		r = -ENOMEM;
-		goto out;
-	}
-	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = log_error_errno(-errno, "cmdtable '%s': cannot create", tmp);
-		goto out;
-	}
-	r = write_header(fd);
+	r = durable_file_open(&df, t->path, 0600);
+	if (r < 0)
+		return log_error_errno(r, "cmdtable '%s': cannot create a temp file", t->path);
+	r = write_header(df.fd);
 	for (i = 0; r == 0 && i < t->count; i++) {
 		record_encode(&t->ring[(t->head + i) % t->max], rec);
-		r = write_all(fd, rec, sizeof(rec), HEADER_SIZE + (off_t)(i * RECORD_SIZE));
+		r = durable_pwrite_all(df.fd, rec, sizeof(rec), HEADER_SIZE + i * RECORD_SIZE);
 	}
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, t->path) < 0)
-		r = -errno;
-	if (r < 0) {
+	if (r == 0)
+		r = durable_file_commit(&df);
+	if (!df.committed) {
 		log_error_errno(r, "cmdtable '%s': compaction failed", t->path);
-		unlink(tmp);
 		goto out;
 	}
-	(void)durable_fsync_parent(t->path);
+	/* renamed: the new file is the table now, even if the directory fsync failed */
 	close(t->fd);
-	t->fd = fd;
-	fd = -1;
+	t->fd = durable_file_take_fd(&df);
 	t->log_records = t->count;
+	r = 0;
 out:
-	if (fd >= 0)
-		close(fd);
-	free(tmp);
+	durable_file_close(&df);
 	return r;
 }
 
@@ -448,7 +415,7 @@ int cmdtable_put(struct cmdtable *t, const char *cmd_id, enum command_status sta
 
 	record_encode(&e, rec);
 	off = HEADER_SIZE + (off_t)(t->log_records * RECORD_SIZE);
-	r = write_all(t->fd, rec, sizeof(rec), off);
+	r = durable_pwrite_all(t->fd, rec, sizeof(rec), (uint64_t)off);
 	if (r == 0 && sync && fdatasync(t->fd) < 0)
 		r = -errno;
 	if (r < 0) {

@@ -1,13 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * config: the agent's configuration file (`key value` lines, `#` comments), parsed by one table
- * that also drives the defaults and --dump-config. Every key is documented in agent/README.md.
- *
- * Value syntax: durations carry a unit (30s, 5m, 72h, 2d; a bare 0 is allowed), sizes a
- * binary suffix or none (512, 64K, 16M, 1G), bools are true/false/yes/no/on/off/1/0, lists are
- * comma separated (blanks around items are trimmed), rates are COUNT/DURATION (6/1h).
- * Strings run to the end of the line (trailing blanks trimmed); a value may be quoted "..." to
- * keep leading/trailing blanks or to give an empty string.
+ * config: the agent's configuration file, read through common/conftab's engine with the agent's
+ * own table of keys (agent/config.c). Every key is documented in agent/README.md, with the
+ * value syntax (durations, sizes, booleans, lists, rates) shared with the command line.
  *
  * Threading: plain functions without global state; call them from any one thread.
  */
@@ -19,27 +14,18 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "conftab.h"
 #include "diagnose.h"
 #include "log.h"
 
-#define AGENT_CONFIG_FILE_MAX  (1024 * 1024) /* a config file larger than this is rejected */
-#define AGENT_CONFIG_LIST_MAX  16
-#define AGENT_CONFIG_ITEM_MAX  64
+#define AGENT_CONFIG_FILE_MAX  CONFTAB_FILE_MAX /* a config file larger than this is rejected */
+#define AGENT_CONFIG_LIST_MAX  CONFTAB_LIST_MAX
+#define AGENT_CONFIG_ITEM_MAX  CONFTAB_ITEM_MAX
 #define AGENT_CONFIG_PATH_MAX  256
-#define AGENT_CONFIG_ERROR_MAX 512
-
-struct agent_config_list {
-	int n;
-	char item[AGENT_CONFIG_LIST_MAX][AGENT_CONFIG_ITEM_MAX];
-};
-
-struct agent_config_rate {
-	unsigned count;
-	int64_t interval_s;
-};
+#define AGENT_CONFIG_ERROR_MAX CONFTAB_ERROR_MAX
 
 struct agent_config {
-	char agent_id[64]; /* required, [a-z0-9][a-z0-9-]{2,62} */
+	char agent_id[64]; /* required, topics_agent_id_valid() */
 	char broker_url[AGENT_CONFIG_PATH_MAX];
 	char state_dir[AGENT_CONFIG_PATH_MAX];
 	/* stale_after, min_ios_version and the three pattern lists live here */
@@ -65,19 +51,19 @@ struct agent_config {
 	uint64_t outbox_max_bytes;
 	uint64_t outbox_max_records;
 	enum log_level log_level;
-	struct agent_config_list allowed_commands;
+	struct conftab_list allowed_commands;
 	char backup_dir[AGENT_CONFIG_PATH_MAX];
 	unsigned backup_retention;
 	uint64_t backup_min_free;
 	unsigned max_concurrent_backups;
 	int64_t restart_timeout_s;
-	struct agent_config_rate cmd_rate_per_device;
+	struct conftab_rate cmd_rate_per_device;
 	int64_t cmd_id_retention_s;
 	int64_t backup_stall_timeout_s;
 	uint64_t disk_low_free;
 	int64_t disk_check_interval_s;
 	int64_t security_event_interval_s;
-	struct agent_config_list command_keys; /* base64 Ed25519 public keys (proto/cmdsig.h) */
+	struct conftab_list command_keys; /* base64 Ed25519 public keys (proto/cmdsig.h) */
 	bool require_signed_commands;
 };
 

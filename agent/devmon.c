@@ -3,15 +3,16 @@
  * devmon: see devmon.h. The known set is a sorted array of UDIDs (bounded by IDEV_LIST_MAX),
  * so a resync is one merge of two sorted lists.
  *
- * The mailbox between libusbmuxd's thread and the loop is a small refcounted struct apart from
- * struct devmon: a post already queued in the loop when devmon_free() runs finds dm == NULL
- * instead of freed memory. Events that do not fit (ring full, post failed) set "overflow",
- * which the loop answers with an immediate resync: nothing is lost, only coalesced.
+ * libusbmuxd's thread hands each event to the loop through a loop mailbox (common/loop.h):
+ * in order, at most DEVMON_QUEUE_MAX waiting. Events that do not fit (queue full, out of
+ * memory) are counted by the mailbox and reported in their place, and the loop answers with an
+ * immediate resync: nothing is lost, only coalesced. devmon_free() unsubscribes first (that
+ * joins the thread), then frees the mailbox with whatever still waits in it.
  */
 #include "devmon.h"
 
 #include <errno.h>
-#include <pthread.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,7 @@
 #include "log.h"
 #include "loop.h"
 
-#define DEVMON_RING           256
+#define DEVMON_QUEUE_MAX      256
 #define DEVMON_RESYNC_DEFAULT 10000
 
 struct devmon_msg {
@@ -31,23 +32,12 @@ struct devmon_msg {
 	char udid[FACTS_UDID_MAX];
 };
 
-struct devmon_mbox {
-	pthread_mutex_t lock;
-	int refs;          /* devmon + a queued post */
-	struct devmon *dm; /* NULL after devmon_free() */
-	struct loop *loop;
-	bool kick_pending; /* a post is queued: do not queue another */
-	bool overflow;     /* events were dropped: resync */
-	struct devmon_msg ring[DEVMON_RING];
-	unsigned head, len;
-};
-
 struct devmon {
 	struct loop *loop;
 	uint64_t resync_ms;
 	devmon_fn fn;
 	void *data;
-	struct devmon_mbox *mbox;
+	struct loop_mailbox *mbox;
 	bool subscribed;
 	bool mux_down; /* last resync found no usbmuxd (logged once per outage) */
 	uint64_t timer;
@@ -58,19 +48,6 @@ struct devmon {
 };
 
 static bool devmon_exists;
-
-static void mbox_unref(struct devmon_mbox *mb)
-{
-	bool last;
-
-	pthread_mutex_lock(&mb->lock);
-	last = --mb->refs == 0;
-	pthread_mutex_unlock(&mb->lock);
-	if (last) {
-		pthread_mutex_destroy(&mb->lock);
-		free(mb);
-	}
-}
 
 static int cmp_udid(const void *a, const void *b)
 {
@@ -118,9 +95,9 @@ static bool known_del(struct devmon *dm, const char *udid)
 static void emit(struct devmon *dm, enum devmon_event ev, const char *udid)
 {
 	log_debug("device '%s': %s", udid,
-		  ev == DEVMON_ATTACHED   ? "attached"
-		  : ev == DEVMON_DETACHED ? "detached"
-					  : "paired");
+	          ev == DEVMON_ATTACHED   ? "attached"
+	          : ev == DEVMON_DETACHED ? "detached"
+	                                  : "paired");
 	dm->fn(ev, udid, dm->data);
 }
 
@@ -142,7 +119,7 @@ static void do_resync(struct devmon *dm)
 	if (r < 0) {
 		if (!dm->mux_down)
 			log_notice(
-				"usbmuxd is not running: no devices (normal when none is plugged)");
+			        "usbmuxd is not running: no devices (normal when none is plugged)");
 		dm->mux_down = true;
 	} else if (dm->mux_down) {
 		log_notice("usbmuxd is back");
@@ -187,78 +164,59 @@ void devmon_resync(struct devmon *dm)
 	dm->timer = loop_add_timer(dm->loop, 0, on_timer, dm);
 }
 
-/* Loop thread: drain the mailbox. */
-static void on_post(struct loop *loop, void *data)
+/* Loop thread: one event from the mailbox. */
+static void on_mail(struct loop *loop, void *msg, void *ctx)
 {
-	struct devmon_mbox *mb = data;
-	struct devmon_msg msgs[DEVMON_RING];
-	struct devmon *dm;
-	unsigned n, i;
-	bool overflow;
+	struct devmon_msg *m = msg;
+	struct devmon *dm = ctx;
 
 	(void)loop;
-	pthread_mutex_lock(&mb->lock);
-	mb->kick_pending = false;
-	dm = mb->dm;
-	n = mb->len;
-	for (i = 0; i < n; i++)
-		msgs[i] = mb->ring[(mb->head + i) % DEVMON_RING];
-	mb->head = 0;
-	mb->len = 0;
-	overflow = mb->overflow;
-	mb->overflow = false;
-	pthread_mutex_unlock(&mb->lock);
-	if (dm) {
-		for (i = 0; i < n; i++) {
-			if (msgs[i].ev == DEVMON_ATTACHED) {
-				if (known_add(dm, msgs[i].udid))
-					emit(dm, DEVMON_ATTACHED, msgs[i].udid);
-			} else if (msgs[i].ev == DEVMON_DETACHED) {
-				if (known_del(dm, msgs[i].udid))
-					emit(dm, DEVMON_DETACHED, msgs[i].udid);
-			} else if (find_known(dm, msgs[i].udid)) {
-				emit(dm, DEVMON_PAIRED, msgs[i].udid);
-			}
-		}
-		if (overflow)
-			devmon_resync(dm);
+	if (m->ev == DEVMON_ATTACHED) {
+		if (known_add(dm, m->udid))
+			emit(dm, DEVMON_ATTACHED, m->udid);
+	} else if (m->ev == DEVMON_DETACHED) {
+		if (known_del(dm, m->udid))
+			emit(dm, DEVMON_DETACHED, m->udid);
+	} else if (find_known(dm, m->udid)) {
+		emit(dm, DEVMON_PAIRED, m->udid);
 	}
-	mbox_unref(mb);
+	free(m);
 }
 
-/* libusbmuxd's thread: copy, queue, post. Nothing else. */
+/* Loop thread: events were dropped; a resync finds what they would have said. */
+static void on_overflow(struct loop *loop, uint64_t n, void *ctx)
+{
+	(void)loop;
+	log_warn("device events: %" PRIu64 " dropped (queue full or out of memory), resyncing", n);
+	devmon_resync(ctx);
+}
+
+static const struct loop_mailbox_ops devmon_mail_ops = {
+	.deliver = on_mail,
+	.overflow = on_overflow,
+};
+
+/* libusbmuxd's thread: copy and post. Nothing else. */
 static void on_event(const idevice_event_t *event, void *user_data)
 {
-	struct devmon_mbox *mb = user_data;
+	struct devmon *dm = user_data;
 	struct devmon_msg *m;
-	bool post = false;
 
 	if (!event || !event->udid || event->conn_type != CONNECTION_USBMUXD)
 		return;
-	pthread_mutex_lock(&mb->lock);
-	if (mb->len < DEVMON_RING && strlen(event->udid) < FACTS_UDID_MAX) {
-		m = &mb->ring[(mb->head + mb->len) % DEVMON_RING];
+	m = malloc(sizeof(*m));
+	if (m && strlen(event->udid) < FACTS_UDID_MAX) {
 		m->ev = event->event == IDEVICE_DEVICE_ADD      ? DEVMON_ATTACHED
-			: event->event == IDEVICE_DEVICE_REMOVE ? DEVMON_DETACHED
-								: DEVMON_PAIRED;
+		        : event->event == IDEVICE_DEVICE_REMOVE ? DEVMON_DETACHED
+		                                                : DEVMON_PAIRED;
 		memcpy(m->udid, event->udid, strlen(event->udid) + 1);
-		mb->len++;
 	} else {
-		mb->overflow = true;
+		/* too long for a UDID: counted as dropped, the resync decides */
+		free(m);
+		m = NULL;
 	}
-	if (!mb->kick_pending) {
-		mb->kick_pending = true;
-		mb->refs++;
-		post = true;
-	}
-	pthread_mutex_unlock(&mb->lock);
-	if (post && loop_post(mb->loop, on_post, mb) < 0) {
-		pthread_mutex_lock(&mb->lock);
-		mb->kick_pending = false;
-		mb->overflow = true; /* the next post or resync picks it up */
-		mb->refs--;
-		pthread_mutex_unlock(&mb->lock);
-	}
+	/* takes m in every case; a refusal is counted and reported to on_overflow() */
+	(void)loop_mailbox_post(dm->mbox, m);
 }
 
 static void subscribe(struct devmon *dm)
@@ -267,7 +225,7 @@ static void subscribe(struct devmon *dm)
 		idevice_event_unsubscribe();
 		dm->subscribed = false;
 	}
-	if (idevice_event_subscribe(on_event, dm->mbox) == IDEVICE_E_SUCCESS)
+	if (idevice_event_subscribe(on_event, dm) == IDEVICE_E_SUCCESS)
 		dm->subscribed = true;
 	else
 		log_debug("usbmuxd event subscription failed; relying on resync");
@@ -283,17 +241,13 @@ struct devmon *devmon_new(struct loop *loop, uint64_t resync_ms, devmon_fn fn, v
 	if (!dm)
 		return NULL;
 	dm->known = calloc(IDEV_LIST_MAX, sizeof(*dm->known));
-	dm->mbox = calloc(1, sizeof(*dm->mbox));
+	dm->mbox = loop_mailbox_new(loop, DEVMON_QUEUE_MAX, &devmon_mail_ops, dm);
 	if (!dm->known || !dm->mbox) {
 		free(dm->known);
-		free(dm->mbox);
+		loop_mailbox_free(dm->mbox);
 		free(dm);
 		return NULL;
 	}
-	pthread_mutex_init(&dm->mbox->lock, NULL);
-	dm->mbox->refs = 1;
-	dm->mbox->dm = dm;
-	dm->mbox->loop = loop;
 	dm->loop = loop;
 	dm->resync_ms = resync_ms ? resync_ms : DEVMON_RESYNC_DEFAULT;
 	dm->fn = fn;
@@ -327,10 +281,8 @@ struct devmon *devmon_free(struct devmon *dm)
 		idevice_event_unsubscribe(); /* joins the thread: no on_event() after this */
 	if (dm->timer)
 		loop_cancel_timer(dm->loop, dm->timer);
-	pthread_mutex_lock(&dm->mbox->lock);
-	dm->mbox->dm = NULL;
-	pthread_mutex_unlock(&dm->mbox->lock);
-	mbox_unref(dm->mbox);
+	/* after the join: nothing posts any more; what still waits is freed unread */
+	loop_mailbox_free(dm->mbox);
 	free(dm->known);
 	free(dm);
 	devmon_exists = false;

@@ -10,9 +10,9 @@
  *    is the normal idle state: logged once, not an error). When usbmuxd comes back the event
  *    subscription is renewed.
  *
- * Threading: the libusbmuxd thread only copies the UDID into a bounded mailbox and
- * loop_post()s; everything else runs on the loop thread. libimobiledevice allows a single
- * event subscription per process, so there is at most one devmon at a time.
+ * Threading: the libusbmuxd thread only copies the UDID into a bounded loop mailbox (loop.h);
+ * everything else runs on the loop thread. libimobiledevice allows a single event subscription
+ * per process, so there is at most one devmon at a time.
  * The resync's ListDevices blocks the loop thread briefly (local socket, ~ms at 500 devices).
  */
 #ifndef CRADLE_DEVMON_H

@@ -25,6 +25,7 @@
 #include <strings.h>
 
 #include "diagnose.h"
+#include "macro.h"
 
 /* MBErrorDomain code of a local backup that waits for the passcode (iOS 16.1+). */
 #define MB_ERROR_PASSCODE_REQUIRED 208
@@ -107,15 +108,14 @@ static void set_patterns(struct diagnose_patterns *p, const char *const *list, i
 	p->n = i;
 }
 
-#define N_ELEMS(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
 void diagnose_config_defaults(struct diagnose_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->stale_after_s = 72 * 3600;
-	set_patterns(&cfg->storage_full, default_storage_full, N_ELEMS(default_storage_full));
-	set_patterns(&cfg->network, default_network, N_ELEMS(default_network));
-	set_patterns(&cfg->apple_id, default_apple_id, N_ELEMS(default_apple_id));
+	set_patterns(&cfg->storage_full, default_storage_full,
+	             (int)ARRAY_SIZE(default_storage_full));
+	set_patterns(&cfg->network, default_network, (int)ARRAY_SIZE(default_network));
+	set_patterns(&cfg->apple_id, default_apple_id, (int)ARRAY_SIZE(default_apple_id));
 }
 
 const char *diagnose_status_name(enum diagnose_status s)

@@ -19,6 +19,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "macro.h"
+
 static const char *const probe_names[_FACTS_PROBE_MAX] = {
 	[FACTS_PROBE_OK] = "ok",           [FACTS_PROBE_NOT_TRUSTED] = "not_trusted",
 	[FACTS_PROBE_LOCKED] = "locked",   [FACTS_PROBE_GONE] = "gone",
@@ -167,8 +169,6 @@ static void int_set(struct device_facts *f, const struct facts_int *d, double v)
 /* More than every known key: bounds the duplicate check. */
 #define FACTS_JSON_MEMBERS_MAX 64
 
-#define N(a) (sizeof(a) / sizeof((a)[0]))
-
 char *facts_to_json(const struct device_facts *f)
 {
 	cJSON *o = cJSON_CreateObject(), *arr;
@@ -181,18 +181,18 @@ char *facts_to_json(const struct device_facts *f)
 	ok = cJSON_AddStringToObject(o, "udid", f->udid) &&
 	     cJSON_AddStringToObject(o, "probe", facts_probe_name(f->probe)) &&
 	     cJSON_AddStringToObject(o, "pairing", facts_pairing_name(f->pairing));
-	for (i = 0; ok && i < N(str_fields); i++) {
+	for (i = 0; ok && i < ARRAY_SIZE(str_fields); i++) {
 		const char *s = (const char *)f + str_fields[i].off;
 
 		/* the struct's strings are NUL-terminated by contract; bound anyway */
 		if (memchr(s, '\0', str_fields[i].size) && s[0])
 			ok = cJSON_AddStringToObject(o, str_fields[i].key, s) != NULL;
 	}
-	for (i = 0; ok && i < N(bool_fields); i++)
+	for (i = 0; ok && i < ARRAY_SIZE(bool_fields); i++)
 		if (has_field(f, bool_fields[i].has_off))
 			ok = cJSON_AddBoolToObject(o, bool_fields[i].key,
 						   field_bool_get(f, bool_fields[i].off)) != NULL;
-	for (i = 0; ok && i < N(int_fields); i++)
+	for (i = 0; ok && i < ARRAY_SIZE(int_fields); i++)
 		if (has_field(f, int_fields[i].has_off))
 			ok = cJSON_AddNumberToObject(o, int_fields[i].key,
 						     int_get(f, &int_fields[i])) != NULL;
@@ -293,14 +293,14 @@ static int parse_member(const cJSON *v, struct device_facts *f, char *err, size_
 		}
 		return 0;
 	}
-	for (i = 0; i < N(str_fields); i++)
+	for (i = 0; i < ARRAY_SIZE(str_fields); i++)
 		if (strcmp(k, str_fields[i].key) == 0) {
 			if (copy_str(v, (char *)f + str_fields[i].off, str_fields[i].size) < 0)
 				return fail(err, err_size, "%s: expected a string < %zu bytes", k,
 					    str_fields[i].size);
 			return 0;
 		}
-	for (i = 0; i < N(bool_fields); i++)
+	for (i = 0; i < ARRAY_SIZE(bool_fields); i++)
 		if (strcmp(k, bool_fields[i].key) == 0) {
 			if (!cJSON_IsBool(v))
 				return fail(err, err_size, "%s: expected a boolean", k);
@@ -309,7 +309,7 @@ static int parse_member(const cJSON *v, struct device_facts *f, char *err, size_
 				*field_bool(f, bool_fields[i].has_off) = true;
 			return 0;
 		}
-	for (i = 0; i < N(int_fields); i++)
+	for (i = 0; i < ARRAY_SIZE(int_fields); i++)
 		if (strcmp(k, int_fields[i].key) == 0) {
 			double d = v->valuedouble;
 

@@ -29,7 +29,9 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "macro.h"
 #include "once.h"
+#include "parse.h"
 #include "selfpath.h"
 #include "send.h"
 #include "topics.h"
@@ -53,32 +55,14 @@ struct main_args {
 	const char *daemon_flag, *once_flag;
 };
 
-/* "30s", "2m", "1h", "1500ms" or bare seconds -> ms; 0 or -EINVAL. */
-static int parse_duration_ms(const char *s, uint64_t min_ms, uint64_t max_ms, uint64_t *ret)
+/* A duration flag (parse.h: "30s", "2m", "1h", "1500ms", bare seconds) within [min, max] ms. */
+static int parse_flag_ms(const char *s, uint64_t min_ms, uint64_t max_ms, uint64_t *ret)
 {
-	char *end;
-	unsigned long long v;
-	uint64_t mult = 1000;
+	uint64_t v;
 
-	errno = 0;
-	if (!s || *s < '0' || *s > '9')
+	if (parse_duration_ms(s, &v) < 0 || v < min_ms || v > max_ms)
 		return -EINVAL;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	if (strcmp(end, "ms") == 0)
-		mult = 1;
-	else if (strcmp(end, "s") == 0 || *end == '\0')
-		mult = 1000;
-	else if (strcmp(end, "m") == 0)
-		mult = 60000;
-	else if (strcmp(end, "h") == 0)
-		mult = 3600000;
-	else
-		return -EINVAL;
-	if (v > max_ms / mult || v * mult < min_ms || v * mult > max_ms)
-		return -EINVAL;
-	*ret = v * mult;
+	*ret = v;
 	return 0;
 }
 
@@ -192,14 +176,14 @@ static int parse_args(int argc, char **argv, struct main_args *a)
 			a->concurrency = (unsigned)n;
 			break;
 		case OPT_TIMEOUT:
-			if (parse_duration_ms(optarg, 1000, 3600000, &a->timeout_ms) < 0) {
+			if (parse_flag_ms(optarg, 1000, 3600000, &a->timeout_ms) < 0) {
 				log_error("--timeout: expected a duration of 1s..1h (e.g. 30s)");
 				return -EINVAL;
 			}
 			a->has_timeout = true;
 			break;
 		case OPT_SYSLOG:
-			if (parse_duration_ms(optarg, 0, 300000, &ms) < 0) {
+			if (parse_flag_ms(optarg, 0, 300000, &ms) < 0) {
 				log_error("--syslog: expected a duration of 0..5m (e.g. 5s)");
 				return -EINVAL;
 			}

@@ -3,10 +3,13 @@
  * mqtt: Paho MQTTAsync (MQTT 5) adapter between the broker, the outbox and the loop.
  *
  * Paho threads -> loop thread: every Paho callback copies what it needs into a struct
- * mqtt_event, appends it to a mutex-protected FIFO and writes the eventfd; the loop thread
- * reads the eventfd and handles the events in order. Because the FIFO keeps Paho's order, the
- * -11 failures Paho raises while completing a reconnect without a session are seen before the
- * connected event, and the outbox is then drained again from the start.
+ * mqtt_event and posts it to the client's loop mailbox (common/loop.h), which delivers the
+ * events in order on the loop thread. Because the mailbox keeps Paho's order, the -11 failures
+ * Paho raises while completing a reconnect without a session are seen before the connected
+ * event, and the outbox is then drained again from the start. Incoming messages have their own
+ * cap (MQTT_INCOMING_QUEUE_MAX) inside the mailbox's, so a flood of them leaves room for the
+ * publish results and connection events; should any event still be refused, the overflow
+ * report re-checks the connection state, and stall_check() heals a lost publish result.
  *
  * Outbox drain: `cursor` is the last seq handed to Paho on this connection; the next record is
  * outbox_next(cursor). Publishes in flight are remembered by Paho token (unique among
@@ -24,8 +27,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,7 +65,6 @@ struct mqtt_event {
 	char *props_text;
 	unsigned n_props;
 	bool props_cut;
-	struct mqtt_event *next;
 };
 
 struct inflight {
@@ -79,7 +79,7 @@ struct mqtt {
 	MQTTAsync client;
 	struct mqtt_callbacks cb;
 	void *data;
-	int efd;
+	struct loop_mailbox *mbox; /* Paho threads -> loop thread */
 
 	/* copies of the options Paho keeps pointers to until connect completes (and reconnects) */
 	char *url, *client_id, *username, *password, *cafile, *certfile, *keyfile;
@@ -93,7 +93,6 @@ struct mqtt {
 
 	/* shared with Paho threads, under lock */
 	pthread_mutex_t lock;
-	struct mqtt_event *head, *tail;
 	unsigned queued_messages;
 	uint64_t rx_dropped_paho;
 
@@ -140,21 +139,10 @@ static const char *paho_strerror(int rc)
 	return s ? s : "unknown error";
 }
 
-/* Any thread: queue ev (taken) and wake the loop. */
+/* Any thread: hand ev (taken; NULL when it could not be allocated, counted) to the loop. */
 static void post_event(struct mqtt *m, struct mqtt_event *ev)
 {
-	uint64_t one = 1;
-
-	pthread_mutex_lock(&m->lock);
-	if (m->tail)
-		m->tail->next = ev;
-	else
-		m->head = ev;
-	m->tail = ev;
-	pthread_mutex_unlock(&m->lock);
-	if (write(m->efd, &one, sizeof(one)) < 0) {
-		/* the counter is already non-zero (EAGAIN): the loop will wake anyway */
-	}
+	(void)loop_mailbox_post(m->mbox, ev);
 }
 
 static struct mqtt_event *event_new(enum mqtt_event_type type)
@@ -182,8 +170,10 @@ static void on_connected(void *context, char *cause)
 	struct mqtt *m = context;
 	struct mqtt_event *ev = event_new(EV_CONNECTED);
 
-	if (!ev)
+	if (!ev) {
+		post_event(m, NULL);
 		return;
+	}
 	ev->text = cause ? strdup(cause) : NULL;
 	post_event(m, ev);
 }
@@ -193,8 +183,10 @@ static void on_connect_failure(void *context, MQTTAsync_failureData5 *resp)
 	struct mqtt *m = context;
 	struct mqtt_event *ev = event_new(EV_CONNECT_FAILED);
 
-	if (!ev)
+	if (!ev) {
+		post_event(m, NULL);
 		return;
+	}
 	ev->code = resp ? resp->code : 0;
 	ev->reason = resp ? (int)resp->reasonCode : 0;
 	ev->text = resp && resp->message ? strdup(resp->message) : NULL;
@@ -206,8 +198,10 @@ static void on_lost(void *context, char *cause)
 	struct mqtt *m = context;
 	struct mqtt_event *ev = event_new(EV_LOST);
 
-	if (!ev)
+	if (!ev) {
+		post_event(m, NULL);
 		return;
+	}
 	ev->text = cause ? strdup(cause) : NULL;
 	post_event(m, ev);
 }
@@ -218,8 +212,10 @@ static void on_server_disconnect(void *context, MQTTProperties *props, enum MQTT
 	struct mqtt_event *ev = event_new(EV_LOST);
 
 	(void)props;
-	if (!ev)
+	if (!ev) {
+		post_event(m, NULL);
 		return;
+	}
 	ev->reason = (int)rc;
 	ev->text = strdup(MQTTReasonCode_toString(rc));
 	post_event(m, ev);
@@ -230,8 +226,10 @@ static void on_pub_success(void *context, MQTTAsync_successData5 *resp)
 	struct mqtt *m = context;
 	struct mqtt_event *ev = event_new(EV_PUB_OK);
 
-	if (!ev)
+	if (!ev) {
+		post_event(m, NULL);
 		return;
+	}
 	ev->token = resp->token;
 	ev->reason = (int)resp->reasonCode;
 	post_event(m, ev);
@@ -242,8 +240,10 @@ static void on_pub_failure(void *context, MQTTAsync_failureData5 *resp)
 	struct mqtt *m = context;
 	struct mqtt_event *ev = event_new(EV_PUB_FAIL);
 
-	if (!ev)
+	if (!ev) {
+		post_event(m, NULL);
 		return;
+	}
 	ev->token = resp->token;
 	ev->code = resp->code;
 	ev->reason = (int)resp->reasonCode;
@@ -256,8 +256,10 @@ static void on_sub_success(void *context, MQTTAsync_successData5 *resp)
 	struct mqtt *m = context;
 	struct mqtt_event *ev = event_new(EV_SUB_DONE);
 
-	if (!ev)
+	if (!ev) {
+		post_event(m, NULL);
 		return;
+	}
 	ev->token = resp->token;
 	/* one filter per subscribe: its SUBACK reason is in reasonCode */
 	ev->reason = (int)resp->reasonCode;
@@ -269,8 +271,10 @@ static void on_sub_failure(void *context, MQTTAsync_failureData5 *resp)
 	struct mqtt *m = context;
 	struct mqtt_event *ev = event_new(EV_SUB_DONE);
 
-	if (!ev)
+	if (!ev) {
+		post_event(m, NULL);
 		return;
+	}
 	ev->token = resp->token;
 	ev->code = resp->code;
 	ev->reason = resp->reasonCode ? (int)resp->reasonCode : 0x80;
@@ -529,17 +533,32 @@ static void stall_check(struct loop *loop, uint64_t id, void *data)
 		drain(m);
 }
 
+static void on_up(struct mqtt *m, const char *how)
+{
+	m->connected = true;
+	m->stats.connects++;
+	log_info("mqtt: connected to '%s' (%s)", m->url, how);
+	if (m->cb.connected)
+		m->cb.connected(m, m->data);
+	m->cursor = 0;
+	drain(m);
+}
+
+static void on_down(struct mqtt *m, const char *cause)
+{
+	if (m->connected)
+		log_warn("mqtt: connection to '%s' lost: %s, reconnecting", m->url,
+		         cause ? cause : "unknown cause");
+	m->connected = false;
+	if (m->cb.disconnected)
+		m->cb.disconnected(m, cause, m->data);
+}
+
 static void handle_event(struct mqtt *m, struct mqtt_event *ev)
 {
 	switch (ev->type) {
 	case EV_CONNECTED:
-		m->connected = true;
-		m->stats.connects++;
-		log_info("mqtt: connected to '%s' (%s)", m->url, ev->text ? ev->text : "connect");
-		if (m->cb.connected)
-			m->cb.connected(m, m->data);
-		m->cursor = 0;
-		drain(m);
+		on_up(m, ev->text ? ev->text : "connect");
 		break;
 	case EV_CONNECT_FAILED:
 		log_warn("mqtt: cannot connect to '%s': %s (code %d, reason 0x%02x), will retry "
@@ -548,12 +567,7 @@ static void handle_event(struct mqtt *m, struct mqtt_event *ev)
 		         ev->reason, m->retry_max_s);
 		break;
 	case EV_LOST:
-		if (m->connected)
-			log_warn("mqtt: connection to '%s' lost: %s, reconnecting", m->url,
-			         ev->text ? ev->text : "unknown cause");
-		m->connected = false;
-		if (m->cb.disconnected)
-			m->cb.disconnected(m, ev->text, m->data);
+		on_down(m, ev->text);
 		break;
 	case EV_PUB_OK:
 	case EV_PUB_FAIL:
@@ -590,32 +604,47 @@ static void handle_event(struct mqtt *m, struct mqtt_event *ev)
 	}
 }
 
-static void handle_events(struct mqtt *m)
-{
-	struct mqtt_event *ev, *next;
-	uint64_t n;
-
-	if (read(m->efd, &n, sizeof(n)) < 0) {
-		/* EAGAIN: nothing counted, the queue is checked anyway */
-	}
-	pthread_mutex_lock(&m->lock);
-	ev = m->head;
-	m->head = m->tail = NULL;
-	pthread_mutex_unlock(&m->lock);
-	for (; ev; ev = next) {
-		next = ev->next;
-		handle_event(m, ev);
-		event_free(ev);
-	}
-}
-
-static void efd_ready(struct loop *loop, int fd, uint32_t events, void *data)
+static void mail_deliver(struct loop *loop, void *msg, void *ctx)
 {
 	(void)loop;
-	(void)fd;
-	(void)events;
-	handle_events(data);
+	handle_event(ctx, msg);
+	event_free(msg);
 }
+
+/* A refused or never delivered event (any thread): a message gives its place back. */
+static void mail_drop(void *msg, void *ctx)
+{
+	struct mqtt_event *ev = msg;
+	struct mqtt *m = ctx;
+
+	if (ev->type == EV_MESSAGE) {
+		pthread_mutex_lock(&m->lock);
+		m->queued_messages--;
+		m->rx_dropped_paho++;
+		pthread_mutex_unlock(&m->lock);
+	}
+	event_free(ev);
+}
+
+/* Events were refused: whatever they said about the connection, Paho knows it now. */
+static void mail_overflow(struct loop *loop, uint64_t n, void *ctx)
+{
+	struct mqtt *m = ctx;
+	bool up = m->client && MQTTAsync_isConnected(m->client);
+
+	(void)loop;
+	log_error("mqtt: %" PRIu64 " client events dropped (queue full or out of memory)", n);
+	if (up && !m->connected)
+		on_up(m, "resync after dropped events");
+	else if (!up && m->connected)
+		on_down(m, "resync after dropped events");
+}
+
+static const struct loop_mailbox_ops mqtt_mail_ops = {
+	.deliver = mail_deliver,
+	.drop = mail_drop,
+	.overflow = mail_overflow,
+};
 
 /* Hands one outbox record to Paho. 0, or -errno (nothing was sent). */
 static int send_record(struct mqtt *m, const struct outbox_record *rec)
@@ -708,7 +737,6 @@ int mqtt_new(struct loop *loop, struct outbox *outbox, const struct mqtt_options
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
-	m->efd = -1;
 	pthread_mutex_init(&m->lock, NULL);
 	m->loop = loop;
 	m->outbox = outbox;
@@ -740,14 +768,14 @@ int mqtt_new(struct loop *loop, struct outbox *outbox, const struct mqtt_options
 		memcpy(m->will_payload, opts->will_payload, opts->will_len);
 	m->will_len = opts->will_len;
 
-	m->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (m->efd < 0) {
-		r = -errno;
+	/* incoming messages, plus room for the results of every publish Paho may hold */
+	m->mbox = loop_mailbox_new(
+	        loop, MQTT_INCOMING_QUEUE_MAX + 2 * (m->inflight_max + PAHO_BUFFER_EXTRA) + 64,
+	        &mqtt_mail_ops, m);
+	if (!m->mbox) {
+		r = -ENOMEM;
 		goto out;
 	}
-	r = loop_add_fd(loop, m->efd, EPOLLIN, efd_ready, m);
-	if (r < 0)
-		goto out;
 
 	co.sendWhileDisconnected = 1;
 	co.allowDisconnectedSendAtAnyTime = 1;
@@ -936,7 +964,7 @@ int mqtt_shutdown(struct mqtt *m, const void *payload, size_t len, int timeout_m
 	int r = 0;
 	int rc;
 
-	handle_events(m);
+	loop_mailbox_flush(m->mbox);
 	if (!m->connected) {
 		r = -ENOTCONN;
 		goto out;
@@ -950,7 +978,7 @@ int mqtt_shutdown(struct mqtt *m, const void *payload, size_t len, int timeout_m
 	/* let the acks of records in flight reach the outbox: fewer duplicates after restart */
 	while (m->n_inflight > 0 && m->connected && loop_now_ms() < deadline) {
 		sleep_ms(10);
-		handle_events(m);
+		loop_mailbox_flush(m->mbox);
 	}
 	if (m->n_inflight > 0)
 		r = -ETIMEDOUT;
@@ -970,8 +998,6 @@ out:
 
 struct mqtt *mqtt_free(struct mqtt *m)
 {
-	struct mqtt_event *ev, *next;
-
 	if (!m)
 		return NULL;
 	if (m->client)
@@ -982,14 +1008,8 @@ struct mqtt *mqtt_free(struct mqtt *m)
 		loop_cancel_timer(m->loop, m->stall_timer);
 	if (m->kick_timer)
 		loop_cancel_timer(m->loop, m->kick_timer);
-	if (m->efd >= 0) {
-		loop_del_fd(m->loop, m->efd);
-		close(m->efd);
-	}
-	for (ev = m->head; ev; ev = next) {
-		next = ev->next;
-		event_free(ev);
-	}
+	/* Paho's threads are gone: free what they posted and the loop did not run yet */
+	loop_mailbox_free(m->mbox);
 	MQTTProperties_free(&m->connect_props);
 	MQTTProperties_free(&m->will_props);
 	pthread_mutex_destroy(&m->lock);

@@ -16,11 +16,10 @@
  *    loop forever; other refusals are retried after a pause;
  *  - delivers incoming messages (with retained flag and Message Expiry) to the caller.
  *
- * Threading: Paho calls back on its own threads. Those callbacks only copy what they got into
- * a bounded queue and wake the loop through an eventfd registered with the loop, so every
- * caller callback runs on the loop thread. (An eventfd rather than loop_post(): mqtt_free()
- * can unregister it, while a post that was never run would keep a dangling pointer or leak
- * when the loop is freed.) All functions must be called on the loop thread.
+ * Threading: Paho calls back on its own threads. Those callbacks only copy what they got and
+ * post it to a bounded loop mailbox (loop.h), so every caller callback runs on the loop thread,
+ * in Paho's order; mqtt_free() destroys Paho (joining its threads) before it frees the mailbox
+ * with what still waits in it. All functions must be called on the loop thread.
  *
  * Paho configuration (reliability.md §1.10): MQTTVersion 5 pinned at create and connect,
  * persistence NONE (the outbox is the durable store), sendWhileDisconnected with a small

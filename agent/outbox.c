@@ -46,7 +46,6 @@ struct outbox_entry {
 };
 
 struct outbox {
-	char *dir;
 	char *path;
 	int fd;
 	struct outbox_limits limits;
@@ -70,47 +69,6 @@ static enum outbox_kind kind_of_key(const char *key)
 	return OUTBOX_STATE;
 }
 
-static int write_all(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const uint8_t *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* 0 when all len bytes were read, -ENODATA at a short read (end of file), -errno otherwise. */
-static int read_all(int fd, void *buf, size_t len, uint64_t off)
-{
-	uint8_t *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ENODATA;
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Frames body (whose first 8 bytes are reserved for the frame header) in place. */
 static void frame(uint8_t *buf, size_t body_len)
 {
@@ -124,7 +82,7 @@ static int append(struct outbox *ob, uint8_t *buf, size_t body_len)
 	int r;
 
 	frame(buf, body_len);
-	r = write_all(ob->fd, buf, len, ob->file_size);
+	r = durable_pwrite_all(ob->fd, buf, len, ob->file_size);
 	if (r < 0) {
 		/* keep the journal parseable: cut whatever part of the frame made it */
 		if (ftruncate(ob->fd, (off_t)ob->file_size) < 0)
@@ -153,7 +111,7 @@ static int write_header(int fd, uint64_t next_seq)
 	durable_put_le(buf + FRAME_HEADER + 1, OUTBOX_MAGIC, 4);
 	durable_put_le(buf + FRAME_HEADER + 5, next_seq, 8);
 	frame(buf, 13);
-	return write_all(fd, buf, sizeof(buf), 0);
+	return durable_pwrite_all(fd, buf, sizeof(buf), 0);
 }
 
 #define HEADER_LEN (FRAME_HEADER + 13)
@@ -308,7 +266,7 @@ static int replay(struct outbox *ob)
 		uint32_t blen;
 		const char *why = NULL;
 
-		r = read_all(ob->fd, hdr, FRAME_HEADER, off);
+		r = durable_pread_all(ob->fd, hdr, FRAME_HEADER, off);
 		if (r == -ENODATA) {
 			why = "truncated frame header";
 		} else if (r < 0) {
@@ -318,7 +276,7 @@ static int replay(struct outbox *ob)
 			if (blen == 0 || blen > RECORD_MAX - FRAME_HEADER) {
 				why = "bad record length";
 			} else {
-				r = read_all(ob->fd, buf, blen, off + FRAME_HEADER);
+				r = durable_pread_all(ob->fd, buf, blen, off + FRAME_HEADER);
 				if (r == -ENODATA)
 					why = "truncated record";
 				else if (r < 0)
@@ -372,8 +330,7 @@ int outbox_open(const char *dir, const struct outbox_limits *limits, struct outb
 	ob->fd = -1;
 	ob->limits = *limits;
 	ob->next_seq = 1;
-	ob->dir = strdup(dir);
-	if (!ob->dir || asprintf(&ob->path, "%s/" OUTBOX_FILE, dir) < 0 ||
+	if (asprintf(&ob->path, "%s/" OUTBOX_FILE, dir) < 0 ||
 	    asprintf(&tmp, "%s/" OUTBOX_FILE ".tmp", dir) < 0) {
 		ob->path = NULL;
 		r = -ENOMEM;
@@ -417,7 +374,6 @@ struct outbox *outbox_close(struct outbox *ob)
 		free(ob->ent[i].key);
 	free(ob->ent);
 	free(ob->path);
-	free(ob->dir);
 	free(ob);
 	return NULL;
 }
@@ -438,32 +394,24 @@ int outbox_flush(struct outbox *ob)
  */
 static int compact(struct outbox *ob)
 {
+	struct durable_file df = { .fd = -1 };
 	uint8_t *buf = NULL;
-	char *tmp = NULL;
 	uint64_t *new_off = NULL;
 	uint64_t off = HEADER_LEN;
 	size_t k = 0;
-	int fd = -1;
 	int r;
 
 	index_gc(ob);
-	if (asprintf(&tmp, "%s.tmp", ob->path) < 0) {
-		tmp = NULL;
-		r = -ENOMEM;
-		goto out;
-	}
 	buf = malloc(RECORD_MAX);
 	new_off = calloc(ob->n_ent + 1, sizeof(*new_off));
 	if (!buf || !new_off) {
 		r = -ENOMEM;
 		goto out;
 	}
-	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = -errno;
+	r = durable_file_open(&df, ob->path, 0600);
+	if (r < 0)
 		goto out;
-	}
-	r = write_header(fd, ob->next_seq);
+	r = write_header(df.fd, ob->next_seq);
 	if (r < 0)
 		goto out;
 	for (size_t i = 0; i < ob->n_ent; i++) {
@@ -471,21 +419,20 @@ static int compact(struct outbox *ob)
 
 		if (!e->live)
 			continue;
-		r = read_all(ob->fd, buf, e->len, e->off);
+		r = durable_pread_all(ob->fd, buf, e->len, e->off);
 		if (r < 0)
 			goto out;
-		r = write_all(fd, buf, e->len, off);
+		r = durable_pwrite_all(df.fd, buf, e->len, off);
 		if (r < 0)
 			goto out;
 		new_off[i] = off;
 		off += e->len;
 	}
-	if (fdatasync(fd) < 0 || rename(tmp, ob->path) < 0) {
-		r = -errno;
+	r = durable_file_commit(&df);
+	if (!df.committed)
 		goto out;
-	}
-	durable_fsync_dir(ob->dir);
 	/* the rename is done: from here on the new file is the journal */
+	r = 0;
 	for (size_t i = 0; i < ob->n_ent; i++)
 		if (ob->ent[i].live)
 			ob->ent[i].off = new_off[i];
@@ -495,22 +442,17 @@ static int compact(struct outbox *ob)
 	ob->n_ent = k;
 	ob->first_live = 0;
 	close(ob->fd);
-	ob->fd = fd;
-	fd = -1;
+	ob->fd = durable_file_take_fd(&df);
 	ob->file_size = off;
 	ob->dirty = false;
 	ob->stats.compactions++;
 	log_debug("outbox '%s': compacted to %" PRIu64 " bytes", ob->path, off);
 out:
-	if (fd >= 0) {
-		close(fd);
-		unlink(tmp);
-	}
+	durable_file_close(&df);
 	if (r < 0)
 		log_warn_errno(r, "outbox '%s': compaction failed, will retry later", ob->path);
 	free(new_off);
 	free(buf);
-	free(tmp);
 	return r;
 }
 
@@ -685,7 +627,7 @@ int outbox_next(struct outbox *ob, uint64_t after_seq, struct outbox_record **re
 		r = -ENOMEM;
 		goto out;
 	}
-	r = read_all(ob->fd, buf, e->len, e->off);
+	r = durable_pread_all(ob->fd, buf, e->len, e->off);
 	if (r < 0) {
 		r = log_error_errno(r == -ENODATA ? -EIO : r, "outbox '%s': read failed", ob->path);
 		goto out;

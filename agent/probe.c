@@ -16,6 +16,7 @@
 #include "child.h"
 #include "log.h"
 #include "loop.h"
+#include "topics.h"
 
 #define PROBE_QUEUE_DEFAULT 1024
 
@@ -44,26 +45,6 @@ struct probe_sched {
 };
 
 static void probe_kick(struct probe_sched *s);
-
-static bool udid_ok(const char *udid)
-{
-	size_t i, n;
-
-	if (!udid)
-		return false;
-	n = strlen(udid);
-	if (n == 0 || n >= FACTS_UDID_MAX)
-		return false;
-	/* it becomes an argv element: keep to what usbmuxd reports */
-	for (i = 0; i < n; i++) {
-		char c = udid[i];
-
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      c == '-'))
-			return false;
-	}
-	return true;
-}
 
 struct probe_sched *probe_sched_new(struct loop *loop, const struct probe_config *cfg,
 				    probe_done_fn done, void *data)
@@ -115,7 +96,8 @@ static bool is_running(const struct probe_sched *s, const char *udid)
 
 int probe_request(struct probe_sched *s, const char *udid)
 {
-	if (!udid_ok(udid))
+	/* it becomes an argv element: topics' rule has no leading '-', no blank, no '/' */
+	if (!topics_udid_valid(udid))
 		return -EINVAL;
 	if (s->stopped)
 		return -ESHUTDOWN;

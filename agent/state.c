@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "macro.h"
 #include "state.h"
 
 static const enum proto_pairing pairing_map[_FACTS_PAIRING_MAX] = {
@@ -207,7 +208,7 @@ int state_events(const struct proto_device_state *prev, const struct proto_devic
    ret[n++] = e; \
  } while (0)
 
-	for (i = 0; i < sizeof(pairing_events) / sizeof(pairing_events[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(pairing_events); i++)
 		if (entered(prev && prev->pairing == pairing_events[i].pairing,
 		            cur->pairing == pairing_events[i].pairing))
 			EMIT(pairing_events[i].event);

@@ -2,8 +2,8 @@
 /*
  * statefile: small persisted counters (session, next seq) for the agent.
  *
- * The file is rewritten whole on every save through a temp file + fsync + rename + directory
- * fsync, so after a crash or power cut it holds either the old or the new content, never a mix.
+ * The file is rewritten whole on every save with durable_replace() (temp file, fsync, rename,
+ * directory fsync), so after a crash or power cut it holds either the old or the new content.
  * Saves are rare (once per start and once per STATEFILE_SEQ_BLOCK messages), so the cost of
  * two fsyncs does not matter.
  */
@@ -12,29 +12,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "durable.h"
+#include "parse.h"
 
 #define STATEFILE_MAX 4096
 
-static int parse_u64(const char *s, uint64_t *ret)
+/* A counter: decimal digits only (parse.h); anything else means a damaged file. */
+static int parse_counter(const char *s, uint64_t *ret)
 {
-	uint64_t v = 0;
-
-	if (*s == '\0')
-		return -EBADMSG;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
-			return -EBADMSG;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	*ret = v;
-	return 0;
+	return parse_uint(s, ret) < 0 ? -EBADMSG : 0;
 }
 
 int statefile_load(const char *path, struct statefile *sf)
@@ -79,9 +70,9 @@ int statefile_load(const char *path, struct statefile *sf)
 		}
 		*sp = '\0';
 		if (strcmp(line, "session") == 0)
-			r = parse_u64(sp + 1, &tmp.session);
+			r = parse_counter(sp + 1, &tmp.session);
 		else if (strcmp(line, "next_seq") == 0)
-			r = parse_u64(sp + 1, &tmp.next_seq);
+			r = parse_counter(sp + 1, &tmp.next_seq);
 		if (r < 0)
 			goto out;
 	}
@@ -95,49 +86,13 @@ out:
 
 int statefile_save(const char *path, const struct statefile *sf)
 {
-	char tmp[4096], text[128];
 	uint64_t next = sf->next_seq > sf->reserved_end ? sf->next_seq : sf->reserved_end;
-	size_t len, off = 0;
-	int fd = -1;
-	int r = 0;
+	char text[128];
+	int len;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	len = (size_t)snprintf(text, sizeof(text), "session %" PRIu64 "\nnext_seq %" PRIu64 "\n",
-	                       sf->session, next);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	while (off < len) {
-		ssize_t n = write(fd, text + off, len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			goto out;
-		}
-		off += (size_t)n;
-	}
-	if (fsync(fd) < 0) {
-		r = -errno;
-		goto out;
-	}
-	close(fd);
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		r = -errno;
-		goto out;
-	}
-	r = durable_fsync_parent(path);
-out:
-	if (fd >= 0) {
-		close(fd);
-		unlink(tmp);
-	}
-	return r;
+	len = snprintf(text, sizeof(text), "session %" PRIu64 "\nnext_seq %" PRIu64 "\n",
+	               sf->session, next);
+	return durable_replace(path, text, (size_t)len, 0600);
 }
 
 int statefile_begin_session(const char *path, struct statefile *sf)

@@ -41,6 +41,11 @@ enum log_level log_get_level(void)
 	return log_level;
 }
 
+const char *log_level_to_string(enum log_level level)
+{
+	return (unsigned)level < _LOG_LEVEL_MAX ? level_names[level] : NULL;
+}
+
 int log_level_from_string(const char *s, enum log_level *ret_level)
 {
 	int i;

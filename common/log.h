@@ -24,11 +24,13 @@ void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 /* Parses "error", "warn", "notice", "info", "debug"; returns -EINVAL otherwise. */
 int log_level_from_string(const char *s, enum log_level *ret_level);
+/* "error" .. "debug"; NULL when out of range. */
+const char *log_level_to_string(enum log_level level);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Logs fmt plus ": strerror(-r)" and returns r (r is a negative errno). */
 int log_msg_errno(enum log_level level, int r, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 #define log_error(...)  log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...)   log_msg(LOG_LEVEL_WARN, __VA_ARGS__)

@@ -7,6 +7,14 @@
  * Removing an fd from inside callbacks is safe: registrations are looked up again by fd for
  * every ready event, and a removed registration is only marked dead and freed after the
  * batch of events has been dispatched.
+ *
+ * Posting: one FIFO of items under post_lock, each naming its mailbox (loop_post() uses the
+ * loop's own). The eventfd is written when the FIFO goes from empty to non-empty; a drain
+ * delivers at most the items present when it starts, one at a time (so a callback may free a
+ * mailbox: its later items are still in the FIFO and are dropped there), and writes the
+ * eventfd again when items are left, so a busy producer cannot starve the fds. A mailbox's
+ * overflow report is an item embedded in the mailbox, queued at the first refusal: it needs no
+ * allocation and arrives after everything accepted before the refusal.
  */
 #include "loop.h"
 
@@ -20,6 +28,8 @@
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "macro.h"
 
 #define LOOP_MAX_EVENTS 64
 
@@ -39,9 +49,23 @@ struct loop_timer {
 };
 
 struct loop_post_item {
-	loop_post_fn fn;
-	void *data;
 	struct loop_post_item *next;
+	struct loop_mailbox *mb;
+	loop_post_fn fn; /* loop_post() items */
+	void *data;
+};
+
+struct loop_mailbox {
+	struct loop *loop;
+	struct loop_mailbox_ops ops; /* deliver NULL: the loop's own, for loop_post() */
+	void *ctx;
+	size_t max;
+	struct loop_mailbox *next; /* the loop's list, loop thread only */
+	/* under the loop's post_lock */
+	size_t queued;
+	uint64_t posted, dropped, unreported;
+	bool marker_queued;
+	struct loop_post_item marker; /* the overflow report */
 };
 
 struct loop_sig {
@@ -63,6 +87,9 @@ struct loop {
 	uint64_t next_timer_id;
 	pthread_mutex_t post_lock;
 	struct loop_post_item *post_head, *post_tail;
+	size_t post_count;
+	struct loop_mailbox own; /* loop_post() */
+	struct loop_mailbox *mailboxes;
 	bool stop;
 };
 
@@ -82,6 +109,8 @@ int64_t wall_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void loop_mailbox_purge(struct loop_mailbox *mb);
+
 struct loop *loop_new(void)
 {
 	struct loop *loop;
@@ -92,6 +121,8 @@ struct loop *loop_new(void)
 		return NULL;
 	loop->sigfd = -1;
 	loop->next_timer_id = 1;
+	loop->own.loop = loop;
+	loop->own.max = LOOP_POST_MAX;
 	sigemptyset(&loop->sigmask);
 	pthread_mutex_init(&loop->post_lock, NULL);
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -109,7 +140,6 @@ fail:
 struct loop *loop_free(struct loop *loop)
 {
 	struct loop_fd *f, *fnext;
-	struct loop_post_item *p, *pnext;
 
 	if (!loop)
 		return NULL;
@@ -117,10 +147,9 @@ struct loop *loop_free(struct loop *loop)
 		fnext = f->next;
 		free(f);
 	}
-	for (p = loop->post_head; p; p = pnext) {
-		pnext = p->next;
-		free(p);
-	}
+	while (loop->mailboxes)
+		loop_mailbox_free(loop->mailboxes);
+	loop_mailbox_purge(&loop->own);
 	free(loop->timers);
 	if (loop->sigfd >= 0)
 		close(loop->sigfd);
@@ -238,7 +267,7 @@ int loop_add_signal(struct loop *loop, int signo, loop_signal_fn fn, void *data)
 	struct epoll_event ev = { .events = EPOLLIN };
 	int fd;
 
-	if (loop->n_sigs == (int)(sizeof(loop->sigs) / sizeof(loop->sigs[0])))
+	if (loop->n_sigs == (int)ARRAY_SIZE(loop->sigs))
 		return -ENOSPC;
 	sigaddset(&loop->sigmask, signo);
 	if (sigprocmask(SIG_BLOCK, &loop->sigmask, NULL) < 0)
@@ -256,45 +285,263 @@ int loop_add_signal(struct loop *loop, int signo, loop_signal_fn fn, void *data)
 	return 0;
 }
 
-int loop_post(struct loop *loop, loop_post_fn fn, void *data)
+/* Under post_lock: appends it; true when the FIFO was empty (the poster must wake the loop). */
+static bool fifo_push(struct loop *loop, struct loop_post_item *it)
 {
-	struct loop_post_item *p = calloc(1, sizeof(*p));
+	bool was_empty = loop->post_count == 0;
+
+	it->next = NULL;
+	if (loop->post_tail)
+		loop->post_tail->next = it;
+	else
+		loop->post_head = it;
+	loop->post_tail = it;
+	loop->post_count++;
+	return was_empty;
+}
+
+/* Under post_lock: unlinks the first item of mb (any mailbox when mb is NULL), or NULL. */
+static struct loop_post_item *fifo_take(struct loop *loop, const struct loop_mailbox *mb)
+{
+	struct loop_post_item **pp = &loop->post_head, *it, *prev = NULL;
+
+	while ((it = *pp) && mb && it->mb != mb) {
+		prev = it;
+		pp = &it->next;
+	}
+	if (!it)
+		return NULL;
+	*pp = it->next;
+	if (loop->post_tail == it)
+		loop->post_tail = prev;
+	loop->post_count--;
+	if (it == &it->mb->marker)
+		it->mb->marker_queued = false;
+	else
+		it->mb->queued--;
+	return it;
+}
+
+static void loop_wake(struct loop *loop)
+{
 	uint64_t one = 1;
 	ssize_t w;
 
-	if (!p)
-		return -ENOMEM;
-	p->fn = fn;
-	p->data = data;
-	pthread_mutex_lock(&loop->post_lock);
-	if (loop->post_tail)
-		loop->post_tail->next = p;
-	else
-		loop->post_head = p;
-	loop->post_tail = p;
-	pthread_mutex_unlock(&loop->post_lock);
 	w = write(loop->eventfd, &one, sizeof(one));
 	(void)w; /* EAGAIN means the counter is already non-zero: the loop will wake */
-	return 0;
+}
+
+/* Frees an item taken from the FIFO without delivering it. */
+static void item_drop(struct loop_post_item *it)
+{
+	struct loop_mailbox *mb = it->mb;
+
+	if (it == &mb->marker)
+		return;
+	if (mb->ops.drop)
+		mb->ops.drop(it->data, mb->ctx);
+	else if (mb->ops.deliver)
+		free(it->data);
+	/* loop_post() data belongs to whoever posted it */
+	free(it);
+}
+
+/* Delivers an item taken from the FIFO, and frees it. */
+static void item_deliver(struct loop *loop, struct loop_post_item *it, uint64_t unreported)
+{
+	struct loop_mailbox *mb = it->mb;
+
+	if (it == &mb->marker) {
+		if (mb->ops.overflow && unreported)
+			mb->ops.overflow(loop, unreported, mb->ctx);
+		return;
+	}
+	if (mb->ops.deliver)
+		mb->ops.deliver(loop, it->data, mb->ctx);
+	else
+		it->fn(loop, it->data);
+	free(it);
+}
+
+/* Takes the first item of mb (or of any mailbox) with its overflow count; NULL when none. */
+static struct loop_post_item *take_next(struct loop *loop, struct loop_mailbox *mb,
+                                        uint64_t *ret_unreported)
+{
+	struct loop_post_item *it;
+
+	pthread_mutex_lock(&loop->post_lock);
+	it = fifo_take(loop, mb);
+	*ret_unreported = 0;
+	if (it && it == &it->mb->marker) {
+		*ret_unreported = it->mb->unreported;
+		it->mb->unreported = 0;
+	}
+	pthread_mutex_unlock(&loop->post_lock);
+	return it;
+}
+
+/* Counts a refusal (under post_lock); queues the overflow report if the owner wants one. */
+static bool count_drop(struct loop_mailbox *mb)
+{
+	mb->dropped++;
+	mb->unreported++;
+	if (!mb->ops.overflow || mb->marker_queued)
+		return false;
+	mb->marker.mb = mb;
+	mb->marker_queued = true;
+	return fifo_push(mb->loop, &mb->marker);
+}
+
+/* Appends (it, data) to mb, or counts the refusal. 0, -ENOBUFS or -ENOMEM. */
+static int mailbox_push(struct loop_mailbox *mb, struct loop_post_item *it, void *data,
+                        bool *ret_wake)
+{
+	struct loop *loop = mb->loop;
+	int r = 0;
+
+	pthread_mutex_lock(&loop->post_lock);
+	if (!it || mb->queued >= mb->max) {
+		r = it ? -ENOBUFS : -ENOMEM;
+		*ret_wake = count_drop(mb);
+	} else {
+		it->mb = mb;
+		it->data = data;
+		mb->queued++;
+		mb->posted++;
+		*ret_wake = fifo_push(loop, it);
+	}
+	pthread_mutex_unlock(&loop->post_lock);
+	return r;
+}
+
+int loop_post(struct loop *loop, loop_post_fn fn, void *data)
+{
+	struct loop_post_item *it = calloc(1, sizeof(*it));
+	bool wake;
+	int r;
+
+	if (it)
+		it->fn = fn;
+	r = mailbox_push(&loop->own, it, data, &wake);
+	if (r < 0)
+		free(it);
+	if (wake)
+		loop_wake(loop);
+	return r;
+}
+
+struct loop_mailbox *loop_mailbox_new(struct loop *loop, size_t max,
+                                      const struct loop_mailbox_ops *ops, void *ctx)
+{
+	struct loop_mailbox *mb;
+
+	if (!loop || !ops || !ops->deliver || max == 0)
+		return NULL;
+	mb = calloc(1, sizeof(*mb));
+	if (!mb)
+		return NULL;
+	mb->loop = loop;
+	mb->ops = *ops;
+	mb->ctx = ctx;
+	mb->max = max;
+	mb->next = loop->mailboxes;
+	loop->mailboxes = mb;
+	return mb;
+}
+
+int loop_mailbox_post(struct loop_mailbox *mb, void *msg)
+{
+	struct loop_post_item *it = msg ? calloc(1, sizeof(*it)) : NULL;
+	bool wake;
+	int r;
+
+	r = mailbox_push(mb, it, msg, &wake);
+	if (r < 0) {
+		free(it);
+		if (msg) {
+			if (mb->ops.drop)
+				mb->ops.drop(msg, mb->ctx);
+			else
+				free(msg);
+		}
+	}
+	if (wake)
+		loop_wake(mb->loop);
+	return r;
+}
+
+void loop_mailbox_flush(struct loop_mailbox *mb)
+{
+	struct loop_post_item *it;
+	uint64_t unreported;
+	size_t n;
+
+	/* what waits now, not what producers add meanwhile */
+	pthread_mutex_lock(&mb->loop->post_lock);
+	n = mb->queued + (mb->marker_queued ? 1 : 0);
+	pthread_mutex_unlock(&mb->loop->post_lock);
+	while (n-- > 0 && (it = take_next(mb->loop, mb, &unreported)))
+		item_deliver(mb->loop, it, unreported);
+}
+
+void loop_mailbox_get_stats(struct loop_mailbox *mb, struct loop_mailbox_stats *ret)
+{
+	pthread_mutex_lock(&mb->loop->post_lock);
+	*ret = (struct loop_mailbox_stats){ mb->queued, mb->posted, mb->dropped };
+	pthread_mutex_unlock(&mb->loop->post_lock);
+}
+
+void loop_post_get_stats(struct loop *loop, struct loop_mailbox_stats *ret)
+{
+	loop_mailbox_get_stats(&loop->own, ret);
+}
+
+static void loop_mailbox_purge(struct loop_mailbox *mb)
+{
+	struct loop_post_item *it;
+	uint64_t unreported;
+
+	while ((it = take_next(mb->loop, mb, &unreported)))
+		item_drop(it);
+}
+
+struct loop_mailbox *loop_mailbox_free(struct loop_mailbox *mb)
+{
+	struct loop_mailbox **pp;
+
+	if (!mb)
+		return NULL;
+	loop_mailbox_purge(mb);
+	for (pp = &mb->loop->mailboxes; *pp; pp = &(*pp)->next) {
+		if (*pp == mb) {
+			*pp = mb->next;
+			break;
+		}
+	}
+	free(mb);
+	return NULL;
 }
 
 static void loop_drain_posts(struct loop *loop)
 {
-	struct loop_post_item *p, *next;
-	uint64_t n;
+	struct loop_post_item *it;
+	uint64_t n, unreported;
+	size_t todo;
+	bool left;
 	ssize_t r;
 
 	r = read(loop->eventfd, &n, sizeof(n));
 	(void)r;
 	pthread_mutex_lock(&loop->post_lock);
-	p = loop->post_head;
-	loop->post_head = loop->post_tail = NULL;
+	todo = loop->post_count;
 	pthread_mutex_unlock(&loop->post_lock);
-	for (; p; p = next) {
-		next = p->next;
-		p->fn(loop, p->data);
-		free(p);
-	}
+	while (todo-- > 0 && !loop->stop && (it = take_next(loop, NULL, &unreported)))
+		item_deliver(loop, it, unreported);
+	pthread_mutex_lock(&loop->post_lock);
+	left = loop->post_count > 0;
+	pthread_mutex_unlock(&loop->post_lock);
+	if (left)
+		loop_wake(loop);
 }
 
 static void loop_drain_signals(struct loop *loop)

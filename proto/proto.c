@@ -19,6 +19,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "macro.h"
 #include "proto.h"
 #include "timefmt.h"
 #include "topics.h"
@@ -79,8 +80,6 @@ static const char *const agent_event_names[_PROTO_AGENT_EVENT_MAX] = {
 };
 
 static const char *const complexity_names[] = { "low", "medium", "high", "none" };
-
-#define N_ELEMS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static const char *name_of(const char *const *names, int n, int v)
 {
@@ -422,11 +421,12 @@ char *proto_device_state_encode(const struct proto_device_state *m)
 		                        proto_code_valid(c->code) ? c->code : "unknown");
 		add_text(co, "evidence", c->evidence, sizeof(c->evidence));
 		add_text(co, "remediation", c->remediation, sizeof(c->remediation));
-		cJSON_AddStringToObject(
-		        co, "complexity",
-		        index_of(complexity_names, N_ELEMS(complexity_names), c->complexity) >= 0
-		                ? c->complexity
-		                : "none");
+		cJSON_AddStringToObject(co, "complexity",
+		                        index_of(complexity_names,
+		                                 (int)ARRAY_SIZE(complexity_names),
+		                                 c->complexity) >= 0
+		                                ? c->complexity
+		                                : "none");
 		if (cJSON_GetArraySize(co) != 4)
 			break;
 	}
@@ -993,7 +993,8 @@ static int get_causes(struct dec *d, cJSON *g, struct proto_device_state *m)
 			return r;
 		if (!proto_code_valid(c->code))
 			return fail(d, "cause code is not ^[a-z][a-z0-9_]*$");
-		if (index_of(complexity_names, N_ELEMS(complexity_names), c->complexity) < 0)
+		if (index_of(complexity_names, (int)ARRAY_SIZE(complexity_names), c->complexity) <
+		    0)
 			return fail(d, "'complexity' has an unknown value");
 		m->n_causes++;
 	}

@@ -28,13 +28,21 @@ enum topics_kind {
 	_TOPICS_KIND_MAX,
 };
 
-/* Agent ids match ^[a-z0-9][a-z0-9-]{2,62}$ (they double as MQTT user name / certificate CN). */
+/*
+ * Agent ids match ^[a-z0-9][a-z0-9-]{2,62}$ (they double as MQTT user name / certificate CN).
+ * The one agent-id check of the project: the config file's agent_id, the command client and
+ * the codec all use it.
+ */
 bool topics_agent_id_valid(const char *agent);
 
 /*
- * UDIDs as usbmuxd reports them: real ones are 40 hex digits or the dashed 25-character form
- * ("00008110-001A2B3C4D5E801E"). Accepted: ^[0-9A-Za-z][0-9A-Za-z-]{0,62}$, broader than Apple's
- * forms so simulators and future formats pass, but never a topic separator or wildcard.
+ * UDIDs as usbmuxd reports them: real ones are 40 hex digits (devices before the A12) or 8 hex
+ * digits, a dash and 16 hex digits ("00008110-001A2B3C4D5E801E"; usbmuxd inserts the dash into
+ * the 24-digit USB serial). Accepted: ^[0-9A-Za-z][0-9A-Za-z-]{0,62}$, broader than Apple's
+ * forms so simulators and future formats pass, but never a topic separator or wildcard, never
+ * an option to a helper (no leading '-'), never a path step (no '.' or '/'), no blank. The one
+ * UDID check of the project: topics, the codec, the probe scheduler (the UDID becomes a helper's
+ * argv element) and the backup store (it becomes a directory name) all use it.
  */
 bool topics_udid_valid(const char *udid);
 

@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "macro.h"
 #include "scenario.h"
 #include "timefmt.h"
 
@@ -60,7 +61,7 @@ static enum profile pick_profile(uint64_t r)
 	int v = (int)(r % 100);
 	size_t i;
 
-	for (i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(w); i++)
 		if (v < w[i].upto)
 			return w[i].p;
 	return P_HEALTHY;
@@ -83,13 +84,10 @@ static cJSON *make_device(int i, uint64_t *rng, int64_t now_unix)
 	root = cJSON_AddObjectToObject(values, "");
 	cJSON_AddStringToObject(root, "DeviceName", name);
 	cJSON_AddStringToObject(root, "ProductType",
-	                        product_types[splitmix64(rng) %
-	                                      (sizeof(product_types) / sizeof(product_types[0]))]);
+	                        product_types[splitmix64(rng) % (ARRAY_SIZE(product_types))]);
 	cJSON_AddStringToObject(
 	        root, "ProductVersion",
-	        p == P_OLD_IOS
-	                ? "15.8.2"
-	                : versions[splitmix64(rng) % (sizeof(versions) / sizeof(versions[0]))]);
+	        p == P_OLD_IOS ? "15.8.2" : versions[splitmix64(rng) % (ARRAY_SIZE(versions))]);
 	backup = cJSON_AddObjectToObject(values, "com.apple.mobile.backup");
 	cJSON_AddBoolToObject(backup, "CloudBackupEnabled", p != P_CLOUD_OFF);
 	cJSON_AddStringToObject(backup, "Version", "2.0");

@@ -28,6 +28,7 @@
 #include "devport.h"
 #include "lockdown.h"
 #include "log.h"
+#include "macro.h"
 #include "sim.h"
 #include "svc.h"
 
@@ -46,7 +47,7 @@ static bool lockdown_is_public(const char *key)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(lockdown_public_keys) / sizeof(lockdown_public_keys[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(lockdown_public_keys); i++)
 		if (strcmp(lockdown_public_keys[i], key) == 0)
 			return true;
 	return false;
@@ -78,7 +79,7 @@ static void lockdown_add_defaults(struct sim *sim, struct sim_device *dev, plist
 	static const char *const keys[] = { "UniqueDeviceID", "DevicePublicKey" };
 	size_t i;
 
-	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(keys); i++) {
 		plist_t v;
 
 		if (plist_dict_get_item(dict, keys[i]))

@@ -26,6 +26,7 @@
 #include <cjson/cJSON.h>
 
 #include "devport.h"
+#include "macro.h"
 #include "sim.h"
 #include "svc.h"
 
@@ -84,7 +85,7 @@ static plist_t diag_ioregistry(struct sim_device *dev, plist_t req)
 
 	if (!src)
 		return NULL;
-	for (i = 0; i < sizeof(selectors) / sizeof(selectors[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(selectors); i++) {
 		const char *sel = diag_string(req, selectors[i]);
 		plist_t v;
 
@@ -101,7 +102,7 @@ static bool diag_is_type(const char *request)
 	static const char *const types[] = { "All", "WiFi", "GasGauge", "NAND", "HDMI" };
 	size_t i;
 
-	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(types); i++)
 		if (strcmp(types[i], request) == 0)
 			return true;
 	return false;

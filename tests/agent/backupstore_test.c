@@ -158,6 +158,10 @@ static void test_refusals(void **state)
 	cfg.min_free = 0;
 	assert_int_equal(backupstore_prepare(&cfg, "../etc", incoming, sizeof(incoming)), -EINVAL);
 	assert_int_equal(backupstore_prepare(&cfg, "", incoming, sizeof(incoming)), -EINVAL);
+	/* topics_udid_valid() is the rule: no path step, no leading dash */
+	assert_int_equal(backupstore_prepare(&cfg, "..", incoming, sizeof(incoming)), -EINVAL);
+	assert_int_equal(backupstore_prepare(&cfg, "-rf", incoming, sizeof(incoming)), -EINVAL);
+	assert_int_equal(backupstore_commit(&cfg, "a/b", 0), -EINVAL);
 	assert_true(backupstore_free_bytes(&cfg) > 0);
 }
 

@@ -1,6 +1,6 @@
-# Command intake (agent/cmd.c), command signatures (proto/cmdsig.c), the command codec
-# (proto/command.c) and rate limits.
-foreach(t cmd cmdsig command ratelimit)
+# Command intake (agent/cmd.c), command signatures (proto/cmdsig.c) and the command codec
+# (proto/command.c). The rate limiter's test is common's (common/ratelimit.c).
+foreach(t cmd cmdsig command)
 	add_executable(test-agent-cmd-${t} ${t}_test.c)
 	target_link_libraries(test-agent-cmd-${t} PRIVATE project_warnings agent_core
 		PkgConfig::CMOCKA)

@@ -24,6 +24,7 @@
 #include "cmdtable.h"
 #include "command.h"
 #include "log.h"
+#include "macro.h"
 
 #define AGENT "station-07"
 #define UDID  "00008110-001A2B3C4D5E801E"
@@ -272,7 +273,7 @@ static void test_malformed(void **state)
 	struct cmd_decision d;
 	size_t i;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
 		assert_int_equal(check(f, cases[i], &d), COMMAND_REJECT_MALFORMED);
 		assert_false(d.attributable);
 	}
@@ -322,7 +323,7 @@ static void test_schema(void **state)
 	struct cmd_decision d;
 	size_t i;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
 		assert_int_equal(check(f, cases[i], &d), COMMAND_REJECT_SCHEMA);
 		assert_false(d.attributable);
 	}
@@ -360,7 +361,7 @@ static void test_schema_attributable(void **state)
 	struct command_result res;
 	size_t i;
 
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
 		char *s = payload(ID1, "device.refresh", UDID, "{}", 900);
 		char *p = strstr(s, bad[i][0]), *t = NULL;
 

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "command.h"
+#include "macro.h"
 
 #define ID1 "6f1c2b1e-8a51-4c2e-9d0b-3e1f5a7c9b20"
 
@@ -103,7 +104,7 @@ static void test_examples(void **state)
 	size_t i, n;
 
 	(void)state;
-	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(cmds); i++) {
 		char *buf = slurp(cmds[i], &n);
 
 		if (command_decode(buf, n, &c, err, sizeof(err)) != COMMAND_REJECT_NONE)
@@ -111,7 +112,7 @@ static void test_examples(void **state)
 		assert_int_equal(command_params_check(&c, err, sizeof(err)), 0);
 		free(buf);
 	}
-	for (i = 0; i < sizeof(results) / sizeof(results[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(results); i++) {
 		char *buf = slurp(results[i], &n), *again;
 		struct command_result r2;
 
@@ -153,7 +154,7 @@ static void test_result_rules(void **state)
 	size_t i;
 
 	(void)state;
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(bad); i++)
 		if (command_result_decode(bad[i], strlen(bad[i]), &d, err, sizeof(err)) != -EPROTO)
 			fail_msg("case %zu decoded", i);
 	assert_int_equal(command_result_decode("[]", 2, &d, err, sizeof(err)), -EBADMSG);

@@ -100,6 +100,8 @@ static void test_values(void **state)
 	                   "command_keys 11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=, "
 	                   "PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw=\n"
 	                   "require_signed_commands false\n"
+	                   "probe_timeout 45\n"
+	                   "restart_timeout 1m30s\n"
 	                   "session_expiry 5m";
 
 	(void)state;
@@ -130,6 +132,9 @@ static void test_values(void **state)
 	assert_string_equal(cfg.command_keys.item[1],
 	                    "PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw=");
 	assert_false(cfg.require_signed_commands);
+	/* a bare number is seconds, as on the command line */
+	assert_int_equal(cfg.probe_timeout_s, 45);
+	assert_int_equal(cfg.restart_timeout_s, 90);
 }
 
 static void expect_error(const char *text, const char *want)
@@ -154,7 +159,10 @@ static void test_errors(void **state)
 	expect_error("agent_id abc\nagent_id abd\n",
 	             "t.conf:2: 'agent_id' set twice (first on line 1)");
 	expect_error("agent_id abc\nkeepalive\n", "t.conf:2: 'keepalive': missing value");
-	expect_error("agent_id abc\nkeepalive 30\n", "t.conf:2: 'keepalive': bad duration '30'");
+	expect_error("agent_id abc\nkeepalive 30m1\n",
+	             "t.conf:2: 'keepalive': bad duration '30m1'");
+	expect_error("agent_id abc\nkeepalive 1s1m\n", "t.conf:2: 'keepalive': bad duration");
+	expect_error("agent_id abc\nkeepalive 4\n", "t.conf:2: 'keepalive': value 4 out of range");
 	expect_error("agent_id abc\nkeepalive 30x\n", "t.conf:2: 'keepalive': bad duration");
 	expect_error("agent_id abc\nkeepalive 3s\n", "t.conf:2: 'keepalive': value 3 out of range");
 	expect_error("agent_id abc\nkeepalive 99999999999999999999s\n",

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "diagnose.h"
+#include "macro.h"
 
 #define NOW  1764000000LL /* 2025-11-24T16:00:00Z */
 #define HOUR 3600LL
@@ -389,7 +390,7 @@ static void test_table(void **state)
 
 	(void)state;
 	config(&cfg);
-	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(rows); i++) {
 		const struct row *r = &rows[i];
 		struct device_facts f;
 		struct diagnosis dx;
@@ -503,7 +504,7 @@ static void test_version_compare(void **state)
 	size_t i;
 
 	(void)state;
-	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(t); i++) {
 		int cmp = 42, r = diagnose_version_compare(t[i].a, t[i].b, &cmp);
 
 		if (r != t[i].r || (r == 0 && cmp != t[i].cmp))

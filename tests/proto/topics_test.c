@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "macro.h"
 #include "topics.h"
 
 #define UDID "00008110-001A2B3C4D5E801E"
@@ -24,10 +25,10 @@ static void test_agent_id(void **state)
 	size_t i;
 
 	(void)state;
-	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(good); i++)
 		if (!topics_agent_id_valid(good[i]))
 			fail_msg("'%s' should be valid", good[i]);
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(bad); i++)
 		if (topics_agent_id_valid(bad[i]))
 			fail_msg("'%s' should be invalid", bad[i]);
 	assert_false(topics_agent_id_valid(NULL));
@@ -44,16 +45,29 @@ static void test_udid(void **state)
 	char s[80];
 
 	(void)state;
+	/* the forms usbmuxd reports: 40 hex digits (before the A12), 8-16 hex with a dash */
 	assert_true(topics_udid_valid(UDID));
 	assert_true(topics_udid_valid("a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"));
+	assert_true(topics_udid_valid("A1B2C3D4E5F60718293A4B5C6D7E8F9012345678"));
+	assert_true(topics_udid_valid("00008030-0011223344556677"));
+	/* wider on purpose: simulators and test fixtures, a future format */
 	assert_true(topics_udid_valid("SIM0001"));
+	assert_true(topics_udid_valid("00008110001A2B3C4D5E0001"));
 	assert_false(topics_udid_valid(""));
 	assert_false(topics_udid_valid(NULL));
-	assert_false(topics_udid_valid("-abc"));
+	/* the agent also passes UDIDs as helper argv elements and uses them as directory names */
+	assert_false(topics_udid_valid("-abc"));   /* an option to a helper */
+	assert_false(topics_udid_valid("--help")); /* idem */
 	assert_false(topics_udid_valid("abc/def"));
+	assert_false(topics_udid_valid(".."));
+	assert_false(topics_udid_valid(".hidden"));
+	assert_false(topics_udid_valid("a.b"));
+	assert_false(topics_udid_valid("a_b"));
 	assert_false(topics_udid_valid("+"));
 	assert_false(topics_udid_valid("#"));
 	assert_false(topics_udid_valid("abc def"));
+	assert_false(topics_udid_valid("abc\n"));
+	assert_false(topics_udid_valid("\303\244bc")); /* UTF-8 a-umlaut */
 	memset(s, 'F', 63);
 	s[63] = '\0';
 	assert_true(topics_udid_valid(s));
@@ -161,7 +175,7 @@ static void test_parse(void **state)
 	size_t i;
 
 	(void)state;
-	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(t); i++) {
 		char agent[TOPICS_AGENT_MAX] = "untouched", udid[TOPICS_UDID_MAX] = "untouched";
 		enum topics_kind kind = _TOPICS_KIND_MAX;
 		int r = topics_parse(t[i].topic, &kind, agent, udid);

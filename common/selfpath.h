@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * selfpath: where cradle-agent finds its helper programs. They are installed next to the
- * agent's own executable (the build tree and /usr/bin alike), so the path comes from
- * /proc/self/exe rather than $PATH, which a service's environment may not have.
+ * selfpath: where a program finds its helper programs (cradle-agent's probe and action
+ * helpers). They are installed next to its own executable (the build tree and /usr/bin alike),
+ * so the path comes from /proc/self/exe rather than $PATH, which a service's environment may
+ * not have.
  */
 #ifndef CRADLE_SELFPATH_H
 #define CRADLE_SELFPATH_H

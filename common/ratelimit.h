@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ratelimit: per-key rate limits (keys are device UDIDs, or "udid/command") so that a runaway
- * bulk job or a replaying attacker cannot restart or back up one phone over and over.
+ * ratelimit: per-key rate limits. The agent's command intake keys them by device UDID (or
+ * "udid/command") so that a runaway bulk job or a replaying attacker cannot restart or back up
+ * one phone over and over; any program may key them by whatever it must protect.
  *
  * Each key gets a token bucket of `burst` tokens refilled at one token per interval_ms,
  * implemented as GCRA (one "theoretical arrival time" per key, no timers). The key table is
