@@ -20,6 +20,7 @@ import uuid
 from commands_test import command, journal, ops
 from common import AGENT, SIM, device, states, udid, validate_all, write_scenario
 from harness import Agent, Broker, Collector, Sim, fail, wait_for
+from session_test import stopped
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -123,6 +124,7 @@ def main():
                 fail("the unretained command did not run once: %r %r" %
                      (res, journal(sim, udid(1))))
             print("the same command without the retain flag ran once")
+            stopped(agent)
         pub.loop_stop()
         pub.disconnect()
         col.close()

@@ -13,6 +13,7 @@ import time
 
 from common import AGENT, SCHEMAS, SIM, VALIDATE, device, states, udid, write_scenario
 from harness import Agent, Broker, Collector, Sim, fail, validate_messages, wait_for
+from session_test import stopped
 
 AID = "station-republish-1"
 PHONES = 45  # more than one batch of REGISTRY_REPUBLISH_BATCH (20)
@@ -88,6 +89,7 @@ def main():
             validate_messages(VALIDATE, SCHEMAS, list(retained.values()))
             if "republishing the state of %d devices" % PHONES not in agent.proc.stderr_text():
                 fail("the agent did not log its republishing pass")
+            stopped(agent)
     print("ok: broker restarted without persistence (%d states right after), all %d states "
           "retained again %.1f s after the restart (republished over %d ms), newer, "
           "schema-valid" % (lost, PHONES, back_s, spread))

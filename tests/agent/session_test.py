@@ -13,6 +13,14 @@ from harness import Agent, Broker, Collector, Sim, fail, wait_for
 AID = "station-session-1"
 
 
+def stopped(agent):
+    """SIGTERM: a clean exit (0; under ASan also no leak or error)."""
+    proc = agent.proc
+    rc = agent.stop()
+    if rc != 0:
+        fail("agent exited %r:\n%s" % (rc, proc.stderr_text()[-3000:]))
+
+
 def births(col):
     return [m for t, m, r, ts in col.json("cradle/v1/agent/%s/status" % AID)
             if m.get("online") is True]
@@ -36,7 +44,7 @@ def main():
             sessions = []
             for n, (what, spoil) in enumerate(damage):
                 if n > 0:
-                    agent.stop()
+                    stopped(agent)
                     if n == 1:
                         shutil.copy(path, saved)  # the first run's file, for "an old copy"
                     spoil()
@@ -53,7 +61,7 @@ def main():
                          (s, sessions))
                 print("run %d, state file %s: session %d" % (n + 1, what, s))
                 sessions.append(s)
-            agent.stop()
+            stopped(agent)
         col.close()
 
         if len(set(sessions)) != len(sessions):
