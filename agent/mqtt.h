@@ -140,7 +140,10 @@ void mqtt_kick(struct mqtt *m);
 int mqtt_publish(struct mqtt *m, const char *topic, const void *payload, size_t len, bool retained,
                  int qos);
 
-/* Subscribes (call from connected()); a refused subscription is logged. 0 or -errno. */
+/*
+ * Subscribes (call from connected()) with Retain As Published, so a message's retained flag is
+ * the one its publisher set, live or not; a refused subscription is logged. 0 or -errno.
+ */
 int mqtt_subscribe(struct mqtt *m, const char *filter, int qos);
 
 bool mqtt_is_connected(const struct mqtt *m);

@@ -300,8 +300,9 @@ def main():
         stop(drv, signal.SIGKILL)
         t_kill = time.monotonic()
         rx = [l for l in drv.stdout.read().decode().splitlines() if l.startswith("rx ")]
+        # the retained one keeps its flag live: the subscription sets Retain As Published
         want_rx = [f"rx {base}/cmd len=5 retained=0 expiry=60",
-                   f"rx {base}/cmd len=4 retained=0 expiry=-1"]
+                   f"rx {base}/cmd len=4 retained=1 expiry=-1"]
         if rx != want_rx:
             raise SystemExit(f"FAIL: received {rx}, want {want_rx}")
         print("incoming: expiry and size cap OK")
