@@ -5,8 +5,7 @@
  *
  * The library does the protocol (sign, subscribe before publish, correlate by cmd_id); this file
  * parses the options, prints, and owns the loop with the timeout timer and SIGINT/SIGTERM. At
- * the end the client is freed first (Paho destroyed) and the loop then runs once more up to a
- * stop item posted last, so every copy Paho had posted is freed.
+ * the end client_free() destroys Paho and frees what it had posted, so the loop can go at once.
  */
 #include "send.h"
 
@@ -152,12 +151,6 @@ static void on_signal(struct loop *loop, int signo, void *data)
 	(void)loop;
 	log_error("send: interrupted by signal %d", signo);
 	finish(data, SEND_EXIT_ERROR);
-}
-
-static void on_drained(struct loop *loop, void *data)
-{
-	(void)data;
-	loop_stop(loop);
 }
 
 /* ---- options ---- */
@@ -430,9 +423,6 @@ out:
 	if (ctx) {
 		ctx->finished = true;
 		ctx->client = client_free(ctx->client);
-		/* what Paho posted before it was destroyed runs (and is freed) before this item */
-		if (ctx->loop && loop_post(ctx->loop, on_drained, NULL) == 0)
-			(void)loop_run(ctx->loop);
 		ctx->loop = loop_free(ctx->loop);
 		free(ctx);
 	}
