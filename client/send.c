@@ -22,6 +22,7 @@
 #include "command.h"
 #include "log.h"
 #include "loop.h"
+#include "parse.h"
 #include "timefmt.h"
 #include "topics.h"
 
@@ -52,8 +53,9 @@ static void usage(FILE *f)
 	      "  --agent ID        the agent id\n"
 	      "  --udid UDID       the target device\n"
 	      "  --param K=V       a command parameter (true/false, integer, else string); repeatable\n"
-	      "  --ttl SECONDS     command lifetime: MQTT message expiry and expires_at (300)\n"
-	      "  --timeout SECONDS give up waiting for a final state (60)\n"
+	      "  --ttl DURATION    command lifetime: MQTT message expiry and expires_at (300;\n"
+	      "                    a bare number is seconds, or e.g. 30s, 5m, 1h30m)\n"
+	      "  --timeout DURATION  give up waiting for a final state (60)\n"
 	      "  --cmd-id UUID     use this cmd_id (to repeat a command) instead of a new one\n"
 	      "  --json            print each result message as received, one JSON per line\n"
 	      "  --sign-key FILE   sign the command with this Ed25519 private key (PEM)\n"
@@ -155,14 +157,12 @@ static void on_signal(struct loop *loop, int signo, void *data)
 
 /* ---- options ---- */
 
-static int parse_seconds(const char *s, int max, int *ret)
+/* A duration (parse.h: a bare number is seconds, or 30s, 5m, 1h30m) of 1..max seconds. */
+static int duration_in_range(const char *s, int max, int *ret)
 {
-	char *end;
-	long v;
+	uint64_t v;
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 1 || v > max)
+	if (parse_duration(s, &v) < 0 || v < 1 || v > (uint64_t)max)
 		return -EINVAL;
 	*ret = (int)v;
 	return 0;
@@ -259,11 +259,11 @@ static int parse_args(int argc, char **argv, struct send_ctx *ctx, struct send_o
 				return log_error_errno(-EINVAL, "send: bad --param '%s'", optarg);
 			break;
 		case 't':
-			if (parse_seconds(optarg, CLIENT_TTL_MAX, &ctx->ttl_s) < 0)
+			if (duration_in_range(optarg, CLIENT_TTL_MAX, &ctx->ttl_s) < 0)
 				return log_error_errno(-EINVAL, "send: bad --ttl '%s'", optarg);
 			break;
 		case 'T':
-			if (parse_seconds(optarg, SEND_TIMEOUT_MAX, &o->timeout_s) < 0)
+			if (duration_in_range(optarg, SEND_TIMEOUT_MAX, &o->timeout_s) < 0)
 				return log_error_errno(-EINVAL, "send: bad --timeout '%s'", optarg);
 			break;
 		case 'i':
