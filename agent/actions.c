@@ -25,6 +25,7 @@
 
 #include "child.h"
 #include "diagnose.h"
+#include "jsontext.h"
 #include "log.h"
 #include "loop.h"
 #include "timefmt.h"
@@ -153,9 +154,13 @@ static const char *probe_cause(const struct device_facts *f)
 static void helper_on_line(struct child *c, const char *line, void *data)
 {
 	struct job *j = data;
-	cJSON *o = cJSON_Parse(line), *ok, *code, *err;
+	cJSON *o, *ok, *code, *err;
 
 	(void)c;
+	/* like every decoder: no string cut short at a \u0000 (jsontext.h) */
+	if (jsontext_check_nul(line, strlen(line)) < 0)
+		return;
+	o = cJSON_Parse(line);
 	if (!o)
 		return;
 	ok = cJSON_GetObjectItemCaseSensitive(o, "ok");

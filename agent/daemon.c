@@ -197,6 +197,9 @@ static void on_connected(struct mqtt *m, void *data)
 	if (p)
 		mqtt_publish(m, d->topic_meta, p, strlen(p), true, 1);
 	free(p);
+	/* like Sparkplug's device births: the broker may have lost (or rolled back) the retained
+	 * states, so every known phone's current state again, paced */
+	registry_republish(d->reg);
 }
 
 static void on_disconnected(struct mqtt *m, const char *cause, void *data)

@@ -10,7 +10,8 @@
  * device registry -> command table (unfinished commands of the last run become failed
  * agent_restarted) -> actions -> MQTT -> device discovery. Shutdown on SIGTERM/SIGINT: stop
  * discovery and actions, report pending refusal counts, publish online:false, flush,
- * disconnect, exit 0.
+ * disconnect, exit 0. On every (re)connect: birth, meta, the command subscription, then every
+ * known phone's state again, paced (registry_republish()).
  */
 #ifndef CRADLE_DAEMON_H
 #define CRADLE_DAEMON_H

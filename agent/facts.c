@@ -19,6 +19,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "jsontext.h"
 #include "macro.h"
 
 static const char *const probe_names[_FACTS_PROBE_MAX] = {
@@ -339,6 +340,11 @@ int facts_from_json(const char *json, size_t len, struct device_facts *ret, char
 	if (!json || len > FACTS_JSON_MAX) {
 		fail(err, err_size, "facts JSON larger than %d bytes", FACTS_JSON_MAX);
 		return -E2BIG;
+	}
+	/* a NUL would cut a string (the udid, a version) short (jsontext.h) */
+	if (jsontext_check_nul(json, len) < 0) {
+		r = fail(err, err_size, "%s", JSONTEXT_NUL_ERR);
+		goto out;
 	}
 	o = cJSON_ParseWithLength(json, len);
 	if (!o) {

@@ -925,6 +925,9 @@ int mqtt_subscribe(struct mqtt *m, const char *filter, int qos)
 	ro.onSuccess5 = on_sub_success;
 	ro.onFailure5 = on_sub_failure;
 	ro.context = m;
+	/* Retain As Published: without it the broker clears the retain flag on live delivery, and a
+	 * retained command published while we are connected would look like a fresh one */
+	ro.subscribeOptions.retainAsPublished = 1;
 	rc = MQTTAsync_subscribe(m->client, filter, qos, &ro);
 	if (rc != MQTTASYNC_SUCCESS)
 		return log_warn_errno(paho_to_errno(rc) ? paho_to_errno(rc) : -EIO,

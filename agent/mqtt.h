@@ -21,9 +21,10 @@
  * in Paho's order; mqtt_free() destroys Paho (joining its threads) before it frees the mailbox
  * with what still waits in it. All functions must be called on the loop thread.
  *
- * Paho configuration (reliability.md §1.10): MQTTVersion 5 pinned at create and connect,
- * persistence NONE (the outbox is the durable store), sendWhileDisconnected with a small
- * buffer, so Paho never holds a large queue.
+ * Paho configuration: MQTTVersion 5 pinned at create and connect (with the default version
+ * Paho 1.3.12 could fall back to 3.1 on a reconnect), persistence NONE (the outbox is the
+ * durable store: docs/decisions.md, "Messages and delivery"), sendWhileDisconnected with a
+ * small buffer, so Paho never holds a large queue.
  *
  * Signals: Paho's threads inherit the signal mask of the thread that starts them, so register
  * the loop's signals (loop_add_signal blocks them) BEFORE mqtt_new()/mqtt_start(); otherwise a
@@ -140,7 +141,10 @@ void mqtt_kick(struct mqtt *m);
 int mqtt_publish(struct mqtt *m, const char *topic, const void *payload, size_t len, bool retained,
                  int qos);
 
-/* Subscribes (call from connected()); a refused subscription is logged. 0 or -errno. */
+/*
+ * Subscribes (call from connected()) with Retain As Published, so a message's retained flag is
+ * the one its publisher set, live or not; a refused subscription is logged. 0 or -errno.
+ */
 int mqtt_subscribe(struct mqtt *m, const char *filter, int qos);
 
 bool mqtt_is_connected(const struct mqtt *m);

@@ -1,7 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * registry: see registry.h. Each device carries its probe state: probing (a request is out),
- * probe_again (another was asked for meanwhile) and the timer of its next periodic probe.
+ * probe_again (another was asked for meanwhile) and the timer of its next periodic probe, and
+ * whether its state still waits to be republished after a connect.
+ *
+ * Republishing is paced: REGISTRY_REPUBLISH_BATCH devices per REGISTRY_REPUBLISH_TICK_MS (200
+ * states a second: 500 phones in 2.5 s), so a reconnect of a full station neither blocks the
+ * loop nor floods the outbox and the broker at once. A cursor walks the list round robin, so
+ * under a connection that flaps faster than a pass the same phones are not always first.
  */
 #include "registry.h"
 
@@ -14,6 +20,9 @@
 #include "loop.h"
 #include "topics.h"
 
+#define REGISTRY_REPUBLISH_BATCH   20
+#define REGISTRY_REPUBLISH_TICK_MS 100
+
 struct device {
 	struct registry_device pub; /* first: the owner's view */
 	struct registry *reg;       /* owner: timers carry only the device */
@@ -21,6 +30,7 @@ struct device {
 	bool probe_again;
 	uint64_t probe_timer;
 	int last_backup_error; /* MBErrorDomain of the last local backup, 0 = fine */
+	bool republish;        /* its state waits in the current republish pass */
 	struct device *next;
 };
 
@@ -31,6 +41,10 @@ struct registry {
 	const struct registry_ops *ops;
 	void *data;
 	struct device *devices;
+	/* republish pass: devices still marked, where the next tick looks first, its timer */
+	size_t republish_left;
+	struct device *republish_at;
+	uint64_t republish_timer;
 };
 
 static void on_probe_done(const struct device_facts *facts, void *data);
@@ -229,6 +243,75 @@ void registry_set_backup_error(struct registry *reg, const char *udid, int code)
 		reg->ops->state(reg->data, &dev->pub, false);
 }
 
+/* ---- republishing every known state (after a connect) ---- */
+
+static void on_republish_tick(struct loop *loop, uint64_t id, void *data)
+{
+	struct registry *reg = data;
+	struct device *dev;
+	size_t total = 0, seen, n = 0;
+
+	(void)loop;
+	(void)id;
+	reg->republish_timer = 0;
+	for (dev = reg->devices; dev; dev = dev->next)
+		total++;
+	/* at most one lap of the list from the cursor, wrapping at the end */
+	dev = reg->republish_at;
+	for (seen = 0; seen < total && reg->republish_left > 0 && n < REGISTRY_REPUBLISH_BATCH;
+	     seen++) {
+		if (!dev)
+			dev = reg->devices;
+		if (dev->republish) {
+			dev->republish = false;
+			reg->republish_left--;
+			n++;
+			reg->ops->state(reg->data, &dev->pub, true);
+		}
+		dev = dev->next;
+	}
+	reg->republish_at = dev;
+	if (reg->republish_left > 0 && n > 0)
+		reg->republish_timer = loop_add_timer(reg->loop, REGISTRY_REPUBLISH_TICK_MS,
+		                                      on_republish_tick, reg);
+	else
+		reg->republish_left = 0; /* done (or a lap found nothing marked: a stale count) */
+}
+
+void registry_republish(struct registry *reg)
+{
+	struct device *dev;
+	size_t n = 0;
+
+	for (dev = reg->devices; dev; dev = dev->next) {
+		if (!dev->pub.pub.have_state)
+			continue; /* nothing published yet: its first state is still to come */
+		if (!dev->republish)
+			reg->republish_left++;
+		dev->republish = true;
+		n++;
+	}
+	if (n)
+		log_info("republishing the state of %zu devices", n);
+	if (reg->republish_left > 0 && !reg->republish_timer) {
+		reg->republish_timer = loop_add_timer(reg->loop, 0, on_republish_tick, reg);
+		if (!reg->republish_timer)
+			log_warn("cannot schedule the republishing of device states");
+	}
+}
+
+static void republish_stop(struct registry *reg)
+{
+	struct device *dev;
+
+	for (dev = reg->devices; dev; dev = dev->next)
+		dev->republish = false;
+	if (reg->republish_timer)
+		loop_cancel_timer(reg->loop, reg->republish_timer);
+	reg->republish_timer = 0;
+	reg->republish_left = 0;
+}
+
 /* ---- shutdown ---- */
 
 static void on_shutdown_tick(struct loop *loop, uint64_t id, void *data)
@@ -242,6 +325,7 @@ void registry_stop(struct registry *reg, uint64_t shutdown_ms)
 {
 	uint64_t deadline = loop_now_ms() + shutdown_ms;
 
+	republish_stop(reg);
 	probe_sched_stop(reg->probe);
 	while (!probe_idle(reg->probe) && loop_now_ms() < deadline) {
 		loop_add_timer(reg->loop, 50, on_shutdown_tick, NULL);
@@ -256,6 +340,7 @@ struct registry *registry_free(struct registry *reg)
 
 	if (!reg)
 		return NULL;
+	republish_stop(reg);
 	probe_sched_free(reg->probe);
 	for (dev = reg->devices; dev; dev = next) {
 		next = dev->next;

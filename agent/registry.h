@@ -70,6 +70,15 @@ int registry_probe(struct registry *reg, const char *udid);
 void registry_set_backup_error(struct registry *reg, const char *udid, int code);
 
 /*
+ * Publishes the state of every device that has one again (ops->state with force), attached or
+ * not, paced: a batch per loop tick (registry.c), so 500 phones do not burst. Called on every
+ * connect: a broker that lost its retained messages (restart without persistence, or one that
+ * restored an older autosave) gets every phone's current state back within seconds instead of
+ * at the next change or refresh_interval. A call during a pass marks every device again.
+ */
+void registry_republish(struct registry *reg);
+
+/*
  * Shutdown: stops the probes and runs the loop until the helpers have ended (they are killed
  * at their deadline, so none outlives the agent), at most shutdown_ms. No callbacks after.
  */

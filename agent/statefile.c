@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "durable.h"
@@ -95,12 +96,33 @@ int statefile_save(const char *path, const struct statefile *sf)
 	return durable_replace(path, text, (size_t)len, 0600);
 }
 
+/* The wall clock in µs, 0 if it cannot be read. */
+static uint64_t wall_now_us(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) < 0 || ts.tv_sec < 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t statefile_session_after(uint64_t last, uint64_t now_us)
+{
+	uint64_t next = last < STATEFILE_SESSION_MAX ? last + 1 : 0;
+
+	/* a value past the wire's integer range can only come from a damaged file: the clock
+	 * alone then, which is as good as a lost file */
+	if (now_us > STATEFILE_SESSION_MAX)
+		now_us = STATEFILE_SESSION_MAX;
+	return next > now_us ? next : now_us;
+}
+
 int statefile_begin_session(const char *path, struct statefile *sf)
 {
 	struct statefile next = *sf;
 	int r;
 
-	next.session++;
+	next.session = statefile_session_after(sf->session, wall_now_us());
 	if (next.next_seq < next.reserved_end)
 		next.next_seq = next.reserved_end;
 	next.reserved_end = next.next_seq;

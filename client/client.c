@@ -3,10 +3,17 @@
  * client: commands out, their results back, on the owner's loop.
  *
  * Paho MQTTAsync calls back on its own threads. Those callbacks (the "Paho threads" section)
- * only copy what they got into a client_event and hand it to the loop with loop_post(); every
- * piece of state (subscriptions, commands in flight) belongs to the loop thread. An atomic
- * count of posted, unprocessed events keeps the struct alive until the last one has run, so
- * client_free() can be called at any time, even from inside a callback.
+ * only copy what they got into a client_event and post it to the client's loop mailbox
+ * (common/loop.h), which delivers the events in Paho's order on the loop thread; every piece
+ * of state (subscriptions, commands in flight) belongs to the loop thread. The mailbox is
+ * bounded (CLIENT_PENDING_MAX): an event that does not fit is dropped, counted, and reported
+ * in its place on the loop thread.
+ *
+ * client_free() destroys Paho first (no callback runs afterwards), then frees the mailbox with
+ * every event still waiting in it, so nothing of the client is left on the loop. It may be
+ * called from inside an owner callback: while client code that calls back is on the stack
+ * (`busy`), the struct itself is freed only when that code returns, and `dead` stops it from
+ * calling the owner again.
  *
  * Subscriptions and publishes are matched to their acknowledgements by Paho's tokens: the
  * result topic of an agent is subscribed once per connection, and every command for that agent
@@ -16,7 +23,7 @@
 
 #include <MQTTAsync.h>
 #include <errno.h>
-#include <stdatomic.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,9 +47,8 @@ enum client_event_kind {
 	CLIENT_EV_MESSAGE,
 };
 
-/* A copy of what a Paho callback saw, owned by the loop once posted. */
+/* A copy of what a Paho callback saw, owned by the mailbox once posted. */
 struct client_event {
-	struct client *client;
 	enum client_event_kind kind;
 	int token;
 	int code; /* MQTT reason code or Paho return code; for messages the retain flag */
@@ -88,11 +94,11 @@ struct client {
 	struct client_callbacks cb;
 	void *data;
 	const struct cmdsig_signer *signer;
-	atomic_uint pending; /* posted events not yet run */
-	atomic_uint dropped; /* events dropped over CLIENT_PENDING_MAX or out of memory */
+	struct loop_mailbox *mbox; /* Paho threads -> loop thread */
+	unsigned busy;             /* client code that may call back is on the stack */
 	bool connected;
 	bool closed; /* failed or lost: nothing more is sent */
-	bool dead;   /* client_free() was called; freed when pending reaches 0 */
+	bool dead;   /* client_free() was called while busy: no more callbacks, freed when idle */
 	struct client_sub subs[CLIENT_SUBS_MAX];
 	unsigned n_subs;
 	struct client_cmd *cmds;
@@ -100,44 +106,31 @@ struct client {
 
 /* ---- Paho threads: copy and post, nothing else ---- */
 
-static void client_on_event(struct loop *loop, void *data);
-
+/* Hands a copy to the loop; a copy that cannot be made is counted by the mailbox too. */
 static void post(struct client *c, enum client_event_kind kind, int token, int code,
                  const char *text, const void *payload, size_t len)
 {
-	struct client_event *ev;
+	struct client_event *ev = calloc(1, sizeof(*ev));
 
-	if (atomic_fetch_add(&c->pending, 1) >= CLIENT_PENDING_MAX)
-		goto drop;
-	ev = calloc(1, sizeof(*ev));
-	if (!ev)
-		goto drop;
-	ev->client = c;
-	ev->kind = kind;
-	ev->token = token;
-	ev->code = code;
-	if (text)
-		snprintf(ev->text, sizeof(ev->text), "%s", text);
-	if (payload) {
+	if (ev) {
+		ev->kind = kind;
+		ev->token = token;
+		ev->code = code;
+		if (text)
+			snprintf(ev->text, sizeof(ev->text), "%s", text);
+	}
+	if (ev && payload) {
 		ev->payload = malloc(len + 1);
-		if (!ev->payload) {
+		if (ev->payload) {
+			memcpy(ev->payload, payload, len);
+			ev->payload[len] = '\0';
+			ev->len = len;
+		} else {
 			free(ev);
-			goto drop;
+			ev = NULL;
 		}
-		memcpy(ev->payload, payload, len);
-		ev->payload[len] = '\0';
-		ev->len = len;
 	}
-	if (loop_post(c->loop, client_on_event, ev) < 0) {
-		free(ev->payload);
-		free(ev);
-		goto drop;
-	}
-	return;
-drop:
-	/* never the last reference: the count only reaches 0 on the loop thread */
-	atomic_fetch_sub(&c->pending, 1);
-	atomic_fetch_add(&c->dropped, 1);
+	(void)loop_mailbox_post(c->mbox, ev); /* takes ev in every case */
 }
 
 static void on_connect(void *context, MQTTAsync_successData5 *response)
@@ -249,7 +242,7 @@ static void close_client(struct client *c, const char *why)
 {
 	struct client_cmd *cmd, *next;
 
-	if (c->closed)
+	if (c->closed || c->dead)
 		return;
 	c->closed = true;
 	c->connected = false;
@@ -531,26 +524,68 @@ static void dispatch(struct client *c, const struct client_event *ev)
 	}
 }
 
-static void client_on_event(struct loop *loop, void *data)
+static void event_free(struct client_event *ev)
 {
-	struct client_event *ev = data;
-	struct client *c = ev->client;
-	unsigned dropped;
-
-	(void)loop;
-	if (!c->dead && !c->closed) {
-		dropped = atomic_exchange(&c->dropped, 0);
-		if (dropped)
-			log_warn("client: %u MQTT events dropped (queue full or out of memory)",
-			         dropped);
-		dispatch(c, ev);
-	}
 	free(ev->payload);
 	free(ev);
-	/* last: a callback above may have called client_free() */
-	if (atomic_fetch_sub(&c->pending, 1) == 1 && c->dead)
+}
+
+/* Client code that may call the owner back starts: c stays allocated until it ends. */
+static void enter(struct client *c)
+{
+	c->busy++;
+}
+
+/* ... and ends: frees c when client_free() was called meanwhile. */
+static void leave(struct client *c)
+{
+	if (--c->busy == 0 && c->dead)
 		release(c);
 }
+
+static void mail_deliver(struct loop *loop, void *msg, void *ctx)
+{
+	struct client *c = ctx;
+
+	(void)loop;
+	enter(c);
+	if (!c->closed)
+		dispatch(c, msg);
+	event_free(msg);
+	leave(c); /* last: a callback above may have called client_free() */
+}
+
+static void mail_drop(void *msg, void *ctx)
+{
+	(void)ctx;
+	event_free(msg);
+}
+
+/*
+ * Events were dropped (mailbox full or out of memory). A lost connection is healed here: Paho
+ * knows the state. A lost acknowledgement or result is not: the owner's timeout covers it, and
+ * sending the command again with the same cmd_id asks the agent what became of it.
+ */
+static void mail_overflow(struct loop *loop, uint64_t n, void *ctx)
+{
+	struct client *c = ctx;
+
+	(void)loop;
+	if (c->closed)
+		return;
+	log_warn("client: %" PRIu64 " MQTT events dropped (queue full or out of memory)", n);
+	if (c->connected && c->paho && !MQTTAsync_isConnected(c->paho)) {
+		enter(c);
+		close_client(c, "connection to the broker lost (events dropped)");
+		leave(c);
+	}
+}
+
+static const struct loop_mailbox_ops client_mail_ops = {
+	.deliver = mail_deliver,
+	.drop = mail_drop,
+	.overflow = mail_overflow,
+};
 
 int client_new(struct loop *loop, const struct client_options *o, const struct client_callbacks *cb,
                void *data, struct client **ret)
@@ -573,6 +608,9 @@ int client_new(struct loop *loop, const struct client_options *o, const struct c
 		c->cb = *cb;
 	c->data = data;
 	c->signer = o->signer;
+	c->mbox = loop_mailbox_new(loop, CLIENT_PENDING_MAX, &client_mail_ops, c);
+	if (!c->mbox)
+		goto out;
 	if (o->client_id) {
 		snprintf(client_id, sizeof(client_id), "%s", o->client_id);
 	} else {
@@ -634,10 +672,12 @@ struct client *client_free(struct client *c)
 		dopts.timeout = 1000;
 		if (MQTTAsync_isConnected(c->paho))
 			MQTTAsync_disconnect(c->paho, &dopts);
-		/* no Paho callback runs after this, so pending only goes down from here */
+		/* no Paho callback runs after this, so nothing is posted any more */
 		MQTTAsync_destroy(&c->paho);
 	}
-	if (atomic_load(&c->pending) == 0)
+	/* frees the events still waiting; safe from inside the mailbox's own delivery */
+	c->mbox = loop_mailbox_free(c->mbox);
+	if (!c->busy)
 		release(c);
 	return NULL;
 }
@@ -681,7 +721,9 @@ int client_send(struct client *c, const struct command *cmd, int ttl_s)
 	cc->next = c->cmds;
 	c->cmds = cc;
 	cc = NULL;
-	advance(c, c->cmds);
+	enter(c);
+	advance(c, c->cmds); /* may call published(), which may free c */
+	leave(c);
 	r = 0;
 out:
 	cmd_free_one(cc);

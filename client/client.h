@@ -18,16 +18,17 @@
  *
  * The client runs on the owner's event loop (common/loop.h), which may be shared with anything
  * else the owner does: Paho calls back on its own threads, and those callbacks only copy what
- * they got and hand it over with loop_post(); every client_* function and every callback runs on
- * the loop thread. There is no automatic reconnect: when the connection fails or is lost the
- * closed callback fires, commands still waiting for results are dropped, and the owner frees
+ * they got and post it to the client's loop mailbox (at most CLIENT_PENDING_MAX wait; more are
+ * dropped, counted and logged on the loop thread); every client_* function and every callback
+ * runs on the loop thread. There is no automatic reconnect: when the connection fails or is lost
+ * the closed callback fires, commands still waiting for results are dropped, and the owner frees
  * the client and makes a new one when it wants to go on (a command it sends again with the same
  * cmd_id is answered from the agent's command table and never runs twice).
  *
  * Lifetime: client_free() may be called at any time on the loop thread, also from inside a
- * callback of this client. It destroys the Paho client at once (no callback afterwards); copies
- * Paho had already posted are freed when the loop runs them, so an owner that is about to stop
- * its loop should run it once more (e.g. post a stop item and run until it comes) to free them.
+ * callback of this client. It destroys the Paho client at once (no callback afterwards) and
+ * frees every copy Paho had posted that the loop has not run yet, so nothing of the client is
+ * left on the loop: the owner may stop and free its loop right after.
  */
 #ifndef CRADLE_CLIENT_H
 #define CRADLE_CLIENT_H
@@ -40,7 +41,7 @@
 #include "loop.h"
 
 #define CLIENT_TTL_MAX     (24 * 3600) /* s; the agent cuts a longer lifetime anyway */
-#define CLIENT_PENDING_MAX 4096        /* posted, unprocessed Paho events; more are dropped */
+#define CLIENT_PENDING_MAX 4096        /* Paho events waiting for the loop; more are dropped */
 
 struct client;
 
@@ -86,8 +87,10 @@ int client_new(struct loop *loop, const struct client_options *opts,
                const struct client_callbacks *cb, void *data, struct client **ret);
 
 /*
- * Destroys the Paho client (disconnecting first when connected) and frees c once the loop has
- * run what Paho posted before. NULL-safe; returns NULL.
+ * Destroys the Paho client (disconnecting first when connected), drops the Paho events still
+ * waiting for the loop, and frees c: at once, or, when called from inside a callback of this
+ * client, as soon as that callback returns (no other callback of c runs in between).
+ * NULL-safe; returns NULL.
  */
 struct client *client_free(struct client *c);
 

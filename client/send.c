@@ -5,8 +5,7 @@
  *
  * The library does the protocol (sign, subscribe before publish, correlate by cmd_id); this file
  * parses the options, prints, and owns the loop with the timeout timer and SIGINT/SIGTERM. At
- * the end the client is freed first (Paho destroyed) and the loop then runs once more up to a
- * stop item posted last, so every copy Paho had posted is freed.
+ * the end client_free() destroys Paho and frees what it had posted, so the loop can go at once.
  */
 #include "send.h"
 
@@ -23,6 +22,7 @@
 #include "command.h"
 #include "log.h"
 #include "loop.h"
+#include "parse.h"
 #include "timefmt.h"
 #include "topics.h"
 
@@ -53,8 +53,9 @@ static void usage(FILE *f)
 	      "  --agent ID        the agent id\n"
 	      "  --udid UDID       the target device\n"
 	      "  --param K=V       a command parameter (true/false, integer, else string); repeatable\n"
-	      "  --ttl SECONDS     command lifetime: MQTT message expiry and expires_at (300)\n"
-	      "  --timeout SECONDS give up waiting for a final state (60)\n"
+	      "  --ttl DURATION    command lifetime: MQTT message expiry and expires_at (300;\n"
+	      "                    a bare number is seconds, or e.g. 30s, 5m, 1h30m)\n"
+	      "  --timeout DURATION  give up waiting for a final state (60)\n"
 	      "  --cmd-id UUID     use this cmd_id (to repeat a command) instead of a new one\n"
 	      "  --json            print each result message as received, one JSON per line\n"
 	      "  --sign-key FILE   sign the command with this Ed25519 private key (PEM)\n"
@@ -154,22 +155,14 @@ static void on_signal(struct loop *loop, int signo, void *data)
 	finish(data, SEND_EXIT_ERROR);
 }
 
-static void on_drained(struct loop *loop, void *data)
-{
-	(void)data;
-	loop_stop(loop);
-}
-
 /* ---- options ---- */
 
-static int parse_seconds(const char *s, int max, int *ret)
+/* A duration (parse.h: a bare number is seconds, or 30s, 5m, 1h30m) of 1..max seconds. */
+static int duration_in_range(const char *s, int max, int *ret)
 {
-	char *end;
-	long v;
+	uint64_t v;
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 1 || v > max)
+	if (parse_duration(s, &v) < 0 || v < 1 || v > (uint64_t)max)
 		return -EINVAL;
 	*ret = (int)v;
 	return 0;
@@ -266,11 +259,11 @@ static int parse_args(int argc, char **argv, struct send_ctx *ctx, struct send_o
 				return log_error_errno(-EINVAL, "send: bad --param '%s'", optarg);
 			break;
 		case 't':
-			if (parse_seconds(optarg, CLIENT_TTL_MAX, &ctx->ttl_s) < 0)
+			if (duration_in_range(optarg, CLIENT_TTL_MAX, &ctx->ttl_s) < 0)
 				return log_error_errno(-EINVAL, "send: bad --ttl '%s'", optarg);
 			break;
 		case 'T':
-			if (parse_seconds(optarg, SEND_TIMEOUT_MAX, &o->timeout_s) < 0)
+			if (duration_in_range(optarg, SEND_TIMEOUT_MAX, &o->timeout_s) < 0)
 				return log_error_errno(-EINVAL, "send: bad --timeout '%s'", optarg);
 			break;
 		case 'i':
@@ -430,9 +423,6 @@ out:
 	if (ctx) {
 		ctx->finished = true;
 		ctx->client = client_free(ctx->client);
-		/* what Paho posted before it was destroyed runs (and is freed) before this item */
-		if (ctx->loop && loop_post(ctx->loop, on_drained, NULL) == 0)
-			(void)loop_run(ctx->loop);
 		ctx->loop = loop_free(ctx->loop);
 		free(ctx);
 	}

@@ -61,6 +61,7 @@ struct loop_mailbox {
 	void *ctx;
 	size_t max;
 	struct loop_mailbox *next; /* the loop's list, loop thread only */
+	bool *freed;               /* loop thread: set by loop_mailbox_free() during a flush */
 	/* under the loop's post_lock */
 	size_t queued;
 	uint64_t posted, dropped, unreported;
@@ -472,16 +473,27 @@ int loop_mailbox_post(struct loop_mailbox *mb, void *msg)
 
 void loop_mailbox_flush(struct loop_mailbox *mb)
 {
+	struct loop *loop = mb->loop;
 	struct loop_post_item *it;
+	bool freed = false, *outer = mb->freed;
 	uint64_t unreported;
 	size_t n;
 
 	/* what waits now, not what producers add meanwhile */
-	pthread_mutex_lock(&mb->loop->post_lock);
+	pthread_mutex_lock(&loop->post_lock);
 	n = mb->queued + (mb->marker_queued ? 1 : 0);
-	pthread_mutex_unlock(&mb->loop->post_lock);
-	while (n-- > 0 && (it = take_next(mb->loop, mb, &unreported)))
-		item_deliver(mb->loop, it, unreported);
+	pthread_mutex_unlock(&loop->post_lock);
+	/* a callback may free mb: then stop (and tell a flush further up the stack) */
+	mb->freed = &freed;
+	while (n-- > 0 && (it = take_next(loop, mb, &unreported))) {
+		item_deliver(loop, it, unreported);
+		if (freed) {
+			if (outer)
+				*outer = true;
+			return;
+		}
+	}
+	mb->freed = outer;
 }
 
 void loop_mailbox_get_stats(struct loop_mailbox *mb, struct loop_mailbox_stats *ret)
@@ -511,6 +523,8 @@ struct loop_mailbox *loop_mailbox_free(struct loop_mailbox *mb)
 
 	if (!mb)
 		return NULL;
+	if (mb->freed)
+		*mb->freed = true;
 	loop_mailbox_purge(mb);
 	for (pp = &mb->loop->mailboxes; *pp; pp = &(*pp)->next) {
 		if (*pp == mb) {

@@ -88,7 +88,7 @@ struct loop_mailbox *loop_mailbox_new(struct loop *loop, size_t max,
 int loop_mailbox_post(struct loop_mailbox *mb, void *msg);
 
 /* Loop thread: delivers, now and in order, what waits in mb (e.g. while loop_run() is not running).
- */
+ * A callback may free mb (ops.deliver or ops.overflow, as under loop_run()): the flush stops. */
 void loop_mailbox_flush(struct loop_mailbox *mb);
 
 /* Any thread. loop_post_get_stats() is the same for loop_post()'s own mailbox. */

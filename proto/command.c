@@ -5,7 +5,8 @@
  * Commands arrive from the network and can restart or back up phones, so the decoder is the
  * first gate of the agent's intake and refuses anything that is not exactly a command: the size
  * cap comes before cJSON sees a byte (it also bounds cJSON's nesting to what 8 KiB can hold),
- * NUL bytes and invalid UTF-8 are refused before parsing (cJSON accepts both), duplicate members
+ * NUL bytes, \u0000 escapes (cJSON cuts the string there) and invalid UTF-8 are refused before
+ * parsing (jsontext.h), duplicate members
  * are refused (cJSON silently takes the first, and two parsers could disagree on which), and
  * every field the agent acts on is checked for type, format and length. The result of each check
  * is a rejection reason the sender can read, not an errno.
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsontext.h"
 #include "timefmt.h"
 #include "topics.h"
 
@@ -304,6 +306,11 @@ static cJSON *parse_object(const void *payload, size_t len, enum command_reject 
 	*ret_errno = -EBADMSG;
 	if (!payload || len == 0 || !utf8_valid(payload, len)) {
 		set_err(err, err_size, "%s", "empty, NUL byte or invalid UTF-8");
+		return NULL;
+	}
+	/* "name":"backup.icloud.enable\u0000.evil" must not read as backup.icloud.enable */
+	if (jsontext_check_nul(payload, len) < 0) {
+		set_err(err, err_size, "%s", JSONTEXT_NUL_ERR);
 		return NULL;
 	}
 	root = cJSON_ParseWithLengthOpts(payload, len, &end, false);

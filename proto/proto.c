@@ -19,6 +19,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "jsontext.h"
 #include "macro.h"
 #include "proto.h"
 #include "timefmt.h"
@@ -780,6 +781,11 @@ static int parse_root(struct dec *d, const char *json, size_t len, enum proto_ty
 	if (!json || len > PROTO_MAX_PAYLOAD) {
 		fail(d, "payload larger than %d bytes", PROTO_MAX_PAYLOAD);
 		return -EMSGSIZE;
+	}
+	/* a NUL would cut a string short of what the schema validates (jsontext.h) */
+	if (jsontext_check_nul(json, len) < 0) {
+		fail(d, "%s", JSONTEXT_NUL_ERR);
+		return -EBADMSG;
 	}
 	root = cJSON_ParseWithLength(json, len);
 	if (!root) {

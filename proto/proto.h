@@ -48,7 +48,7 @@ struct proto_header {
 	char agent[PROTO_AGENT_MAX];
 	int64_t ts_ms;   /* wall clock, Unix ms; encoded as RFC 3339 UTC with ms */
 	int64_t seq;     /* per agent, >= 0, grows by one per message the agent emits */
-	int64_t session; /* persisted counter incremented at agent start, >= 0 */
+	int64_t session; /* one run of the agent, never reused, 0..2^53-1 */
 };
 
 enum proto_type {

@@ -191,6 +191,64 @@ static void test_result_rules(void **state)
 	free(json);
 }
 
+/* A command with each member's value given, for the NUL cases below. */
+#define NUL_CMD(schema, id, agent, udid, name, job)                                          \
+ "{\"schema\":\"" schema "\",\"cmd_id\":\"" id "\",\"agent\":\"" agent "\",\"udid\":\"" udid \
+ "\",\"name\":\"" name "\",\"params\":{},\"issued_at\":\"2026-01-15T02:00:00Z\","            \
+ "\"expires_at\":\"2026-01-15T02:05:00Z\",\"job_id\":\"" job "\"}"
+#define NUL_S    "cradle.command.v1"
+#define NUL_A    "station-07"
+#define NUL_U    "00008110-001A2B3C4D5E801E"
+#define NUL_N    "backup.icloud.enable"
+#define NUL_EVIL "\\u0000.evil"
+
+/*
+ * A \u0000 escape anywhere (cJSON would cut the string there: "backup.icloud.enable\u0000.evil"
+ * read as backup.icloud.enable and ran) or a raw NUL byte is malformed, in commands and results;
+ * an escaped backslash before "u0000" is only text.
+ */
+static void test_nul_escape(void **state)
+{
+	static const char *const bad[] = {
+		NUL_CMD(NUL_S, ID1, NUL_A, NUL_U, NUL_N NUL_EVIL, "j"),
+		NUL_CMD(NUL_S, ID1, NUL_A, NUL_U NUL_EVIL, NUL_N, "j"),
+		NUL_CMD(NUL_S, ID1, NUL_A NUL_EVIL, NUL_U, NUL_N, "j"),
+		NUL_CMD(NUL_S NUL_EVIL, ID1, NUL_A, NUL_U, NUL_N, "j"),
+		NUL_CMD(NUL_S, ID1 NUL_EVIL, NUL_A, NUL_U, NUL_N, "j"),
+		NUL_CMD(NUL_S, ID1, NUL_A, NUL_U, NUL_N, "j" NUL_EVIL),
+		NUL_CMD(NUL_S, ID1, NUL_A, NUL_U, NUL_N, "\\\\\\u0000"), /* \\ then \u0000 */
+		/* in a member name: "name\u0000" would read as a second "name" */
+		"{\"name\":\"device.refresh\",\"name\\u0000\":\"backup.icloud.enable\"}",
+	};
+	static const char raw[] = NUL_CMD(NUL_S, ID1, NUL_A, NUL_U, NUL_N "\0.evil", "j");
+	static const char result[] =
+	        "{\"schema\":\"cradle.command_result.v1\",\"agent\":\"station-07\",\"seq\":1,"
+	        "\"ts\":\"2026-01-15T02:00:00Z\",\"cmd_id\":\"" ID1 "\",\"status\":\"succeeded\","
+	        "\"detail\":\"ok\\u0000 but not really\"}";
+	const char *good = NUL_CMD(NUL_S, ID1, NUL_A, NUL_U, NUL_N, "a\\\\u0000b");
+	struct command c;
+	struct command_result r;
+	char err[COMMAND_ERR_MAX];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (command_decode(bad[i], strlen(bad[i]), &c, err, sizeof(err)) !=
+		    COMMAND_REJECT_MALFORMED)
+			fail_msg("accepted or not malformed: %s", bad[i]);
+		assert_non_null(strstr(err, "u0000"));
+	}
+	assert_int_equal(command_decode(raw, sizeof(raw) - 1, &c, err, sizeof(err)),
+	                 COMMAND_REJECT_MALFORMED);
+	assert_int_equal(command_result_decode(result, strlen(result), &r, err, sizeof(err)),
+	                 -EBADMSG);
+	/* an escaped backslash before u0000 is text, and the command decodes */
+	assert_int_equal(command_decode(good, strlen(good), &c, err, sizeof(err)),
+	                 COMMAND_REJECT_NONE);
+	assert_string_equal(c.job_id, "a\\u0000b");
+	assert_string_equal(c.name, NUL_N);
+}
+
 static void test_names(void **state)
 {
 	enum command_name n;
@@ -218,10 +276,9 @@ static void test_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_command_round_trip),
-		cmocka_unit_test(test_examples),
-		cmocka_unit_test(test_result_rules),
-		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_command_round_trip), cmocka_unit_test(test_examples),
+		cmocka_unit_test(test_result_rules),       cmocka_unit_test(test_names),
+		cmocka_unit_test(test_nul_escape),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

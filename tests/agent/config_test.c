@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -286,7 +287,7 @@ static void test_statefile(void **state)
 	char dir[] = "/tmp/agent-statefile-XXXXXX";
 	char path[256];
 	struct statefile sf, back;
-	uint64_t seq = 0;
+	uint64_t seq = 0, before_us, first;
 	FILE *f;
 
 	(void)state;
@@ -294,17 +295,21 @@ static void test_statefile(void **state)
 	snprintf(path, sizeof(path), "%s/state", dir);
 	assert_int_equal(statefile_load(path, &sf), 0); /* missing: zeros */
 	assert_int_equal(sf.session, 0);
+	before_us = (uint64_t)time(NULL) * 1000000;
 	assert_int_equal(statefile_begin_session(path, &sf), 0);
-	assert_int_equal(sf.session, 1);
+	/* the session is the start time in µs: unique even when the file is lost later */
+	assert_true(sf.session >= before_us);
+	assert_true(sf.session < before_us + 10 * 1000000ULL);
+	first = sf.session;
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(statefile_next_seq(path, &sf, &seq), 0);
 	assert_int_equal(seq, 4);
 	/* a crash now: the restart continues after the reserved block, never reusing a seq */
 	assert_int_equal(statefile_load(path, &back), 0);
-	assert_int_equal(back.session, 1);
+	assert_int_equal(back.session, first);
 	assert_int_equal(back.next_seq, STATEFILE_SEQ_BLOCK);
 	assert_int_equal(statefile_begin_session(path, &back), 0);
-	assert_int_equal(back.session, 2);
+	assert_true(back.session > first);
 	assert_int_equal(statefile_next_seq(path, &back, &seq), 0);
 	assert_int_equal(seq, STATEFILE_SEQ_BLOCK);
 	/* damaged file */
@@ -313,8 +318,29 @@ static void test_statefile(void **state)
 	fclose(f);
 	assert_int_equal(statefile_load(path, &back), -EBADMSG);
 	assert_int_equal(back.session, 0);
+	/* the damaged file's zeros still give a session no earlier run had */
+	assert_int_equal(statefile_begin_session(path, &back), 0);
+	assert_true(back.session > first);
 	unlink(path);
 	rmdir(dir);
+}
+
+/* The session rule: the clock, or one more than the last when the clock is behind it. */
+static void test_statefile_session_rule(void **state)
+{
+	(void)state;
+	assert_int_equal(statefile_session_after(0, 1764712345678901ULL), 1764712345678901ULL);
+	assert_int_equal(statefile_session_after(7, 1764712345678901ULL), 1764712345678901ULL);
+	/* a clock set back: never below the last session */
+	assert_int_equal(statefile_session_after(1764712345678901ULL, 1000), 1764712345678902ULL);
+	/* no clock at all (0) and no file: still a session */
+	assert_int_equal(statefile_session_after(0, 0), 1);
+	/* the wire's integer range: a damaged huge value is ignored, the result stays exact */
+	assert_int_equal(statefile_session_after(STATEFILE_SESSION_MAX, 5), 5);
+	assert_int_equal(statefile_session_after(UINT64_MAX, 5), 5);
+	assert_int_equal(statefile_session_after(1, UINT64_MAX), STATEFILE_SESSION_MAX);
+	assert_int_equal(statefile_session_after(STATEFILE_SESSION_MAX - 1, 5),
+	                 STATEFILE_SESSION_MAX);
 }
 
 static const char *example_path, *readme_path;
@@ -361,6 +387,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_load_and_dump),
 		cmocka_unit_test(test_statefile),
+		cmocka_unit_test(test_statefile_session_rule),
 		cmocka_unit_test(test_example_and_readme),
 	};
 

@@ -130,12 +130,33 @@ static void test_reject(void **state)
 	reject(big, "larger");
 }
 
+/* A NUL in any string (escaped or raw) is refused, not cut: "U\u0000x" is not the phone "U". */
+static void test_reject_nul(void **state)
+{
+	static const char raw[] = "{\"udid\":\"U\0x\"}";
+	static const char looks[] = "{\"udid\":\"U\",\"device_name\":\"a\\\\u0000\"}";
+	struct device_facts f;
+	char err[128];
+
+	(void)state;
+	reject("{\"udid\":\"U\\u0000x\"}", "u0000");
+	reject("{\"udid\":\"U\",\"device_name\":\"Cart\\u0000 1\"}", "u0000");
+	reject("{\"udid\":\"U\",\"syslog\":[\"backupd: \\u0000\"]}", "u0000");
+	reject("{\"udid\":\"U\",\"udid\\u0000\":\"V\"}", "u0000");
+	assert_true(facts_from_json(raw, sizeof(raw) - 1, &f, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "NUL"));
+	/* text that only looks like the escape is a normal name */
+	assert_int_equal(facts_from_json(looks, strlen(looks), &f, err, sizeof(err)), 0);
+	assert_string_equal(f.device_name, "a\\u0000");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_optional_absent),
 		cmocka_unit_test(test_reject),
+		cmocka_unit_test(test_reject_nul),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -232,8 +232,9 @@ def outage(a, tmp):
                                   "60"], check=True, timeout=10)
             subprocess.run(pub + ["-m", "x" * 70000], check=True, timeout=10)
             subprocess.run(pub + ["-r", "-m", "kept"], check=True, timeout=10)
+            # the retained one keeps its flag live: the subscription sets Retain As Published
             want_rx = [f"rx {BASE}/cmd len=5 retained=0 expiry=60",
-                       f"rx {BASE}/cmd len=4 retained=0 expiry=-1"]
+                       f"rx {BASE}/cmd len=4 retained=1 expiry=-1"]
 
             def rx():
                 return [line for line in drv.lines() if line.startswith("rx ")]

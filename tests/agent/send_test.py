@@ -168,11 +168,18 @@ def main():
             ea = datetime.datetime.fromisoformat(cmd["expires_at"].replace("Z", "+00:00"))
             expect(abs((ea - ia).total_seconds() - 120) < 1.5, "expires_at = issued_at + ttl")
 
-            # 2. the same cmd_id again: the last status comes back as a repeat, exit 0
+            # 2. the same cmd_id again: the last status comes back as a repeat, exit 0; the
+            #    ttl as a duration with a unit (parse.h)
             rc, out, err, _ = run_send(args, base + ["--udid", "UDID-OK", "--cmd-id", cmd_id,
-                                                     "backup.local.start"])
+                                                     "--ttl", "5m", "backup.local.start"])
             expect(rc == 0 and "succeeded" in out and "repeat" in out, "replay", (out, err))
             expect(out.count("\n") == 1, "replay: one line", (out, err))
+            cmd, _, props = resp.received[-1]
+            expect(290 <= props.get("MessageExpiryInterval", 0) <= 300,
+                   "--ttl 5m: message expiry %r" % props)
+            ia = datetime.datetime.fromisoformat(cmd["issued_at"].replace("Z", "+00:00"))
+            ea = datetime.datetime.fromisoformat(cmd["expires_at"].replace("Z", "+00:00"))
+            expect(abs((ea - ia).total_seconds() - 300) < 1.5, "--ttl 5m: expires_at")
 
             # 3. failure with cause -> 1; waiting_for_user does not end the wait
             rc, out, err, _ = run_send(args, base + ["--udid", "UDID-FAIL", "--json",
@@ -202,6 +209,9 @@ def main():
             for bad in (["--udid", "UDID-OK"],                                 # no name
                         ["--udid", "UDID-OK", "--param", "novalue", "device.refresh"],
                         ["--udid", "UDID-OK", "--ttl", "0", "device.refresh"],
+                        ["--udid", "UDID-OK", "--ttl", "25h", "device.refresh"],  # > 24 h
+                        ["--udid", "UDID-OK", "--ttl", "1h30", "device.refresh"],
+                        ["--udid", "UDID-OK", "--timeout", "1500ms", "device.refresh"],
                         ["--udid", "a/b", "device.refresh"],
                         ["--udid", "UDID-OK", "--cmd-id", "42", "device.refresh"],
                         ["--udid", "UDID-OK", "Not A Name"]):

@@ -361,6 +361,24 @@ static void test_mailbox_free_drops(void **state)
 	assert_int_equal(c.dropped, 2);
 }
 
+/* The same from inside loop_mailbox_flush(): the flush stops there, the rest is dropped. */
+static void test_mailbox_free_in_flush(void **state)
+{
+	struct loop *loop = loop_new();
+	struct box b;
+
+	(void)state;
+	box_init(&b, loop, 8);
+	for (int i = 1; i <= 4; i++)
+		assert_int_equal(box_post(&b, 0, i), 0);
+	b.free_at = 2;
+	loop_mailbox_flush(b.mb);
+	assert_null(b.mb);
+	assert_int_equal(b.delivered, 2);
+	assert_int_equal(b.dropped, 2);
+	loop_free(loop);
+}
+
 static void stop_timer(struct loop *loop, uint64_t id, void *data)
 {
 	(void)id;
@@ -409,6 +427,7 @@ int main(void)
 		cmocka_unit_test(test_mailbox_threads_overflow),
 		cmocka_unit_test(test_mailbox_overflow_in_order),
 		cmocka_unit_test(test_mailbox_free_drops),
+		cmocka_unit_test(test_mailbox_free_in_flush),
 		cmocka_unit_test(test_post_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
+#include "jsontext.h"
 #include "proto.h"
 
 static const char *examples_dir, *invalid_dir;
@@ -504,6 +505,81 @@ static void test_agent_event(void **state)
 	        -EPROTO);
 }
 
+/* The shared check itself: every spelling of a NUL, and the texts that only look like one. */
+static void test_jsontext(void **state)
+{
+	static const struct {
+		const char *text;
+		int r;
+	} cases[] = {
+		{ "\"a\\u0000b\"", -EBADMSG },        /* "a\u0000b" */
+		{ "\"\\u0000\"", -EBADMSG },          /* the whole string */
+		{ "\"\\\\\\u0000\"", -EBADMSG },      /* \\ then \u0000 */
+		{ "{\"k\\u0000\":1}", -EBADMSG },     /* in a member name */
+		{ "\"\\\\u0000\"", 0 },               /* an escaped backslash, then text */
+		{ "\"\\\\\\\\u0000\"", 0 },           /* two escaped backslashes, then text */
+		{ "\"\\u00001\"", -EBADMSG },         /* the escape, then a digit */
+		{ "\"\\u0001 \\u0100 \\u1000\"", 0 }, /* other code points are fine */
+		{ "\"\\u000\"", 0 },                  /* too short to be one (cJSON refuses it) */
+		{ "\"\\\"u0000\"", 0 },               /* \" then text */
+		{ "", 0 },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (jsontext_check_nul(cases[i].text, strlen(cases[i].text)) != cases[i].r)
+			fail_msg("jsontext_check_nul(%s) != %d", cases[i].text, cases[i].r);
+	assert_int_equal(jsontext_check_nul("\"a\0b\"", 5), -EBADMSG); /* a raw NUL */
+	assert_int_equal(jsontext_check_nul("\"ab\"\0", 4), 0);        /* len is the bound */
+	assert_int_equal(jsontext_check_nul("\\u0000", 5), 0);         /* cut before the end */
+	assert_int_equal(jsontext_check_nul(NULL, 0), 0);
+	assert_int_equal(jsontext_check_nul(NULL, 1), -EINVAL);
+}
+
+/*
+ * Every proto decoder refuses a NUL: the fixtures tests/proto/invalid/ *_nul_escape.json (udid,
+ * agent, schema, event_id, event; the JSON Schema refuses them too) for this reason and no
+ * other, and a free-text member the schema cannot refuse (meta's site), and a raw NUL byte.
+ */
+static void test_nul_escape(void **state)
+{
+	static const char *const fixtures[] = {
+		"state_udid_nul_escape.json",        "event_agent_nul_escape.json",
+		"status_schema_nul_escape.json",     "event_event_id_nul_escape.json",
+		"agent_event_event_nul_escape.json",
+	};
+	struct proto_agent_meta *meta = calloc(1, sizeof(*meta));
+	char err[PROTO_ERR_MAX], *json, *at, *out;
+	enum proto_type type;
+	size_t i, len;
+
+	(void)state;
+	assert_non_null(meta);
+	for (i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+		json = read_file(invalid_dir, fixtures[i], &len);
+		assert_int_equal(proto_peek_type(json, len, &type), -EBADMSG);
+		/* the same bytes through each decoder (the schema member names one of them) */
+		for (type = 0; type < _PROTO_TYPE_MAX; type++) {
+			err[0] = '\0';
+			assert_int_equal(decode_encode(type, json, len, &out, err), -EBADMSG);
+			assert_string_equal(err, JSONTEXT_NUL_ERR);
+		}
+		free(json);
+	}
+
+	json = read_file(examples_dir, "agent_meta.json", &len);
+	assert_int_equal(proto_agent_meta_decode(json, len, meta, err, sizeof(err)), 0);
+	at = strstr(json, "\"berlin-hq\"");
+	assert_non_null(at);
+	memcpy(at + 1, "\\u0000hq", 8); /* "berlin-hq" -> "\u0000hq-hq", same length */
+	assert_int_equal(proto_agent_meta_decode(json, len, meta, err, sizeof(err)), -EBADMSG);
+	at[1] = '\0'; /* a raw NUL byte inside the string */
+	assert_int_equal(proto_agent_meta_decode(json, len, meta, err, sizeof(err)), -EBADMSG);
+	free(json);
+	free(meta);
+}
+
 /* forward compatibility: members a later v1 adds are ignored, not rejected */
 static void test_unknown_members(void **state)
 {
@@ -530,6 +606,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_hostile_strings),  cmocka_unit_test(test_text_copy),
 		cmocka_unit_test(test_status_will),      cmocka_unit_test(test_event),
 		cmocka_unit_test(test_unknown_members),  cmocka_unit_test(test_agent_event),
+		cmocka_unit_test(test_jsontext),         cmocka_unit_test(test_nul_escape),
 	};
 
 	if (argc != 3) {
