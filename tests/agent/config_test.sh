@@ -1,6 +1,8 @@
 #!/bin/sh
 # cradle-agent configuration errors: a malformed config is refused with FILE:LINE and a
 # non-zero exit, before anything starts; --test-config accepts a good one and exits 0.
+# Shell on purpose: each case is the command line an admin types and the message they read; no
+# process outlives a case, so there is nothing for tests/lib/harness.py to manage.
 set -eu
 AGENT=$1
 SRC=$2

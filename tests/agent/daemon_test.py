@@ -9,7 +9,7 @@ import time
 
 from common import AGENT, SIM, device, events, harness, states, udid, validate_all, \
     write_scenario
-from harness import Agent, Broker, Collector, Sim, fail, wait_for
+from harness import Agent, Broker, Collector, Sim, fail, holds, wait_for
 
 AID = "station-test-1"
 
@@ -109,19 +109,17 @@ def main():
             sim.stop()
             state_of(col, udid(2), lambda s: not s["attached"], 15,
                      "phones detached while usbmuxd is gone")
-            time.sleep(2)
-            if not agent.proc.alive():
-                fail("agent died while usbmuxd was gone")
+            holds(agent.proc.alive, 2, what="agent alive while usbmuxd is gone")
             n2 = len(states(col, AID, udid(2)))
             sim.start()
             wait_for(lambda: any(s["attached"] for s in states(col, AID, udid(2))[n2:]), 20,
                      what="phone 2 attached again after the simulator restart")
 
             # children: no zombie helpers left behind
-            time.sleep(1)
-            kids = os.popen("ps -o stat= --ppid %d" % agent.proc.p.pid).read().split()
-            if any(k.startswith("Z") for k in kids):
-                fail("zombie helper processes: %r" % kids)
+            def zombies():
+                kids = os.popen("ps -o stat= --ppid %d" % agent.proc.p.pid).read().split()
+                return [k for k in kids if k.startswith("Z")]
+            wait_for(lambda: not zombies(), 5, what="no zombie helper processes")
 
             rc = agent.stop()
             if rc != 0:

@@ -31,16 +31,20 @@ def main():
             sim.ctl({"op": "attach", "udid": udid(5)})
             sim.ctl({"op": "set", "udid": udid(3), "domain": "com.apple.mobile.backup",
                      "key": "CloudBackupEnabled", "value": False})
-            time.sleep(min(8, OUTAGE / 3))  # the agent notices and queues while offline
+            # the agent notices while offline (and queues the changes) before it is killed
+            for n, what in ((1, "detached"), (2, "detached"), (5, "attached")):
+                line = "device '%s': %s" % (udid(n), what)
+                wait_for(lambda: line in agent.proc.stderr_text(), 15,
+                         what="the agent's log line %r" % line)
             agent.kill9()
-            time.sleep(2)
+            time.sleep(2)  # scenario: the agent stays dead a while, as after a crash
             agent.start()  # same state_dir: the outbox of the killed run is still there
             sim.ctl({"op": "attach", "udid": udid(1)})
             sim.ctl({"op": "set", "udid": udid(4), "domain": "com.apple.mobile.battery",
                      "key": "ExternalConnected", "value": False})
             rest = OUTAGE - (time.monotonic() - t_down)
             if rest > 0:
-                time.sleep(rest)
+                time.sleep(rest)  # scenario: the rest of the outage
             broker.start()
             print("broker was down %.1f s" % (time.monotonic() - t_down))
 
@@ -51,10 +55,27 @@ def main():
                         s4[-1]["power"]["external_connected"] is False and s5 and
                         s5[-1]["attached"])
             wait_for(settled, 60, what="every change made during the outage on the broker")
-            time.sleep(2)  # let the last in-flight messages land
+
+            # the last in-flight messages land: every event, no seq gap in any session (the
+            # checks below say what is missing if they do not)
+            want_evs = ((1, "detached"), (2, "detached"), (5, "attached"), (1, "attached"))
+
+            def landed():
+                evs = events(col, AID)
+                seqs = {}
+                for t, m, r, ts in col.json("cradle/v1/agent/%s/#" % AID):
+                    if "seq" in m:
+                        seqs.setdefault(m["session"], set()).add(m["seq"])
+                return (all(any(e["event"] == ev and e["udid"] == udid(n) for e in evs)
+                            for n, ev in want_evs) and len(seqs) >= 2 and
+                        all(len(s) == max(s) - min(s) + 1 for s in seqs.values()))
+            try:
+                wait_for(landed, 15, what="every event and seq on the broker")
+            except TimeoutError:
+                pass
 
             evs = events(col, AID)
-            for n, ev in ((1, "detached"), (2, "detached"), (5, "attached"), (1, "attached")):
+            for n, ev in want_evs:
                 if not any(e["event"] == ev and e["udid"] == udid(n) for e in evs):
                     fail("event %s of phone %d was lost" % (ev, n))
 

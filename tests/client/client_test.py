@@ -73,7 +73,7 @@ class Responder:
             script = [{"status": "accepted"}, {"status": "succeeded"}]
         for res in script:
             self.result(agent, dict(res, cmd_id=cid))
-            time.sleep(0.02)
+            time.sleep(0.02)  # pacing, not a wait: results a moment apart, as an agent's are
         self.result(agent, dict(script[-1], cmd_id=cid))  # QoS 1 duplicate of the final
 
     def close(self):

@@ -1,23 +1,32 @@
-"""Integration-test harness: real processes on loopback, cleaned up on exit.
+"""The one test harness of the project: real processes on loopback, cleaned up on exit.
 
-    from harness import Broker, Sim, Agent, Collector, wait_for
+    from harness import Broker, Sim, Agent, Collector, wait_for, holds, journal_has
     with Broker() as broker, Sim(sim_bin, scenario) as sim:
         col = Collector(broker.port, "cradle/v1/#")
         with Agent(agent_bin, broker, sim, agent_id="st-1") as agent:
-            msg = wait_for(lambda: col.last("cradle/v1/agent/st-1/status"), 5)
+            msg = wait_for(lambda: col.last("cradle/v1/agent/st-1/status"), 5, what="birth")
+    with Sim(sim_bin, scenario) as sim:
+        sim.ctl_ok({"op": "detach", "udid": u})          # control socket
+        hdr, reply = sim.mux({"MessageType": "ListDevices"}, tag=7)   # raw usbmuxd request
+        r = sim.run(["ideviceinfo", "-u", u, "-k", "ProductType"])   # a client, bounded
+        journal_has(sim.journal(u), "StartSession", ssl=True)
 
-Everything is bounded in time: wait_for() raises TimeoutError, processes are terminated (then
-killed) when their context ends, temporary directories are removed. Only Debian's
+Everything is bounded in time: nothing sleeps a fixed time to wait for something. wait_for()
+polls a condition until a deadline and then raises TimeoutError naming what it waited for;
+holds() is an observation window (a condition that must stay true). Processes are terminated
+(then killed) when their context ends, temporary directories are removed. Only Debian's
 /usr/bin/python3 with python3-paho-mqtt and python3-jsonschema is assumed.
 """
 import atexit
 import base64
+import getpass
 import hashlib
 import json
 import os
+import plistlib
 import shutil
-import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -48,9 +57,55 @@ def wait_for(fn, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def holds(fn, duration, interval=0.05, what="condition"):
+    """fn() must stay truthy for duration seconds (an observation window, e.g. "no duplicate
+    event arrives"), checked every interval; fails the test the first time it does not."""
+    deadline = time.monotonic() + duration
+    while True:
+        if not fn():
+            fail("no longer true: %s" % what)
+        if time.monotonic() > deadline:
+            return
+        time.sleep(interval)
+
+
+def journal_has(entries, op, want=True, **fields):
+    """A journal (Sim.journal()) has (want=False: has no) entry with this op and these fields,
+    compared as text ("true"/"false" for booleans); fails the test otherwise. Returns the
+    matching entries."""
+    def text(x):
+        return ("true" if x else "false") if isinstance(x, bool) else str(x)
+    hits = [e for e in entries if e.get("op") == op and
+            all(text(e.get(k)) == text(v) for k, v in fields.items())]
+    desc = "%s %s" % (op, " ".join("%s=%s" % (k, text(v)) for k, v in fields.items()))
+    if want and not hits:
+        fail("journal has no %s: %s" % (desc, json.dumps(entries)))
+    if not want and hits:
+        fail("journal unexpectedly has %s: %r" % (desc, hits))
+    print("ok: journal %s %s" % ("has" if want else "lacks", desc))
+    return hits
+
+
 def fail(msg):
     print("FAIL: " + msg, file=sys.stderr)
     sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+def exc_failed(exc):
+    """True when a context manager's __exit__ sees the test already failing."""
+    return bool(exc) and exc[0] is not None and not issubclass(exc[0], SystemExit)
+
+
+def normalize_udid(u):
+    """The 8-16 dashed form usbmuxd reports for a 24-hex-digit UDID."""
+    if len(u) == 24:
+        return u[:8] + "-" + u[8:]
+    return u
 
 
 class Proc:
@@ -108,18 +163,31 @@ class Proc:
 
 
 class Broker:
-    """A private mosquitto on a free loopback port."""
+    """A private mosquitto on a free loopback port, kept across stop()/start().
 
-    def __init__(self, port=None):
+    persistent: sessions and queued messages survive a restart (saved in self.tmp). extra_conf
+    is appended to mosquitto.conf. Its log is self.log_path (shown when a test fails)."""
+
+    def __init__(self, port=None, persistent=True, extra_conf=""):
         self.tmp = tempfile.mkdtemp(prefix="cradle-broker-")
         self.port = port or free_port()
+        self.persistent = persistent
+        self.extra_conf = extra_conf
+        self.log_path = os.path.join(self.tmp, "mosquitto.log")
         self.proc = None
 
     def start(self):
         conf = os.path.join(self.tmp, "mosquitto.conf")
         with open(conf, "w") as f:
-            f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                    "persistence_location %s/\nautosave_interval 1\n" % (self.port, self.tmp))
+            # as root mosquitto would switch to user 'mosquitto', who cannot write self.tmp
+            f.write("listener %d 127.0.0.1\nallow_anonymous true\nuser %s\nlog_dest file %s\n"
+                    % (self.port, getpass.getuser(), self.log_path))
+            if self.persistent:
+                f.write("persistence true\npersistence_location %s/\nautosave_interval 1\n" %
+                        self.tmp)
+            else:
+                f.write("persistence false\n")
+            f.write(self.extra_conf)
         self.proc = Proc("mosquitto", self.tmp)
         self.proc.spawn(["mosquitto", "-c", conf])
         wait_for(self._accepting, 10, what="mosquitto on port %d" % self.port)
@@ -137,6 +205,18 @@ class Broker:
             self.proc.stop()
             self.proc = None
 
+    def kill9(self):
+        if self.proc:
+            self.proc.kill9()
+            self.proc = None
+
+    def log_tail(self, n=30):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
     def url(self):
         return "tcp://127.0.0.1:%d" % self.port
 
@@ -144,12 +224,21 @@ class Broker:
         return self.start()
 
     def __exit__(self, *exc):
+        if exc and exc[0] is not None:  # failing (fail() included): show what the broker saw
+            sys.stderr.write("--- mosquitto log (tail) ---\n" + self.log_tail())
         self.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 class Sim:
-    """cradle-sim with a control socket; usbmuxd on a free TCP port (survives restarts)."""
+    """cradle-sim with a control socket, for every test of the project.
+
+    usbmuxd listens on a loopback TCP port the simulator picks (--listen 127.0.0.1:0, read
+    back from its ready line), kept across stop()/start() so clients can reconnect to a
+    restarted simulator. Scratch files of the test belong in sim.tmp (removed at the end).
+    A clean SIGTERM exit is 0: any other exit status (a sanitizer report, a crash) at stop()
+    fails the test, unless the test is already failing.
+    """
 
     def __init__(self, sim_bin, scenario=None, extra=(), port=None):
         self.bin = sim_bin
@@ -157,58 +246,134 @@ class Sim:
         self.extra = list(extra)
         self.tmp = tempfile.mkdtemp(prefix="cradle-sim-")
         self.control = os.path.join(self.tmp, "control")
-        self.port = port or free_port()
+        self.port = port or 0
         self.proc = None
+        self.t_ready = None
 
     @property
-    def mux(self):
+    def addr(self):
         return "127.0.0.1:%d" % self.port
 
     def start(self):
-        argv = [self.bin, "--listen", self.mux, "--control", "unix:" + self.control]
+        argv = [self.bin, "--listen", self.addr, "--control", "unix:" + self.control]
         if self.scenario:
             argv += ["--scenario", self.scenario]
         argv += self.extra
         self.proc = Proc("sim", self.tmp)
-        # the output file is appended to across restarts: only a "ready" of this run counts
+        # The output file is appended to across restarts: only a ready line of this run counts
+        # (an earlier run's would race its control socket), and the earlier output stays for
+        # the failure report.
         try:
-            skip = os.path.getsize(self.proc.out_path)
+            self._out_skip = os.path.getsize(self.proc.out_path)
         except OSError:
-            skip = 0
+            self._out_skip = 0
         self.proc.spawn(argv)
-        wait_for(lambda: b"ready" in open(self.proc.out_path, "rb").read()[skip:] or
-                 not self.proc.alive(), 15, what="cradle-sim ready")
-        if not self.proc.alive():
-            raise RuntimeError("cradle-sim exited: " + self.proc.stderr_text())
+        line = wait_for(lambda: self._ready_line() or not self.proc.alive(), 20,
+                        what="the ready line of " + " ".join(argv))
+        if line is True:
+            fail("cradle-sim exited before ready (status %s): %s" %
+                 (self.proc.stop(), self.proc.stderr_text()[-4000:]))
+        self.t_ready = time.monotonic()
+        # "cradle-sim: ready usbmuxd=127.0.0.1:PORT[,more] control=PATH"
+        fields = dict(f.split("=", 1) for f in line.split()[2:])
+        self.port = int(fields["usbmuxd"].split(",")[0].rsplit(":", 1)[1])
+        check(fields.get("control") == self.control, "the ready line names the control socket")
         return self
 
-    def stop(self):
+    def _ready_line(self):
+        with open(self.proc.out_path, "rb") as f:
+            f.seek(self._out_skip)
+            for line in f:
+                if line.startswith(b"cradle-sim: ready ") and line.endswith(b"\n"):
+                    return line.decode().strip()
+        return None
+
+    def stop(self, check_exit=True):
+        """SIGTERM (then SIGKILL); returns the exit status, failing the test if it is not 0."""
+        rc = None
         if self.proc:
-            self.proc.stop()
+            rc = self.proc.stop()
+            err = self.proc.stderr_text()
             self.proc = None
+            if check_exit and rc != 0:
+                fail("cradle-sim exited %s: %s" % (rc, err[-4000:]))
+        return rc
+
+    def stderr(self):
+        return self.proc.stderr_text() if self.proc else ""
+
+    def ctl_raw(self, line, timeout=10):
+        """Sends one request line (bytes) on the control socket; returns the reply, parsed."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(self.control)
+            f = s.makefile("rwb")
+            f.write(line + b"\n")
+            f.flush()
+            reply = f.readline()
+        finally:
+            s.close()
+        return json.loads(reply)
 
     def ctl(self, req):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(10)
-        s.connect(self.control)
-        f = s.makefile("rwb")
-        f.write(json.dumps(req).encode() + b"\n")
-        f.flush()
-        line = f.readline()
-        s.close()
-        return json.loads(line)
+        return self.ctl_raw(json.dumps(req).encode())
+
+    def ctl_ok(self, req):
+        """ctl() that fails the test unless the reply says "ok": true."""
+        r = self.ctl(req)
+        check(r.get("ok") is True, "control %s: %r" % (json.dumps(req), r))
+        return r
+
+    def journal(self, udid):
+        """The device's journal entries since the last call (reading drains them)."""
+        return self.ctl_ok({"op": "journal", "udid": udid})["journal"]
+
+    def devices(self):
+        """The control socket's device list, by UDID."""
+        return {d["udid"]: d for d in self.ctl_ok({"op": "list"})["devices"]}
 
     def env(self):
         e = os.environ.copy()
-        e["USBMUXD_SOCKET_ADDRESS"] = self.mux
+        e["USBMUXD_SOCKET_ADDRESS"] = self.addr
         return e
+
+    def run(self, argv, timeout=20, **kw):
+        """Runs a client (an idevice* tool) against the simulator: CompletedProcess, text
+        output; a client that outlives timeout fails the test."""
+        try:
+            return subprocess.run(argv, env=self.env(), capture_output=True, text=True,
+                                  timeout=timeout, stdin=subprocess.DEVNULL, **kw)
+        except subprocess.TimeoutExpired as e:
+            fail("%s: still running after %ds: %s" % (" ".join(argv), timeout, e.output))
+
+    def mux_connect(self):
+        return socket.create_connection(("127.0.0.1", self.port), timeout=10)
+
+    def mux(self, msg, tag=1, sock=None, raw=None):
+        """Sends one usbmuxd plist request; returns (header tuple, reply dict)."""
+        own = sock is None
+        s = sock or self.mux_connect()
+        try:
+            send_request(s, msg, tag, raw)
+            return read_message(s)
+        finally:
+            if own:
+                s.close()
+
+    def idevice_ids(self):
+        r = self.run(["idevice_id", "-l"], timeout=30)
+        check(r.returncode == 0, "idevice_id -l failed: %r" % r.stderr)
+        return sorted(line for line in r.stdout.split("\n") if line)
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
-        self.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        try:
+            self.stop(check_exit=not exc_failed(exc))
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 class SigningKey:
@@ -344,8 +509,10 @@ class Collector:
                              protocol=mqtt.MQTTv5)
         self.c.on_message = self._on_message
         self.connected = threading.Event()
+        self.subscribed = threading.Event()
         self.c.on_connect = lambda c, u, f, rc, props=None: (c.subscribe(topic, qos=1),
                                                               self.connected.set())
+        self.c.on_subscribe = lambda *a: self.subscribed.set()
         self.c.reconnect_delay_set(0.2, 1)
         props = None
         if persistent:
@@ -353,8 +520,8 @@ class Collector:
             props.SessionExpiryInterval = 3600
         self.c.connect("127.0.0.1", port, clean_start=not persistent, properties=props)
         self.c.loop_start()
-        if not self.connected.wait(10):
-            raise TimeoutError("collector could not connect")
+        if not self.connected.wait(10) or not self.subscribed.wait(10):
+            raise TimeoutError("collector could not connect and subscribe to " + topic)
 
     def _on_message(self, c, u, m):
         with self.lock:
@@ -394,3 +561,27 @@ def validate_messages(validate_py, schema_dir, messages):
             fail("schema validation failed:\n" + r.stdout + r.stderr)
     finally:
         os.unlink(path)
+
+
+# The usbmuxd wire protocol (16-byte little-endian header, then an XML plist), for tests that
+# talk to the simulator's mux half directly.
+def send_request(s, msg, tag=1, raw=None, version=1, message=8):
+    body = raw if raw is not None else plistlib.dumps(msg, fmt=plistlib.FMT_XML)
+    s.sendall(struct.pack("<IIII", 16 + len(body), version, message, tag) + body)
+
+
+def recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("connection closed after %d of %d bytes" % (len(buf), n))
+        buf += chunk
+    return buf
+
+
+def read_message(s):
+    hdr = struct.unpack("<IIII", recv_exact(s, 16))
+    body = recv_exact(s, hdr[0] - 16)
+    check(body.startswith(b"<?xml"), "mux replies are XML plists, got %r" % body[:20])
+    return hdr, plistlib.loads(body)

@@ -2,6 +2,9 @@
 # Golden messages through a real mosquitto on loopback, read back with `mosquitto_sub -v`, checked
 # with validate.py --with-topic: proves the topic map, retained delivery, the empty-payload delete
 # and the validator's input format against the real tools other tests use.
+# Shell on purpose: what is under test is the command-line tools' own text format (mosquitto_pub,
+# mosquitto_sub -v), so the test uses them exactly as a shell user would. Its waits are deadline
+# polls (bounded loops on a condition), never a bare sleep.
 # usage: broker_roundtrip.sh SOURCE_DIR
 set -eu
 SRC=$1

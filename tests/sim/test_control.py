@@ -2,11 +2,13 @@
 """cradle-sim's control socket (list, attach, detach, set, pairing, journal, errors) and
 scenario timelines, observed through the control socket and the usbmuxd side."""
 import json
+import os
 import socket
 import sys
 import time
 
-from simtest import SimProc, check
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from harness import Sim, check  # noqa: E402
 
 sim_bin, scenario, timeline = sys.argv[1], sys.argv[2], sys.argv[3]
 BASE = {"ClientVersionString": "libusbmuxd 2.0.2", "kLibUSBMuxVersion": 3, "ProgName": "t"}
@@ -18,7 +20,7 @@ def has_record(sim, udid):
     return "PairRecordData" in r
 
 
-with SimProc(sim_bin, scenario) as sim:
+with Sim(sim_bin, scenario) as sim:
     r = sim.ctl({"op": "list"})
     check(r["ok"] and len(r["devices"]) == 6, "list: %r" % r)
     by = {d["udid"]: d for d in r["devices"]}
@@ -97,7 +99,7 @@ with SimProc(sim_bin, scenario) as sim:
     s.close()
     check(sim.ctl({"op": "list"})["ok"], "still serving")
 
-with SimProc(sim_bin, timeline) as sim:
+with Sim(sim_bin, timeline) as sim:
     A1, A2 = "00008110-001A2B3C4D5E00A1", "00008110-001A2B3C4D5E00A2"
 
     def state():

@@ -5,7 +5,8 @@
  * gets one IDEVICE_DEVICE_ADD per present device, then REMOVE/ADD when the control socket
  * detaches and attaches a device.
  *
- * Usage (run by test_events.sh after sim_start): test_events CONTROL_PATH N_ATTACHED UDID
+ * Usage (run by test_events.py once the simulator is ready):
+ *   test_events CONTROL_PATH N_ATTACHED UDID
  * with USBMUXD_SOCKET_ADDRESS pointing at the simulator. Every wait is bounded.
  */
 #include <errno.h>

@@ -5,11 +5,13 @@ through a real lockdown session, and untrusted devices are refused."""
 import base64
 import datetime
 import json
+import os
 import plistlib
 import subprocess
 import sys
 
-from simtest import SimProc, check, normalize_udid
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from harness import Sim, check, normalize_udid  # noqa: E402
 
 sim_bin, scenario = sys.argv[1], sys.argv[2]
 doc = json.load(open(scenario))
@@ -58,7 +60,7 @@ def info(sim, udid, domain=None, key=None, xml=True, ok=True):
 
 def run(extra):
     mode = "plaintext" if extra else "TLS"
-    with SimProc(sim_bin, scenario, extra) as sim:
+    with Sim(sim_bin, scenario, extra) as sim:
         n = 0
         for d in doc["devices"]:
             if d.get("pairing", "paired") != "paired" or d.get("attached") is False:

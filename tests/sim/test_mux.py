@@ -1,12 +1,14 @@
 #!/usr/bin/python3
 """usbmuxd protocol of cradle-sim, byte for byte (docs/device-protocols.md, usbmuxd):
 ListDevices, Listen events, Connect results, BUID, pair records, malformed requests."""
+import os
 import plistlib
 import socket
 import struct
 import sys
 
-from simtest import SimProc, check, read_message, send_request, recv_exact
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from harness import Sim, check, read_message, send_request  # noqa: E402
 
 sim_bin, scenario = sys.argv[1], sys.argv[2]
 BASE = {"ClientVersionString": "libusbmuxd 2.0.2", "kLibUSBMuxVersion": 3, "ProgName": "t"}
@@ -18,7 +20,7 @@ def req(t, **kw):
     return d
 
 
-with SimProc(sim_bin, scenario) as sim:
+with Sim(sim_bin, scenario) as sim:
     # ListDevices: tag echoed, attached devices only, dashed 25-char UDIDs, ids > 0 twice.
     hdr, r = sim.mux(req("ListDevices"), tag=7)
     check(hdr[1:] == (1, 8, 7), "reply header version/type/tag: %r" % (hdr,))

@@ -2,11 +2,13 @@
 """Pairing and re-enumeration through Debian's tools, seen from the usbmuxd side: the pair
 records the simulator-as-usbmuxd keeps, the Paired event, control `pairing`, and
 `idevicediagnostics restart` detaching and re-attaching under a new DeviceID."""
+import os
 import subprocess
 import sys
 import time
 
-from simtest import SimProc, check, read_message, send_request
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from harness import Sim, check, read_message, send_request  # noqa: E402
 
 sim_bin, scenario = sys.argv[1], sys.argv[2]
 BASE = {"ClientVersionString": "libusbmuxd 2.0.2", "kLibUSBMuxVersion": 3, "ProgName": "t"}
@@ -29,7 +31,7 @@ def state(sim, udid):
     return {d["udid"]: d for d in sim.ctl({"op": "list"})["devices"]}[udid]
 
 
-with SimProc(sim_bin, scenario) as sim:
+with Sim(sim_bin, scenario) as sim:
     ls = sim.mux_connect()
     send_request(ls, dict(BASE, MessageType="Listen"))
     read_message(ls)

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Malformed scenarios are refused with exit status 2 and a message naming the JSON path;
 # nothing is served (no ready line). Usage: test_scenario_errors.sh CRADLE_SIM
+# Shell on purpose: every case is one command line, an exit status and a line of stderr, and a
+# table of those reads best as the commands an admin would type; no simulator is left running.
 set -eu
 SIM=$1
 T=$(mktemp -d)

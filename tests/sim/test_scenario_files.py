@@ -9,7 +9,8 @@ import sys
 
 import jsonschema
 
-from simtest import SimProc, check, normalize_udid
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from harness import Sim, check, normalize_udid  # noqa: E402
 
 sim_bin, src = sys.argv[1], sys.argv[2]
 schema = json.load(open(os.path.join(src, "sim", "scenario.schema.json")))
@@ -28,7 +29,7 @@ for f in files:
     moving = {normalize_udid(d["udid"]) for d in doc["devices"] if d.get("timeline")}
     want = sorted(normalize_udid(d["udid"]) for d in doc["devices"]
                   if d.get("attached", True) and normalize_udid(d["udid"]) not in moving)
-    with SimProc(sim_bin, f) as sim:
+    with Sim(sim_bin, f) as sim:
         got = [u for u in sim.idevice_ids() if u not in moving]
         check(got == want, "%s: idevice_id lists %r, expected %r" % (f, got, want))
     print("ok %s (%d devices)" % (os.path.relpath(f, src), len(doc["devices"])))
