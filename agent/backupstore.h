@@ -38,7 +38,7 @@ struct backupstore_config {
  * -EINVAL for a UDID that is not a plain name, or another -errno.
  */
 int backupstore_prepare(const struct backupstore_config *cfg, const char *udid, char *ret_path,
-			size_t size);
+                        size_t size);
 
 /* Moves .incoming into snapshots/, points current at it, prunes old snapshots. 0 or -errno. */
 int backupstore_commit(const struct backupstore_config *cfg, const char *udid, int64_t now_unix);

@@ -76,11 +76,12 @@ static int pubkeys_parse(struct conftab_parser *p, const struct conftab_key *k, 
 		return r;
 	for (int i = 0; i < tmp.n; i++)
 		if (cmdsig_pubkey_parse(tmp.item[i], strlen(tmp.item[i]), &key) < 0)
-			return conftab_error(p,
-			                     "'%s': item %d '%.16s...' is not an Ed25519 public key "
-			                     "(want %d characters of base64, e.g. from "
-			                     "'cradle-agent send --print-public-key --sign-key FILE')",
-			                     k->name, i + 1, tmp.item[i], CMDSIG_PUBKEY_B64_LEN);
+			return conftab_error(
+			        p,
+			        "'%s': item %d '%.16s...' is not an Ed25519 public key "
+			        "(want %d characters of base64, e.g. from "
+			        "'cradle-agent send --print-public-key --sign-key FILE')",
+			        k->name, i + 1, tmp.item[i], CMDSIG_PUBKEY_B64_LEN);
 	*l = tmp;
 	return 0;
 }

@@ -192,11 +192,11 @@ char *facts_to_json(const struct device_facts *f)
 	for (i = 0; ok && i < ARRAY_SIZE(bool_fields); i++)
 		if (has_field(f, bool_fields[i].has_off))
 			ok = cJSON_AddBoolToObject(o, bool_fields[i].key,
-						   field_bool_get(f, bool_fields[i].off)) != NULL;
+			                           field_bool_get(f, bool_fields[i].off)) != NULL;
 	for (i = 0; ok && i < ARRAY_SIZE(int_fields); i++)
 		if (has_field(f, int_fields[i].has_off))
 			ok = cJSON_AddNumberToObject(o, int_fields[i].key,
-						     int_get(f, &int_fields[i])) != NULL;
+			                             int_get(f, &int_fields[i])) != NULL;
 	if (ok && f->n_syslog > 0) {
 		arr = cJSON_AddArrayToObject(o, "syslog");
 		ok = arr != NULL;
@@ -213,7 +213,7 @@ char *facts_to_json(const struct device_facts *f)
 }
 
 static int fail(char *err, size_t err_size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 static int fail(char *err, size_t err_size, const char *fmt, ...)
 {
@@ -262,7 +262,7 @@ static int parse_member(const cJSON *v, struct device_facts *f, char *err, size_
 	if (strcmp(k, "udid") == 0) {
 		if (copy_str(v, f->udid, sizeof(f->udid)) < 0 || !f->udid[0])
 			return fail(err, err_size, "udid: expected a string of 1..%d bytes",
-				    FACTS_UDID_MAX - 1);
+			            FACTS_UDID_MAX - 1);
 		return 0;
 	}
 	if (strcmp(k, "probe") == 0) {
@@ -282,14 +282,14 @@ static int parse_member(const cJSON *v, struct device_facts *f, char *err, size_
 
 		if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > FACTS_EVIDENCE_MAX)
 			return fail(err, err_size, "syslog: expected an array of <= %d strings",
-				    FACTS_EVIDENCE_MAX);
+			            FACTS_EVIDENCE_MAX);
 		cJSON_ArrayForEach(s, v) {
 			if (f->n_syslog >= FACTS_EVIDENCE_MAX)
 				return fail(err, err_size, "syslog: too many lines");
 			if (copy_str(s, f->syslog[f->n_syslog], FACTS_LINE_MAX) < 0)
 				return fail(err, err_size,
-					    "syslog[%d]: expected a string < %d bytes", f->n_syslog,
-					    FACTS_LINE_MAX);
+				            "syslog[%d]: expected a string < %d bytes", f->n_syslog,
+				            FACTS_LINE_MAX);
 			f->n_syslog++;
 		}
 		return 0;
@@ -298,7 +298,7 @@ static int parse_member(const cJSON *v, struct device_facts *f, char *err, size_
 		if (strcmp(k, str_fields[i].key) == 0) {
 			if (copy_str(v, (char *)f + str_fields[i].off, str_fields[i].size) < 0)
 				return fail(err, err_size, "%s: expected a string < %zu bytes", k,
-					    str_fields[i].size);
+				            str_fields[i].size);
 			return 0;
 		}
 	for (i = 0; i < ARRAY_SIZE(bool_fields); i++)
@@ -317,8 +317,8 @@ static int parse_member(const cJSON *v, struct device_facts *f, char *err, size_
 			if (!cJSON_IsNumber(v) || !isfinite(d) || d != floor(d) ||
 			    d < int_fields[i].min || d > int_fields[i].max)
 				return fail(err, err_size,
-					    "%s: expected an integer in [%.0f, %.0f]", k,
-					    int_fields[i].min, int_fields[i].max);
+				            "%s: expected an integer in [%.0f, %.0f]", k,
+				            int_fields[i].min, int_fields[i].max);
 			int_set(f, &int_fields[i], d);
 			if (int_fields[i].has_off != NOHAS)
 				*field_bool(f, int_fields[i].has_off) = true;
@@ -328,7 +328,7 @@ static int parse_member(const cJSON *v, struct device_facts *f, char *err, size_
 }
 
 int facts_from_json(const char *json, size_t len, struct device_facts *ret, char *err,
-		    size_t err_size)
+                    size_t err_size)
 {
 	cJSON *o = NULL;
 	const cJSON *v;

@@ -17,17 +17,17 @@
 #define FACTS_UDID_MAX     64
 #define FACTS_STR_MAX      64
 #define FACTS_NAME_MAX     128
-#define FACTS_EVIDENCE_MAX 8   /* backup-related syslog lines kept per probe */
+#define FACTS_EVIDENCE_MAX 8 /* backup-related syslog lines kept per probe */
 #define FACTS_LINE_MAX     256
 
 /* How far the probe got; domain states, not errors. */
 enum facts_probe {
-	FACTS_PROBE_OK,           /* session opened, values read */
-	FACTS_PROBE_NOT_TRUSTED,  /* pairing state says why (see facts.pairing) */
-	FACTS_PROBE_LOCKED,       /* lockdown PasswordProtected (-17) */
-	FACTS_PROBE_GONE,         /* device vanished mid-probe (mux error, not found) */
-	FACTS_PROBE_TIMEOUT,      /* the probe deadline passed */
-	FACTS_PROBE_ERROR,        /* anything else; error_text says what */
+	FACTS_PROBE_OK,          /* session opened, values read */
+	FACTS_PROBE_NOT_TRUSTED, /* pairing state says why (see facts.pairing) */
+	FACTS_PROBE_LOCKED,      /* lockdown PasswordProtected (-17) */
+	FACTS_PROBE_GONE,        /* device vanished mid-probe (mux error, not found) */
+	FACTS_PROBE_TIMEOUT,     /* the probe deadline passed */
+	FACTS_PROBE_ERROR,       /* anything else; error_text says what */
 	_FACTS_PROBE_MAX,
 };
 
@@ -45,7 +45,7 @@ struct device_facts {
 	int64_t probed_at_ms; /* Unix ms, wall clock */
 	enum facts_probe probe;
 	enum facts_pairing pairing;
-	int lockdown_error;  /* lockdownd_error_t of the failure, 0 when none */
+	int lockdown_error; /* lockdownd_error_t of the failure, 0 when none */
 	char error_text[FACTS_LINE_MAX];
 
 	/* root domain */
@@ -83,7 +83,7 @@ struct device_facts {
 	/* evidence from outside lockdown values */
 	int n_syslog;
 	char syslog[FACTS_EVIDENCE_MAX][FACTS_LINE_MAX]; /* backupd / BackupAgent lines */
-	int last_backup_error;  /* MBErrorDomain code of the last failed local backup, 0 if none */
+	int last_backup_error; /* MBErrorDomain code of the last failed local backup, 0 if none */
 };
 
 /* ---- facts <-> JSON (agent/facts.c): the probe helper's stdout, one object on one line ---- */
@@ -108,6 +108,6 @@ char *facts_to_json(const struct device_facts *f);
  * 0, -EINVAL (bad input), -E2BIG (over the cap) or -ENOMEM.
  */
 int facts_from_json(const char *json, size_t len, struct device_facts *ret, char *err,
-		    size_t err_size);
+                    size_t err_size);
 
 #endif

@@ -28,11 +28,10 @@
  *                      never dropped.
  * When a put would exceed max_records or max_bytes: a state first supersedes its own older
  * record; then older states made redundant by a newer one of the same key are superseded, then
- * the oldest events are dropped, until it fits. If it still does not fit, a new event is refused (and counted
- * as dropped), while a state or result is accepted over the limit (they are bounded by devices
- * and commands).
- * Dropped events are counted; the daemon reads the count with outbox_take_dropped() and
- * logs a warning with it.
+ * the oldest events are dropped, until it fits. If it still does not fit, a new event is refused
+ * (and counted as dropped), while a state or result is accepted over the limit (they are bounded by
+ * devices and commands). Dropped events are counted; the daemon reads the count with
+ * outbox_take_dropped() and logs a warning with it.
  *
  * Threading: a struct outbox belongs to one thread (the loop thread); no locking.
  */

@@ -47,7 +47,7 @@ struct probe_sched {
 static void probe_kick(struct probe_sched *s);
 
 struct probe_sched *probe_sched_new(struct loop *loop, const struct probe_config *cfg,
-				    probe_done_fn done, void *data)
+                                    probe_done_fn done, void *data)
 {
 	struct probe_sched *s;
 
@@ -156,8 +156,8 @@ static void job_result(struct probe_job *j, int status, bool timed_out, struct d
 		facts_init(f, j->udid);
 		f->probe = FACTS_PROBE_TIMEOUT;
 		snprintf(
-			f->error_text, sizeof(f->error_text), "probe deadline of %llu ms passed",
-			(unsigned long long)(j->s->cfg.timeout_ms + (uint64_t)j->s->cfg.syslog_ms));
+		        f->error_text, sizeof(f->error_text), "probe deadline of %llu ms passed",
+		        (unsigned long long)(j->s->cfg.timeout_ms + (uint64_t)j->s->cfg.syslog_ms));
 		goto stamp;
 	}
 	if (j->out) {
@@ -166,19 +166,19 @@ static void job_result(struct probe_job *j, int status, bool timed_out, struct d
 			return;
 		facts_init(f, j->udid);
 		snprintf(f->error_text, sizeof(f->error_text), "bad helper output: %s",
-			 r < 0 ? err : "udid mismatch");
+		         r < 0 ? err : "udid mismatch");
 		goto stamp;
 	}
 	facts_init(f, j->udid);
 	if (j->overlong)
 		snprintf(f->error_text, sizeof(f->error_text), "helper output over %d bytes",
-			 FACTS_JSON_MAX);
+		         FACTS_JSON_MAX);
 	else if (status >= 0 && WIFSIGNALED(status))
 		snprintf(f->error_text, sizeof(f->error_text), "helper killed by signal %d",
-			 WTERMSIG(status));
+		         WTERMSIG(status));
 	else if (status >= 0 && WIFEXITED(status))
 		snprintf(f->error_text, sizeof(f->error_text), "helper exited %d without output",
-			 WEXITSTATUS(status));
+		         WEXITSTATUS(status));
 	else
 		snprintf(f->error_text, sizeof(f->error_text), "helper status unknown");
 stamp:
@@ -238,7 +238,7 @@ static int job_start(struct probe_sched *s, const char *udid)
 	snprintf(j->udid, sizeof(j->udid), "%s", udid);
 	/* the helper's own alarm is a backstop for an agent that died: a bit after ours */
 	snprintf(self_timeout, sizeof(self_timeout), "%llu",
-		 (unsigned long long)(deadline / 1000 + 5));
+	         (unsigned long long)(deadline / 1000 + 5));
 	snprintf(syslog_ms, sizeof(syslog_ms), "%d", s->cfg.syslog_ms);
 	argv[n++] = s->cfg.helper;
 	argv[n++] = "--udid";
@@ -280,7 +280,7 @@ static void probe_start_queued(struct probe_sched *s)
 				facts_init(f, udid);
 				f->probed_at_ms = wall_now_ms();
 				snprintf(f->error_text, sizeof(f->error_text),
-					 "cannot start probe helper: %s", strerror(-r));
+				         "cannot start probe helper: %s", strerror(-r));
 				s->done(f, s->data);
 				free(f);
 			}

@@ -31,7 +31,7 @@ struct probe_config {
 	const char *helper; /* path of cradle-agent-probe (borrowed, must outlive the scheduler) */
 	unsigned concurrency; /* helpers at once, >= 1 (config probe_concurrency) */
 	uint64_t
-		timeout_ms; /* per-probe deadline, > 0 (config probe_timeout); syslog_ms is added */
+	        timeout_ms; /* per-probe deadline, > 0 (config probe_timeout); syslog_ms is added */
 	int syslog_ms;      /* 0 = no syslog_relay sampling */
 	unsigned queue_max; /* waiting requests; 0 = 1024 */
 };
@@ -41,7 +41,7 @@ typedef void (*probe_done_fn)(const struct device_facts *facts, void *data);
 
 /* NULL on allocation failure or a bad config. cfg is copied (helper stays borrowed). */
 struct probe_sched *probe_sched_new(struct loop *loop, const struct probe_config *cfg,
-				    probe_done_fn done, void *data);
+                                    probe_done_fn done, void *data);
 
 /*
  * Queues a probe of udid. 0 (queued, or coalesced with a queued/running one), -EINVAL (bad

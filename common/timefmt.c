@@ -55,10 +55,10 @@ static int format(int64_t unix_s, int ms, char *buf, size_t size)
 		return -EINVAL;
 	if (ms < 0)
 		n = snprintf(buf, size, "%04d-%02u-%02uT%02d:%02d:%02dZ", (int)y, m, d,
-			     (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
+		             (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
 	else
 		n = snprintf(buf, size, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", (int)y, m, d,
-			     (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60), ms);
+		             (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60), ms);
 	return (n < 0 || (size_t)n >= size) ? -EINVAL : 0;
 }
 
@@ -129,6 +129,6 @@ int timefmt_parse_rfc3339(const char *s, int64_t *ret_unix_s)
 	if (*p)
 		return -EINVAL;
 	*ret_unix_s = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 +
-		      sec - sign * (oh * 3600 + om * 60);
+	              sec - sign * (oh * 3600 + om * 60);
 	return 0;
 }

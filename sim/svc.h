@@ -25,7 +25,7 @@ struct svc_conn;
 
 struct svc_ops {
 	const char *name; /* lockdown service name, e.g. "com.apple.mobilebackup2" */
-	bool ssl;         /* answer StartService with EnableServiceSSL = this (unless --plaintext) */
+	bool ssl; /* answer StartService with EnableServiceSSL = this (unless --plaintext) */
 	/* Connected (after the TLS handshake when ssl). May write. 0 or -errno (closes). */
 	int (*open)(struct svc_conn *c);
 	/* Called whenever unread input exists, with all of it. Returns the bytes consumed (0 =
