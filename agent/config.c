@@ -76,11 +76,12 @@ static int pubkeys_parse(struct conftab_parser *p, const struct conftab_key *k, 
 		return r;
 	for (int i = 0; i < tmp.n; i++)
 		if (cmdsig_pubkey_parse(tmp.item[i], strlen(tmp.item[i]), &key) < 0)
-			return conftab_error(p,
-			                     "'%s': item %d '%.16s...' is not an Ed25519 public key "
-			                     "(want %d characters of base64, e.g. from "
-			                     "'cradle-agent send --print-public-key --sign-key FILE')",
-			                     k->name, i + 1, tmp.item[i], CMDSIG_PUBKEY_B64_LEN);
+			return conftab_error(
+			        p,
+			        "'%s': item %d '%.16s...' is not an Ed25519 public key "
+			        "(want %d characters of base64, e.g. from "
+			        "'cradle-agent send --print-public-key --sign-key FILE')",
+			        k->name, i + 1, tmp.item[i], CMDSIG_PUBKEY_B64_LEN);
 	*l = tmp;
 	return 0;
 }
@@ -149,6 +150,12 @@ static const struct conftab_key config_keys[] = {
 	{ "cmd_rate_per_device", CONFTAB_RATE, OFF(cmd_rate_per_device), 0, 1, 10000, 0, "6/1h" },
 	{ "cmd_id_retention", CONFTAB_DURATION, OFF(cmd_id_retention_s), 0, 3600, 365 * DAY, 0,
 	  "7d" },
+	/* issue 8: replay table size, intake budget, refusal results, clock skew (agent/cmd.h) */
+	{ "cmd_table_size", CONFTAB_UINT, OFF(cmd_table_size), 0, 16, 100000, 0, "20000" },
+	{ "cmd_intake_rate", CONFTAB_UINT, OFF(cmd_intake_rate), 0, 0, 100000, 0, "200" },
+	{ "cmd_rejection_results_rate", CONFTAB_UINT, OFF(cmd_rejection_results_rate), 0, 0, 100000,
+	  0, "20" },
+	{ "cmd_clock_skew", CONFTAB_DURATION, OFF(cmd_clock_skew_s), 0, 0, 3600, 0, "5m" },
 	{ "backup_stall_timeout", CONFTAB_DURATION, OFF(backup_stall_timeout_s), 0, 1, 6 * 3600, 0,
 	  "10m" },
 	{ "disk_low_free", CONFTAB_SIZE, OFF(disk_low_free), 0, 0, 1ULL << 50, 0, "2G" },

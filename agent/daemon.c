@@ -35,7 +35,6 @@
 #include "topics.h"
 
 #define DAEMON_PATH_MAX       512
-#define DAEMON_CMDTABLE_MAX   20000 /* accepted commands remembered (replay protection) */
 #define DAEMON_SHUTDOWN_MS    5000
 #define DAEMON_ACTION_TIMEOUT 120 /* s: cloud toggle / restart helper deadline */
 #define DAEMON_BACKUP_TIMEOUT (6 * 3600)
@@ -48,6 +47,7 @@ struct daemon {
 	struct statefile sf;
 	struct outbox *outbox;
 	struct publish *pub;
+	bool had_state; /* agent.state existed at start: the agent ran here before */
 	struct registry *reg;
 	struct mqtt *mqtt;
 	struct cmdtable *cmdtable;
@@ -166,11 +166,14 @@ static void handle_command(struct daemon *d, const struct mqtt_message *msg)
 		cmd_message_user_property(&cm, msg->user_props[i].name, msg->user_props[i].name_len,
 		                          msg->user_props[i].value, msg->user_props[i].value_len);
 	cmd_check(d->cmd, &cm, loop_now_ms(), wall_now_ms(), &dec);
+	if (dec.reason != COMMAND_REJECT_NONE) /* security_rejected, aggregated per reason */
+		agentev_command_rejected(d->agentev, command_reject_str(dec.reason), dec.err);
+	if (dec.shed || dec.quiet)
+		return; /* over a budget: counted (cmd_get_stats(), the event above), nothing else
+		         */
 	if (dec.security)
 		log_warn("command refused for a security reason: %s (%s)",
 		         command_reject_str(dec.reason), dec.err);
-	if (dec.reason != COMMAND_REJECT_NONE) /* security_rejected, aggregated per reason */
-		agentev_command_rejected(d->agentev, command_reject_str(dec.reason), dec.err);
 	if (cmd_decision_result(d->cmd, &dec, &res) == 0)
 		publish_result(d->pub, &res);
 	else if (dec.reason != COMMAND_REJECT_NONE)
@@ -251,11 +254,26 @@ static int build_registry(struct daemon *d)
 	return 0;
 }
 
+/* A command the last process did not finish: its sender learns it without asking again. */
+static void publish_interrupted(const struct cmdtable_entry *e, void *data)
+{
+	struct daemon *d = data;
+	struct command_result res = { 0 };
+
+	snprintf(res.cmd_id, sizeof(res.cmd_id), "%s", e->cmd_id);
+	res.status = COMMAND_STATUS_FAILED;
+	snprintf(res.cause, sizeof(res.cause), "%s", e->code);
+	snprintf(res.detail, sizeof(res.detail), "the agent restarted during the command");
+	res.progress = -1;
+	publish_result(d->pub, &res);
+}
+
 static int build_cmd(struct daemon *d)
 {
 	struct cmd_config cc;
-	char path[DAEMON_PATH_MAX];
+	char path[DAEMON_PATH_MAX], guard[DAEMON_PATH_MAX + 8];
 	enum command_name name;
+	bool gone;
 	int64_t retention_s = d->cfg->cmd_id_retention_s;
 	int i, r;
 
@@ -278,19 +296,34 @@ static int build_cmd(struct daemon *d)
 	cc.require_signed = d->cfg->require_signed_commands;
 	cc.rate_count = d->cfg->cmd_rate_per_device.count;
 	cc.rate_interval_s = d->cfg->cmd_rate_per_device.interval_s;
+	cc.clock_skew_s = d->cfg->cmd_clock_skew_s;
+	cc.intake_per_s = d->cfg->cmd_intake_rate;
+	cc.answers_per_s = d->cfg->cmd_rejection_results_rate;
 	/* a command must not outlive its replay protection */
 	if (cc.max_ttl_s + 2 * cc.clock_skew_s > retention_s)
 		cc.max_ttl_s = retention_s - 2 * cc.clock_skew_s > 60
 		                       ? retention_s - 2 * cc.clock_skew_s
 		                       : 60;
 	snprintf(path, sizeof(path), "%s/cmdtable", d->cfg->state_dir);
-	r = cmdtable_open(path, DAEMON_CMDTABLE_MAX, retention_s * 1000, wall_now_ms(),
+	snprintf(guard, sizeof(guard), "%s.guard", path);
+	/* the agent ran here before (agent.state) yet the table and its guard are both gone */
+	gone = d->had_state && access(path, F_OK) < 0 && access(guard, F_OK) < 0;
+	r = cmdtable_open(path, d->cfg->cmd_table_size, retention_s * 1000, wall_now_ms(),
 	                  &d->cmdtable);
 	if (r < 0)
 		return log_error_errno(r, "cannot open the command table '%s'", path);
-	r = cmdtable_fail_unfinished(d->cmdtable, "agent_restarted", wall_now_ms());
+	if (gone) {
+		log_error("the command table '%s' was deleted", path);
+		r = cmdtable_mark_unknown(d->cmdtable, wall_now_ms());
+		if (r < 0)
+			return r;
+	}
+	r = cmdtable_fail_unfinished(d->cmdtable, "agent_restarted", wall_now_ms(),
+	                             publish_interrupted, d);
 	if (r > 0)
 		log_notice("%d commands left unfinished by the last run marked failed", r);
+	if (r < 0)
+		return log_error_errno(r, "cannot record the commands left unfinished");
 	r = cmd_new(&cc, d->cmdtable, registry_attached, d->reg, &d->cmd);
 	if (r < 0)
 		return log_error_errno(r, "cannot set up command intake");
@@ -413,6 +446,7 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 		return 1;
 	}
 	snprintf(d.statefile_path, sizeof(d.statefile_path), "%s/agent.state", cfg->state_dir);
+	d.had_state = access(d.statefile_path, F_OK) == 0;
 	r = statefile_load(d.statefile_path, &d.sf);
 	if (r == -EBADMSG)
 		log_warn("'%s' is damaged, starting the counters afresh", d.statefile_path);
