@@ -522,6 +522,15 @@ out:
 	actions_free(d.actions);
 	registry_free(d.reg);
 	mqtt_free(d.mqtt);
+	if (d.cmd) {
+		struct cmd_stats cs;
+
+		cmd_get_stats(d.cmd, &cs);
+		if (cs.shed > 0 || cs.quiet > 0)
+			log_notice("commands over the budgets: %llu shed unread, %llu refused "
+			           "without a result",
+			           (unsigned long long)cs.shed, (unsigned long long)cs.quiet);
+	}
 	cmd_free(d.cmd);
 	cmdtable_free(d.cmdtable);
 	if (d.pub)
