@@ -47,7 +47,8 @@ struct daemon {
 	struct statefile sf;
 	struct outbox *outbox;
 	struct publish *pub;
-	bool had_state; /* agent.state existed at start: the agent ran here before */
+	bool had_state;           /* agent.state existed at start: the agent ran here before */
+	uint64_t refusals_unsent; /* refusal results not queued: the outbox was half full */
 	struct registry *reg;
 	struct mqtt *mqtt;
 	struct cmdtable *cmdtable;
@@ -147,6 +148,20 @@ static const struct actions_ops action_ops = {
 
 /* ---- commands ---- */
 
+/*
+ * Whether the outbox is half full (records or bytes). Refusal results are then not queued, so
+ * a command flood during a broker outage can never crowd out the phones' states and events
+ * (the outbox's overflow policy keeps results and drops events, oldest first).
+ */
+static bool outbox_half_full(const struct daemon *d)
+{
+	struct outbox_stats st;
+
+	outbox_get_stats(d->outbox, &st);
+	return st.depth >= d->cfg->outbox_max_records / 2 ||
+	       st.bytes >= d->cfg->outbox_max_bytes / 2;
+}
+
 static void handle_command(struct daemon *d, const struct mqtt_message *msg)
 {
 	struct cmd_message cm = {
@@ -174,6 +189,10 @@ static void handle_command(struct daemon *d, const struct mqtt_message *msg)
 	if (dec.security)
 		log_warn("command refused for a security reason: %s (%s)",
 		         command_reject_str(dec.reason), dec.err);
+	if (dec.reason != COMMAND_REJECT_NONE && outbox_half_full(d)) {
+		d->refusals_unsent++; /* the phones' states and events keep the room */
+		return;
+	}
 	if (cmd_decision_result(d->cmd, &dec, &res) == 0)
 		publish_result(d->pub, &res);
 	else if (dec.reason != COMMAND_REJECT_NONE)
@@ -526,10 +545,11 @@ out:
 		struct cmd_stats cs;
 
 		cmd_get_stats(d.cmd, &cs);
-		if (cs.shed > 0 || cs.quiet > 0)
+		if (cs.shed > 0 || cs.quiet > 0 || d.refusals_unsent > 0)
 			log_notice("commands over the budgets: %llu shed unread, %llu refused "
-			           "without a result",
-			           (unsigned long long)cs.shed, (unsigned long long)cs.quiet);
+			           "without a result, %llu more with the outbox half full",
+			           (unsigned long long)cs.shed, (unsigned long long)cs.quiet,
+			           (unsigned long long)d.refusals_unsent);
 	}
 	cmd_free(d.cmd);
 	cmdtable_free(d.cmdtable);
