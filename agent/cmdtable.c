@@ -64,6 +64,7 @@ struct cmdtable {
 	uint64_t guard_records; /* records the guard vouches for */
 	int64_t unknown_before; /* replay_unknown watermark, Unix ms; 0 = history intact */
 	bool damaged;           /* found while loading */
+	bool headerless;        /* a new file whose header could not be written yet (disk full) */
 };
 
 static int hexval(char c)
@@ -393,15 +394,14 @@ static int fail_closed(struct cmdtable *t, int64_t now_ms)
 
 	if (now_ms > t->unknown_before)
 		t->unknown_before = now_ms;
-	r = guard_write(t);
-	if (r < 0)
-		return log_error_errno(r,
-		                       "cmdtable '%s': cannot record the replay_unknown "
-		                       "watermark; refusing to start",
-		                       t->path);
 	log_error("cmdtable '%s': refusing every command issued before %lld (replay_unknown)",
 	          t->path, (long long)t->unknown_before);
-	return compact(t);
+	/* not fatal (a full disk must not keep the agent down): the watermark holds in memory for
+	 * this run, and a table that could not be rewritten is found damaged again next time */
+	r = guard_write(t);
+	if (r == 0)
+		r = compact(t);
+	return r;
 }
 
 int cmdtable_open(const char *path, size_t max_entries, int64_t retention_ms, int64_t now_ms,
@@ -448,25 +448,20 @@ int cmdtable_open(const char *path, size_t max_entries, int64_t retention_ms, in
 		goto out;
 	if (size == 0 && guard_existed)
 		damage(t, "the table is missing or empty");
-	if (size > 0 && !guard_ok)
+	if (!guard_ok && (size > 0 || guard_existed))
 		damage(t, guard_existed ? "the guard is damaged" : "the guard is missing");
-	if (guard_existed && !guard_ok)
-		damage(t, "the guard is damaged");
 	if (size > 0) {
 		r = load(t, size, now_ms);
 		if (r < 0)
 			goto out;
 	}
 	cmdtable_prune(t, now_ms);
-	if (t->damaged) {
-		r = fail_closed(t, now_ms);
-		if (r < 0)
-			goto out;
-	} else if (size == 0 || needs_compaction(t)) {
-		r = compact(t); /* a new table: header and guard; else the log shrinks */
-		if (r < 0 && size == 0)
-			goto out;
-	}
+	/* failures are logged and not fatal, so the agent starts on a full disk: appends then
+	 * fail and the intake refuses commands (internal) rather than run them unrecorded */
+	if (t->damaged)
+		(void)fail_closed(t, now_ms);
+	else if ((size == 0 || needs_compaction(t)) && compact(t) < 0 && size == 0)
+		t->headerless = true; /* compact() makes a new table's header and guard */
 	log_debug("cmdtable '%s': %zu recent command ids", t->path, t->count);
 	*ret = t;
 	t = NULL;
@@ -533,6 +528,13 @@ int cmdtable_put(struct cmdtable *t, const char *cmd_id, enum command_status sta
 			return -EBUSY; /* every id is live: forgetting one would allow its replay */
 	}
 
+	if (t->headerless) {
+		r = write_header(t->fd);
+		if (r < 0)
+			return log_error_errno(r, "cmdtable '%s': cannot write the header",
+			                       t->path);
+		t->headerless = false;
+	}
 	record_encode(&e, rec);
 	off = HEADER_SIZE + (off_t)(t->log_records * RECORD_SIZE);
 	r = durable_pwrite_all(t->fd, rec, sizeof(rec), (uint64_t)off);

@@ -21,7 +21,8 @@
  * is cut or torn, the log holds fewer records than the guard vouches for, the table is missing,
  * empty or not a table while the guard exists, or the guard is missing or damaged while the
  * table exists, the history is incomplete: the watermark becomes the open time (synced before
- * cmdtable_open() returns) and the intake refuses every command issued before it
+ * cmdtable_open() returns; if the disk refuses, it holds in memory and the damage is found
+ * again at the next open) and the intake refuses every command issued before it
  * (cmdtable_unknown_before()). Deleting both files is a new installation.
  *
  * Threading: a table belongs to one thread (the agent's loop thread); no locking.

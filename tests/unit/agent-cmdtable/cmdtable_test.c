@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -315,6 +316,43 @@ static void test_deleted(void **state)
 	cmdtable_free(t);
 }
 
+/* With no room to write (RLIMIT_FSIZE 0: writes fail with EFBIG), a new or damaged table still
+ * opens: the agent starts on a full disk, fails closed in memory, and writes once room is back. */
+static void test_no_room(void **state)
+{
+	struct fixture *f = *state;
+	struct cmdtable *t = NULL;
+	struct rlimit old, lim;
+	char id[COMMAND_ID_MAX];
+
+	id_n(1, id);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	lim = old;
+	lim.rlim_cur = 0;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0, &t), 0);
+	assert_true(cmdtable_put(t, id, COMMAND_STATUS_ACCEPTED, NULL, -1, T0) < 0);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	assert_int_equal(cmdtable_put(t, id, COMMAND_STATUS_ACCEPTED, NULL, -1, T0), 0);
+	cmdtable_free(t);
+	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0, &t), 0);
+	assert_int_equal(cmdtable_count(t), 1);
+	assert_int_equal(cmdtable_unknown_before(t), 0);
+	cmdtable_free(t);
+
+	/* damaged while full: the watermark holds in memory, and is found again later */
+	assert_int_equal(truncate(f->path, 0), 0);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0 + 1000, &t), 0);
+	assert_int_equal(cmdtable_unknown_before(t), T0 + 1000);
+	cmdtable_free(t);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0 + 2000, &t), 0);
+	assert_true(cmdtable_unknown_before(t) >= T0 + 1000);
+	cmdtable_free(t);
+}
+
 /* A damaged record (bad CRC) is skipped; the records on both sides are kept; fail closed. */
 static void test_bad_crc(void **state)
 {
@@ -538,6 +576,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zero_length, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_count_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_age_bound, setup, teardown),
