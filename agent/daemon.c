@@ -333,16 +333,15 @@ static int build_cmd(struct daemon *d)
 		return log_error_errno(r, "cannot open the command table '%s'", path);
 	if (gone) {
 		log_error("the command table '%s' was deleted", path);
-		r = cmdtable_mark_unknown(d->cmdtable, wall_now_ms());
-		if (r < 0)
-			return r;
+		/* failure logged; the watermark holds in memory for this run */
+		(void)cmdtable_mark_unknown(d->cmdtable, wall_now_ms());
 	}
 	r = cmdtable_fail_unfinished(d->cmdtable, "agent_restarted", wall_now_ms(),
 	                             publish_interrupted, d);
 	if (r > 0)
 		log_notice("%d commands left unfinished by the last run marked failed", r);
-	if (r < 0)
-		return log_error_errno(r, "cannot record the commands left unfinished");
+	if (r < 0) /* not fatal (full disk): they are reported again at the next start */
+		log_warn_errno(r, "cannot record the commands left unfinished");
 	r = cmd_new(&cc, d->cmdtable, registry_attached, d->reg, &d->cmd);
 	if (r < 0)
 		return log_error_errno(r, "cannot set up command intake");
