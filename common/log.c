@@ -6,16 +6,18 @@
  * Repeats are collapsed as syslog does: a line identical to the previous one (same level, same
  * text after formatting) within LOG_REPEAT_WINDOW_MS of the first of them is only counted, and
  * "last message repeated N times" is written before the next different line, at the next
- * identical line after the window, or by log_flush(). A flood of one message thus costs a
- * counter, not a disk.
+ * identical line after the window, or by log_flush() (also at exit). A flood of one message
+ * thus costs a counter, not a disk.
  */
 #include "log.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -41,7 +43,11 @@ static const char *const level_names[_LOG_LEVEL_MAX] = {
 
 void log_init(const char *ident, enum log_level level)
 {
+	static bool registered;
 	const char *slash;
+
+	if (!registered) /* a count still pending at exit is written then */
+		registered = atexit(log_flush) == 0;
 
 	if (ident) {
 		slash = strrchr(ident, '/');
