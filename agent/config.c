@@ -180,6 +180,13 @@ void agent_config_defaults(struct agent_config *cfg)
 /* Rules between keys, checked once the whole file is read. */
 static int config_check(struct conftab_parser *p, const struct agent_config *cfg)
 {
+	/* an accepted cmd_id must outlive any repeat that is not expired: at least a minute of
+	 * ttl plus the skew on both clocks (agent/cmd.h) */
+	if (cfg->cmd_id_retention_s < 60 + 2 * cfg->cmd_clock_skew_s)
+		return conftab_error(p,
+		                     "cmd_id_retention (%" PRId64 "s) must be at least 60s + 2 x "
+		                     "cmd_clock_skew (%" PRId64 "s)",
+		                     cfg->cmd_id_retention_s, cfg->cmd_clock_skew_s);
 	/* a will delay >= session expiry makes the broker send the will at once (MQTT 5 3.1.3.2.2)
 	 */
 	if (cfg->will_delay_s >= cfg->session_expiry_s)
