@@ -29,6 +29,9 @@ struct cmd {
 	struct ratelimit *per_device; /* NULL: no limit */
 	struct ratelimit *restart;    /* NULL: no limit */
 	struct cmdsig_verifier *verifier;
+	struct ratelimit *intake;  /* global budget before any check; NULL: no limit */
+	struct ratelimit *answers; /* global budget of rejection results; NULL: no limit */
+	struct cmd_stats stats;
 };
 
 void cmd_config_defaults(struct cmd_config *cfg)
@@ -41,6 +44,8 @@ void cmd_config_defaults(struct cmd_config *cfg)
 	cfg->clock_skew_s = 300;
 	cfg->max_ttl_s = 24 * 3600;
 	cfg->require_signed = true;
+	cfg->intake_per_s = 200;
+	cfg->answers_per_s = 20;
 }
 
 void cmd_message_user_property(struct cmd_message *msg, const char *name, size_t name_len,
@@ -105,6 +110,18 @@ int cmd_new(const struct cmd_config *cfg, struct cmdtable *table, cmd_device_kno
 		if (r < 0)
 			goto out;
 	}
+	/* one key each; a burst of one second's worth, refilled evenly */
+	if (cfg->intake_per_s > 0) {
+		r = ratelimit_new(1, cfg->intake_per_s, 1000 / cfg->intake_per_s ?: 1, &c->intake);
+		if (r < 0)
+			goto out;
+	}
+	if (cfg->answers_per_s > 0) {
+		r = ratelimit_new(1, cfg->answers_per_s, 1000 / cfg->answers_per_s ?: 1,
+		                  &c->answers);
+		if (r < 0)
+			goto out;
+	}
 	*ret = c;
 	c = NULL;
 	r = 0;
@@ -118,6 +135,8 @@ struct cmd *cmd_free(struct cmd *c)
 	if (c) {
 		ratelimit_free(c->per_device);
 		ratelimit_free(c->restart);
+		ratelimit_free(c->intake);
+		ratelimit_free(c->answers);
 		cmdsig_verifier_free(c->verifier);
 		free(c);
 	}
@@ -221,6 +240,8 @@ static enum command_reject run_checks(struct cmd *c, const struct cmd_message *m
 	char corr[COMMAND_ID_MAX];
 	const struct cmdtable_entry *e;
 	enum command_reject reason;
+	int64_t unknown_before;
+	int r;
 
 	if (msg->retained) {
 		snprintf(d->err, sizeof(d->err), "retained command ignored");
@@ -278,15 +299,24 @@ static enum command_reject run_checks(struct cmd *c, const struct cmd_message *m
 		         command_status_str(e->status));
 		return COMMAND_REJECT_REPLAY;
 	}
-	if (rate_limited(c, cmd, now_ms, d->err, sizeof(d->err))) {
-		reason = COMMAND_REJECT_RATE_LIMITED;
-		if (cmdtable_put(c->table, cmd->cmd_id, COMMAND_STATUS_REJECTED,
-		                 command_reject_str(reason), -1, now_wall_ms) < 0)
-			log_warn("cmd '%s': cannot record the rejection, ignoring", cmd->cmd_id);
-		return reason;
+	/* the table lost history at unknown_before: a command issued before it (by the sender's
+	 * clock, which may run up to the skew ahead of ours) may have run already */
+	unknown_before = cmdtable_unknown_before(c->table);
+	if (unknown_before > 0 && cmd->issued_at_ms < unknown_before + c->cfg.clock_skew_s * 1000) {
+		snprintf(d->err, sizeof(d->err),
+		         "issued before the replay history was found damaged; send it again "
+		         "with a new cmd_id");
+		return COMMAND_REJECT_REPLAY_UNKNOWN;
 	}
-	if (cmdtable_put(c->table, cmd->cmd_id, COMMAND_STATUS_ACCEPTED, NULL, -1, now_wall_ms) <
-	    0) {
+	/* not recorded: a repeat is evaluated again, which is safe because it never ran */
+	if (rate_limited(c, cmd, now_ms, d->err, sizeof(d->err)))
+		return COMMAND_REJECT_RATE_LIMITED;
+	r = cmdtable_put(c->table, cmd->cmd_id, COMMAND_STATUS_ACCEPTED, NULL, -1, now_wall_ms);
+	if (r == -EBUSY) {
+		snprintf(d->err, sizeof(d->err), "command table full of live ids");
+		return COMMAND_REJECT_BUSY;
+	}
+	if (r < 0) {
 		/* without the record a repeat after a crash would run again: refuse instead */
 		snprintf(d->err, sizeof(d->err), "cannot record the command");
 		return COMMAND_REJECT_INTERNAL;
@@ -301,6 +331,14 @@ void cmd_check(struct cmd *c, const struct cmd_message *msg, uint64_t now_ms, in
 	const struct cmdtable_entry *e;
 
 	memset(d, 0, sizeof(*d));
+	/* before anything else, so a flood costs a counter, not a parse, a write or a log line */
+	if (c->intake && ratelimit_take(c->intake, "all", now_ms, NULL) < 0) {
+		d->reason = COMMAND_REJECT_BUSY;
+		d->shed = true;
+		snprintf(d->err, sizeof(d->err), "over the command intake budget");
+		c->stats.shed++;
+		return;
+	}
 	d->reason = run_checks(c, msg, now_ms, now_wall_ms, d);
 	if (!d->parsed)
 		memset(&d->command, 0, sizeof(d->command));
@@ -322,14 +360,19 @@ void cmd_check(struct cmd *c, const struct cmd_message *msg, uint64_t now_ms, in
 	default:
 		break;
 	}
-	/* rate_limited was just recorded, so "known" would only repeat it */
-	if (d->attributable && d->reason != COMMAND_REJECT_NONE &&
-	    d->reason != COMMAND_REJECT_RATE_LIMITED) {
+	if (d->attributable && d->reason != COMMAND_REJECT_NONE) {
 		e = cmdtable_get(c->table, d->cmd_id);
 		if (e) {
 			d->known = true;
 			d->last = *e;
 		}
+	}
+	/* answers to refusals share one budget: over it they are counted, not sent or logged */
+	if (d->reason != COMMAND_REJECT_NONE && c->answers &&
+	    ratelimit_take(c->answers, "all", now_ms, NULL) < 0) {
+		d->quiet = true;
+		c->stats.quiet++;
+		return;
 	}
 
 	if (d->reason == COMMAND_REJECT_NONE)
@@ -348,7 +391,7 @@ int cmd_decision_result(const struct cmd *c, const struct cmd_decision *d,
 {
 	struct command_result res = { 0 };
 
-	if (!d->attributable)
+	if (!d->attributable || d->shed || d->quiet)
 		return -ENOENT;
 	snprintf(res.agent, sizeof(res.agent), "%s", c->cfg.agent);
 	memcpy(res.cmd_id, d->cmd_id, sizeof(res.cmd_id));
@@ -379,6 +422,11 @@ int cmd_decision_result(const struct cmd *c, const struct cmd_decision *d,
 	}
 	*ret = res;
 	return 0;
+}
+
+void cmd_get_stats(const struct cmd *c, struct cmd_stats *ret)
+{
+	*ret = c->stats;
 }
 
 int cmd_update(struct cmd *c, const char *cmd_id, enum command_status status, const char *code,

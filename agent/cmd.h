@@ -7,22 +7,24 @@
  * to the executor and reports their later states with cmd_update().
  *
  * Checks, cheapest first, the first failure wins (proto/COMMANDS.md documents the codes):
- *   retained -> oversize -> bad_signature / unknown_key -> malformed -> schema -> wrong_agent
- *   -> unknown_device -> not_allowed -> bad_params -> expired -> replay -> rate_limited
+ *   intake budget (shed: counted only) -> retained -> oversize -> bad_signature / unknown_key
+ *   -> malformed -> schema -> wrong_agent -> unknown_device -> not_allowed -> bad_params
+ *   -> expired -> replay -> replay_unknown -> rate_limited -> busy (table full of live ids)
  *   (and internal: disk write failed)
  * The signature (proto/cmdsig.h) is checked on the raw bytes before anything parses them, so
  * an unsigned or forged message never reaches cJSON.
  * A command that passes is recorded as "accepted" in the persistent cmdtable (synced) before
- * cmd_check() returns, so after a crash a repeat is a replay and never a second execution. A
- * rate_limited rejection is recorded too (a repeat gets it again); earlier rejections are not,
- * because they say nothing about the cmd_id (the device may attach later, the config may
- * change). A rejection is never published for a cmd_id the table knows: the known last status is
+ * cmd_check() returns, so after a crash a repeat is a replay and never a second execution.
+ * Rejections are never recorded: a repeat is evaluated again, which is safe because it never ran,
+ * and so a flood of refused commands cannot fill the table that protects executed ones. A
+ * rejection is never published for a cmd_id the table knows: the known last status is
  * sent again instead (a late repeat of a command that succeeded must not turn into "rejected").
  *
  * Wiring (for the daemon): at start, cmdtable_open(state_dir/cmdtable, ..., cmd_id_retention)
- * then cmdtable_fail_unfinished(t, "agent_restarted", now) (an execution the last process did not
- * finish will never finish), then cmd_new(). Per delivery: cmd_message_user_property() for each
- * MQTT 5 user property (the signature travels there), cmd_check(); publish
+ * then cmdtable_fail_unfinished(t, "agent_restarted", now, ...), publishing each failed result
+ * from its callback (an execution the last process did not finish will never finish, and its
+ * sender is told without asking again), then cmd_new(). Per delivery: cmd_message_user_property()
+ * for each MQTT 5 user property (the signature travels there), cmd_check(); publish
  * cmd_decision_result() if it returns 0 (the publisher sets seq/ts); execute only when reason is
  * COMMAND_REJECT_NONE; report every refusal to agentev (security_rejected). Per later state:
  * cmd_update() first, then publish. Answer only on this agent's own result topic, whatever
@@ -68,11 +70,25 @@ struct cmd_config {
 	/* refuse unsigned commands (config require_signed_commands); a signed command is always
 	 * verified, whatever this says */
 	bool require_signed;
+	/* global intake budget, commands per second (config cmd_intake_rate), checked before
+	 * anything is parsed, written or logged; a command over it is only counted (shed, no
+	 * result). 0 = no limit */
+	unsigned intake_per_s;
+	/* at most this many refusal results (and their log lines) per second; the others are
+	 * counted (quiet) and reach the dashboard only through the aggregated security_rejected
+	 * agent event. 0 = no limit */
+	unsigned answers_per_s;
+};
+
+/* Counters since cmd_new(). */
+struct cmd_stats {
+	uint64_t shed;  /* over the intake budget: not even parsed */
+	uint64_t quiet; /* refused without a result (over the answers budget) */
 };
 
 /* Defaults: everything allowed, 6/1h per device (as config.c), 1 restart per hour, 300 s skew,
  * 24 h max ttl, signatures required, no trusted key (so nothing is accepted until keys are
- * configured). */
+ * configured), 200 commands/s intake, 20 refusal results/s. */
 void cmd_config_defaults(struct cmd_config *cfg);
 
 /* Whether udid (borrowed) is a device the agent currently knows. Called on the loop thread. */
@@ -116,6 +132,8 @@ struct cmd_decision {
 	bool security; /* a misuse hint (retained, bad signature, unknown key, wrong agent/device,
 	                * not allowed, bad params): the daemon logs it as a warning */
 	char err[COMMAND_ERR_MAX]; /* human-readable detail for logs and the result */
+	bool shed;  /* over the intake budget: reason BUSY, nothing checked, no result, no log */
+	bool quiet; /* a refusal over the answers budget: no result, no log line (counted) */
 };
 
 struct cmd;
@@ -151,6 +169,8 @@ int cmd_decision_result(const struct cmd *c, const struct cmd_decision *d,
  * progress, succeeded, failed with cause) so a repeat is answered with it. Call before
  * publishing the result. Returns 0 or -errno from cmdtable_put().
  */
+void cmd_get_stats(const struct cmd *c, struct cmd_stats *ret);
+
 int cmd_update(struct cmd *c, const char *cmd_id, enum command_status status, const char *code,
                int progress, int64_t now_wall_ms);
 

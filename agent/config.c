@@ -150,6 +150,12 @@ static const struct conftab_key config_keys[] = {
 	{ "cmd_rate_per_device", CONFTAB_RATE, OFF(cmd_rate_per_device), 0, 1, 10000, 0, "6/1h" },
 	{ "cmd_id_retention", CONFTAB_DURATION, OFF(cmd_id_retention_s), 0, 3600, 365 * DAY, 0,
 	  "7d" },
+	/* issue 8: replay table size, intake budget, refusal results, clock skew (agent/cmd.h) */
+	{ "cmd_table_size", CONFTAB_UINT, OFF(cmd_table_size), 0, 16, 100000, 0, "20000" },
+	{ "cmd_intake_rate", CONFTAB_UINT, OFF(cmd_intake_rate), 0, 0, 100000, 0, "200" },
+	{ "cmd_rejection_results_rate", CONFTAB_UINT, OFF(cmd_rejection_results_rate), 0, 0, 100000,
+	  0, "20" },
+	{ "cmd_clock_skew", CONFTAB_DURATION, OFF(cmd_clock_skew_s), 0, 0, 3600, 0, "5m" },
 	{ "backup_stall_timeout", CONFTAB_DURATION, OFF(backup_stall_timeout_s), 0, 1, 6 * 3600, 0,
 	  "10m" },
 	{ "disk_low_free", CONFTAB_SIZE, OFF(disk_low_free), 0, 0, 1ULL << 50, 0, "2G" },
@@ -174,6 +180,13 @@ void agent_config_defaults(struct agent_config *cfg)
 /* Rules between keys, checked once the whole file is read. */
 static int config_check(struct conftab_parser *p, const struct agent_config *cfg)
 {
+	/* an accepted cmd_id must outlive any repeat that is not expired: at least a minute of
+	 * ttl plus the skew on both clocks (agent/cmd.h) */
+	if (cfg->cmd_id_retention_s < 60 + 2 * cfg->cmd_clock_skew_s)
+		return conftab_error(p,
+		                     "cmd_id_retention (%" PRId64 "s) must be at least 60s + 2 x "
+		                     "cmd_clock_skew (%" PRId64 "s)",
+		                     cfg->cmd_id_retention_s, cfg->cmd_clock_skew_s);
 	/* a will delay >= session expiry makes the broker send the will at once (MQTT 5 3.1.3.2.2)
 	 */
 	if (cfg->will_delay_s >= cfg->session_expiry_s)

@@ -59,6 +59,10 @@ struct agent_config {
 	int64_t restart_timeout_s;
 	struct conftab_rate cmd_rate_per_device;
 	int64_t cmd_id_retention_s;
+	unsigned cmd_table_size;             /* replay table entries (agent/cmdtable.h) */
+	unsigned cmd_intake_rate;            /* commands/s taken in at all; 0 = no limit */
+	unsigned cmd_rejection_results_rate; /* refusal results/s published; 0 = no limit */
+	int64_t cmd_clock_skew_s;
 	int64_t backup_stall_timeout_s;
 	uint64_t disk_low_free;
 	int64_t disk_check_interval_s;

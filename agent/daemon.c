@@ -35,7 +35,6 @@
 #include "topics.h"
 
 #define DAEMON_PATH_MAX       512
-#define DAEMON_CMDTABLE_MAX   20000 /* accepted commands remembered (replay protection) */
 #define DAEMON_SHUTDOWN_MS    5000
 #define DAEMON_ACTION_TIMEOUT 120 /* s: cloud toggle / restart helper deadline */
 #define DAEMON_BACKUP_TIMEOUT (6 * 3600)
@@ -48,6 +47,8 @@ struct daemon {
 	struct statefile sf;
 	struct outbox *outbox;
 	struct publish *pub;
+	bool had_state;           /* agent.state existed at start: the agent ran here before */
+	uint64_t refusals_unsent; /* refusal results not queued: the outbox was half full */
 	struct registry *reg;
 	struct mqtt *mqtt;
 	struct cmdtable *cmdtable;
@@ -147,6 +148,20 @@ static const struct actions_ops action_ops = {
 
 /* ---- commands ---- */
 
+/*
+ * Whether the outbox is half full (records or bytes). Refusal results are then not queued, so
+ * a command flood during a broker outage can never crowd out the phones' states and events
+ * (the outbox's overflow policy keeps results and drops events, oldest first).
+ */
+static bool outbox_half_full(const struct daemon *d)
+{
+	struct outbox_stats st;
+
+	outbox_get_stats(d->outbox, &st);
+	return st.depth >= d->cfg->outbox_max_records / 2 ||
+	       st.bytes >= d->cfg->outbox_max_bytes / 2;
+}
+
 static void handle_command(struct daemon *d, const struct mqtt_message *msg)
 {
 	struct cmd_message cm = {
@@ -166,11 +181,18 @@ static void handle_command(struct daemon *d, const struct mqtt_message *msg)
 		cmd_message_user_property(&cm, msg->user_props[i].name, msg->user_props[i].name_len,
 		                          msg->user_props[i].value, msg->user_props[i].value_len);
 	cmd_check(d->cmd, &cm, loop_now_ms(), wall_now_ms(), &dec);
+	if (dec.reason != COMMAND_REJECT_NONE) /* security_rejected, aggregated per reason */
+		agentev_command_rejected(d->agentev, command_reject_str(dec.reason), dec.err);
+	if (dec.shed || dec.quiet)
+		return; /* over a budget: counted (cmd_get_stats(), the event above), nothing else
+		         */
 	if (dec.security)
 		log_warn("command refused for a security reason: %s (%s)",
 		         command_reject_str(dec.reason), dec.err);
-	if (dec.reason != COMMAND_REJECT_NONE) /* security_rejected, aggregated per reason */
-		agentev_command_rejected(d->agentev, command_reject_str(dec.reason), dec.err);
+	if (dec.reason != COMMAND_REJECT_NONE && outbox_half_full(d)) {
+		d->refusals_unsent++; /* the phones' states and events keep the room */
+		return;
+	}
 	if (cmd_decision_result(d->cmd, &dec, &res) == 0)
 		publish_result(d->pub, &res);
 	else if (dec.reason != COMMAND_REJECT_NONE)
@@ -251,11 +273,26 @@ static int build_registry(struct daemon *d)
 	return 0;
 }
 
+/* A command the last process did not finish: its sender learns it without asking again. */
+static void publish_interrupted(const struct cmdtable_entry *e, void *data)
+{
+	struct daemon *d = data;
+	struct command_result res = { 0 };
+
+	snprintf(res.cmd_id, sizeof(res.cmd_id), "%s", e->cmd_id);
+	res.status = COMMAND_STATUS_FAILED;
+	snprintf(res.cause, sizeof(res.cause), "%s", e->code);
+	snprintf(res.detail, sizeof(res.detail), "the agent restarted during the command");
+	res.progress = -1;
+	publish_result(d->pub, &res);
+}
+
 static int build_cmd(struct daemon *d)
 {
 	struct cmd_config cc;
-	char path[DAEMON_PATH_MAX];
+	char path[DAEMON_PATH_MAX], guard[DAEMON_PATH_MAX + 8];
 	enum command_name name;
+	bool gone;
 	int64_t retention_s = d->cfg->cmd_id_retention_s;
 	int i, r;
 
@@ -278,19 +315,33 @@ static int build_cmd(struct daemon *d)
 	cc.require_signed = d->cfg->require_signed_commands;
 	cc.rate_count = d->cfg->cmd_rate_per_device.count;
 	cc.rate_interval_s = d->cfg->cmd_rate_per_device.interval_s;
+	cc.clock_skew_s = d->cfg->cmd_clock_skew_s;
+	cc.intake_per_s = d->cfg->cmd_intake_rate;
+	cc.answers_per_s = d->cfg->cmd_rejection_results_rate;
 	/* a command must not outlive its replay protection */
 	if (cc.max_ttl_s + 2 * cc.clock_skew_s > retention_s)
 		cc.max_ttl_s = retention_s - 2 * cc.clock_skew_s > 60
 		                       ? retention_s - 2 * cc.clock_skew_s
 		                       : 60;
 	snprintf(path, sizeof(path), "%s/cmdtable", d->cfg->state_dir);
-	r = cmdtable_open(path, DAEMON_CMDTABLE_MAX, retention_s * 1000, wall_now_ms(),
+	snprintf(guard, sizeof(guard), "%s.guard", path);
+	/* the agent ran here before (agent.state) yet the table and its guard are both gone */
+	gone = d->had_state && access(path, F_OK) < 0 && access(guard, F_OK) < 0;
+	r = cmdtable_open(path, d->cfg->cmd_table_size, retention_s * 1000, wall_now_ms(),
 	                  &d->cmdtable);
 	if (r < 0)
 		return log_error_errno(r, "cannot open the command table '%s'", path);
-	r = cmdtable_fail_unfinished(d->cmdtable, "agent_restarted", wall_now_ms());
+	if (gone) {
+		log_error("the command table '%s' was deleted", path);
+		/* failure logged; the watermark holds in memory for this run */
+		(void)cmdtable_mark_unknown(d->cmdtable, wall_now_ms());
+	}
+	r = cmdtable_fail_unfinished(d->cmdtable, "agent_restarted", wall_now_ms(),
+	                             publish_interrupted, d);
 	if (r > 0)
 		log_notice("%d commands left unfinished by the last run marked failed", r);
+	if (r < 0) /* not fatal (full disk): they are reported again at the next start */
+		log_warn_errno(r, "cannot record the commands left unfinished");
 	r = cmd_new(&cc, d->cmdtable, registry_attached, d->reg, &d->cmd);
 	if (r < 0)
 		return log_error_errno(r, "cannot set up command intake");
@@ -413,6 +464,7 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 		return 1;
 	}
 	snprintf(d.statefile_path, sizeof(d.statefile_path), "%s/agent.state", cfg->state_dir);
+	d.had_state = access(d.statefile_path, F_OK) == 0;
 	r = statefile_load(d.statefile_path, &d.sf);
 	if (r == -EBADMSG)
 		log_warn("'%s' is damaged, starting the counters afresh", d.statefile_path);
@@ -488,6 +540,16 @@ out:
 	actions_free(d.actions);
 	registry_free(d.reg);
 	mqtt_free(d.mqtt);
+	if (d.cmd) {
+		struct cmd_stats cs;
+
+		cmd_get_stats(d.cmd, &cs);
+		if (cs.shed > 0 || cs.quiet > 0 || d.refusals_unsent > 0)
+			log_notice("commands over the budgets: %llu shed unread, %llu refused "
+			           "without a result, %llu more with the outbox half full",
+			           (unsigned long long)cs.shed, (unsigned long long)cs.quiet,
+			           (unsigned long long)d.refusals_unsent);
+	}
 	cmd_free(d.cmd);
 	cmdtable_free(d.cmdtable);
 	if (d.pub)

@@ -2,15 +2,36 @@
 /*
  * log: formats into a stack buffer and writes the whole line with one write(2), so lines from
  * library threads never interleave mid-line.
+ *
+ * Repeats are collapsed as syslog does: a line identical to the previous one (same level, same
+ * text after formatting) within LOG_REPEAT_WINDOW_MS of the first of them is only counted, and
+ * "last message repeated N times" is written before the next different line, at the next
+ * identical line after the window, or by log_flush() (also at exit). A flood of one message
+ * thus costs a counter, not a disk.
  */
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
+
+#define LOG_LINE_MAX         2048
+#define LOG_REPEAT_WINDOW_MS 30000
+
+/* the last line written and how often it came again since; under repeat_lock */
+static pthread_mutex_t repeat_lock = PTHREAD_MUTEX_INITIALIZER;
+static char repeat_line[LOG_LINE_MAX];
+static size_t repeat_len;
+static unsigned long repeat_count;
+static uint64_t repeat_since_ms;
 
 static const char *log_ident = "cradle";
 static enum log_level log_level = LOG_LEVEL_INFO;
@@ -22,7 +43,11 @@ static const char *const level_names[_LOG_LEVEL_MAX] = {
 
 void log_init(const char *ident, enum log_level level)
 {
+	static bool registered;
 	const char *slash;
+
+	if (!registered) /* a count still pending at exit is written then */
+		registered = atexit(log_flush) == 0;
 
 	if (ident) {
 		slash = strrchr(ident, '/');
@@ -59,12 +84,68 @@ int log_level_from_string(const char *s, enum log_level *ret_level)
 	return -EINVAL;
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void write_all(const char *buf, size_t n)
+{
+	ssize_t w = write(STDERR_FILENO, buf, n);
+
+	(void)w;
+}
+
+/* Writes the pending repeat count, if any. Under repeat_lock. */
+static void flush_repeats_locked(void)
+{
+	char note[128];
+	int n;
+
+	if (repeat_count == 0)
+		return;
+	n = snprintf(note, sizeof(note), "%s: last message repeated %lu times\n", log_ident,
+	             repeat_count);
+	if (n > 0 && (size_t)n < sizeof(note))
+		write_all(note, (size_t)n);
+	repeat_count = 0;
+}
+
+void log_flush(void)
+{
+	pthread_mutex_lock(&repeat_lock);
+	flush_repeats_locked();
+	pthread_mutex_unlock(&repeat_lock);
+}
+
+/* Writes line unless it repeats the last one within the window. */
+static void emit(const char *line, size_t n)
+{
+	uint64_t now = mono_ms();
+
+	pthread_mutex_lock(&repeat_lock);
+	if (n == repeat_len && memcmp(line, repeat_line, n) == 0 &&
+	    now - repeat_since_ms < LOG_REPEAT_WINDOW_MS) {
+		repeat_count++;
+		pthread_mutex_unlock(&repeat_lock);
+		return;
+	}
+	flush_repeats_locked();
+	write_all(line, n);
+	memcpy(repeat_line, line, n);
+	repeat_len = n;
+	repeat_since_ms = now;
+	pthread_mutex_unlock(&repeat_lock);
+}
+
 __attribute__((format(printf, 3, 0))) static void log_write(enum log_level level, int r,
                                                             const char *fmt, va_list ap)
 {
-	char line[2048];
+	char line[LOG_LINE_MAX];
 	int n, m;
-	ssize_t w;
 
 	n = snprintf(line, sizeof(line), "%s: %s: ", log_ident, level_names[level]);
 	if (n < 0 || (size_t)n >= sizeof(line))
@@ -80,8 +161,7 @@ __attribute__((format(printf, 3, 0))) static void log_write(enum log_level level
 	if ((size_t)n >= sizeof(line) - 1)
 		n = (int)sizeof(line) - 2;
 	line[n++] = '\n';
-	w = write(STDERR_FILENO, line, (size_t)n);
-	(void)w;
+	emit(line, (size_t)n);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

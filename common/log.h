@@ -2,7 +2,8 @@
 /*
  * log: one line per event on stderr (journald picks it up under systemd).
  *
- * The only global state in the project: the program name and the level.
+ * The only global state in the project: the program name, the level and the last line (repeats
+ * of it are collapsed into "last message repeated N times", as syslog does).
  * log_*_errno(r, ...) appends strerror(-r) and returns r, so a failure is logged and
  * returned in one statement: `return log_error_errno(r, "device '%s': probe failed", udid);`
  */
@@ -31,6 +32,12 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 /* Logs fmt plus ": strerror(-r)" and returns r (r is a negative errno). */
 int log_msg_errno(enum log_level level, int r, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+
+/*
+ * Writes "last message repeated N times" now if identical lines are being collapsed (log.c);
+ * call before exit so a final count is not lost.
+ */
+void log_flush(void);
 
 #define log_error(...)  log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...)   log_msg(LOG_LEVEL_WARN, __VA_ARGS__)

@@ -51,7 +51,9 @@ static const char *const reject_strs[_COMMAND_REJECT_MAX] = {
 	[COMMAND_REJECT_BAD_PARAMS] = "bad_params",
 	[COMMAND_REJECT_EXPIRED] = "expired",
 	[COMMAND_REJECT_REPLAY] = "replay",
+	[COMMAND_REJECT_REPLAY_UNKNOWN] = "replay_unknown",
 	[COMMAND_REJECT_RATE_LIMITED] = "rate_limited",
+	[COMMAND_REJECT_BUSY] = "busy",
 	[COMMAND_REJECT_INTERNAL] = "internal",
 };
 

@@ -61,7 +61,9 @@ enum command_reject {
 	COMMAND_REJECT_BAD_PARAMS,     /* params do not fit the command */
 	COMMAND_REJECT_EXPIRED,        /* MQTT message expiry or expires_at has passed */
 	COMMAND_REJECT_REPLAY,         /* cmd_id seen before: the last status is sent again */
+	COMMAND_REJECT_REPLAY_UNKNOWN, /* issued before the replay history was found damaged */
 	COMMAND_REJECT_RATE_LIMITED,   /* per-device rate limit */
+	COMMAND_REJECT_BUSY,           /* the replay table is full of live ids: nothing evicted */
 	COMMAND_REJECT_INTERNAL,       /* the agent could not record the command (disk) */
 	_COMMAND_REJECT_MAX,
 };

@@ -72,6 +72,9 @@ static int setup_with(void **state, bool signed_)
 	cmd_config_defaults(&f->cfg);
 	snprintf(f->cfg.agent, sizeof(f->cfg.agent), "%s", AGENT);
 	f->cfg.require_signed = signed_;
+	/* the global budgets have their own test; the others drive time back and forth */
+	f->cfg.intake_per_s = 0;
+	f->cfg.answers_per_s = 0;
 	if (signed_) {
 		if (cmdsig_signer_generate(&f->a) < 0 || cmdsig_signer_generate(&f->b) < 0)
 			return -1;
@@ -102,6 +105,8 @@ static int teardown(void **state)
 	cmdsig_signer_free(f->a);
 	cmdsig_signer_free(f->b);
 	unlink(f->path);
+	snprintf(p, sizeof(p), "%s.guard", f->path);
+	unlink(p);
 	snprintf(p, sizeof(p), "%s.tmp", f->path);
 	unlink(p);
 	rmdir(f->dir);
@@ -615,17 +620,17 @@ static void test_rate_restart(void **state)
 	s = payload(id, "device.restart", UDID2, "{}", 900);
 	assert_int_equal(check_at(f, s, 60000, &d), COMMAND_REJECT_NONE);
 	free(s);
-	/* a repeat of a rate-limited id gets that rejection again, even when a token is back */
+	/* a rate-limited id was not recorded (it never ran): an hour later a repeat is evaluated
+	 * again and passes, and then takes the hour's token from a new restart */
+	assert_null(cmdtable_get(f->table, first_limited));
 	s = payload(first_limited, "device.restart", UDID, "{}", 7200);
-	assert_int_equal(check_at(f, s, 3601 * 1000LL, &d), COMMAND_REJECT_REPLAY);
+	assert_int_equal(check_at(f, s, 3601 * 1000LL, &d), COMMAND_REJECT_NONE);
 	assert_int_equal(cmd_decision_result(f->cmd, &d, &res), 0);
-	assert_int_equal(res.status, COMMAND_STATUS_REJECTED);
-	assert_int_equal(res.reason, COMMAND_REJECT_RATE_LIMITED);
+	assert_int_equal(res.status, COMMAND_STATUS_ACCEPTED);
 	free(s);
-	/* an hour later a new restart passes */
 	new_id(f, id);
 	s = payload(id, "device.restart", UDID, "{}", 7200);
-	assert_int_equal(check_at(f, s, 3601 * 1000LL, &d), COMMAND_REJECT_NONE);
+	assert_int_equal(check_at(f, s, 3602 * 1000LL, &d), COMMAND_REJECT_RATE_LIMITED);
 	free(s);
 }
 
@@ -694,6 +699,145 @@ static void test_internal_on_write_failure(void **state)
 	assert_int_equal(res.reason, COMMAND_REJECT_INTERNAL);
 	assert_null(cmdtable_get(f->table, ID1));
 	assert_int_equal(check(f, s, &d), COMMAND_REJECT_NONE);
+	free(s);
+}
+
+/* ---- issue 8: budgets, a full table, a damaged history ---- */
+
+static void renew(struct fixture *f)
+{
+	f->cmd = cmd_free(f->cmd);
+	assert_int_equal(cmd_new(&f->cfg, f->table, known_device, NULL, &f->cmd), 0);
+}
+
+/* Over the intake budget a command is only counted; over the answers budget a refusal has no
+ * result. Time stands still here, so the buckets do not refill. */
+static void test_budgets(void **state)
+{
+	struct fixture *f = *state;
+	struct cmd_decision d;
+	struct command_result res;
+	struct cmd_stats st;
+	char id[COMMAND_ID_MAX], *s;
+	int i, answered = 0, shed = 0, accepted = 0;
+
+	f->cfg.intake_per_s = 6;
+	f->cfg.answers_per_s = 2;
+	renew(f);
+	for (i = 0; i < 20; i++) {
+		new_id(f, id);
+		/* one command that runs, then unknown devices (refused) */
+		s = payload(id, "device.refresh", i == 0 ? UDID : "FFFF0000FFFF0000", "{}", 60);
+		check(f, s, &d);
+		free(s);
+		if (d.reason == COMMAND_REJECT_NONE) {
+			accepted++;
+			assert_int_equal(cmd_decision_result(f->cmd, &d, &res), 0);
+		} else if (d.shed) {
+			shed++;
+			assert_int_equal(d.reason, COMMAND_REJECT_BUSY);
+			assert_int_equal(cmd_decision_result(f->cmd, &d, &res), -ENOENT);
+		} else if (cmd_decision_result(f->cmd, &d, &res) == 0) {
+			answered++;
+			assert_int_equal(res.reason, COMMAND_REJECT_UNKNOWN_DEVICE);
+		} else {
+			assert_true(d.quiet);
+		}
+	}
+	assert_int_equal(accepted, 1);
+	assert_int_equal(answered, 2);
+	assert_int_equal(shed, 14);
+	cmd_get_stats(f->cmd, &st);
+	assert_int_equal(st.shed, 14);
+	assert_int_equal(st.quiet, 3);
+	/* a second later the budgets are back */
+	new_id(f, id);
+	s = payload(id, "device.refresh", "FFFF0000FFFF0000", "{}", 60);
+	assert_int_equal(check_at(f, s, 1000, &d), COMMAND_REJECT_UNKNOWN_DEVICE);
+	assert_int_equal(cmd_decision_result(f->cmd, &d, &res), 0);
+	free(s);
+}
+
+/*
+ * The attack of issue 8: a flood of rate-limited commands for another phone used to be written
+ * to the table and evict an executed id, which then ran again. Refusals are not written now, and
+ * a table full of live ids refuses new commands (busy) instead of forgetting one.
+ */
+static void test_flood_keeps_executed(void **state)
+{
+	struct fixture *f = *state;
+	struct cmd_decision d;
+	char id[COMMAND_ID_MAX], *s;
+	int i;
+
+	cmdtable_free(f->table);
+	f->table = NULL;
+	assert_int_equal(cmdtable_open(f->path, 8, 48LL * 3600 * 1000, T0, &f->table), 0);
+	renew(f);
+	s = payload(ID1, "device.refresh", UDID, "{}", 3600);
+	assert_int_equal(check(f, s, &d), COMMAND_REJECT_NONE);
+	free(s);
+	for (i = 0; i < 100; i++) {
+		new_id(f, id);
+		s = payload(id, "device.refresh", UDID2, "{}", 3600);
+		check_at(f, s, i, &d);
+		assert_true(d.reason == COMMAND_REJECT_NONE ||
+		            d.reason == COMMAND_REJECT_RATE_LIMITED);
+		free(s);
+	}
+	assert_int_equal(cmdtable_count(f->table), 7); /* ID1 and a burst of 6 for UDID2 */
+	s = payload(ID1, "device.refresh", UDID, "{}", 3600);
+	assert_int_equal(check_at(f, s, 200, &d), COMMAND_REJECT_REPLAY);
+	free(s);
+
+	/* without a rate limit the table fills: busy, and nothing is forgotten */
+	f->cfg.rate_count = 0;
+	renew(f);
+	new_id(f, id);
+	s = payload(id, "device.refresh", UDID2, "{}", 3600);
+	assert_int_equal(check_at(f, s, 300, &d), COMMAND_REJECT_NONE);
+	free(s);
+	for (i = 0; i < 5; i++) {
+		new_id(f, id);
+		s = payload(id, "device.refresh", UDID2, "{}", 3600);
+		assert_int_equal(check_at(f, s, 400, &d), COMMAND_REJECT_BUSY);
+		free(s);
+	}
+	s = payload(ID1, "device.refresh", UDID, "{}", 3600);
+	assert_int_equal(check_at(f, s, 500, &d), COMMAND_REJECT_REPLAY);
+	free(s);
+}
+
+/* After damage, a command issued before the watermark (plus the skew) is refused. */
+static void test_replay_unknown(void **state)
+{
+	struct fixture *f = *state;
+	struct cmd_decision d;
+	struct command_result res;
+	char id[COMMAND_ID_MAX], *s;
+
+	f->cfg.clock_skew_s = 0;
+	renew(f);
+	assert_int_equal(cmdtable_mark_unknown(f->table, T0 - 1), 0);
+	new_id(f, id);
+	s = payload(id, "device.refresh", UDID, "{}", 60);
+	assert_int_equal(check(f, s, &d), COMMAND_REJECT_NONE); /* issued at T0: after it */
+	free(s);
+	assert_int_equal(cmdtable_mark_unknown(f->table, T0 + 1), 0);
+	new_id(f, id);
+	s = payload(id, "device.refresh", UDID, "{}", 60);
+	assert_int_equal(check_at(f, s, 10, &d), COMMAND_REJECT_REPLAY_UNKNOWN);
+	assert_int_equal(cmd_decision_result(f->cmd, &d, &res), 0);
+	assert_int_equal(res.status, COMMAND_STATUS_REJECTED);
+	assert_string_equal(command_reject_str(res.reason), "replay_unknown");
+	free(s);
+	/* with the default skew, even a command issued a little after it is refused */
+	f->cfg.clock_skew_s = 300;
+	renew(f);
+	assert_int_equal(cmdtable_mark_unknown(f->table, T0 - 299 * 1000), 0);
+	new_id(f, id);
+	s = payload(id, "device.refresh", UDID, "{}", 60);
+	assert_int_equal(check_at(f, s, 20, &d), COMMAND_REJECT_REPLAY_UNKNOWN);
 	free(s);
 }
 
@@ -920,6 +1064,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rate_per_device, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_correlation_mismatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_internal_on_write_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_budgets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flood_keeps_executed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replay_unknown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sig_accept_and_replay, setup_signed, teardown),
 		cmocka_unit_test_setup_teardown(test_sig_refusals, setup_signed, teardown),
 		cmocka_unit_test_setup_teardown(test_sig_oversize_first, setup_signed, teardown),

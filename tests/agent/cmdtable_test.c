@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Tests of the persistent command table (agent/cmdtable.c): persistence across reopen, a kill -9
- * right after a put, torn and damaged files, the count and age bounds, compaction, and O(1)
- * lookups at the hard cap.
+ * right after a put, torn and damaged files (each fails closed: the replay_unknown watermark),
+ * the count bound (busy, never an eviction) and the age bound, compaction, and O(1) lookups at
+ * the hard cap.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -54,6 +56,8 @@ static int teardown(void **state)
 	char p[160];
 
 	unlink(f->path);
+	snprintf(p, sizeof(p), "%s.guard", f->path);
+	unlink(p);
 	snprintf(p, sizeof(p), "%s.tmp", f->path);
 	unlink(p);
 	snprintf(p, sizeof(p), "%s.corrupt", f->path);
@@ -161,8 +165,19 @@ static void test_kill9(void **state)
 }
 
 /* After a restart, executions the old process left unfinished become failed, final ones stay. */
+static void count_failed(const struct cmdtable_entry *e, void *data)
+{
+	int *n = data;
+
+	assert_int_equal(e->status, COMMAND_STATUS_FAILED);
+	assert_string_equal(e->code, "agent_restarted");
+	(*n)++;
+}
+
+/* Each unfinished command is reported once (before its record), then never again. */
 static void test_fail_unfinished(void **state)
 {
+	int reported = 0;
 	struct fixture *f = *state;
 	struct cmdtable *t = NULL;
 	const struct cmdtable_entry *e;
@@ -177,66 +192,186 @@ static void test_fail_unfinished(void **state)
 	assert_int_equal(cmdtable_put(t, c, COMMAND_STATUS_SUCCEEDED, NULL, -1, T0), 0);
 	cmdtable_free(t);
 	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0 + 5, &t), 0);
-	assert_int_equal(cmdtable_fail_unfinished(t, "agent_restarted", T0 + 5), 2);
+	assert_int_equal(
+	        cmdtable_fail_unfinished(t, "agent_restarted", T0 + 5, count_failed, &reported), 2);
+	assert_int_equal(reported, 2);
 	e = cmdtable_get(t, a);
 	assert_int_equal(e->status, COMMAND_STATUS_FAILED);
 	assert_string_equal(e->code, "agent_restarted");
 	assert_int_equal(cmdtable_get(t, b)->status, COMMAND_STATUS_FAILED);
 	assert_int_equal(cmdtable_get(t, c)->status, COMMAND_STATUS_SUCCEEDED);
-	assert_int_equal(cmdtable_fail_unfinished(t, "agent_restarted", T0 + 6), 0);
+	assert_int_equal(cmdtable_fail_unfinished(t, "agent_restarted", T0 + 6, NULL, NULL), 0);
+	cmdtable_free(t);
+	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0 + 7, &t), 0);
+	assert_int_equal(
+	        cmdtable_fail_unfinished(t, "agent_restarted", T0 + 7, count_failed, &reported), 0);
+	assert_int_equal(reported, 2);
 	cmdtable_free(t);
 }
 
-/* A crash in the middle of an append leaves a partial record: it is cut off on open. */
-static void test_torn_tail(void **state)
+/* Puts n accepted ids 0..n-1 at T0 and closes the table. */
+static void fill(struct fixture *f, int n)
 {
-	struct fixture *f = *state;
 	struct cmdtable *t = NULL;
 	char id[COMMAND_ID_MAX];
 	int i;
 
 	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0, &t), 0);
-	for (i = 0; i < 3; i++) {
+	assert_int_equal(cmdtable_unknown_before(t), 0);
+	for (i = 0; i < n; i++) {
 		id_n(i, id);
 		assert_int_equal(cmdtable_put(t, id, COMMAND_STATUS_ACCEPTED, NULL, -1, T0), 0);
 	}
 	cmdtable_free(t);
-	assert_int_equal(truncate(f->path, HDR_SIZE + 2 * REC_SIZE + 50), 0);
+}
 
-	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0, &t), 0);
-	assert_int_equal(cmdtable_count(t), 2);
-	id_n(2, id);
-	assert_null(cmdtable_get(t, id));
-	/* the file is aligned again, so the next append is readable */
-	assert_int_equal(file_size(f->path), HDR_SIZE + 2 * REC_SIZE);
-	assert_int_equal(cmdtable_put(t, id, COMMAND_STATUS_SUCCEEDED, NULL, -1, T0), 0);
+/* Reopens at T0 + 1000 and checks it failed closed then (and only then), keeping `count` ids. */
+static void expect_fail_closed(struct fixture *f, size_t count)
+{
+	struct cmdtable *t = NULL;
+
+	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0 + 1000, &t), 0);
+	assert_int_equal(cmdtable_count(t), count);
+	assert_int_equal(cmdtable_unknown_before(t), T0 + 1000);
 	cmdtable_free(t);
-	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0, &t), 0);
-	assert_int_equal(cmdtable_count(t), 3);
-	assert_non_null(cmdtable_get(t, id));
+	/* the watermark is durable, and a clean reopen does not move it */
+	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0 + 2000, &t), 0);
+	assert_int_equal(cmdtable_count(t), count);
+	assert_int_equal(cmdtable_unknown_before(t), T0 + 1000);
 	cmdtable_free(t);
 }
 
-/* A damaged record (bad CRC) ends the readable log; what was before it is kept. */
+/* A partial record at the end (a power cut, or a cut file): the ids before it kept, fail closed. */
+static void test_torn_tail(void **state)
+{
+	struct fixture *f = *state;
+	struct cmdtable *t = NULL;
+	char id[COMMAND_ID_MAX];
+
+	fill(f, 3);
+	assert_int_equal(truncate(f->path, HDR_SIZE + 2 * REC_SIZE + 50), 0);
+	expect_fail_closed(f, 2);
+	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0 + 3000, &t), 0);
+	id_n(2, id);
+	assert_null(cmdtable_get(t, id));
+	/* the file is aligned again, so the next append is readable */
+	assert_int_equal(cmdtable_put(t, id, COMMAND_STATUS_SUCCEEDED, NULL, -1, T0), 0);
+	cmdtable_free(t);
+	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0 + 3000, &t), 0);
+	assert_int_equal(cmdtable_count(t), 3);
+	assert_non_null(cmdtable_get(t, id));
+	assert_int_equal(cmdtable_unknown_before(t), T0 + 1000);
+	cmdtable_free(t);
+}
+
+/* A cut exactly at a record boundary: fewer records than the guard vouches for. */
+static void test_truncated(void **state)
+{
+	struct fixture *f = *state;
+
+	fill(f, 8);
+	assert_int_equal(truncate(f->path, HDR_SIZE + 5 * REC_SIZE), 0);
+	expect_fail_closed(f, 5);
+}
+
+static void test_zero_length(void **state)
+{
+	struct fixture *f = *state;
+
+	fill(f, 8);
+	assert_int_equal(truncate(f->path, 0), 0);
+	expect_fail_closed(f, 0);
+}
+
+static void test_deleted(void **state)
+{
+	struct fixture *f = *state;
+	struct cmdtable *t = NULL;
+	char guard[160];
+
+	fill(f, 8);
+	assert_int_equal(unlink(f->path), 0);
+	expect_fail_closed(f, 0);
+	/* the guard gone instead, or damaged */
+	snprintf(guard, sizeof(guard), "%s.guard", f->path);
+	assert_int_equal(unlink(guard), 0);
+	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0 + 5000, &t), 0);
+	assert_int_equal(cmdtable_unknown_before(t), T0 + 5000);
+	cmdtable_free(t);
+	assert_int_equal(truncate(guard, 20), 0);
+	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0 + 6000, &t), 0);
+	assert_int_equal(cmdtable_unknown_before(t), T0 + 6000);
+	cmdtable_free(t);
+	/* both gone is a new installation (the daemon checks agent.state for that case) */
+	assert_int_equal(unlink(guard), 0);
+	assert_int_equal(unlink(f->path), 0);
+	fill(f, 1);
+	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0 + 7000, &t), 0);
+	assert_int_equal(cmdtable_unknown_before(t), 0);
+	assert_int_equal(cmdtable_mark_unknown(t, T0 + 7000), 0);
+	cmdtable_free(t);
+	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0 + 8000, &t), 0);
+	assert_int_equal(cmdtable_unknown_before(t), T0 + 7000);
+	assert_int_equal(cmdtable_count(t), 1);
+	cmdtable_free(t);
+}
+
+/* With no room to write (RLIMIT_FSIZE 0: writes fail with EFBIG), a new or damaged table still
+ * opens: the agent starts on a full disk, fails closed in memory, and writes once room is back. */
+static void test_no_room(void **state)
+{
+	struct fixture *f = *state;
+	struct cmdtable *t = NULL;
+	struct rlimit old, lim;
+	char id[COMMAND_ID_MAX];
+
+	id_n(1, id);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	lim = old;
+	lim.rlim_cur = 0;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0, &t), 0);
+	assert_true(cmdtable_put(t, id, COMMAND_STATUS_ACCEPTED, NULL, -1, T0) < 0);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	assert_int_equal(cmdtable_put(t, id, COMMAND_STATUS_ACCEPTED, NULL, -1, T0), 0);
+	cmdtable_free(t);
+	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0, &t), 0);
+	assert_int_equal(cmdtable_count(t), 1);
+	assert_int_equal(cmdtable_unknown_before(t), 0);
+	cmdtable_free(t);
+
+	/* damaged while full: the watermark holds in memory, and is found again later */
+	assert_int_equal(truncate(f->path, 0), 0);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0 + 1000, &t), 0);
+	assert_int_equal(cmdtable_unknown_before(t), T0 + 1000);
+	cmdtable_free(t);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0 + 2000, &t), 0);
+	assert_true(cmdtable_unknown_before(t) >= T0 + 1000);
+	cmdtable_free(t);
+}
+
+/* A damaged record (bad CRC) is skipped; the records on both sides are kept; fail closed. */
 static void test_bad_crc(void **state)
 {
 	struct fixture *f = *state;
 	struct cmdtable *t = NULL;
 	char id[COMMAND_ID_MAX];
-	int fd, i;
+	int fd;
 
-	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0, &t), 0);
-	for (i = 0; i < 4; i++) {
-		id_n(i, id);
-		assert_int_equal(cmdtable_put(t, id, COMMAND_STATUS_ACCEPTED, NULL, -1, T0), 0);
-	}
-	cmdtable_free(t);
+	fill(f, 8);
 	fd = open(f->path, O_WRONLY);
 	assert_true(fd >= 0);
 	assert_int_equal(pwrite(fd, "X", 1, HDR_SIZE + 2 * REC_SIZE + 40), 1);
 	close(fd);
-	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0, &t), 0);
-	assert_int_equal(cmdtable_count(t), 2);
+	expect_fail_closed(f, 7);
+	assert_int_equal(cmdtable_open(f->path, 100, 24 * HOUR_MS, T0 + 3000, &t), 0);
+	id_n(2, id);
+	assert_null(cmdtable_get(t, id));
+	id_n(7, id);
+	assert_non_null(cmdtable_get(t, id));
 	cmdtable_free(t);
 }
 
@@ -267,6 +402,7 @@ static void test_bad_header(void **state)
 	cmdtable_free(t);
 }
 
+/* A full table refuses a new id (busy) and forgets none of its live ones; age frees space. */
 static void test_count_bound(void **state)
 {
 	struct fixture *f = *state;
@@ -277,23 +413,32 @@ static void test_count_bound(void **state)
 	assert_int_equal(cmdtable_open(f->path, 4, 24 * HOUR_MS, T0, &t), 0);
 	for (i = 0; i < 6; i++) {
 		id_n(i, id);
-		assert_int_equal(cmdtable_put(t, id, COMMAND_STATUS_ACCEPTED, NULL, -1, T0 + i), 0);
+		assert_int_equal(cmdtable_put(t, id, COMMAND_STATUS_ACCEPTED, NULL, -1, T0 + i),
+		                 i < 4 ? 0 : -EBUSY);
 	}
 	assert_int_equal(cmdtable_count(t), 4);
 	for (i = 0; i < 6; i++) {
 		id_n(i, id);
-		if (i < 2)
-			assert_null(cmdtable_get(t, id));
-		else
+		if (i < 4)
 			assert_non_null(cmdtable_get(t, id));
+		else
+			assert_null(cmdtable_get(t, id));
 	}
+	/* a known id still takes its later states */
+	id_n(0, id);
+	assert_int_equal(cmdtable_put(t, id, COMMAND_STATUS_SUCCEEDED, NULL, -1, T0 + 10), 0);
 	cmdtable_free(t);
 	assert_int_equal(cmdtable_open(f->path, 4, 24 * HOUR_MS, T0, &t), 0);
 	assert_int_equal(cmdtable_count(t), 4);
-	id_n(1, id);
-	assert_null(cmdtable_get(t, id));
+	assert_int_equal(cmdtable_unknown_before(t), 0);
+	id_n(0, id);
+	assert_int_equal(cmdtable_get(t, id)->status, COMMAND_STATUS_SUCCEEDED);
+	/* once the oldest is past the retention, a new id fits */
 	id_n(5, id);
-	assert_non_null(cmdtable_get(t, id));
+	assert_int_equal(
+	        cmdtable_put(t, id, COMMAND_STATUS_ACCEPTED, NULL, -1, T0 + 24 * HOUR_MS + 1), 0);
+	id_n(0, id);
+	assert_null(cmdtable_get(t, id));
 	cmdtable_free(t);
 	assert_int_equal(cmdtable_open(f->path, 0, 24 * HOUR_MS, T0, &t), -EINVAL);
 	assert_int_equal(cmdtable_open(f->path, CMDTABLE_ENTRIES_MAX + 1, 24 * HOUR_MS, T0, &t),
@@ -359,7 +504,7 @@ static void test_compaction(void **state)
 }
 
 /*
- * At the hard cap, loading, evicting and looking up stay cheap: report the figures. The file
+ * At the hard cap, loading, refusing and looking up stay cheap: report the figures. The file
  * lives on /dev/shm (tmpfs, where fdatasync costs nothing) when there is one, so this measures
  * the table and not the disk.
  */
@@ -382,7 +527,8 @@ static void test_scale(void **state)
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	for (i = 0; i < n + extra; i++) {
 		id_n(i, id);
-		assert_int_equal(cmdtable_put(t, id, COMMAND_STATUS_ACCEPTED, NULL, -1, T0 + i), 0);
+		assert_int_equal(cmdtable_put(t, id, COMMAND_STATUS_ACCEPTED, NULL, -1, T0 + i),
+		                 i < n ? 0 : -EBUSY);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	put_us = ((double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_nsec - a.tv_nsec) / 1e3) /
@@ -402,14 +548,18 @@ static void test_scale(void **state)
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	lookup_ns = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) /
 	            (n + extra);
-	assert_int_equal(found, n); /* the oldest `extra` were evicted */
-	id_n(extra - 1, id);
+	assert_int_equal(found, n); /* the `extra` were refused, none evicted */
+	id_n(0, id);
+	assert_non_null(cmdtable_get(t, id));
+	id_n(n, id);
 	assert_null(cmdtable_get(t, id));
 	print_message("cmdtable (%s): %d entries, put %.1f us, open %.1f ms, lookup %.0f ns\n", dir,
 	              n, put_us, open_ms, lookup_ns);
 	cmdtable_free(t);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/cmdtable.tmp", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/cmdtable.guard", dir);
 	unlink(path);
 	if (strcmp(dir, f->dir) != 0)
 		rmdir(dir);
@@ -423,6 +573,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fail_unfinished, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_crc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zero_length, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_count_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_age_bound, setup, teardown),

@@ -97,6 +97,7 @@ static void test_examples(void **state)
 		"command_result_rejected.json",
 		"command_result_succeeded_replay.json",
 		"command_result_rejected_bad_signature.json",
+		"command_result_rejected_replay_unknown.json",
 	};
 	struct command c;
 	struct command_result r;

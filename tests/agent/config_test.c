@@ -48,6 +48,10 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.syslog_window_s, 5);
 	assert_int_equal(cfg.keepalive_s, 30);
 	assert_int_equal(cfg.will_delay_s, 15);
+	assert_int_equal(cfg.cmd_table_size, 20000);
+	assert_int_equal(cfg.cmd_intake_rate, 200);
+	assert_int_equal(cfg.cmd_rejection_results_rate, 20);
+	assert_int_equal(cfg.cmd_clock_skew_s, 300);
 	assert_int_equal(cfg.session_expiry_s, 3600);
 	assert_int_equal(cfg.outbox_max_bytes, 64 * 1024 * 1024);
 	assert_int_equal(cfg.outbox_max_records, 100000);
@@ -207,6 +211,9 @@ static void test_errors(void **state)
 	             "t.conf:2: 'site': value longer than 63 bytes");
 	expect_error("agent_id abc\nwill_delay 1h\nsession_expiry 1h\n",
 	             "t.conf: will_delay (3600s) must be shorter than session_expiry (3600s)");
+	expect_error("agent_id abc\ncmd_id_retention 1h\ncmd_clock_skew 30m\n",
+	             "t.conf: cmd_id_retention (3600s) must be at least 60s + 2 x cmd_clock_skew "
+	             "(1800s)");
 	expect_error("agent_id abc\nmqtt_certfile /c.pem\n",
 	             "t.conf: mqtt_certfile and mqtt_keyfile must be set together");
 	/* a key that is not one names its line and item (a typo must not drop a trusted key) */
