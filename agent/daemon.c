@@ -37,7 +37,8 @@
 #define DAEMON_PATH_MAX       512
 #define DAEMON_CMDTABLE_MAX   20000 /* accepted commands remembered (replay protection) */
 #define DAEMON_SHUTDOWN_MS    5000
-#define DAEMON_ACTION_TIMEOUT 120 /* s: cloud toggle / restart helper deadline */
+#define DAEMON_RETRY_MS       1000 /* retry of messages a full disk kept out of the outbox */
+#define DAEMON_ACTION_TIMEOUT 120  /* s: cloud toggle / restart helper deadline */
 #define DAEMON_BACKUP_TIMEOUT (6 * 3600)
 
 struct daemon {
@@ -55,6 +56,7 @@ struct daemon {
 	struct actions *actions;
 	struct devmon *devmon;
 	struct agentev *agentev; /* agent-level events */
+	uint64_t retry_timer;    /* publish_retry() */
 	int64_t started_at;
 	char topic_cmd[TOPICS_MAX];
 	char topic_status[TOPICS_MAX];
@@ -327,6 +329,19 @@ static void on_agent_event(void *data, struct proto_agent_event *ev, const char 
 	publish_agent_event(d->pub, ev, key);
 }
 
+/* Every second: what a full disk kept out of the outbox, and states to send durably again. */
+static void on_retry_timer(struct loop *loop, uint64_t id, void *data)
+{
+	struct daemon *d = data;
+
+	(void)id;
+	if (publish_retry(d->pub)) {
+		log_notice("the outbox writes again: republishing every phone's state");
+		registry_republish(d->reg);
+	}
+	d->retry_timer = loop_add_timer(loop, DAEMON_RETRY_MS, on_retry_timer, d);
+}
+
 static void on_usbmuxd(bool up, size_t devices, void *data)
 {
 	struct daemon *d = data;
@@ -348,11 +363,16 @@ static int build_agentev(struct daemon *d)
 		.outbox_max_bytes = cfg->outbox_max_bytes,
 	};
 
+	struct outbox_damage dmg;
+
 	d->agentev = agentev_new(d->loop, &ac, on_agent_event, d);
 	if (!d->agentev)
 		return log_error_errno(-ENOMEM, "cannot set up agent events");
 	publish_set_agentev(d->pub, d->agentev);
-	return 0;
+	outbox_get_damage(d->outbox, &dmg);
+	agentev_outbox_damaged(d->agentev, &dmg);
+	d->retry_timer = loop_add_timer(d->loop, DAEMON_RETRY_MS, on_retry_timer, d);
+	return d->retry_timer ? 0 : -ENOMEM;
 }
 
 static int build_mqtt(struct daemon *d)
@@ -422,8 +442,17 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 	}
 	r = statefile_begin_session(d.statefile_path, &d.sf);
 	if (r < 0) {
-		log_error_errno(r, "cannot write '%s'", d.statefile_path);
-		return 1;
+		/* a full disk must not keep the agent down: the session comes from the clock, so
+		 * it is new even unsaved, and the counter is saved as soon as there is room */
+		log_warn_errno(r,
+		               "cannot write '%s' (full disk?), starting with the counters in "
+		               "memory",
+		               d.statefile_path);
+		d.sf.session =
+		        statefile_session_after(d.sf.session, (uint64_t)wall_now_ms() * 1000);
+		if (d.sf.next_seq < d.sf.reserved_end)
+			d.sf.next_seq = d.sf.reserved_end;
+		d.sf.reserved_end = d.sf.next_seq;
 	}
 	log_info("agent '%s' starting, session %llu", cfg->agent_id,
 	         (unsigned long long)d.sf.session);

@@ -316,8 +316,8 @@ struct proto_disk_details {
 
 /* details of outbox_damaged */
 struct proto_outbox_damage_details {
-	int64_t lost_records;  /* unsent records lost to the damage */
-	int64_t first_seq;     /* their outbox record numbers (not message seqs); 0 = unknown */
+	int64_t lost_records; /* unsent records lost to the damage */
+	int64_t first_seq;    /* their outbox record numbers (not message seqs); 0 = unknown */
 	int64_t last_seq;
 	int64_t bytes_skipped; /* damaged bytes skipped */
 	bool empty;            /* the journal had been emptied: what it held is lost, uncounted */
