@@ -18,9 +18,10 @@
 #include "loop.h"
 #include "outbox.h"
 
-#define AGENTEV_REASONS_MAX       32 /* refusal reasons tracked; v1 has about a dozen */
-#define AGENTEV_DEFAULT_MS        60000
-#define AGENTEV_OUTBOX_RECHECK_MS 1000 /* while under pressure: acks drain it without a put */
+#define AGENTEV_REASONS_MAX        32 /* refusal reasons tracked; v1 has about a dozen */
+#define AGENTEV_DEFAULT_MS         60000
+#define AGENTEV_OUTBOX_RECHECK_MS  1000 /* while under pressure: acks drain it without a put */
+#define AGENTEV_FREE_AFTER_FAILURE (256 * 1024) /* free space for disk_ok after failed writes */
 
 struct reason_window {
 	char reason[PROTO_CODE_MAX];
@@ -256,6 +257,9 @@ static void disk_check(struct agentev *ae)
 	/* back to ok only 10 % above the floor: a value hovering at it must not flap; and not
 	 * while the outbox still cannot write */
 	low = (ae->disk_low ? free_b < floor + floor / 10 : free_b < floor) || ae->write_failing;
+	/* after failed writes, one that worked may only have filled a page already allocated */
+	if (ae->disk_low && ae->write_failures && free_b < AGENTEV_FREE_AFTER_FAILURE)
+		low = true;
 	if (low == ae->disk_low)
 		return;
 	ae->disk_low = low;

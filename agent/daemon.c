@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "actions.h"
@@ -448,8 +449,11 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 		               "cannot write '%s' (full disk?), starting with the counters in "
 		               "memory",
 		               d.statefile_path);
-		d.sf.session =
-		        statefile_session_after(d.sf.session, (uint64_t)wall_now_ms() * 1000);
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		d.sf.session = statefile_session_after(
+		        d.sf.session, (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000);
 		if (d.sf.next_seq < d.sf.reserved_end)
 			d.sf.next_seq = d.sf.reserved_end;
 		d.sf.reserved_end = d.sf.next_seq;

@@ -491,6 +491,9 @@ static void damage_finish(struct outbox *ob)
 	}
 	if (ob->n_regions > 0) {
 		d->damaged = true;
+		/* a lost record's number is not given to a new one */
+		if (d->last_seq >= ob->next_seq)
+			ob->next_seq = d->last_seq + 1;
 		log_warn("outbox '%s': damaged: %" PRIu64 " records lost (records %" PRIu64
 		         "..%" PRIu64 "), %" PRIu64 " bytes skipped, the rest recovered",
 		         ob->path, d->lost_records, d->first_seq, d->last_seq, d->bytes_skipped);
