@@ -421,7 +421,8 @@ static int cmp_u64(const void *a, const void *b)
 
 static bool orphan_acked(const struct outbox *ob, uint64_t seq)
 {
-	return bsearch(&seq, ob->orphans, ob->n_orphans, sizeof(seq), cmp_u64) != NULL;
+	return ob->n_orphans &&
+	       bsearch(&seq, ob->orphans, ob->n_orphans, sizeof(seq), cmp_u64) != NULL;
 }
 
 static void damage_count(struct outbox *ob, uint64_t seq)
@@ -445,7 +446,8 @@ static void damage_finish(struct outbox *ob)
 	struct outbox_damage *d = &ob->damage;
 	uint64_t before_lost;
 
-	qsort(ob->orphans, ob->n_orphans, sizeof(*ob->orphans), cmp_u64);
+	if (ob->n_orphans)
+		qsort(ob->orphans, ob->n_orphans, sizeof(*ob->orphans), cmp_u64);
 	for (size_t i = 0; i < ob->n_regions; i++) {
 		struct outbox_damage_region *g = &ob->regions[i];
 		/* without a valid put after it, only dense seqs after the last one are believed */
