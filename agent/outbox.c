@@ -151,6 +151,24 @@ static int write_header(int fd, uint64_t next_seq)
 
 #define HEADER_LEN (FRAME_HEADER + 13)
 
+/* Makes room for one more element in *arr (n used of *cap, elements of size bytes). */
+static int grow(void *arr, size_t *cap, size_t n, size_t size, size_t first_cap)
+{
+	void **p = arr;
+	size_t c;
+	void *m;
+
+	if (n < *cap)
+		return 0;
+	c = *cap ? *cap * 2 : first_cap;
+	m = realloc(*p, c * size);
+	if (!m)
+		return -ENOMEM;
+	*p = m;
+	*cap = c;
+	return 0;
+}
+
 static struct outbox_entry *find(const struct outbox *ob, uint64_t seq)
 {
 	size_t lo = 0, hi = ob->n_ent;
@@ -197,15 +215,8 @@ static int index_add(struct outbox *ob, uint64_t seq, uint64_t off, uint32_t len
 	struct outbox_entry *e;
 	char *k = NULL;
 
-	if (ob->n_ent == ob->cap_ent) {
-		size_t cap = ob->cap_ent ? ob->cap_ent * 2 : 256;
-		struct outbox_entry *n = realloc(ob->ent, cap * sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		ob->ent = n;
-		ob->cap_ent = cap;
-	}
+	if (grow(&ob->ent, &ob->cap_ent, ob->n_ent, sizeof(*ob->ent), 256) < 0)
+		return -ENOMEM;
 	if (key_len > 0) {
 		k = strndup(key, key_len);
 		if (!k)
@@ -330,15 +341,8 @@ static int damage_open(struct outbox *ob, const uint8_t *map, uint64_t size, uin
 	struct outbox_damage_region *g;
 	uint64_t p = from;
 
-	if (ob->n_regions == ob->cap_regions) {
-		size_t cap = ob->cap_regions ? ob->cap_regions * 2 : 8;
-		struct outbox_damage_region *n = realloc(ob->regions, cap * sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		ob->regions = n;
-		ob->cap_regions = cap;
-	}
+	if (grow(&ob->regions, &ob->cap_regions, ob->n_regions, sizeof(*ob->regions), 8) < 0)
+		return -ENOMEM;
 	g = &ob->regions[ob->n_regions++];
 	*g = (struct outbox_damage_region){ .after = ob->last_put, .from = from, .to = to };
 	ob->damage.bytes_skipped += to - from;
@@ -399,15 +403,8 @@ static int damage_note_ack(struct outbox *ob, uint64_t seq)
 {
 	if (ob->n_regions == 0)
 		return 0;
-	if (ob->n_orphans == ob->cap_orphans) {
-		size_t cap = ob->cap_orphans ? ob->cap_orphans * 2 : 64;
-		uint64_t *n = realloc(ob->orphans, cap * sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		ob->orphans = n;
-		ob->cap_orphans = cap;
-	}
+	if (grow(&ob->orphans, &ob->cap_orphans, ob->n_orphans, sizeof(*ob->orphans), 64) < 0)
+		return -ENOMEM;
 	ob->orphans[ob->n_orphans++] = seq;
 	return 0;
 }
