@@ -57,7 +57,9 @@ struct daemon {
 	struct actions *actions;
 	struct devmon *devmon;
 	struct agentev *agentev; /* agent-level events */
-	uint64_t retry_timer;    /* publish_retry() */
+	uint64_t retry_timer;    /* publish_retry(), build_cmd() while waiting */
+	bool cmd_waiting;        /* the command table could not be opened for want of space */
+	unsigned cmd_tries;
 	int64_t started_at;
 	char topic_cmd[TOPICS_MAX];
 	char topic_status[TOPICS_MAX];
@@ -164,6 +166,13 @@ static void handle_command(struct daemon *d, const struct mqtt_message *msg)
 	struct cmd_decision dec;
 	struct command_result res;
 
+	if (!d->cmd) {
+		/* subscribed by an earlier run's session: the table cannot vouch for it yet */
+		log_warn("command dropped: the command table waits for disk space");
+		agentev_command_rejected(d->agentev, "busy", "command table waits for disk space");
+		return;
+	}
+
 	cm.sig_ambiguous = msg->user_props_cut;
 	for (unsigned i = 0; i < msg->n_user_props; i++)
 		cmd_message_user_property(&cm, msg->user_props[i].name, msg->user_props[i].name_len,
@@ -191,7 +200,8 @@ static void on_connected(struct mqtt *m, void *data)
 	char *p;
 
 	log_info("connected to '%s'", d->cfg->broker_url);
-	mqtt_subscribe(m, d->topic_cmd, 1);
+	if (d->cmd) /* else once the command table opens */
+		mqtt_subscribe(m, d->topic_cmd, 1);
 	p = publish_status_payload(d->pub, true, false);
 	if (p)
 		mqtt_publish(m, d->topic_status, p, strlen(p), true, 1);
@@ -268,7 +278,7 @@ static int build_cmd(struct daemon *d)
 	for (i = 0; i < d->cfg->allowed_commands.n; i++) {
 		if (command_name_from_str(d->cfg->allowed_commands.item[i], &name) == 0)
 			cc.allowed |= CMD_ALLOW(name);
-		else
+		else if (!d->cmd_waiting) /* said once, not at every retry */
 			log_warn("allowed_commands: unknown command '%s', ignoring",
 			         d->cfg->allowed_commands.item[i]);
 	}
@@ -289,6 +299,14 @@ static int build_cmd(struct daemon *d)
 	snprintf(path, sizeof(path), "%s/cmdtable", d->cfg->state_dir);
 	r = cmdtable_open(path, DAEMON_CMDTABLE_MAX, retention_s * 1000, wall_now_ms(),
 	                  &d->cmdtable);
+	if (r == -ENOSPC || r == -EDQUOT) {
+		/* a full disk must not keep the agent down: no commands until the table opens
+		 * (retried every second), so none runs without replay protection */
+		if (!d->cmd_waiting)
+			log_warn("command intake waits for disk space to open '%s'", path);
+		d->cmd_waiting = true;
+		return 0;
+	}
 	if (r < 0)
 		return log_error_errno(r, "cannot open the command table '%s'", path);
 	r = cmdtable_fail_unfinished(d->cmdtable, "agent_restarted", wall_now_ms());
@@ -297,6 +315,12 @@ static int build_cmd(struct daemon *d)
 	r = cmd_new(&cc, d->cmdtable, registry_attached, d->reg, &d->cmd);
 	if (r < 0)
 		return log_error_errno(r, "cannot set up command intake");
+	if (d->cmd_waiting) {
+		log_notice("command intake open");
+		d->cmd_waiting = false;
+		if (d->mqtt && mqtt_is_connected(d->mqtt))
+			mqtt_subscribe(d->mqtt, d->topic_cmd, 1);
+	}
 	return 0;
 }
 
@@ -330,12 +354,17 @@ static void on_agent_event(void *data, struct proto_agent_event *ev, const char 
 	publish_agent_event(d->pub, ev, key);
 }
 
+static int build_cmd(struct daemon *d);
+
 /* Every second: what a full disk kept out of the outbox, and states to send durably again. */
 static void on_retry_timer(struct loop *loop, uint64_t id, void *data)
 {
 	struct daemon *d = data;
 
 	(void)id;
+	/* the table's own errors are logged at every try: every 10 s is enough */
+	if (d->cmd_waiting && ++d->cmd_tries % 10 == 0 && build_cmd(d) < 0)
+		log_warn("command intake cannot be set up");
 	if (publish_retry(d->pub)) {
 		log_notice("the outbox writes again: republishing every phone's state");
 		registry_republish(d->reg);

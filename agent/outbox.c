@@ -74,6 +74,7 @@ struct outbox {
 	struct outbox_damage damage;
 	uint64_t file_bytes_damaged;  /* damaged bytes still in the file (before a compaction) */
 	uint64_t compact_failed_dead; /* dead bytes when a compaction last failed (0: none) */
+	bool write_failing;           /* the last put's write failed */
 	/* replay only */
 	struct outbox_damage_region *regions;
 	size_t n_regions, cap_regions;
@@ -166,6 +167,42 @@ static int grow(void *arr, size_t *cap, size_t n, size_t size, size_t first_cap)
 		return -ENOMEM;
 	*p = m;
 	*cap = c;
+	return 0;
+}
+
+/* A put's write failed: counted, logged at the first of a run (a full disk fails them all). */
+static int write_failed(struct outbox *ob, int r)
+{
+	ob->stats.write_failures++;
+	if (ob->write_failing)
+		return r;
+	ob->write_failing = true;
+	return log_error_errno(r, "outbox '%s': write failed (logged once until one works)",
+	                       ob->path);
+}
+
+/*
+ * Writes the header of an empty journal. When that fails (a full disk) the empty file goes
+ * again, since an empty journal found at open means damage; the next put creates it anew.
+ */
+static int start_journal(struct outbox *ob)
+{
+	int r;
+
+	if (ob->fd < 0) {
+		ob->fd = open(ob->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (ob->fd < 0)
+			return -errno;
+	}
+	r = write_header(ob->fd, ob->next_seq);
+	if (r < 0) {
+		close(ob->fd);
+		ob->fd = -1;
+		unlink(ob->path);
+		return r;
+	}
+	ob->file_size = HEADER_LEN;
+	ob->dirty = true;
 	return 0;
 }
 
@@ -576,19 +613,11 @@ static int replay(struct outbox *ob, bool existed)
 	}
 	ob->file_bytes_damaged = ob->damage.bytes_skipped - (size - ob->file_size);
 	if (ob->file_size == 0) {
-		r = write_header(ob->fd, ob->next_seq);
-		if (r < 0) {
-			/* a full disk: start anyway, the header goes first with the first put */
+		r = start_journal(ob);
+		if (r < 0) /* a full disk: start anyway, the first put that fits writes it */
 			log_warn_errno(r, "outbox '%s': cannot write the journal header yet",
 			               ob->path);
-			if (ftruncate(ob->fd, 0) < 0)
-				log_warn_errno(-errno, "outbox '%s': cannot cut a failed header",
-				               ob->path);
-			r = 0;
-		} else {
-			ob->file_size = HEADER_LEN;
-			ob->dirty = true;
-		}
+		r = 0;
 	}
 	advance_first_live(ob);
 out:
@@ -907,16 +936,11 @@ int outbox_put(struct outbox *ob, const char *topic, const void *payload, size_t
 		return -ENOMEM;
 	if (ob->file_size == 0) {
 		/* opened on a full disk: the header still has to go first */
-		r = write_header(ob->fd, ob->next_seq);
+		r = start_journal(ob);
 		if (r < 0) {
-			if (ftruncate(ob->fd, 0) < 0)
-				log_debug("outbox '%s': cannot cut a failed header", ob->path);
 			free(buf);
-			ob->stats.write_failures++;
-			return log_error_errno(r, "outbox '%s': write failed", ob->path);
+			return write_failed(ob, r);
 		}
-		ob->file_size = HEADER_LEN;
-		ob->dirty = true;
 	}
 	seq = ob->next_seq;
 	off = ob->file_size;
@@ -933,10 +957,9 @@ int outbox_put(struct outbox *ob, const char *topic, const void *payload, size_t
 		memcpy(buf + FRAME_HEADER + PUT_FIXED + klen + tlen, payload, len);
 	r = append(ob, buf, blen);
 	free(buf);
-	if (r < 0) {
-		ob->stats.write_failures++;
-		return log_error_errno(r, "outbox '%s': write failed", ob->path);
-	}
+	if (r < 0)
+		return write_failed(ob, r);
+	ob->write_failing = false;
 	r = index_add(ob, seq, off, (uint32_t)(FRAME_HEADER + blen), kind, key, klen);
 	if (r < 0)
 		return r;

@@ -11,7 +11,9 @@ test says so and exits 77, registered as a skip).
 3. Still full, the broker goes away: a phone changes, the messages wait in memory; the broker
    comes back and they are published.
 4. Space comes back: disk_ok; every phone's retained state matches the simulator.
-5. A restart while the disk is full: the agent runs (it exited 1 before) and publishes.
+5. A restart while the disk is full: the agent runs (it exited 1 before) and publishes; a
+   first start on a full disk (no command table yet) runs too, and commands run once space
+   is back.
 6. With the broker down a few records wait in the outbox; the agent stops, one byte of the
    newest record is flipped; at the next start an outbox_damaged event says exactly that one
    record was lost, and the others are delivered.
@@ -239,8 +241,20 @@ def run(mnt):
             set_power(sim, 2, power[2])
             refresh(broker, 2)
             check_states(col, power, attached)
+            # a first start on a full disk: no command table yet (it could not be created);
+            # commands wait for the space, then run
+            agent.stop()
+            os.unlink(os.path.join(state_dir, "cmdtable"))
+            agent.start()
+            time.sleep(3)
+            if not agent.proc.alive():
+                fail("the agent does not start on a full disk without a command table:\n" +
+                     agent.proc.stderr_text()[-3000:])
             os.unlink(filler)
-            time.sleep(2)
+            power[3] = not power[3]
+            set_power(sim, 3, power[3])
+            refresh(broker, 3)
+            check_states(col, power, attached)
 
             # 6. a damaged outbox: the newest unsent record loses a byte
             broker.stop()
