@@ -164,6 +164,28 @@ static bool write_error(int r)
 	return r < 0 && r != -ENOBUFS && r != -EINVAL && r != -ENOMEM;
 }
 
+/* The held message to give up for room (n_held: none): an event, else a superseded state. */
+static size_t held_victim(const struct publish *p, const char *key)
+{
+	size_t i, j;
+
+	for (i = 0; i < p->n_held; i++)
+		if (!p->held[i].key)
+			return i;
+	for (i = 0; i < p->n_held; i++) {
+		const char *k = p->held[i].key;
+
+		if (strncmp(k, "result:", 7) == 0)
+			continue;
+		if (key && strcmp(key, k) == 0)
+			return i; /* the one about to be held is newer */
+		for (j = i + 1; j < p->n_held; j++)
+			if (strcmp(p->held[j].key, k) == 0)
+				return i;
+	}
+	return p->n_held;
+}
+
 /*
  * The outbox could not write: publish directly (QoS 1, not journaled: best-effort, a broker
  * outage or a crash now loses it) when connected, else hold it in memory for publish_retry().
@@ -191,12 +213,14 @@ static int spill(struct publish *p, const char *topic, char *payload, bool retai
 			agentev_write_failed(p->agentev, true, p->n_held);
 		return ENQUEUED_BEST_EFFORT;
 	}
-	/* full: the oldest held event gives way (events are droppable, states and results not) */
-	while ((p->n_held >= PUBLISH_HELD_MAX || p->held_bytes + size > PUBLISH_HELD_SIZE)) {
-		size_t i;
+	/*
+	 * Full: as the outbox under pressure, the oldest held event gives way, then the oldest
+	 * state a newer held state of the same device makes redundant (the newest state per
+	 * device and every command result are kept: they are bounded by devices and commands).
+	 */
+	while (p->n_held >= PUBLISH_HELD_MAX || p->held_bytes + size > PUBLISH_HELD_SIZE) {
+		size_t i = held_victim(p, key);
 
-		for (i = 0; i < p->n_held && p->held[i].key; i++)
-			;
 		if (i == p->n_held)
 			break;
 		p->held_bytes -= p->held[i].size;
@@ -204,7 +228,7 @@ static int spill(struct publish *p, const char *topic, char *payload, bool retai
 		memmove(&p->held[i], &p->held[i + 1], (p->n_held - i - 1) * sizeof(*p->held));
 		p->n_held--;
 		p->stats.lost++;
-		log_warn("no disk space and no broker: a held event was dropped");
+		log_warn("no disk space and no broker: a held message was dropped");
 	}
 	if (p->n_held == p->cap_held) {
 		size_t cap = p->cap_held ? p->cap_held * 2 : 64;
