@@ -75,6 +75,7 @@ struct outbox {
 	uint64_t file_bytes_damaged;  /* damaged bytes still in the file (before a compaction) */
 	uint64_t compact_failed_dead; /* dead bytes when a compaction last failed (0: none) */
 	bool write_failing;           /* the last put's write failed */
+	unsigned maintain_wait, maintain_backoff; /* outbox_maintain() calls to skip */
 	/* replay only */
 	struct outbox_damage_region *regions;
 	size_t n_regions, cap_regions;
@@ -84,6 +85,8 @@ struct outbox {
 
 static int damage_note_ack(struct outbox *ob, uint64_t seq);
 static int compact(struct outbox *ob);
+static int cut_to_header(struct outbox *ob);
+static uint64_t dead_bytes(const struct outbox *ob);
 static void damage_close(struct outbox *ob, uint64_t seq);
 
 static enum outbox_kind kind_of_key(const char *key)
@@ -832,8 +835,21 @@ void outbox_maintain(struct outbox *ob)
 {
 	if (!ob->compact_failed_dead)
 		return;
+	/* each try may copy much of the live data before it fails: back off to once a minute */
+	if (ob->maintain_wait > 0) {
+		ob->maintain_wait--;
+		return;
+	}
 	ob->compact_failed_dead = 0;
 	maybe_compact(ob);
+	if (!ob->compact_failed_dead) {
+		ob->maintain_backoff = 0;
+		return;
+	}
+	ob->maintain_backoff = ob->maintain_backoff ? ob->maintain_backoff * 2 : 1;
+	if (ob->maintain_backoff > 64)
+		ob->maintain_backoff = 64;
+	ob->maintain_wait = ob->maintain_backoff;
 }
 
 /*
@@ -956,6 +972,11 @@ int outbox_put(struct outbox *ob, const char *topic, const void *payload, size_t
 	if (len > 0)
 		memcpy(buf + FRAME_HEADER + PUT_FIXED + klen + tlen, payload, len);
 	r = append(ob, buf, blen);
+	if (r < 0 && ob->n_live == 0 && dead_bytes(ob) > 0 && cut_to_header(ob) == 0) {
+		/* a full disk: our own dead records go first (cutting needs no space) */
+		off = ob->file_size;
+		r = append(ob, buf, blen);
+	}
 	free(buf);
 	if (r < 0)
 		return write_failed(ob, r);

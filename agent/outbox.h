@@ -158,8 +158,8 @@ void outbox_get_stats(const struct outbox *ob, struct outbox_stats *ret);
 void outbox_get_damage(const struct outbox *ob, struct outbox_damage *ret);
 
 /*
- * Retries a compaction that failed (full disk) now rather than after more acks: call from a
- * timer while the disk is short of space. Cheap when there is nothing to do.
+ * Retries a compaction that failed (full disk) now rather than after more acks: call every
+ * second or so; failed tries back off to one call in 64. Cheap when there is nothing to do.
  */
 void outbox_maintain(struct outbox *ob);
 

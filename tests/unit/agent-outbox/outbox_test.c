@@ -7,12 +7,14 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -390,6 +392,59 @@ static void test_compaction(void **state)
 	outbox_close(ob);
 }
 
+/*
+ * A full disk, simulated with RLIMIT_FSIZE (no root needed): a put fails and changes nothing,
+ * acks still work (in memory), and once nothing is live the journal is cut in place, which
+ * needs no space, so puts work again.
+ */
+static void test_full_disk(void **state)
+{
+	struct outbox *ob = open_ob(&big);
+	struct outbox_stats st;
+	struct rlimit old, lim;
+	uint64_t s1, s2, seq = 0;
+	struct stat stt;
+	char payload[2000];
+
+	(void)state;
+	memset(payload, 'f', sizeof(payload) - 1);
+	payload[sizeof(payload) - 1] = '\0';
+	s1 = put(ob, "t", "one", NULL);
+	s2 = put(ob, "t", payload, "state:a");
+	assert_int_equal(stat(path, &stt), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)stt.st_size + 1000;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	assert_true(outbox_put(ob, "t", payload, strlen(payload), false, 1, NULL, &seq) < 0);
+	assert_true(outbox_put(ob, "t", payload, strlen(payload), false, 1, NULL, &seq) < 0);
+	outbox_get_stats(ob, &st);
+	assert_int_equal(st.write_failures, 2);
+	assert_int_equal(outbox_depth(ob), 2);
+	/* fill the rest with acks until they fail too: they still count in memory */
+	for (int i = 0; i < 3; i++) {
+		uint64_t s = 0;
+
+		if (outbox_put(ob, "t", "x", 1, false, 1, NULL, &s) == 0)
+			assert_int_equal(outbox_ack(ob, s), 0);
+	}
+	assert_int_equal(outbox_ack(ob, s1), 0);
+	assert_int_equal(outbox_ack(ob, s2), 0);
+	assert_int_equal(outbox_depth(ob), 0);
+	/* nothing live: a put that does not fit first cuts the journal in place (no space
+	 * needed), then fits under the same limit */
+	assert_int_equal(outbox_put(ob, "t", payload, strlen(payload), false, 1, NULL, &seq), 0);
+	assert_true(seq > s2);
+	outbox_get_stats(ob, &st);
+	assert_true(st.file_bytes < sizeof(payload) + 100);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	ob = outbox_close(ob);
+	ob = open_ob(&big);
+	expect_payloads(ob, payload);
+	outbox_close(ob);
+}
+
 /* 120 unsent records of varied sizes; returns the file size. */
 static off_t fill_120(void)
 {
@@ -651,6 +706,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resync_acked_and_two_spots, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resync_tail_and_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bounded_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_disk, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
