@@ -117,10 +117,10 @@ def last_put(path):
 
 def stop_clean(agent):
     """Stops the agent: SIGTERM must give exit 0 (ASan builds fail here on a leak)."""
-    err = agent.proc.stderr_text()
+    proc = agent.proc
     rc = agent.stop()
     if rc != 0:
-        fail("the agent exited %r:\n%s" % (rc, err[-3000:]))
+        fail("the agent exited %r:\n%s" % (rc, proc.stderr_text()[-6000:]))
 
 
 def broker_back(broker, col):
