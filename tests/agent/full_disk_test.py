@@ -7,7 +7,8 @@ test says so and exits 77, registered as a skip).
    compacted as records are acknowledged; before, 1 MiB of dead records was kept).
 2. Another writer fills the disk (dd-like, until ENOSPC). Phones change in the simulator and a
    command refreshes them: every message is still published (best-effort), disk_low is
-   reported with the failed writes counted, and the command gets its result.
+   reported (disk_low_free 512K, and at once on the first failed write) with the failed
+   writes counted, and the command gets its result.
 3. Still full, the broker goes away: a phone changes, the messages wait in memory; the broker
    comes back and they are published.
 4. Space comes back: disk_ok; every phone's retained state matches the simulator.
@@ -175,7 +176,7 @@ def run(mnt):
     scenario = write_scenario([device(n) for n in range(1, PHONES + 1)])
     power = {n: True for n in range(1, PHONES + 1)}
     attached = {n: True for n in range(1, PHONES + 1)}
-    conf = "disk_low_free 0\ndisk_check_interval 1s\nprobe_interval 10s\n"
+    conf = "disk_low_free 512K\ndisk_check_interval 1s\nprobe_interval 10s\n"
     with Broker() as broker, Sim(SIM, scenario) as sim:
         col_port[0] = broker.port
         col = Collector(broker.port, "cradle/v1/agent/%s/#" % AID, client_id="disk-col",
@@ -207,6 +208,12 @@ def run(mnt):
             refresh(broker, 1)
 
             # 2. full disk, broker up: still published (best-effort), disk_low, results
+            fill(filler)
+            # the agent's first failed write frees its own dead records (a cut in place,
+            # up to about 64 KiB): churn past that, so the writes fail from here on
+            for i in range(40):
+                sim.ctl({"op": "detach", "udid": udid(4)})
+                sim.ctl({"op": "attach", "udid": udid(4)})
             fill(filler)
             for n in (1, 2, 3):
                 power[n] = not power[n]
