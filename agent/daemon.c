@@ -537,6 +537,10 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 	d.actions = actions_free(d.actions);
 	registry_stop(d.reg, DAEMON_SHUTDOWN_MS);
 	agentev_flush(d.agentev); /* refusals counted but not yet reported */
+	if (d.retry_timer)
+		loop_cancel_timer(d.loop, d.retry_timer);
+	d.retry_timer = 0;
+	(void)publish_retry(d.pub); /* held messages: into the outbox, or best-effort */
 	offline = publish_status_payload(d.pub, false, false);
 	if (offline) {
 		r = mqtt_shutdown(d.mqtt, offline, strlen(offline), DAEMON_SHUTDOWN_MS);
