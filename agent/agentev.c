@@ -18,9 +18,10 @@
 #include "loop.h"
 #include "outbox.h"
 
-#define AGENTEV_REASONS_MAX       32 /* refusal reasons tracked; v1 has about a dozen */
-#define AGENTEV_DEFAULT_MS        60000
-#define AGENTEV_OUTBOX_RECHECK_MS 1000 /* while under pressure: acks drain it without a put */
+#define AGENTEV_REASONS_MAX        32 /* refusal reasons tracked; v1 has about a dozen */
+#define AGENTEV_DEFAULT_MS         60000
+#define AGENTEV_OUTBOX_RECHECK_MS  1000 /* while under pressure: acks drain it without a put */
+#define AGENTEV_FREE_AFTER_FAILURE (256 * 1024) /* free space for disk_ok after failed writes */
 
 struct reason_window {
 	char reason[PROTO_CODE_MAX];
@@ -50,7 +51,12 @@ struct agentev {
 
 	uint64_t disk_timer;
 	bool disk_low;
-	bool disk_failed; /* statvfs failed last time: logged once */
+	bool disk_failed;       /* statvfs failed last time: logged once */
+	bool write_failing;     /* an outbox write failed and none has worked since */
+	bool disk_emitting;     /* publishing a disk event may fail to write too */
+	int64_t write_failures; /* since disk_low */
+	int64_t best_effort;
+	int64_t held;
 
 	bool outbox_pressure;
 	bool outbox_checking; /* publishing from inside a check puts into the outbox */
@@ -228,6 +234,8 @@ void agentev_usbmuxd(struct agentev *ae, bool up, size_t devices)
 
 /* ---- disk ---- */
 
+static void on_disk_timer(struct loop *loop, uint64_t id, void *data);
+
 static void disk_check(struct agentev *ae)
 {
 	struct proto_agent_event ev;
@@ -235,6 +243,8 @@ static void disk_check(struct agentev *ae)
 	uint64_t free_b, floor = ae->cfg.disk_low_free;
 	bool low;
 
+	if (!ae->cfg.disk_path)
+		return;
 	if (statvfs(ae->cfg.disk_path, &st) < 0) {
 		if (!ae->disk_failed)
 			log_warn_errno(-errno, "agent events: cannot read the free space of '%s'",
@@ -244,8 +254,12 @@ static void disk_check(struct agentev *ae)
 	}
 	ae->disk_failed = false;
 	free_b = (uint64_t)st.f_bavail * st.f_frsize;
-	/* back to ok only 10 % above the floor: a value hovering at it must not flap */
-	low = ae->disk_low ? free_b < floor + floor / 10 : free_b < floor;
+	/* back to ok only 10 % above the floor: a value hovering at it must not flap; and not
+	 * while the outbox still cannot write */
+	low = (ae->disk_low ? free_b < floor + floor / 10 : free_b < floor) || ae->write_failing;
+	/* after failed writes, one that worked may only have filled a page already allocated */
+	if (ae->disk_low && ae->write_failures && free_b < AGENTEV_FREE_AFTER_FAILURE)
+		low = true;
 	if (low == ae->disk_low)
 		return;
 	ae->disk_low = low;
@@ -254,14 +268,54 @@ static void disk_check(struct agentev *ae)
 	ev.disk.free_bytes = free_b;
 	ev.disk.total_bytes = (uint64_t)st.f_blocks * st.f_frsize;
 	ev.disk.floor_bytes = floor;
-	if (low)
+	ev.disk.write_failures = ae->write_failures;
+	ev.disk.best_effort = ae->best_effort;
+	ev.disk.held = ae->held;
+	if (!low)
+		ae->write_failures = ae->best_effort = 0;
+	if (low && ae->write_failing)
+		log_warn("outbox writes in '%s' fail (%llu KiB free): messages are published "
+		         "best-effort or held in memory until space comes back",
+		         ae->cfg.disk_path, (unsigned long long)(free_b >> 10));
+	else if (low)
 		log_warn("free space of '%s' is %llu MiB, below disk_low_free (%llu MiB)",
 		         ae->cfg.disk_path, (unsigned long long)(free_b >> 20),
 		         (unsigned long long)(floor >> 20));
 	else
 		log_notice("free space of '%s' is back to %llu MiB", ae->cfg.disk_path,
 		           (unsigned long long)(free_b >> 20));
+	ae->disk_emitting = true;
 	emit(ae, &ev, NULL);
+	ae->disk_emitting = false;
+}
+
+void agentev_write_failed(struct agentev *ae, bool best_effort, uint64_t held)
+{
+	if (!ae)
+		return;
+	ae->write_failures++;
+	if (best_effort)
+		ae->best_effort++;
+	ae->held = (int64_t)held;
+	ae->write_failing = true;
+	if (ae->disk_emitting || ae->disk_low)
+		return;
+	disk_check(ae); /* low now, whatever the floor */
+	/* watched from now on, also with no floor set, so disk_ok follows the recovery */
+	if (!ae->disk_timer)
+		ae->disk_timer = loop_add_timer(ae->loop, ae->cfg.disk_check_ms, on_disk_timer, ae);
+}
+
+void agentev_write_ok(struct agentev *ae)
+{
+	if (!ae)
+		return;
+	if (!ae->write_failing)
+		return;
+	ae->write_failing = false;
+	ae->held = 0;
+	if (ae->disk_low && !ae->disk_emitting)
+		disk_check(ae); /* disk_ok now if there is room again */
 }
 
 static void on_disk_timer(struct loop *loop, uint64_t id, void *data)
@@ -271,7 +325,9 @@ static void on_disk_timer(struct loop *loop, uint64_t id, void *data)
 	(void)id;
 	ae->disk_timer = 0;
 	disk_check(ae);
-	ae->disk_timer = loop_add_timer(loop, ae->cfg.disk_check_ms, on_disk_timer, ae);
+	/* with no floor set, only while a write failure is being watched */
+	if (ae->cfg.disk_low_free || ae->disk_low)
+		ae->disk_timer = loop_add_timer(loop, ae->cfg.disk_check_ms, on_disk_timer, ae);
 }
 
 /* ---- outbox ---- */
@@ -329,6 +385,22 @@ void agentev_outbox_check(struct agentev *ae)
 		ae->outbox_timer =
 		        loop_add_timer(ae->loop, AGENTEV_OUTBOX_RECHECK_MS, on_outbox_timer, ae);
 	ae->outbox_checking = false;
+}
+
+void agentev_outbox_damaged(struct agentev *ae, const struct outbox_damage *d)
+{
+	struct proto_agent_event ev;
+
+	if (!ae || !d || !d->damaged)
+		return;
+	event_init(&ev, PROTO_AGENT_EVENT_OUTBOX_DAMAGED);
+	ev.damage.lost_records = (int64_t)d->lost_records;
+	ev.damage.first_seq = (int64_t)d->first_seq;
+	ev.damage.last_seq = (int64_t)d->last_seq;
+	ev.damage.bytes_skipped = (int64_t)d->bytes_skipped;
+	ev.damage.empty = d->empty;
+	/* under its own key: stored like a state, never dropped by an overflow */
+	emit(ae, &ev, AGENTEV_DAMAGE_KEY);
 }
 
 /* ---- lifetime ---- */

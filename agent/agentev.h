@@ -9,7 +9,10 @@
  *                       security_interval with the count, so a flood becomes a few events
  *   usbmuxd_lost/back   the device resync lost usbmuxd after having reached it, and regained it
  *   disk_low/ok         statvfs of disk_path under disk_low_free (ok again 10 % above it),
- *                       checked every disk_check_ms and once at start
+ *                       checked every disk_check_ms and once at start; also disk_low at once
+ *                       when an outbox write fails (agentev_write_failed), and then ok only
+ *                       once a write worked again (agentev_write_ok)
+ *   outbox_damaged      the outbox journal was damaged at start (agentev_outbox_damaged)
  *   outbox_pressure/ok  the outbox started dropping events or superseding states, and later
  *                       fell below half its caps again
  *
@@ -34,6 +37,7 @@ struct outbox;
 struct agentev;
 
 #define AGENTEV_OUTBOX_KEY "agentev:outbox"
+#define AGENTEV_DAMAGE_KEY "agentev:outbox_damaged"
 
 struct agentev_config {
 	const char *disk_path;         /* directory whose free space is watched (borrowed) */
@@ -69,5 +73,20 @@ void agentev_usbmuxd(struct agentev *ae, bool up, size_t devices);
 
 /* Looks at the outbox counters: call after putting something (cheap; reentrancy-safe). */
 void agentev_outbox_check(struct agentev *ae);
+
+struct outbox_damage;
+
+/* The outbox found damage at open: one outbox_damaged event (nothing when d says none). */
+void agentev_outbox_damaged(struct agentev *ae, const struct outbox_damage *d);
+
+/*
+ * An outbox write failed (full disk): disk_low at once if not already low, whatever the floor;
+ * best_effort: the message was published without being journaled; held: messages now waiting
+ * in memory. Counted into the details of disk_low / disk_ok. Reentrancy-safe.
+ */
+void agentev_write_failed(struct agentev *ae, bool best_effort, uint64_t held);
+
+/* An outbox write worked again after failures: disk_ok may follow at the next disk check. */
+void agentev_write_ok(struct agentev *ae);
 
 #endif

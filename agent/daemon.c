@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "actions.h"
@@ -36,7 +37,8 @@
 
 #define DAEMON_PATH_MAX       512
 #define DAEMON_SHUTDOWN_MS    5000
-#define DAEMON_ACTION_TIMEOUT 120 /* s: cloud toggle / restart helper deadline */
+#define DAEMON_RETRY_MS       1000 /* retry of messages a full disk kept out of the outbox */
+#define DAEMON_ACTION_TIMEOUT 120  /* s: cloud toggle / restart helper deadline */
 #define DAEMON_BACKUP_TIMEOUT (6 * 3600)
 
 struct daemon {
@@ -56,6 +58,9 @@ struct daemon {
 	struct actions *actions;
 	struct devmon *devmon;
 	struct agentev *agentev; /* agent-level events */
+	uint64_t retry_timer;    /* publish_retry(), build_cmd() while waiting */
+	bool cmd_waiting;        /* the command table could not be opened for want of space */
+	unsigned cmd_tries;
 	int64_t started_at;
 	char topic_cmd[TOPICS_MAX];
 	char topic_status[TOPICS_MAX];
@@ -176,6 +181,13 @@ static void handle_command(struct daemon *d, const struct mqtt_message *msg)
 	struct cmd_decision dec;
 	struct command_result res;
 
+	if (!d->cmd) {
+		/* subscribed by an earlier run's session: the table cannot vouch for it yet */
+		log_warn("command dropped: the command table waits for disk space");
+		agentev_command_rejected(d->agentev, "busy", "command table waits for disk space");
+		return;
+	}
+
 	cm.sig_ambiguous = msg->user_props_cut;
 	for (unsigned i = 0; i < msg->n_user_props; i++)
 		cmd_message_user_property(&cm, msg->user_props[i].name, msg->user_props[i].name_len,
@@ -210,7 +222,8 @@ static void on_connected(struct mqtt *m, void *data)
 	char *p;
 
 	log_info("connected to '%s'", d->cfg->broker_url);
-	mqtt_subscribe(m, d->topic_cmd, 1);
+	if (d->cmd) /* else once the command table opens */
+		mqtt_subscribe(m, d->topic_cmd, 1);
 	p = publish_status_payload(d->pub, true, false);
 	if (p)
 		mqtt_publish(m, d->topic_status, p, strlen(p), true, 1);
@@ -302,7 +315,7 @@ static int build_cmd(struct daemon *d)
 	for (i = 0; i < d->cfg->allowed_commands.n; i++) {
 		if (command_name_from_str(d->cfg->allowed_commands.item[i], &name) == 0)
 			cc.allowed |= CMD_ALLOW(name);
-		else
+		else if (!d->cmd_waiting) /* said once, not at every retry */
 			log_warn("allowed_commands: unknown command '%s', ignoring",
 			         d->cfg->allowed_commands.item[i]);
 	}
@@ -329,6 +342,14 @@ static int build_cmd(struct daemon *d)
 	gone = d->had_state && access(path, F_OK) < 0 && access(guard, F_OK) < 0;
 	r = cmdtable_open(path, d->cfg->cmd_table_size, retention_s * 1000, wall_now_ms(),
 	                  &d->cmdtable);
+	if (r == -ENOSPC || r == -EDQUOT) {
+		/* a full disk must not keep the agent down: no commands until the table opens
+		 * (retried every second), so none runs without replay protection */
+		if (!d->cmd_waiting)
+			log_warn("command intake waits for disk space to open '%s'", path);
+		d->cmd_waiting = true;
+		return 0;
+	}
 	if (r < 0)
 		return log_error_errno(r, "cannot open the command table '%s'", path);
 	if (gone) {
@@ -345,6 +366,12 @@ static int build_cmd(struct daemon *d)
 	r = cmd_new(&cc, d->cmdtable, registry_attached, d->reg, &d->cmd);
 	if (r < 0)
 		return log_error_errno(r, "cannot set up command intake");
+	if (d->cmd_waiting) {
+		log_notice("command intake open");
+		d->cmd_waiting = false;
+		if (d->mqtt && mqtt_is_connected(d->mqtt))
+			mqtt_subscribe(d->mqtt, d->topic_cmd, 1);
+	}
 	return 0;
 }
 
@@ -378,6 +405,24 @@ static void on_agent_event(void *data, struct proto_agent_event *ev, const char 
 	publish_agent_event(d->pub, ev, key);
 }
 
+static int build_cmd(struct daemon *d);
+
+/* Every second: what a full disk kept out of the outbox, and states to send durably again. */
+static void on_retry_timer(struct loop *loop, uint64_t id, void *data)
+{
+	struct daemon *d = data;
+
+	(void)id;
+	/* the table's own errors are logged at every try: every 10 s is enough */
+	if (d->cmd_waiting && ++d->cmd_tries % 10 == 0 && build_cmd(d) < 0)
+		log_warn("command intake cannot be set up");
+	if (publish_retry(d->pub)) {
+		log_notice("the outbox writes again: republishing every phone's state");
+		registry_republish(d->reg);
+	}
+	d->retry_timer = loop_add_timer(loop, DAEMON_RETRY_MS, on_retry_timer, d);
+}
+
 static void on_usbmuxd(bool up, size_t devices, void *data)
 {
 	struct daemon *d = data;
@@ -399,11 +444,16 @@ static int build_agentev(struct daemon *d)
 		.outbox_max_bytes = cfg->outbox_max_bytes,
 	};
 
+	struct outbox_damage dmg;
+
 	d->agentev = agentev_new(d->loop, &ac, on_agent_event, d);
 	if (!d->agentev)
 		return log_error_errno(-ENOMEM, "cannot set up agent events");
 	publish_set_agentev(d->pub, d->agentev);
-	return 0;
+	outbox_get_damage(d->outbox, &dmg);
+	agentev_outbox_damaged(d->agentev, &dmg);
+	d->retry_timer = loop_add_timer(d->loop, DAEMON_RETRY_MS, on_retry_timer, d);
+	return d->retry_timer ? 0 : -ENOMEM;
 }
 
 static int build_mqtt(struct daemon *d)
@@ -474,8 +524,20 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 	}
 	r = statefile_begin_session(d.statefile_path, &d.sf);
 	if (r < 0) {
-		log_error_errno(r, "cannot write '%s'", d.statefile_path);
-		return 1;
+		/* a full disk must not keep the agent down: the session comes from the clock, so
+		 * it is new even unsaved, and the counter is saved as soon as there is room */
+		log_warn_errno(r,
+		               "cannot write '%s' (full disk?), starting with the counters in "
+		               "memory",
+		               d.statefile_path);
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		d.sf.session = statefile_session_after(
+		        d.sf.session, (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000);
+		if (d.sf.next_seq < d.sf.reserved_end)
+			d.sf.next_seq = d.sf.reserved_end;
+		d.sf.reserved_end = d.sf.next_seq;
 	}
 	log_info("agent '%s' starting, session %llu", cfg->agent_id,
 	         (unsigned long long)d.sf.session);
@@ -527,6 +589,10 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 	d.actions = actions_free(d.actions);
 	registry_stop(d.reg, DAEMON_SHUTDOWN_MS);
 	agentev_flush(d.agentev); /* refusals counted but not yet reported */
+	if (d.retry_timer)
+		loop_cancel_timer(d.loop, d.retry_timer);
+	d.retry_timer = 0;
+	(void)publish_retry(d.pub); /* held messages: into the outbox, or best-effort */
 	offline = publish_status_payload(d.pub, false, false);
 	if (offline) {
 		r = mqtt_shutdown(d.mqtt, offline, strlen(offline), DAEMON_SHUTDOWN_MS);

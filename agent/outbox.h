@@ -7,12 +7,19 @@
  * (u32 length, u32 crc32, body). A body is a header (next seq), a PUT (seq, flags, key, topic,
  * payload) or an ACK (seq). Opening replays the journal into an in-memory index (seq, file
  * offset, key); payloads stay on disk and are read back with pread() when sent. A record whose
- * length or crc is wrong ends the journal: the tail from there is cut (logged), which is what a
- * kill -9 or power cut in the middle of a write leaves behind. When dead records (acked,
- * superseded, dropped) outweigh live ones the journal is compacted into a new file (write,
- * fsync, rename, fsync dir). Why a journal and not one file per record: a put is one write()
- * and many puts share one fdatasync() (outbox_flush), so it sustains thousands of records/s
- * where file-per-record needs an fsync, a rename and a directory fsync per message.
+ * length, shape or crc is wrong is skipped: replay resumes at the next valid frame (found by
+ * scanning for a length that fits, the shape of a record and its crc), so a flipped byte or a
+ * bad length loses only the records it hit; a damaged tail (power cut in the middle of a write)
+ * is cut. What was lost is logged and reported (outbox_get_damage). When dead records (acked,
+ * superseded, dropped) outweigh live ones and OUTBOX_COMPACT_MIN_DEAD, the journal is compacted
+ * into a new file (write, fsync, rename, fsync dir); when nothing is live it is cut in place.
+ *
+ * Full disk: a put whose write fails returns -ENOSPC/-EIO and changes nothing (the caller keeps
+ * the message and retries); an ack that cannot be written is applied in memory only (a lost
+ * ack costs a duplicate after a crash, never a loss); opening works without a byte of space. Why a
+ * journal and not one file per record: a put is one write() and many puts share one fdatasync()
+ * (outbox_flush), so it sustains thousands of records/s where file-per-record needs an fsync, a
+ * rename and a directory fsync per message.
  *
  * Durability contract: outbox_put() survives a process crash as soon as it returns (the data is
  * in the kernel); outbox_flush() makes everything put so far survive a power cut. The MQTT
@@ -46,6 +53,11 @@
 #define OUTBOX_KEY_MAX     192
 #define OUTBOX_PAYLOAD_MAX (256 * 1024)
 #define OUTBOX_FILE        "outbox.log"
+/* the journal's bound: dead bytes (acked, superseded, dropped, damaged) are compacted away once
+ * they exceed both the live bytes and this, and cut in place once nothing is live and they
+ * exceed OUTBOX_CUT_MIN_DEAD; so the file stays under 2 x live + this + one record */
+#define OUTBOX_COMPACT_MIN_DEAD (64 * 1024)
+#define OUTBOX_CUT_MIN_DEAD     (4 * 1024)
 
 struct outbox;
 
@@ -78,8 +90,26 @@ struct outbox_stats {
 	uint64_t file_bytes; /* journal size */
 	uint64_t dropped;    /* events dropped by the overflow policy since open */
 	uint64_t superseded; /* coalesced away since open */
-	uint64_t truncated;  /* bytes cut from a damaged tail at open */
+	uint64_t truncated;  /* damaged bytes skipped at open */
 	uint64_t compactions;
+	uint64_t write_failures;  /* puts refused because the write failed (full disk, I/O) */
+	uint64_t acks_unrecorded; /* acks kept in memory only (the write failed) */
+};
+
+/*
+ * What opening found damaged (a flipped byte, a bad length, a truncated tail, an emptied file).
+ * Damaged frames are skipped and replay resumes at the next valid frame, so only the records hit
+ * are lost. lost_records counts the unsent puts lost (acked ones found acknowledged later are not
+ * lost); first_seq..last_seq are their outbox record numbers (0 when unknown). Exact for damage
+ * that leaves frame lengths intact, and for a damaged length between two valid puts unless a
+ * compaction had removed acked records between them (then an upper bound).
+ */
+struct outbox_damage {
+	bool damaged;
+	bool empty; /* the journal existed but was empty: what it held is lost, uncounted */
+	uint64_t lost_records;
+	uint64_t first_seq, last_seq;
+	uint64_t bytes_skipped;
 };
 
 /*
@@ -96,7 +126,7 @@ struct outbox *outbox_close(struct outbox *ob);
  * <= OUTBOX_PAYLOAD_MAX), key (see above; may be NULL). All borrowed. qos 0..2.
  * Returns 0 and the new seq in *ret_seq (may be NULL); -ENOBUFS when an event was refused by
  * the overflow policy; -EINVAL for bad arguments; -EIO/-ENOSPC when the write failed (the
- * journal is left as before).
+ * journal is left as before, counted in write_failures).
  */
 int outbox_put(struct outbox *ob, const char *topic, const void *payload, size_t len, bool retained,
                int qos, const char *key, uint64_t *ret_seq);
@@ -123,6 +153,15 @@ int outbox_ack(struct outbox *ob, uint64_t seq);
 
 uint64_t outbox_depth(const struct outbox *ob);
 void outbox_get_stats(const struct outbox *ob, struct outbox_stats *ret);
+
+/* What outbox_open() found damaged (all zero: nothing). */
+void outbox_get_damage(const struct outbox *ob, struct outbox_damage *ret);
+
+/*
+ * Retries a compaction that failed (full disk) now rather than after more acks: call every
+ * second or so; failed tries back off to one call in 64. Cheap when there is nothing to do.
+ */
+void outbox_maintain(struct outbox *ob);
 
 /* Events dropped since the last call (then reset to 0), for the daemon's overflow warning. */
 uint64_t outbox_take_dropped(struct outbox *ob);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "agentev.h"
 #include "diagnose.h"
@@ -32,7 +33,18 @@
 # define CRADLE_PAHO_VERSION "unknown"
 #endif
 
-#define PUBLISH_PATH_MAX 512
+#define PUBLISH_PATH_MAX  512
+#define PUBLISH_HELD_MAX  2000              /* messages held in memory while nothing can write */
+#define PUBLISH_HELD_SIZE (8 * 1024 * 1024) /* and their bytes */
+
+/* A message the outbox could not store (full disk) and the broker could not take yet. */
+struct held {
+	char *topic;
+	char *payload;
+	char *key; /* NULL for events */
+	bool retained;
+	size_t size;
+};
 
 struct publish {
 	const struct agent_config *cfg;
@@ -44,6 +56,12 @@ struct publish {
 	char topic_result[TOPICS_MAX];
 	char topic_agent_event[TOPICS_MAX];
 	struct agentev *agentev; /* told after every put, for outbox_pressure / outbox_ok */
+	bool seq_failing;        /* the counter cannot be persisted: logged once */
+	bool write_failing;      /* the last outbox write failed */
+	bool need_republish;     /* states went out best-effort: send them durably again */
+	struct held *held;       /* in order; oldest first */
+	size_t n_held, cap_held, held_bytes;
+	struct publish_stats stats;
 };
 
 struct publish *publish_new(const struct agent_config *cfg, const char *statefile_path,
@@ -78,10 +96,31 @@ void publish_set_agentev(struct publish *p, struct agentev *agentev)
 	p->agentev = agentev;
 }
 
+static void held_free(struct held *h)
+{
+	free(h->topic);
+	free(h->payload);
+	free(h->key);
+}
+
 struct publish *publish_free(struct publish *p)
 {
+	if (!p)
+		return NULL;
+	if (p->n_held)
+		log_warn("%zu messages held in memory for want of disk space are lost at exit",
+		         p->n_held);
+	for (size_t i = 0; i < p->n_held; i++)
+		held_free(&p->held[i]);
+	free(p->held);
 	free(p);
 	return NULL;
+}
+
+void publish_get_stats(const struct publish *p, struct publish_stats *ret)
+{
+	*ret = p->stats;
+	ret->held = p->n_held;
 }
 
 uint64_t publish_session(const struct publish *p)
@@ -97,9 +136,15 @@ static int64_t next_seq(struct publish *p)
 	int r = statefile_next_seq(p->statefile_path, &p->sf, &seq);
 
 	if (r < 0) {
-		/* the number is still unique in this session; only a crash could repeat it */
-		log_warn_errno(r, "cannot persist the message counter, continuing");
+		/* the number is still unique in this session, and a restart begins a new one */
+		if (!p->seq_failing)
+			log_warn_errno(r, "cannot persist the message counter (full disk?), "
+			                  "continuing in memory");
+		p->seq_failing = true;
 		seq = p->sf.next_seq++;
+	} else if (p->seq_failing) {
+		log_notice("the message counter is persisted again");
+		p->seq_failing = false;
 	}
 	return (int64_t)seq;
 }
@@ -113,37 +158,219 @@ static void header(struct publish *p, struct proto_header *h)
 	h->session = (int64_t)p->sf.session;
 }
 
-/* Takes ownership of payload (may be NULL: allocation failed, logged). */
-static void enqueue(struct publish *p, const char *topic, char *payload, bool retained,
-                    const char *key)
+/* Whether an outbox_put() error is the write failing (full disk, I/O), not the policy. */
+static bool write_error(int r)
+{
+	return r < 0 && r != -ENOBUFS && r != -EINVAL && r != -ENOMEM;
+}
+
+/* The held message to give up for room (n_held: none): an event, else a superseded state. */
+static size_t held_victim(const struct publish *p, const char *key)
+{
+	size_t i, j;
+
+	for (i = 0; i < p->n_held; i++)
+		if (!p->held[i].key)
+			return i;
+	for (i = 0; i < p->n_held; i++) {
+		const char *k = p->held[i].key;
+
+		if (strncmp(k, "result:", 7) == 0)
+			continue;
+		if (key && strcmp(key, k) == 0)
+			return i; /* the one about to be held is newer */
+		for (j = i + 1; j < p->n_held; j++)
+			if (strcmp(p->held[j].key, k) == 0)
+				return i;
+	}
+	return p->n_held;
+}
+
+/*
+ * The outbox could not write: publish directly (QoS 1, not journaled: best-effort, a broker
+ * outage or a crash now loses it) when connected, else hold it in memory for publish_retry().
+ * Takes ownership of payload. ENQUEUED_* or -errno (dropped, counted and logged).
+ */
+static int spill(struct publish *p, const char *topic, char *payload, bool retained,
+                 const char *key)
+{
+	size_t size = strlen(payload);
+	struct held *h;
+
+	if (p->mqtt && mqtt_is_connected(p->mqtt) &&
+	    mqtt_publish(p->mqtt, topic, payload, size, retained, 1) == 0) {
+		free(payload);
+		p->stats.best_effort++;
+		if (!p->stats.best_effort_logged) {
+			log_warn(
+			        "outbox cannot write: publishing best-effort (not journaled) until "
+			        "it can");
+			p->stats.best_effort_logged = true;
+		}
+		if (key && strncmp(key, "state:", 6) == 0)
+			p->need_republish = true;
+		if (p->agentev)
+			agentev_write_failed(p->agentev, true, p->n_held);
+		return ENQUEUED_BEST_EFFORT;
+	}
+	/*
+	 * Full: as the outbox under pressure, the oldest held event gives way, then the oldest
+	 * state a newer held state of the same device makes redundant (the newest state per
+	 * device and every command result are kept: they are bounded by devices and commands).
+	 */
+	while (p->n_held >= PUBLISH_HELD_MAX || p->held_bytes + size > PUBLISH_HELD_SIZE) {
+		size_t i = held_victim(p, key);
+
+		if (i == p->n_held)
+			break;
+		p->held_bytes -= p->held[i].size;
+		held_free(&p->held[i]);
+		memmove(&p->held[i], &p->held[i + 1], (p->n_held - i - 1) * sizeof(*p->held));
+		p->n_held--;
+		p->stats.lost++;
+		log_warn("no disk space and no broker: a held message was dropped");
+	}
+	if (p->n_held == p->cap_held) {
+		size_t cap = p->cap_held ? p->cap_held * 2 : 64;
+		struct held *n = realloc(p->held, cap * sizeof(*n));
+
+		if (!n)
+			goto lost;
+		p->held = n;
+		p->cap_held = cap;
+	}
+	h = &p->held[p->n_held];
+	*h = (struct held){ .topic = strdup(topic),
+		            .payload = payload,
+		            .key = key && key[0] ? strdup(key) : NULL,
+		            .retained = retained,
+		            .size = size };
+	if (!h->topic || (key && key[0] && !h->key)) {
+		h->payload = NULL;
+		held_free(h);
+		goto lost;
+	}
+	p->n_held++;
+	p->held_bytes += size;
+	p->stats.held_total++;
+	if (p->agentev)
+		agentev_write_failed(p->agentev, false, p->n_held);
+	return ENQUEUED_HELD;
+lost:
+	free(payload);
+	p->stats.lost++;
+	log_error("out of memory holding a message for '%s', dropping it", topic);
+	return -ENOMEM;
+}
+
+/* A write worked after failures: tell agentev (disk_ok may follow). */
+static void write_ok(struct publish *p)
+{
+	if (!p->write_failing)
+		return;
+	p->write_failing = false;
+	p->stats.best_effort_logged = false;
+	log_notice("outbox writes again");
+	if (p->agentev)
+		agentev_write_ok(p->agentev);
+}
+
+/*
+ * Takes ownership of payload (may be NULL: allocation failed, logged). ENQUEUED_* when the
+ * message is journaled, sent best-effort or held; -errno when it is lost (an event refused by a
+ * full outbox, no memory).
+ */
+static int enqueue(struct publish *p, const char *topic, char *payload, bool retained,
+                   const char *key)
 {
 	uint64_t dropped;
 	int r;
 
 	if (!payload) {
 		log_error("out of memory encoding a message for '%s', dropping it", topic);
-		return;
+		return -ENOMEM;
 	}
-	r = outbox_put(p->outbox, topic, payload, strlen(payload), retained, 1, key, NULL);
-	if (r == -ENOBUFS)
-		log_warn("outbox full: event for '%s' dropped", topic);
-	else if (r < 0)
-		log_error_errno(r, "outbox: cannot store the message for '%s'", topic);
+	/* while messages wait in memory, new ones queue behind them (seq order kept) */
+	r = p->n_held ? -ENOSPC
+	              : outbox_put(p->outbox, topic, payload, strlen(payload), retained, 1, key,
+	                           NULL);
+	if (r == 0) {
+		free(payload);
+		write_ok(p);
+		r = ENQUEUED_JOURNALED;
+	} else if (write_error(r)) {
+		p->write_failing = true;
+		r = spill(p, topic, payload, retained, key);
+	} else {
+		if (r == -ENOBUFS)
+			log_warn("outbox full: event for '%s' dropped", topic);
+		else
+			log_error_errno(r, "outbox: cannot store the message for '%s'", topic);
+		free(payload);
+	}
 	dropped = outbox_take_dropped(p->outbox);
 	if (dropped)
 		log_warn("outbox full: %llu older events dropped to make room",
 		         (unsigned long long)dropped);
-	free(payload);
 	if (p->mqtt)
 		mqtt_kick(p->mqtt);
 	if (p->agentev)
 		agentev_outbox_check(p->agentev);
+	return r;
+}
+
+bool publish_retry(struct publish *p)
+{
+	size_t done = 0;
+	bool republish;
+
+	outbox_maintain(p->outbox);
+	while (done < p->n_held) {
+		struct held *h = &p->held[done];
+		int r = outbox_put(p->outbox, h->topic, h->payload, h->size, h->retained, 1, h->key,
+		                   NULL);
+
+		if (write_error(r) && p->mqtt && mqtt_is_connected(p->mqtt) &&
+		    mqtt_publish(p->mqtt, h->topic, h->payload, h->size, h->retained, 1) == 0) {
+			p->stats.best_effort++;
+			if (h->key && strncmp(h->key, "state:", 6) == 0)
+				p->need_republish = true;
+			r = 0;
+		} else if (write_error(r)) {
+			break;
+		} else if (r < 0) {
+			p->stats.lost++; /* an event refused by a full outbox: as if put */
+		}
+		p->held_bytes -= h->size;
+		held_free(h);
+		done++;
+	}
+	if (done) {
+		memmove(p->held, p->held + done, (p->n_held - done) * sizeof(*p->held));
+		p->n_held -= done;
+		log_info("%zu held messages sent on, %zu still held", done, p->n_held);
+		if (p->mqtt)
+			mqtt_kick(p->mqtt);
+	}
+	if (p->n_held == 0 && p->write_failing) {
+		/* nothing to write to prove it: room for a compaction's worth will do (a write
+		 * failing again says otherwise) */
+		struct statvfs st;
+
+		if (statvfs(p->cfg->state_dir, &st) == 0 &&
+		    (uint64_t)st.f_bavail * st.f_frsize >= OUTBOX_COMPACT_MIN_DEAD)
+			write_ok(p);
+	}
+	republish = p->need_republish && !p->write_failing && p->n_held == 0;
+	if (republish)
+		p->need_republish = false;
+	return republish;
 }
 
 void publish_agent_event(struct publish *p, struct proto_agent_event *ev, const char *key)
 {
 	header(p, &ev->h);
-	enqueue(p, p->topic_agent_event, proto_agent_event_encode(ev), false, key);
+	(void)enqueue(p, p->topic_agent_event, proto_agent_event_encode(ev), false, key);
 }
 
 void publish_event(struct publish *p, const char *udid, enum proto_event ev,
@@ -160,7 +387,7 @@ void publish_event(struct publish *p, const char *udid, enum proto_event ev,
 	snprintf(m.udid, sizeof(m.udid), "%s", udid);
 	if (details)
 		m.details = *details;
-	enqueue(p, topic, proto_device_event_encode(&m), false, NULL);
+	(void)enqueue(p, topic, proto_device_event_encode(&m), false, NULL);
 }
 
 static void state_ctx_init(struct publish *p, struct state_ctx *ctx, int64_t seq)
@@ -198,7 +425,12 @@ void publish_state(struct publish *p, const struct device_facts *facts, bool att
 	state_ctx_init(p, &ctx, next_seq(p));
 	state_set_header(&cur, &ctx);
 	snprintf(key, sizeof(key), "state:%s", facts->udid);
-	enqueue(p, topic, proto_device_state_encode(&cur), true, key);
+	if (enqueue(p, topic, proto_device_state_encode(&cur), true, key) < 0) {
+		/* not stored, not sent: the memo stays as it was, so the change is published
+		 * again (with its events) at the next probe or the retry's republish */
+		p->need_republish = true;
+		return;
+	}
 	memo->last = cur;
 	memo->have_state = true;
 	memo->last_pub_ms = now;
@@ -222,7 +454,7 @@ void publish_result(struct publish *p, struct command_result *res)
 	res->has_session = true;
 	res->session = h.session;
 	snprintf(key, sizeof(key), "result:%s", res->cmd_id);
-	enqueue(p, p->topic_result, command_result_encode(res), false, key);
+	(void)enqueue(p, p->topic_result, command_result_encode(res), false, key);
 }
 
 void publish_action_report(struct publish *p, const struct command *cmd, enum command_status st,

@@ -28,6 +28,22 @@ struct mqtt;
 struct outbox;
 struct publish;
 
+/* enqueue outcomes (publish.c), also what the stats count */
+enum {
+	ENQUEUED_JOURNALED = 0, /* in the outbox: survives outages and crashes */
+	ENQUEUED_BEST_EFFORT,   /* the outbox could not write: published directly, QoS 1 */
+	ENQUEUED_HELD,          /* the outbox could not write, no broker: held in memory */
+};
+
+/* Messages that did not go through the outbox because it could not write (full disk). */
+struct publish_stats {
+	uint64_t best_effort; /* published directly (QoS 1, not journaled) */
+	uint64_t held_total;  /* held in memory for a while */
+	uint64_t held;        /* held now */
+	uint64_t lost;        /* dropped: held events over the memory bound, no memory */
+	bool best_effort_logged;
+};
+
 /* What was last published for one device (kept by its owner, the device registry). */
 struct publish_memo {
 	bool have_state;
@@ -50,6 +66,16 @@ void publish_set_mqtt(struct publish *p, struct mqtt *mqtt);
 void publish_set_agentev(struct publish *p, struct agentev *agentev);
 
 struct publish *publish_free(struct publish *p);
+
+void publish_get_stats(const struct publish *p, struct publish_stats *ret);
+
+/*
+ * Call every second or so: retries what the full disk kept out of the outbox (held messages go
+ * to the outbox in order, or directly to the broker when it still cannot write) and a pending
+ * compaction. Returns true when device states went out best-effort earlier and the outbox
+ * writes again: the caller then republishes every device's state (durably this time).
+ */
+bool publish_retry(struct publish *p);
 
 /* This run's session number. */
 uint64_t publish_session(const struct publish *p);

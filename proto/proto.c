@@ -78,6 +78,7 @@ static const char *const agent_event_names[_PROTO_AGENT_EVENT_MAX] = {
 	[PROTO_AGENT_EVENT_DISK_OK] = "disk_ok",
 	[PROTO_AGENT_EVENT_OUTBOX_PRESSURE] = "outbox_pressure",
 	[PROTO_AGENT_EVENT_OUTBOX_OK] = "outbox_ok",
+	[PROTO_AGENT_EVENT_OUTBOX_DAMAGED] = "outbox_damaged",
 };
 
 static const char *const complexity_names[] = { "low", "medium", "high", "none" };
@@ -551,6 +552,7 @@ static int add_agent_event_details(cJSON *d, const struct proto_agent_event *m)
 	const struct proto_usbmuxd_details *u = &m->usbmuxd;
 	const struct proto_disk_details *k = &m->disk;
 	const struct proto_outbox_details *b = &m->outbox;
+	const struct proto_outbox_damage_details *g = &m->damage;
 
 	switch (m->event) {
 	case PROTO_AGENT_EVENT_SECURITY_REJECTED:
@@ -575,7 +577,10 @@ static int add_agent_event_details(cJSON *d, const struct proto_agent_event *m)
 		add_count(d, "free_bytes", u64_count(k->free_bytes), 0);
 		add_count(d, "total_bytes", u64_count(k->total_bytes), 0);
 		add_count(d, "floor_bytes", u64_count(k->floor_bytes), 0);
-		return 4;
+		add_count(d, "write_failures", k->write_failures, 0);
+		add_count(d, "best_effort", k->best_effort, 0);
+		add_count(d, "held", k->held, 0);
+		return 7;
 	case PROTO_AGENT_EVENT_OUTBOX_PRESSURE:
 	case PROTO_AGENT_EVENT_OUTBOX_OK:
 		add_count(d, "dropped", b->dropped, 0);
@@ -585,6 +590,13 @@ static int add_agent_event_details(cJSON *d, const struct proto_agent_event *m)
 		add_count(d, "max_records", b->max_records, 0);
 		add_count(d, "max_bytes", b->max_bytes, 0);
 		return 6;
+	case PROTO_AGENT_EVENT_OUTBOX_DAMAGED:
+		add_count(d, "lost_records", g->lost_records, 0);
+		add_count(d, "first_seq", g->first_seq, 0);
+		add_count(d, "last_seq", g->last_seq, 0);
+		add_count(d, "bytes_skipped", g->bytes_skipped, 0);
+		cJSON_AddBoolToObject(d, "empty", g->empty);
+		return 5;
 	default:
 		return 0;
 	}
@@ -1233,6 +1245,7 @@ static int get_agent_event_details(struct dec *d, cJSON *o, struct proto_agent_e
 	struct proto_usbmuxd_details *u = &m->usbmuxd;
 	struct proto_disk_details *k = &m->disk;
 	struct proto_outbox_details *b = &m->outbox;
+	struct proto_outbox_damage_details *g = &m->damage;
 	bool has;
 	int r;
 
@@ -1261,6 +1274,13 @@ static int get_agent_event_details(struct dec *d, cJSON *o, struct proto_agent_e
 		    (r = get_bytes(d, o, "total_bytes", &k->total_bytes)) < 0 ||
 		    (r = get_bytes(d, o, "floor_bytes", &k->floor_bytes)) < 0)
 			return r;
+		/* added within v1: optional */
+		if ((member(o, "write_failures") &&
+		     (r = get_count(d, o, "write_failures", 0, &k->write_failures)) < 0) ||
+		    (member(o, "best_effort") &&
+		     (r = get_count(d, o, "best_effort", 0, &k->best_effort)) < 0) ||
+		    (member(o, "held") && (r = get_count(d, o, "held", 0, &k->held)) < 0))
+			return r;
 		return 0;
 	case PROTO_AGENT_EVENT_OUTBOX_PRESSURE:
 	case PROTO_AGENT_EVENT_OUTBOX_OK:
@@ -1270,6 +1290,14 @@ static int get_agent_event_details(struct dec *d, cJSON *o, struct proto_agent_e
 		    (r = get_count(d, o, "bytes", 0, &b->bytes)) < 0 ||
 		    (r = get_count(d, o, "max_records", 0, &b->max_records)) < 0 ||
 		    (r = get_count(d, o, "max_bytes", 0, &b->max_bytes)) < 0)
+			return r;
+		return 0;
+	case PROTO_AGENT_EVENT_OUTBOX_DAMAGED:
+		if ((r = get_count(d, o, "lost_records", 0, &g->lost_records)) < 0 ||
+		    (r = get_count(d, o, "first_seq", 0, &g->first_seq)) < 0 ||
+		    (r = get_count(d, o, "last_seq", 0, &g->last_seq)) < 0 ||
+		    (r = get_count(d, o, "bytes_skipped", 0, &g->bytes_skipped)) < 0 ||
+		    (r = get_bool(d, o, "empty", false, &has, &g->empty)) < 0)
 			return r;
 		return 0;
 	default:

@@ -280,6 +280,7 @@ enum proto_agent_event_kind {
 	PROTO_AGENT_EVENT_DISK_OK,
 	PROTO_AGENT_EVENT_OUTBOX_PRESSURE, /* the outbox started dropping or coalescing */
 	PROTO_AGENT_EVENT_OUTBOX_OK,
+	PROTO_AGENT_EVENT_OUTBOX_DAMAGED, /* the journal was damaged at start: records lost */
 	_PROTO_AGENT_EVENT_MAX,
 };
 
@@ -308,6 +309,18 @@ struct proto_disk_details {
 	uint64_t free_bytes;       /* available to the agent (statvfs f_bavail) */
 	uint64_t total_bytes;
 	uint64_t floor_bytes; /* disk_low_free */
+	/* since disk_low: outbox writes that failed, and of their messages how many were sent
+	 * best-effort (published without being journaled) and how many are held in memory */
+	int64_t write_failures, best_effort, held;
+};
+
+/* details of outbox_damaged */
+struct proto_outbox_damage_details {
+	int64_t lost_records; /* unsent records lost to the damage */
+	int64_t first_seq;    /* their outbox record numbers (not message seqs); 0 = unknown */
+	int64_t last_seq;
+	int64_t bytes_skipped; /* damaged bytes skipped */
+	bool empty;            /* the journal had been emptied: what it held is lost, uncounted */
 };
 
 /* details of outbox_pressure / outbox_ok */
@@ -328,6 +341,7 @@ struct proto_agent_event {
 	struct proto_usbmuxd_details usbmuxd;
 	struct proto_disk_details disk;
 	struct proto_outbox_details outbox;
+	struct proto_outbox_damage_details damage;
 };
 
 /* Like the other encoders; NULL also for an event kind out of range (a programming error). */

@@ -205,6 +205,50 @@ static void test_disk(void **state)
 	loop_free(c.loop);
 }
 
+/* A failed outbox write is disk_low at once, whatever the floor; disk_ok once writes work. */
+static void test_disk_write_failed(void **state)
+{
+	struct agentev_config cfg = { .disk_path = dir, .disk_check_ms = 50 };
+	struct outbox_damage dmg = { 0 };
+	struct ctx c = { 0 };
+
+	(void)state;
+	c.loop = loop_new();
+	c.ae = agentev_new(c.loop, &cfg, on_emit, &c); /* no floor: no periodic check */
+	agentev_write_failed(c.ae, true, 0);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.ev[0].event, PROTO_AGENT_EVENT_DISK_LOW);
+	assert_int_equal(c.ev[0].disk.write_failures, 1);
+	assert_int_equal(c.ev[0].disk.best_effort, 1);
+	agentev_write_failed(c.ae, false, 3);
+	run_for(&c, 200); /* still failing: low stays, however much is free */
+	assert_int_equal(c.n, 1);
+	agentev_write_ok(c.ae);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.ev[1].event, PROTO_AGENT_EVENT_DISK_OK);
+	assert_int_equal(c.ev[1].disk.write_failures, 2);
+	assert_int_equal(c.ev[1].disk.best_effort, 1);
+	run_for(&c, 200);
+	assert_int_equal(c.n, 2);
+
+	/* outbox damage found at open: one event under its own key; none without damage */
+	agentev_outbox_damaged(c.ae, &dmg);
+	assert_int_equal(c.n, 2);
+	dmg = (struct outbox_damage){ .damaged = true,
+		                      .lost_records = 1,
+		                      .first_seq = 13,
+		                      .last_seq = 13,
+		                      .bytes_skipped = 67 };
+	agentev_outbox_damaged(c.ae, &dmg);
+	assert_int_equal(c.n, 3);
+	assert_int_equal(c.ev[2].event, PROTO_AGENT_EVENT_OUTBOX_DAMAGED);
+	assert_int_equal(c.ev[2].damage.lost_records, 1);
+	assert_int_equal(c.ev[2].damage.first_seq, 13);
+	assert_string_equal(c.key[2], AGENTEV_DAMAGE_KEY);
+	agentev_free(c.ae);
+	loop_free(c.loop);
+}
+
 static void test_outbox_pressure(void **state)
 {
 	struct outbox_limits lim = { .max_bytes = 1 << 20, .max_records = 16 };
@@ -278,6 +322,7 @@ int main(void)
 		cmocka_unit_test(test_security_windows),
 		cmocka_unit_test(test_usbmuxd),
 		cmocka_unit_test_setup_teardown(test_disk, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disk_write_failed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_pressure, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,13 +5,16 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -390,6 +393,265 @@ static void test_compaction(void **state)
 	outbox_close(ob);
 }
 
+/*
+ * A full disk, simulated with RLIMIT_FSIZE (no root needed): a put fails and changes nothing,
+ * acks still work (in memory), and once nothing is live the journal is cut in place, which
+ * needs no space, so puts work again.
+ */
+static void test_full_disk(void **state)
+{
+	struct outbox *ob = open_ob(&big);
+	struct outbox_stats st;
+	struct rlimit old, lim;
+	uint64_t s1, s2, seq = 0;
+	struct stat stt;
+	char payload[2000];
+
+	(void)state;
+	memset(payload, 'f', sizeof(payload) - 1);
+	payload[sizeof(payload) - 1] = '\0';
+	s1 = put(ob, "t", "one", NULL);
+	s2 = put(ob, "t", payload, "state:a");
+	assert_int_equal(stat(path, &stt), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)stt.st_size + 1000;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	assert_true(outbox_put(ob, "t", payload, strlen(payload), false, 1, NULL, &seq) < 0);
+	assert_true(outbox_put(ob, "t", payload, strlen(payload), false, 1, NULL, &seq) < 0);
+	outbox_get_stats(ob, &st);
+	assert_int_equal(st.write_failures, 2);
+	assert_int_equal(outbox_depth(ob), 2);
+	/* fill the rest with acks until they fail too: they still count in memory */
+	for (int i = 0; i < 3; i++) {
+		uint64_t s = 0;
+
+		if (outbox_put(ob, "t", "x", 1, false, 1, NULL, &s) == 0)
+			assert_int_equal(outbox_ack(ob, s), 0);
+	}
+	assert_int_equal(outbox_ack(ob, s1), 0);
+	assert_int_equal(outbox_ack(ob, s2), 0);
+	assert_int_equal(outbox_depth(ob), 0);
+	/* nothing live: a put that does not fit first cuts the journal in place (no space
+	 * needed), then fits under the same limit */
+	assert_int_equal(outbox_put(ob, "t", payload, strlen(payload), false, 1, NULL, &seq), 0);
+	assert_true(seq > s2);
+	outbox_get_stats(ob, &st);
+	assert_true(st.file_bytes < sizeof(payload) + 100);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	ob = outbox_close(ob);
+	ob = open_ob(&big);
+	expect_payloads(ob, payload);
+	outbox_close(ob);
+}
+
+/* 120 unsent records of varied sizes; returns the file size. */
+static off_t fill_120(void)
+{
+	struct outbox *ob;
+	char payload[64];
+	struct stat stt;
+
+	unlink(path);
+	ob = open_ob(&big);
+	for (int i = 1; i <= 120; i++) {
+		snprintf(payload, sizeof(payload), "r%d-%.*s", i, i % 23,
+		         "xxxxxxxxxxxxxxxxxxxxxxxx");
+		put(ob, "cradle/v1/agent/a/event", payload, NULL);
+	}
+	outbox_close(ob);
+	assert_int_equal(stat(path, &stt), 0);
+	return stt.st_size;
+}
+
+static void poke(off_t at, const void *bytes, size_t n)
+{
+	int fd = open(path, O_RDWR);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, bytes, n, at), (ssize_t)n);
+	close(fd);
+}
+
+/* Offset of the frame holding record index k (0 = header) in a journal of puts only. */
+static off_t frame_at(int k)
+{
+	uint8_t hdr[4];
+	off_t off = 0;
+	int fd = open(path, O_RDONLY);
+
+	for (int i = 0; i < k; i++) {
+		assert_int_equal(pread(fd, hdr, 4, off), 4);
+		off += 8 + (off_t)(hdr[0] | hdr[1] << 8 | hdr[2] << 16 | (uint32_t)hdr[3] << 24);
+	}
+	close(fd);
+	return off;
+}
+
+static void expect_damage(struct outbox *ob, uint64_t lost, uint64_t first, uint64_t last)
+{
+	struct outbox_damage d;
+
+	outbox_get_damage(ob, &d);
+	assert_true(d.damaged);
+	assert_int_equal(d.lost_records, lost);
+	assert_int_equal(d.first_seq, first);
+	assert_int_equal(d.last_seq, last);
+	assert_true(d.bytes_skipped > 0);
+}
+
+/* One flipped byte at 10 % of the journal: the one record hit is lost, the 119 others kept. */
+static void test_resync_flipped_byte(void **state)
+{
+	off_t size = fill_120();
+	struct outbox *ob;
+	uint8_t b;
+	int fd = open(path, O_RDWR);
+
+	(void)state;
+	assert_int_equal(pread(fd, &b, 1, size / 10), 1);
+	b ^= 0x5a;
+	assert_int_equal(pwrite(fd, &b, 1, size / 10), 1);
+	close(fd);
+	ob = open_ob(&big);
+	assert_int_equal(outbox_depth(ob), 119);
+	{
+		struct outbox_damage d;
+
+		outbox_get_damage(ob, &d);
+		assert_int_equal(d.lost_records, 1);
+		assert_true(d.first_seq >= 10 && d.first_seq <= 14);
+		assert_int_equal(d.first_seq, d.last_seq);
+		assert_false(outbox_contains(ob, d.first_seq));
+	}
+	/* reported once: the damaged bytes are compacted away */
+	ob = outbox_close(ob);
+	ob = open_ob(&big);
+	{
+		struct outbox_damage d;
+
+		outbox_get_damage(ob, &d);
+		assert_false(d.damaged);
+	}
+	assert_int_equal(outbox_depth(ob), 119);
+	outbox_close(ob);
+}
+
+/* A bad length in frame 3 (the third record after the header): only record 3 is lost. */
+static void test_resync_bad_length(void **state)
+{
+	struct outbox *ob;
+	struct outbox_record *rec = NULL;
+
+	(void)state;
+	fill_120();
+	poke(frame_at(3), "\x00\x10\x00\x00", 4);
+	ob = open_ob(&big);
+	expect_damage(ob, 1, 3, 3);
+	assert_int_equal(outbox_depth(ob), 119);
+	assert_int_equal(outbox_next(ob, 2, &rec), 0);
+	assert_int_equal(rec->seq, 4);
+	assert_string_equal(rec->payload, "r4-xxxx");
+	outbox_record_free(rec);
+	outbox_close(ob);
+	/* a huge length too */
+	fill_120();
+	poke(frame_at(50), "\xff\xff\xff\x7f", 4);
+	ob = open_ob(&big);
+	expect_damage(ob, 1, 50, 50);
+	assert_int_equal(outbox_depth(ob), 119);
+	outbox_close(ob);
+}
+
+/* A damaged record already acknowledged is not lost; damage in two places is counted twice. */
+static void test_resync_acked_and_two_spots(void **state)
+{
+	struct outbox *ob = open_ob(&big);
+	char payload[32];
+
+	(void)state;
+	for (int i = 1; i <= 20; i++) {
+		snprintf(payload, sizeof(payload), "p%d", i);
+		put(ob, "t", payload, NULL);
+	}
+	assert_int_equal(outbox_ack(ob, 5), 0);
+	outbox_close(ob);
+	poke(frame_at(5) + 12, "\xee", 1); /* inside record 5's body: acked later, not lost */
+	poke(frame_at(9) + 12, "\xee", 1);
+	poke(frame_at(15), "\x00\x00\x00\x00", 4);
+	ob = open_ob(&big);
+	expect_damage(ob, 2, 9, 15);
+	assert_int_equal(outbox_depth(ob), 17);
+	outbox_close(ob);
+}
+
+/* A truncated tail loses the record cut, counted; a zero-length journal is reported. */
+static void test_resync_tail_and_empty(void **state)
+{
+	struct outbox *ob;
+	struct outbox_damage d;
+	struct stat stt;
+
+	(void)state;
+	fill_120();
+	assert_int_equal(stat(path, &stt), 0);
+	assert_int_equal(truncate(path, stt.st_size - 3), 0);
+	ob = open_ob(&big);
+	expect_damage(ob, 1, 120, 120);
+	assert_int_equal(outbox_depth(ob), 119);
+	outbox_close(ob);
+
+	assert_int_equal(truncate(path, 0), 0);
+	ob = open_ob(&big);
+	outbox_get_damage(ob, &d);
+	assert_true(d.damaged);
+	assert_true(d.empty);
+	assert_int_equal(outbox_depth(ob), 0);
+	outbox_close(ob);
+
+	/* a fresh journal is not damage */
+	assert_int_equal(unlink(path), 0);
+	ob = open_ob(&big);
+	outbox_get_damage(ob, &d);
+	assert_false(d.damaged);
+	outbox_close(ob);
+}
+
+/*
+ * The journal stays within its live content plus a bound while records are acked (it filled
+ * a 512 KiB disk with dead records before): a steady flow of 2 MB, acked as it goes.
+ */
+static void test_bounded_file(void **state)
+{
+	struct outbox *ob = open_ob(&big);
+	char payload[1000];
+	struct outbox_stats st;
+	uint64_t maxf = 0, s, held = 0;
+
+	(void)state;
+	memset(payload, 'q', sizeof(payload) - 1);
+	payload[sizeof(payload) - 1] = '\0';
+	for (int i = 0; i < 2000; i++) {
+		s = put(ob, "t", payload, NULL);
+		/* one in ten waits for the next round (like records in flight) */
+		if (held)
+			assert_int_equal(outbox_ack(ob, held), 0);
+		held = 0;
+		if (i % 10 == 0)
+			held = s;
+		else
+			assert_int_equal(outbox_ack(ob, s), 0);
+		outbox_get_stats(ob, &st);
+		if (st.file_bytes > maxf)
+			maxf = st.file_bytes;
+		assert_true(st.file_bytes <= 2 * st.bytes + OUTBOX_COMPACT_MIN_DEAD + 2048);
+	}
+	printf("outbox: largest journal while acking 2 MB: %" PRIu64 " bytes\n", maxf);
+	assert_true(maxf < 128 * 1024);
+	outbox_close(ob);
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -440,6 +702,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_garbage_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resync_flipped_byte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resync_bad_length, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resync_acked_and_two_spots, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resync_tail_and_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bounded_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_disk, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -447,6 +447,10 @@ static void test_agent_event(void **state)
 		ev.outbox.bytes = 9000;
 		ev.outbox.max_records = 16;
 		ev.outbox.max_bytes = 65536;
+		ev.disk.best_effort = 12;
+		ev.damage.lost_records = 1;
+		ev.damage.first_seq = ev.damage.last_seq = 13;
+		ev.damage.bytes_skipped = 67;
 		json = proto_agent_event_encode(&ev);
 		assert_non_null(json);
 		if (proto_agent_event_decode(json, strlen(json), &back, err, sizeof(err)) < 0)
@@ -473,6 +477,13 @@ static void test_agent_event(void **state)
 			assert_string_equal(back.disk.path, "/var/lib/cradle-agent");
 			assert_true(back.disk.free_bytes == 5ULL << 30);
 			assert_true(back.disk.floor_bytes == 2ULL << 30);
+			assert_int_equal(back.disk.best_effort, 12);
+			break;
+		case PROTO_AGENT_EVENT_OUTBOX_DAMAGED:
+			assert_int_equal(back.damage.lost_records, 1);
+			assert_int_equal(back.damage.first_seq, 13);
+			assert_int_equal(back.damage.bytes_skipped, 67);
+			assert_false(back.damage.empty);
 			break;
 		default:
 			assert_int_equal(back.outbox.dropped, 7);
