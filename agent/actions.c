@@ -389,8 +389,10 @@ static void backup_on_exit(struct child *c, int status, bool timed_out, void *da
 	if (!j->detached_during && !j->stalled && !timed_out && !j->mb_error) {
 		j->phase = PHASE_BACKUP_SETTLE;
 		j->timer = loop_add_timer(a->loop, ACTIONS_DETACH_GRACE_MS, backup_on_settled, j);
-		if (j->timer)
+		if (j->timer) {
+			start_next_backup(a); /* the slot is free now, not after the grace */
 			return;
+		}
 	}
 	backup_fail(j);
 }

@@ -12,8 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
 
+#include "durable.h"
 #include "log.h"
 #include "loop.h"
 #include "outbox.h"
@@ -51,7 +51,7 @@ struct agentev {
 
 	uint64_t disk_timer;
 	bool disk_low;
-	bool disk_failed;       /* statvfs failed last time: logged once */
+	bool disk_failed;       /* the free space could not be read last time: logged once */
 	bool write_failing;     /* an outbox write failed and none has worked since */
 	bool disk_emitting;     /* publishing a disk event may fail to write too */
 	int64_t write_failures; /* since disk_low */
@@ -239,21 +239,21 @@ static void on_disk_timer(struct loop *loop, uint64_t id, void *data);
 static void disk_check(struct agentev *ae)
 {
 	struct proto_agent_event ev;
-	struct statvfs st;
-	uint64_t free_b, floor = ae->cfg.disk_low_free;
+	uint64_t free_b, total_b, floor = ae->cfg.disk_low_free;
+	int r;
 	bool low;
 
 	if (!ae->cfg.disk_path)
 		return;
-	if (statvfs(ae->cfg.disk_path, &st) < 0) {
+	r = durable_free_bytes(ae->cfg.disk_path, &free_b, &total_b);
+	if (r < 0) {
 		if (!ae->disk_failed)
-			log_warn_errno(-errno, "agent events: cannot read the free space of '%s'",
+			log_warn_errno(r, "agent events: cannot read the free space of '%s'",
 			               ae->cfg.disk_path);
 		ae->disk_failed = true;
 		return;
 	}
 	ae->disk_failed = false;
-	free_b = (uint64_t)st.f_bavail * st.f_frsize;
 	/* back to ok only 10 % above the floor: a value hovering at it must not flap; and not
 	 * while the outbox still cannot write */
 	low = (ae->disk_low ? free_b < floor + floor / 10 : free_b < floor) || ae->write_failing;
@@ -266,7 +266,7 @@ static void disk_check(struct agentev *ae)
 	event_init(&ev, low ? PROTO_AGENT_EVENT_DISK_LOW : PROTO_AGENT_EVENT_DISK_OK);
 	proto_text_copy(ev.disk.path, sizeof(ev.disk.path), ae->cfg.disk_path);
 	ev.disk.free_bytes = free_b;
-	ev.disk.total_bytes = (uint64_t)st.f_blocks * st.f_frsize;
+	ev.disk.total_bytes = total_b;
 	ev.disk.floor_bytes = floor;
 	ev.disk.write_failures = ae->write_failures;
 	ev.disk.best_effort = ae->best_effort;

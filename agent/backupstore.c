@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "durable.h"
@@ -130,11 +129,10 @@ static int seed_entry(const char *path, const struct stat *st, int flag, struct 
 
 int64_t backupstore_free_bytes(const struct backupstore_config *cfg)
 {
-	struct statvfs vfs;
+	uint64_t free_b;
+	int r = durable_free_bytes(cfg->dir, &free_b, NULL);
 
-	if (statvfs(cfg->dir, &vfs) < 0)
-		return -errno;
-	return (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
+	return r < 0 ? r : (int64_t)free_b;
 }
 
 int backupstore_prepare(const struct backupstore_config *cfg, const char *udid, char *ret_path,

@@ -618,8 +618,17 @@ out:
 	}
 	cmd_free(d.cmd);
 	cmdtable_free(d.cmdtable);
-	if (d.pub)
+	if (d.pub) {
+		struct publish_stats ps;
+
+		publish_get_stats(d.pub, &ps);
+		if (ps.best_effort > 0 || ps.held > 0 || ps.lost > 0)
+			log_notice("full disk this run: %llu messages published best-effort, %llu "
+			           "still held (lost at exit), %llu dropped",
+			           (unsigned long long)ps.best_effort, (unsigned long long)ps.held,
+			           (unsigned long long)ps.lost);
 		publish_set_agentev(d.pub, NULL);
+	}
 	agentev_free(d.agentev);
 	publish_free(d.pub);
 	outbox_close(d.outbox);

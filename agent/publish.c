@@ -12,10 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
 
 #include "agentev.h"
 #include "diagnose.h"
+#include "durable.h"
 #include "log.h"
 #include "loop.h"
 #include "mqtt.h"
@@ -121,11 +121,6 @@ void publish_get_stats(const struct publish *p, struct publish_stats *ret)
 {
 	*ret = p->stats;
 	ret->held = p->n_held;
-}
-
-uint64_t publish_session(const struct publish *p)
-{
-	return p->sf.session;
 }
 
 /* ---- numbering and publishing ---- */
@@ -355,10 +350,10 @@ bool publish_retry(struct publish *p)
 	if (p->n_held == 0 && p->write_failing) {
 		/* nothing to write to prove it: room for a compaction's worth will do (a write
 		 * failing again says otherwise) */
-		struct statvfs st;
+		uint64_t free_b;
 
-		if (statvfs(p->cfg->state_dir, &st) == 0 &&
-		    (uint64_t)st.f_bavail * st.f_frsize >= OUTBOX_COMPACT_MIN_DEAD)
+		if (durable_free_bytes(p->cfg->state_dir, &free_b, NULL) == 0 &&
+		    free_b >= OUTBOX_COMPACT_MIN_DEAD)
 			write_ok(p);
 	}
 	republish = p->need_republish && !p->write_failing && p->n_held == 0;

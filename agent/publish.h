@@ -67,6 +67,7 @@ void publish_set_agentev(struct publish *p, struct agentev *agentev);
 
 struct publish *publish_free(struct publish *p);
 
+/* What the full disk cost so far (the daemon reports it at exit). */
 void publish_get_stats(const struct publish *p, struct publish_stats *ret);
 
 /*
@@ -76,9 +77,6 @@ void publish_get_stats(const struct publish *p, struct publish_stats *ret);
  * writes again: the caller then republishes every device's state (durably this time).
  */
 bool publish_retry(struct publish *p);
-
-/* This run's session number. */
-uint64_t publish_session(const struct publish *p);
 
 /* A device event; details NULL = none ({}). */
 void publish_event(struct publish *p, const char *udid, enum proto_event ev,

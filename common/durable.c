@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 static uint32_t crc_table[256];
@@ -34,6 +35,19 @@ uint32_t durable_crc32(const void *buf, size_t n)
 	while (n--)
 		c = crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
 	return c ^ 0xffffffffu;
+}
+
+int durable_free_bytes(const char *path, uint64_t *ret_free, uint64_t *ret_total)
+{
+	struct statvfs st;
+
+	if (statvfs(path, &st) < 0)
+		return -errno;
+	if (ret_free)
+		*ret_free = (uint64_t)st.f_bavail * st.f_frsize;
+	if (ret_total)
+		*ret_total = (uint64_t)st.f_blocks * st.f_frsize;
+	return 0;
 }
 
 int durable_fsync_dir(const char *dir)

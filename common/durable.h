@@ -57,6 +57,12 @@ int durable_pread_all(int fd, void *buf, size_t len, uint64_t off);
 /* CRC-32 (IEEE 802.3, the zlib one) of n bytes. Thread-safe. */
 uint32_t durable_crc32(const void *buf, size_t n);
 
+/*
+ * The space of the file system holding path: what an unprivileged writer may still use
+ * (f_bavail) and its size, in bytes. Either pointer may be NULL. 0 or -errno.
+ */
+int durable_free_bytes(const char *path, uint64_t *ret_free, uint64_t *ret_total);
+
 /* fsync(2) of the directory dir. 0 or -errno. */
 int durable_fsync_dir(const char *dir);
 /* fsync(2) of the directory that contains path. 0 or -errno. */
