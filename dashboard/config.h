@@ -32,20 +32,21 @@ struct dash_config {
 	char mqtt_cafile[PATH_MAX];
 	char mqtt_certfile[PATH_MAX];
 	char mqtt_keyfile[PATH_MAX];
-	char mqtt_share_group[64]; /* "" = plain subscriptions; else events and results via $share */
+	char mqtt_share_group[64]; /* "" = plain subscriptions; else events and results via $share
+	                            */
 
 	/* HTTP */
-	char http_listen[128];     /* ADDR:PORT, default 127.0.0.1:8080 */
-	char tls_cert[PATH_MAX];   /* both set: HTTPS (GnuTLS through libmicrohttpd) */
+	char http_listen[128];   /* ADDR:PORT, default 127.0.0.1:8080 */
+	char tls_cert[PATH_MAX]; /* both set: HTTPS (GnuTLS through libmicrohttpd) */
 	char tls_key[PATH_MAX];
-	uint64_t http_max_body;    /* bytes; a larger request body is refused with 413 */
+	uint64_t http_max_body; /* bytes; a larger request body is refused with 413 */
 	unsigned http_max_connections;
-	int64_t session_ttl_s;     /* UI login session lifetime */
+	int64_t session_ttl_s;          /* UI login session lifetime */
 	struct conftab_rate login_rate; /* failed logins per client address */
 
 	/* store */
-	char db[PATH_MAX]; /* SQLite file */
-	unsigned history_days;    /* history older than this is deleted */
+	char db[PATH_MAX];     /* SQLite file */
+	unsigned history_days; /* history older than this is deleted */
 
 	/* staleness, judged with the dashboard's own clock (judge.h) */
 	int64_t stale_after_s;

@@ -37,15 +37,15 @@ struct http_services {
 };
 
 struct http_request {
-	const char *method;                    /* "GET", "POST", "DELETE", ... */
-	const char *path;                      /* without the query string */
-	const char *args[HTTP_PATH_ARGS_MAX];  /* {name} parts of the route pattern, in order */
-	const char *body;                      /* NUL-terminated, NULL when none */
+	const char *method;                   /* "GET", "POST", "DELETE", ... */
+	const char *path;                     /* without the query string */
+	const char *args[HTTP_PATH_ARGS_MAX]; /* {name} parts of the route pattern, in order */
+	const char *body;                     /* NUL-terminated, NULL when none */
 	size_t body_len;
-	struct auth_principal who;             /* established before the handler runs */
-	struct store *store;                   /* this call's connection */
+	struct auth_principal who; /* established before the handler runs */
+	struct store *store;       /* this call's connection */
 	const struct http_services *svc;
-	void *conn;                            /* libmicrohttpd connection (http.c only) */
+	void *conn; /* libmicrohttpd connection (http.c only) */
 };
 
 struct http_response {

@@ -49,8 +49,7 @@ uint64_t hub_next_seq(struct hub *h);
  * from *next_seq were already overwritten (then *next_seq is set to the oldest kept), or
  * -ESHUTDOWN once hub_shutdown() was called.
  */
-int hub_wait(struct hub *h, uint64_t *next_seq, struct hub_notice *out, size_t max,
-             int timeout_ms);
+int hub_wait(struct hub *h, uint64_t *next_seq, struct hub_notice *out, size_t max, int timeout_ms);
 
 /* Wakes every waiter with -ESHUTDOWN (service stopping). */
 void hub_shutdown(struct hub *h);

@@ -11,130 +11,130 @@
 #include "macro.h"
 
 static const char migration_1[] =
-	/* One row per agent id ever heard of. presence: 'online' (birth), 'offline' (graceful
-	 * stop), 'lost' (the will: the broker saw it vanish). */
-	"CREATE TABLE agents ("
-	" agent TEXT PRIMARY KEY,"
-	" site TEXT NOT NULL DEFAULT '',"
-	" station TEXT NOT NULL DEFAULT '',"
-	" presence TEXT NOT NULL DEFAULT 'offline',"
-	" session INTEGER,"             /* the agent run the presence belongs to */
-	" started_at INTEGER,"
-	" version TEXT NOT NULL DEFAULT '',"
-	" meta_json TEXT,"              /* the last cradle.agent_meta.v1 as received */
-	" presence_ms INTEGER,"         /* when presence last changed */
-	" last_seen_ms INTEGER,"        /* last message of any kind from it */
-	" last_session INTEGER,"        /* seq tracking (gaps): the session and highest seq seen */
-	" last_seq INTEGER,"
-	" lost_messages INTEGER NOT NULL DEFAULT 0," /* seq numbers never received (gaps) */
-	" duplicates INTEGER NOT NULL DEFAULT 0"
-	");"
-	/* One row per phone, keyed by UDID wherever it docks; agent/site/station: where it was
-	 * seen last. The state columns are those of the newest state message applied (by
-	 * state_ts_ms); the dashboard's verdict is judge.h's, computed at query time. */
-	"CREATE TABLE devices ("
-	" udid TEXT PRIMARY KEY,"
-	" serial TEXT NOT NULL DEFAULT '',"
-	" name TEXT NOT NULL DEFAULT '',"
-	" product_type TEXT NOT NULL DEFAULT '',"
-	" ios_version TEXT NOT NULL DEFAULT '',"
-	" ios_key INTEGER NOT NULL DEFAULT 0," /* major*1000000 + minor*1000 + patch, sortable */
-	" agent TEXT NOT NULL,"
-	" site TEXT NOT NULL DEFAULT '',"
-	" station TEXT NOT NULL DEFAULT '',"
-	" attached INTEGER NOT NULL DEFAULT 0,"
-	" last_seen INTEGER NOT NULL,"          /* Unix s last seen docked */
-	" has_facts INTEGER NOT NULL DEFAULT 0,"
-	" last_icloud INTEGER,"                 /* NULL: never (with has_facts) or unknown */
-	" last_local INTEGER,"
-	" icloud_enabled INTEGER,"              /* NULL: unknown */
-	" agent_status TEXT NOT NULL DEFAULT 'unknown'," /* what the agent said, for reference */
-	" probe TEXT NOT NULL DEFAULT '',"
-	" pairing TEXT NOT NULL DEFAULT '',"
-	" cause_codes TEXT NOT NULL DEFAULT ''," /* ',code1,code2,' for filtering */
-	" causes_json TEXT NOT NULL DEFAULT '[]'," /* [{code,evidence,remediation,complexity}] */
-	" state_json TEXT,"                        /* the last state message as received */
-	" state_session INTEGER,"
-	" state_seq INTEGER,"
-	" state_ts_ms INTEGER NOT NULL DEFAULT 0"
-	");"
-	"CREATE INDEX devices_last_icloud ON devices(last_icloud);"
-	"CREATE INDEX devices_agent ON devices(agent);"
-	"CREATE INDEX devices_site ON devices(site, station);"
-	"CREATE INDEX devices_serial ON devices(serial);"
-	/* Every state change and event, per phone (udid) or per agent (udid ''); the
-	 * (agent, session, seq) triple dedupes redeliveries. kind: 'state', 'event' (device
-	 * event), 'agent_event', 'presence', 'command' (a command sent, see commands). */
-	"CREATE TABLE history ("
-	" id INTEGER PRIMARY KEY,"
-	" udid TEXT NOT NULL DEFAULT '',"
-	" agent TEXT NOT NULL,"
-	" session INTEGER,"
-	" seq INTEGER,"
-	" ts_ms INTEGER NOT NULL,"
-	" kind TEXT NOT NULL,"
-	" name TEXT NOT NULL DEFAULT ''," /* event name, or the state's status */
-	" summary TEXT NOT NULL DEFAULT ''," /* one line for the timeline */
-	" json TEXT NOT NULL DEFAULT '{}'"
-	");"
-	"CREATE UNIQUE INDEX history_dedupe ON history(agent, session, seq) WHERE seq IS NOT NULL;"
-	"CREATE INDEX history_udid ON history(udid, ts_ms);"
-	"CREATE INDEX history_ts ON history(ts_ms);"
-	/* Commands sent from the dashboard and every result received for them, in order. */
-	"CREATE TABLE commands ("
-	" cmd_id TEXT PRIMARY KEY,"
-	" udid TEXT NOT NULL,"
-	" agent TEXT NOT NULL,"
-	" name TEXT NOT NULL,"
-	" params_json TEXT NOT NULL DEFAULT '{}',"
-	" sent_by TEXT NOT NULL,"
-	" sent_at_ms INTEGER NOT NULL,"
-	" expires_at_ms INTEGER NOT NULL,"
-	" status TEXT NOT NULL DEFAULT 'sent'," /* 'sent', then the latest result status */
-	" updated_ms INTEGER NOT NULL"
-	");"
-	"CREATE INDEX commands_udid ON commands(udid, sent_at_ms);"
-	"CREATE TABLE command_results ("
-	" id INTEGER PRIMARY KEY,"
-	" cmd_id TEXT NOT NULL REFERENCES commands(cmd_id) ON DELETE CASCADE,"
-	" agent TEXT NOT NULL,"
-	" session INTEGER,"
-	" seq INTEGER NOT NULL,"
-	" ts_ms INTEGER NOT NULL,"
-	" status TEXT NOT NULL,"
-	" json TEXT NOT NULL"
-	");"
-	"CREATE UNIQUE INDEX command_results_dedupe ON command_results(agent, session, seq);"
-	"CREATE INDEX command_results_cmd ON command_results(cmd_id, id);"
-	/* Users, API tokens and UI sessions (auth.h). Secrets are stored only as hashes. */
-	"CREATE TABLE users ("
-	" name TEXT PRIMARY KEY,"
-	" role TEXT NOT NULL," /* 'viewer' | 'operator' | 'admin' */
-	" hash TEXT NOT NULL," /* crypt(3) yescrypt (or sha512-crypt) */
-	" created_ms INTEGER NOT NULL"
-	");"
-	"CREATE TABLE tokens ("
-	" name TEXT PRIMARY KEY,"
-	" role TEXT NOT NULL,"
-	" hash TEXT NOT NULL UNIQUE," /* hex SHA-256 of the token */
-	" created_ms INTEGER NOT NULL,"
-	" last_used_ms INTEGER"
-	");"
-	"CREATE TABLE sessions ("
-	" id_hash TEXT PRIMARY KEY," /* hex SHA-256 of the cookie value */
-	" user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,"
-	" csrf TEXT NOT NULL,"
-	" created_ms INTEGER NOT NULL,"
-	" expires_ms INTEGER NOT NULL"
-	");"
-	/* Counters that must survive a restart (malformed messages, duplicates, gaps, ...). */
-	"CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-	/* The stale count over time, sampled by the service (overview chart). */
-	"CREATE TABLE samples ("
-	" ts INTEGER PRIMARY KEY,"
-	" total INTEGER NOT NULL, ok INTEGER NOT NULL, stale INTEGER NOT NULL,"
-	" unknown INTEGER NOT NULL, missing INTEGER NOT NULL"
-	");";
+        /* One row per agent id ever heard of. presence: 'online' (birth), 'offline' (graceful
+         * stop), 'lost' (the will: the broker saw it vanish). */
+        "CREATE TABLE agents ("
+        " agent TEXT PRIMARY KEY,"
+        " site TEXT NOT NULL DEFAULT '',"
+        " station TEXT NOT NULL DEFAULT '',"
+        " presence TEXT NOT NULL DEFAULT 'offline',"
+        " session INTEGER," /* the agent run the presence belongs to */
+        " started_at INTEGER,"
+        " version TEXT NOT NULL DEFAULT '',"
+        " meta_json TEXT,"       /* the last cradle.agent_meta.v1 as received */
+        " presence_ms INTEGER,"  /* when presence last changed */
+        " last_seen_ms INTEGER," /* last message of any kind from it */
+        " last_session INTEGER," /* seq tracking (gaps): the session and highest seq seen */
+        " last_seq INTEGER,"
+        " lost_messages INTEGER NOT NULL DEFAULT 0," /* seq numbers never received (gaps) */
+        " duplicates INTEGER NOT NULL DEFAULT 0"
+        ");"
+        /* One row per phone, keyed by UDID wherever it docks; agent/site/station: where it was
+         * seen last. The state columns are those of the newest state message applied (by
+         * state_ts_ms); the dashboard's verdict is judge.h's, computed at query time. */
+        "CREATE TABLE devices ("
+        " udid TEXT PRIMARY KEY,"
+        " serial TEXT NOT NULL DEFAULT '',"
+        " name TEXT NOT NULL DEFAULT '',"
+        " product_type TEXT NOT NULL DEFAULT '',"
+        " ios_version TEXT NOT NULL DEFAULT '',"
+        " ios_key INTEGER NOT NULL DEFAULT 0," /* major*1000000 + minor*1000 + patch, sortable */
+        " agent TEXT NOT NULL,"
+        " site TEXT NOT NULL DEFAULT '',"
+        " station TEXT NOT NULL DEFAULT '',"
+        " attached INTEGER NOT NULL DEFAULT 0,"
+        " last_seen INTEGER NOT NULL," /* Unix s last seen docked */
+        " has_facts INTEGER NOT NULL DEFAULT 0,"
+        " last_icloud INTEGER," /* NULL: never (with has_facts) or unknown */
+        " last_local INTEGER,"
+        " icloud_enabled INTEGER,"                       /* NULL: unknown */
+        " agent_status TEXT NOT NULL DEFAULT 'unknown'," /* what the agent said, for reference */
+        " probe TEXT NOT NULL DEFAULT '',"
+        " pairing TEXT NOT NULL DEFAULT '',"
+        " cause_codes TEXT NOT NULL DEFAULT '',"   /* ',code1,code2,' for filtering */
+        " causes_json TEXT NOT NULL DEFAULT '[]'," /* [{code,evidence,remediation,complexity}] */
+        " state_json TEXT,"                        /* the last state message as received */
+        " state_session INTEGER,"
+        " state_seq INTEGER,"
+        " state_ts_ms INTEGER NOT NULL DEFAULT 0"
+        ");"
+        "CREATE INDEX devices_last_icloud ON devices(last_icloud);"
+        "CREATE INDEX devices_agent ON devices(agent);"
+        "CREATE INDEX devices_site ON devices(site, station);"
+        "CREATE INDEX devices_serial ON devices(serial);"
+        /* Every state change and event, per phone (udid) or per agent (udid ''); the
+         * (agent, session, seq) triple dedupes redeliveries. kind: 'state', 'event' (device
+         * event), 'agent_event', 'presence', 'command' (a command sent, see commands). */
+        "CREATE TABLE history ("
+        " id INTEGER PRIMARY KEY,"
+        " udid TEXT NOT NULL DEFAULT '',"
+        " agent TEXT NOT NULL,"
+        " session INTEGER,"
+        " seq INTEGER,"
+        " ts_ms INTEGER NOT NULL,"
+        " kind TEXT NOT NULL,"
+        " name TEXT NOT NULL DEFAULT '',"    /* event name, or the state's status */
+        " summary TEXT NOT NULL DEFAULT ''," /* one line for the timeline */
+        " json TEXT NOT NULL DEFAULT '{}'"
+        ");"
+        "CREATE UNIQUE INDEX history_dedupe ON history(agent, session, seq) WHERE seq IS NOT NULL;"
+        "CREATE INDEX history_udid ON history(udid, ts_ms);"
+        "CREATE INDEX history_ts ON history(ts_ms);"
+        /* Commands sent from the dashboard and every result received for them, in order. */
+        "CREATE TABLE commands ("
+        " cmd_id TEXT PRIMARY KEY,"
+        " udid TEXT NOT NULL,"
+        " agent TEXT NOT NULL,"
+        " name TEXT NOT NULL,"
+        " params_json TEXT NOT NULL DEFAULT '{}',"
+        " sent_by TEXT NOT NULL,"
+        " sent_at_ms INTEGER NOT NULL,"
+        " expires_at_ms INTEGER NOT NULL,"
+        " status TEXT NOT NULL DEFAULT 'sent'," /* 'sent', then the latest result status */
+        " updated_ms INTEGER NOT NULL"
+        ");"
+        "CREATE INDEX commands_udid ON commands(udid, sent_at_ms);"
+        "CREATE TABLE command_results ("
+        " id INTEGER PRIMARY KEY,"
+        " cmd_id TEXT NOT NULL REFERENCES commands(cmd_id) ON DELETE CASCADE,"
+        " agent TEXT NOT NULL,"
+        " session INTEGER,"
+        " seq INTEGER NOT NULL,"
+        " ts_ms INTEGER NOT NULL,"
+        " status TEXT NOT NULL,"
+        " json TEXT NOT NULL"
+        ");"
+        "CREATE UNIQUE INDEX command_results_dedupe ON command_results(agent, session, seq);"
+        "CREATE INDEX command_results_cmd ON command_results(cmd_id, id);"
+        /* Users, API tokens and UI sessions (auth.h). Secrets are stored only as hashes. */
+        "CREATE TABLE users ("
+        " name TEXT PRIMARY KEY,"
+        " role TEXT NOT NULL," /* 'viewer' | 'operator' | 'admin' */
+        " hash TEXT NOT NULL," /* crypt(3) yescrypt (or sha512-crypt) */
+        " created_ms INTEGER NOT NULL"
+        ");"
+        "CREATE TABLE tokens ("
+        " name TEXT PRIMARY KEY,"
+        " role TEXT NOT NULL,"
+        " hash TEXT NOT NULL UNIQUE," /* hex SHA-256 of the token */
+        " created_ms INTEGER NOT NULL,"
+        " last_used_ms INTEGER"
+        ");"
+        "CREATE TABLE sessions ("
+        " id_hash TEXT PRIMARY KEY," /* hex SHA-256 of the cookie value */
+        " user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,"
+        " csrf TEXT NOT NULL,"
+        " created_ms INTEGER NOT NULL,"
+        " expires_ms INTEGER NOT NULL"
+        ");"
+        /* Counters that must survive a restart (malformed messages, duplicates, gaps, ...). */
+        "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        /* The stale count over time, sampled by the service (overview chart). */
+        "CREATE TABLE samples ("
+        " ts INTEGER PRIMARY KEY,"
+        " total INTEGER NOT NULL, ok INTEGER NOT NULL, stale INTEGER NOT NULL,"
+        " unknown INTEGER NOT NULL, missing INTEGER NOT NULL"
+        ");";
 
 const struct store_migration store_migrations[] = {
 	{ 1, migration_1 },

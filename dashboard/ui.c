@@ -5,7 +5,7 @@
 #include <string.h>
 
 static const unsigned char placeholder[] =
-	"<!doctype html><title>cradle</title><p>The cradle dashboard UI is not built yet.</p>";
+        "<!doctype html><title>cradle</title><p>The cradle dashboard UI is not built yet.</p>";
 
 static const struct ui_asset assets[] = {
 	{ "/", placeholder, sizeof(placeholder) - 1, "text/html; charset=utf-8" },

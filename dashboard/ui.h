@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 struct ui_asset {
-	const char *path;         /* request path, e.g. "/", "/devices", "/assets/app.js" */
+	const char *path; /* request path, e.g. "/", "/devices", "/assets/app.js" */
 	const unsigned char *data;
 	size_t len;
 	const char *content_type; /* e.g. "text/html; charset=utf-8" */
