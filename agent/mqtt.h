@@ -110,6 +110,7 @@ struct mqtt_stats {
 	uint64_t acked;      /* outbox records deleted after PUBACK */
 	uint64_t failed;     /* publish failures that kept the record */
 	uint64_t poisoned;   /* records dropped after a permanent PUBACK refusal */
+	uint64_t refused;    /* "not authorized" refusals (0x87): record kept, drain paused */
 	uint64_t rx;         /* messages delivered */
 	uint64_t rx_dropped; /* too large or queue full */
 	unsigned inflight;

@@ -110,9 +110,11 @@ class Proc:
 class Broker:
     """A private mosquitto on a free loopback port."""
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, extra=""):
+        """extra: more mosquitto.conf lines (an acl_file, a second listener...)."""
         self.tmp = tempfile.mkdtemp(prefix="cradle-broker-")
         self.port = port or free_port()
+        self.extra = extra
         self.proc = None
 
     def start(self):
@@ -120,6 +122,7 @@ class Broker:
         with open(conf, "w") as f:
             f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
                     "persistence_location %s/\nautosave_interval 1\n" % (self.port, self.tmp))
+            f.write(self.extra)
         self.proc = Proc("mosquitto", self.tmp)
         self.proc.spawn(["mosquitto", "-c", conf])
         wait_for(self._accepting, 10, what="mosquitto on port %d" % self.port)
