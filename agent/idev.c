@@ -12,11 +12,19 @@
  */
 #include "idev.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <libimobiledevice/diagnostics_relay.h>
 #include <libimobiledevice/libimobiledevice.h>
@@ -28,6 +36,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "macro.h"
 #include "timefmt.h"
 
 #define IDEV_LABEL        "cradle-agent-probe"
@@ -536,8 +545,12 @@ int idev_list(struct idev_list *ret)
 
 	ret->udid = NULL;
 	ret->n = 0;
-	if (idevice_get_device_list_extended(&devs, &count) != IDEVICE_E_SUCCESS)
-		return -ENOTCONN;
+	if (idevice_get_device_list_extended(&devs, &count) != IDEVICE_E_SUCCESS) {
+		int r = idev_mux_reachable();
+
+		/* only an absent usbmuxd is "not there"; any other failure is a failed request */
+		return r == -ENOENT || r == -ECONNREFUSED ? -ENOTCONN : -EIO;
+	}
 	if (count > IDEV_LIST_MAX) {
 		log_warn("usbmuxd lists %d devices, only %d are watched", count, IDEV_LIST_MAX);
 		count = IDEV_LIST_MAX;
@@ -573,4 +586,195 @@ void idev_list_free(struct idev_list *l)
 	free(l->udid);
 	l->udid = NULL;
 	l->n = 0;
+}
+
+/* ---- the usbmuxd socket ---- */
+
+#define IDEV_MUX_DEFAULT "/var/run/usbmuxd"
+
+/* The address libusbmuxd 2.0.2 connects to (connect_usbmuxd_socket()), parsed the same way. */
+static socklen_t mux_addr(struct sockaddr_storage *ss)
+{
+	const char *env = getenv("USBMUXD_SOCKET_ADDRESS");
+	struct sockaddr_un *un = (struct sockaddr_un *)ss;
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	const char *path = IDEV_MUX_DEFAULT, *colon;
+	char host[64];
+	long port;
+	char *end;
+
+	memset(ss, 0, sizeof(*ss));
+	if (env && strncmp(env, "UNIX:", 5) == 0 && env[5]) {
+		path = env + 5;
+	} else if (env && (colon = strrchr(env, ':')) && (size_t)(colon - env) < sizeof(host)) {
+		port = strtol(colon + 1, &end, 10);
+		memcpy(host, env, (size_t)(colon - env));
+		host[colon - env] = '\0';
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		/* the tests' and stations' TCP usbmuxd is on loopback; other hosts are not checked
+		 */
+		if (*end == '\0' && port > 0 && port < 65536 &&
+		    (strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0)) {
+			in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			return sizeof(*in);
+		}
+		return 0;
+	}
+	if (strlen(path) >= sizeof(un->sun_path))
+		return 0;
+	un->sun_family = AF_UNIX;
+	memcpy(un->sun_path, path, strlen(path) + 1);
+	return sizeof(*un);
+}
+
+void idev_mux_unix_path(char *buf, size_t size)
+{
+	struct sockaddr_storage ss;
+
+	if (mux_addr(&ss) && ss.ss_family == AF_UNIX)
+		snprintf(buf, size, "%s", ((struct sockaddr_un *)&ss)->sun_path);
+	else if (size)
+		buf[0] = '\0';
+}
+
+int idev_mux_reachable(void)
+{
+	struct sockaddr_storage ss;
+	struct pollfd pfd = { .events = POLLOUT };
+	socklen_t len = mux_addr(&ss), elen = sizeof(int);
+	int fd, err = 0, r;
+
+	if (!len)
+		return -EINVAL;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	r = connect(fd, (struct sockaddr *)&ss, len);
+	if (r < 0 && (errno == EINPROGRESS || errno == EAGAIN)) {
+		pfd.fd = fd;
+		r = poll(&pfd, 1, 1000);
+		if (r == 0) {
+			r = -ETIMEDOUT;
+			goto out;
+		}
+		if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) {
+			r = -errno;
+			goto out;
+		}
+		r = -err;
+		goto out;
+	}
+	r = r < 0 ? -errno : 0;
+out:
+	close(fd);
+	return r;
+}
+
+void idev_events_prepare(void)
+{
+	struct idev_list l;
+
+	libusbmuxd_set_use_inotify(0);
+	/* the first request, while no other libusbmuxd thread exists; its answer is not needed */
+	(void)idev_list(&l);
+	idev_list_free(&l);
+}
+
+static bool ino_in(const unsigned long *set, size_t n, unsigned long ino)
+{
+	for (size_t i = 0; i < n; i++)
+		if (set[i] == ino)
+			return true;
+	return false;
+}
+
+/*
+ * 1: fd is a socket to usbmuxd (peer address ss, or a reset socket rp knew) that was hung up;
+ * 0: connected to usbmuxd and alive; -1: another file.
+ */
+static int mux_socket_state(int fd, const struct sockaddr_storage *ss, socklen_t len,
+                            const struct idev_reaper *rp, unsigned long *ino)
+{
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof(peer);
+	struct pollfd pfd = { .fd = fd, .events = POLLIN | POLLRDHUP };
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return -1;
+	*ino = (unsigned long)st.st_ino;
+	if (getpeername(fd, (struct sockaddr *)&peer, &plen) < 0)
+		/* a reset connection has no peer any more: known only from an earlier call */
+		return errno == ENOTCONN && ino_in(rp->mux, rp->n_mux, *ino) ? 1 : -1;
+	if (peer.ss_family != ss->ss_family)
+		return -1;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)&peer, *b = (const void *)ss;
+
+		if (a->sin_port != b->sin_port || a->sin_addr.s_addr != b->sin_addr.s_addr)
+			return -1;
+	} else if (plen > len || memcmp(&peer, ss, plen) != 0) {
+		return -1;
+	}
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) ? 1 : 0;
+}
+
+size_t idev_mux_reap(struct idev_reaper *rp)
+{
+	struct {
+		int fd;
+		unsigned long ino;
+	} dead[IDEV_REAP_MAX];
+	unsigned long mux[IDEV_REAP_MAX];
+	struct sockaddr_storage ss;
+	socklen_t len = mux_addr(&ss);
+	size_t n_dead = 0, n_mux = 0, closed = 0, live = 0;
+	struct dirent *e;
+	DIR *d;
+
+	if (!len || !(d = opendir("/proc/self/fd")))
+		return 0;
+	while ((e = readdir(d))) {
+		unsigned long ino = 0;
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		int st;
+
+		if (*end || end == e->d_name || fd == dirfd(d) || fd <= 2)
+			continue;
+		st = mux_socket_state((int)fd, &ss, len, rp, &ino);
+		if (st < 0)
+			continue;
+		if (n_mux < ARRAY_SIZE(mux))
+			mux[n_mux++] = ino;
+		if (st == 0) {
+			live++;
+		} else if (n_dead < ARRAY_SIZE(dead)) {
+			dead[n_dead].fd = (int)fd;
+			dead[n_dead++].ino = ino;
+		}
+	}
+	closedir(d);
+	memcpy(rp->mux, mux, n_mux * sizeof(*mux));
+	rp->n_mux = n_mux;
+	{
+		size_t n_new = 0;
+
+		for (size_t i = 0; i < n_dead; i++) {
+			if (live > 0 && ino_in(rp->dead, rp->n_dead, dead[i].ino)) {
+				close(dead[i].fd);
+				closed++;
+			} else {
+				mux[n_new++] = dead[i].ino;
+			}
+		}
+		memcpy(rp->dead, mux, n_new * sizeof(*mux));
+		rp->n_dead = n_new;
+	}
+	if (closed)
+		log_info("usbmuxd: closed %zu socket(s) of ended connections that libusbmuxd left "
+		         "open",
+		         closed);
+	return closed;
 }
