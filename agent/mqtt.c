@@ -60,6 +60,7 @@ struct mqtt_event {
 	char *payload;
 	size_t len;
 	bool retained;
+	bool oversize; /* over incoming_max: payload not kept, len is its size */
 	int qos;
 	int64_t expiry_s;
 	char correlation[MQTT_CORRELATION_MAX]; /* MQTT 5 Correlation Data, truncated */
@@ -378,11 +379,10 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 	struct mqtt_event *ev = NULL;
 	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
 	MQTTProperty *corr;
-	bool drop;
+	bool drop, oversize = msg->payloadlen >= 0 && (size_t)msg->payloadlen > m->incoming_max;
 
 	pthread_mutex_lock(&m->lock);
-	drop = m->queued_messages >= MQTT_INCOMING_QUEUE_MAX || msg->payloadlen < 0 ||
-	       (size_t)msg->payloadlen > m->incoming_max;
+	drop = m->queued_messages >= MQTT_INCOMING_QUEUE_MAX || msg->payloadlen < 0;
 	if (drop)
 		m->rx_dropped_paho++;
 	else
@@ -393,7 +393,9 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 	ev = event_new(EV_MESSAGE);
 	if (ev) {
 		ev->text = strndup(topic, tlen);
-		ev->payload = malloc((size_t)msg->payloadlen + 1);
+		/* an oversize message is delivered without its payload, so the receiver can still
+		 * answer it (a command's correlation data names its cmd_id) */
+		ev->payload = malloc(oversize ? 1 : (size_t)msg->payloadlen + 1);
 	}
 	if (!ev || !ev->text || !ev->payload) {
 		pthread_mutex_lock(&m->lock);
@@ -404,8 +406,10 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 			event_free(ev);
 		goto out;
 	}
-	memcpy(ev->payload, msg->payload, (size_t)msg->payloadlen);
-	ev->payload[msg->payloadlen] = '\0';
+	ev->oversize = oversize;
+	if (!oversize)
+		memcpy(ev->payload, msg->payload, (size_t)msg->payloadlen);
+	ev->payload[oversize ? 0 : msg->payloadlen] = '\0';
 	ev->len = (size_t)msg->payloadlen;
 	ev->retained = msg->retained != 0;
 	ev->qos = msg->qos;
@@ -652,8 +656,9 @@ static void handle_event(struct mqtt *m, struct mqtt_event *ev)
 		break;
 	case EV_MESSAGE: {
 		struct mqtt_message msg = { .topic = ev->text,
-			                    .payload = ev->payload,
+			                    .payload = ev->oversize ? NULL : ev->payload,
 			                    .len = ev->len,
+			                    .oversize = ev->oversize,
 			                    .retained = ev->retained,
 			                    .qos = ev->qos,
 			                    .expiry_s = ev->expiry_s,
