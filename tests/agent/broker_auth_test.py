@@ -17,6 +17,7 @@ import time
 
 from common import AGENT, SIM, device, states, udid, write_scenario
 from harness import Agent, Broker, Collector, Sim, fail, free_port, wait_for
+from session_test import stopped
 
 AID = "station-auth-1"
 
@@ -54,6 +55,7 @@ def not_authorized(tmp):
                   (time.monotonic() - t0))
             if not agent.proc.alive():
                 fail("agent exited")
+            stopped(agent)
         col.close()
 
 
@@ -119,6 +121,7 @@ def tls(tmp):
                 if "certificate verify failed" not in err:
                     fail("%s: the failure does not give OpenSSL's reason:\n%s" %
                          (name, err[-2000:]))
+                stopped(agent)
             print("ok: %s refused with OpenSSL's reason" % name)
         col.close()
 

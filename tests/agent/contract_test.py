@@ -16,6 +16,7 @@ from commands_test import command
 from common import AGENT, SIM, device, states, udid, validate_all, write_scenario
 from harness import Agent, Broker, Collector, Sim, fail, wait_for
 from hostile_commands_test import executed, publish, publisher, results
+from session_test import stopped
 
 AID = "station-hostile-1"  # hostile_commands_test's publish() and results() use this agent id
 
@@ -25,7 +26,7 @@ def main():
     with Broker() as broker, Sim(SIM, scenario) as sim:
         col = Collector(broker.port)
         pub = publisher(broker.port)
-        with Agent(AGENT, broker, sim, agent_id=AID):
+        with Agent(AGENT, broker, sim, agent_id=AID) as agent:
             wait_for(lambda: any(s["attached"] and s["probe"] == "ok"
                                  for s in states(col, AID, udid(1))), 15, what="phone 1 probed")
             for size in (9 * 1024, 100 * 1024):
@@ -60,6 +61,7 @@ def main():
             print("ok: mismatch on an executed cmd_id repeats 'succeeded'")
             if executed(sim):
                 fail("something ran: %r" % executed(sim))
+            stopped(agent)
         pub.loop_stop()
         pub.disconnect()
         validate_all(col)
