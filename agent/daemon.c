@@ -167,6 +167,10 @@ static bool outbox_half_full(const struct daemon *d)
 	       st.bytes >= d->cfg->outbox_max_bytes / 2;
 }
 
+/* a message over mqtt's cap comes without payload: it must be over the command cap too, so
+ * cmd_check() refuses it as oversize before reading the payload */
+_Static_assert(MQTT_INCOMING_MAX > COMMAND_PAYLOAD_MAX, "oversize messages are oversize commands");
+
 static void handle_command(struct daemon *d, const struct mqtt_message *msg)
 {
 	struct cmd_message cm = {

@@ -13,9 +13,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <unistd.h>
 
 #include <libimobiledevice/libimobiledevice.h>
 
@@ -26,6 +30,9 @@
 
 #define DEVMON_QUEUE_MAX      256
 #define DEVMON_RESYNC_DEFAULT 10000
+/* libusbmuxd's event thread retries its connection once a second: a resync this long after a
+ * new socket appeared covers what happened before the thread was back */
+#define DEVMON_FOLLOWUP_MS 2500
 
 struct devmon_msg {
 	enum devmon_event ev;
@@ -39,8 +46,12 @@ struct devmon {
 	void *data;
 	struct loop_mailbox *mbox;
 	bool subscribed;
-	bool mux_down; /* last resync found no usbmuxd (logged once per outage) */
+	bool mux_down;    /* last resync found no usbmuxd (logged once per outage) */
+	bool resync_fail; /* last resync failed with usbmuxd up (logged once per streak) */
+	int inotify_fd;   /* the usbmuxd socket's directory (UNIX socket mode), or -1 */
+	char sock_name[NAME_MAX + 1];
 	uint64_t timer;
+	uint64_t followup;             /* the resync after a new usbmuxd socket */
 	char (*known)[FACTS_UDID_MAX]; /* sorted */
 	size_t n_known;
 	devmon_usbmuxd_fn mux_fn; /* agentev: usbmuxd lost / back */
@@ -116,6 +127,15 @@ static void do_resync(struct devmon *dm)
 		log_error("device resync: out of memory");
 		return;
 	}
+	if (r == -EIO) {
+		/* usbmuxd is there: the devices are not gone, only this answer */
+		if (!dm->resync_fail)
+			log_warn("device resync: usbmuxd is up but ListDevices failed; keeping the "
+			         "known devices");
+		dm->resync_fail = true;
+		return;
+	}
+	dm->resync_fail = false;
 	if (r < 0) {
 		if (!dm->mux_down)
 			log_notice(
@@ -124,8 +144,10 @@ static void do_resync(struct devmon *dm)
 	} else if (dm->mux_down) {
 		log_notice("usbmuxd is back");
 		dm->mux_down = false;
-		/* in UNIX socket mode libusbmuxd does not reconnect its event socket itself */
-		subscribe(dm);
+		/* libusbmuxd's thread reconnects itself (idev_events_prepare()); this only renews a
+		 * subscription that could not be made at all */
+		if (!dm->subscribed)
+			subscribe(dm);
 	}
 	if (dm->mux_fn) /* agentev: usbmuxd lost / back */
 		dm->mux_fn(r >= 0, l.n, dm->mux_data);
@@ -231,6 +253,72 @@ static void subscribe(struct devmon *dm)
 		log_debug("usbmuxd event subscription failed; relying on resync");
 }
 
+static void on_followup(struct loop *loop, uint64_t id, void *data)
+{
+	struct devmon *dm = data;
+
+	(void)loop;
+	(void)id;
+	dm->followup = 0;
+	do_resync(dm);
+}
+
+/*
+ * Loop thread: the usbmuxd socket's directory changed. A new socket (usbmuxd restarted, however
+ * quickly) means the known set may be stale: resync now rather than at the next tick.
+ */
+static void on_inotify(struct loop *loop, int fd, uint32_t events, void *data)
+{
+	struct devmon *dm = data;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool ours = false;
+	ssize_t n;
+
+	(void)loop;
+	(void)events;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const void *)p;
+
+			if (ev->len && strcmp(ev->name, dm->sock_name) == 0)
+				ours = true;
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	if (ours) {
+		log_debug("usbmuxd socket created or changed: resyncing");
+		devmon_resync(dm);
+		if (dm->followup)
+			loop_cancel_timer(dm->loop, dm->followup);
+		dm->followup = loop_add_timer(dm->loop, DEVMON_FOLLOWUP_MS, on_followup, dm);
+	}
+}
+
+/* UNIX socket mode: watch the socket's directory. Best effort: the resync timer remains. */
+static void watch_socket(struct devmon *dm)
+{
+	char path[PATH_MAX], *slash;
+
+	idev_mux_unix_path(path, sizeof(path));
+	slash = strrchr(path, '/');
+	if (!slash || !slash[1] || strlen(slash + 1) >= sizeof(dm->sock_name))
+		return;
+	snprintf(dm->sock_name, sizeof(dm->sock_name), "%s", slash + 1);
+	if (slash == path)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	dm->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (dm->inotify_fd < 0 ||
+	    inotify_add_watch(dm->inotify_fd, path, IN_CREATE | IN_ATTRIB | IN_MOVED_TO) < 0 ||
+	    loop_add_fd(dm->loop, dm->inotify_fd, EPOLLIN, on_inotify, dm) < 0) {
+		log_debug("usbmuxd socket directory '%s' not watched; relying on resync", path);
+		if (dm->inotify_fd >= 0)
+			close(dm->inotify_fd);
+		dm->inotify_fd = -1;
+	}
+}
+
 struct devmon *devmon_new(struct loop *loop, uint64_t resync_ms, devmon_fn fn, void *data)
 {
 	struct devmon *dm;
@@ -249,6 +337,7 @@ struct devmon *devmon_new(struct loop *loop, uint64_t resync_ms, devmon_fn fn, v
 		return NULL;
 	}
 	dm->loop = loop;
+	dm->inotify_fd = -1;
 	dm->resync_ms = resync_ms ? resync_ms : DEVMON_RESYNC_DEFAULT;
 	dm->fn = fn;
 	dm->data = data;
@@ -268,7 +357,9 @@ int devmon_start(struct devmon *dm)
 {
 	if (!dm)
 		return -EINVAL;
+	idev_events_prepare(); /* before the event thread exists */
 	subscribe(dm);
+	watch_socket(dm);
 	dm->timer = loop_add_timer(dm->loop, 0, on_timer, dm);
 	return dm->timer ? 0 : -ENOMEM;
 }
@@ -281,6 +372,12 @@ struct devmon *devmon_free(struct devmon *dm)
 		idevice_event_unsubscribe(); /* joins the thread: no on_event() after this */
 	if (dm->timer)
 		loop_cancel_timer(dm->loop, dm->timer);
+	if (dm->followup)
+		loop_cancel_timer(dm->loop, dm->followup);
+	if (dm->inotify_fd >= 0) {
+		loop_del_fd(dm->loop, dm->inotify_fd);
+		close(dm->inotify_fd);
+	}
 	/* after the join: nothing posts any more; what still waits is freed unread */
 	loop_mailbox_free(dm->mbox);
 	free(dm->known);

@@ -3,17 +3,22 @@
  * devmon: which iPhones are attached, as attach/detach calls on the loop thread.
  *
  * Two sources, deduplicated by UDID so each change is reported once:
- *  - usbmuxd events (idevice_event_subscribe): fast, but lost when usbmuxd was not up at
- *    subscription time (UNIX socket mode), while it restarts, or when a post fails;
+ *  - usbmuxd events (idevice_event_subscribe): fast, but missed while usbmuxd restarts (the
+ *    event thread reconnects by polling once a second: idev_events_prepare()) or when a post
+ *    fails;
  *  - a resync every resync_ms with one ListDevices: heals any missed event and reports
- *    everything as detached when usbmuxd is gone (usbmuxd exits with its last device, so that
- *    is the normal idle state: logged once, not an error). When usbmuxd comes back the event
- *    subscription is renewed.
+ *    everything as detached when usbmuxd is gone (socket missing or connection refused;
+ *    usbmuxd exits with its last device, so that is the normal idle state: logged once, not
+ *    an error). Another failure of the listing changes nothing;
+ *  - in UNIX socket mode, an inotify watch on the socket's directory: a new socket (a restart,
+ *    however quick) means a resync at once and one more after the event thread is back.
+ * libusbmuxd 2.0.2's event thread leaks one socket per usbmuxd restart (agent/README.md).
  *
  * Threading: the libusbmuxd thread only copies the UDID into a bounded loop mailbox (loop.h);
  * everything else runs on the loop thread. libimobiledevice allows a single event subscription
  * per process, so there is at most one devmon at a time.
- * The resync's ListDevices blocks the loop thread briefly (local socket, ~ms at 500 devices).
+ * The resync's ListDevices blocks the loop thread briefly (local socket, ~ms at 500 devices;
+ * libusbmuxd's 5 s receive timeout bounds it).
  */
 #ifndef CRADLE_DEVMON_H
 #define CRADLE_DEVMON_H

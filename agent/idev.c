@@ -13,10 +13,16 @@
 #include "idev.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <libimobiledevice/diagnostics_relay.h>
 #include <libimobiledevice/libimobiledevice.h>
@@ -536,8 +542,12 @@ int idev_list(struct idev_list *ret)
 
 	ret->udid = NULL;
 	ret->n = 0;
-	if (idevice_get_device_list_extended(&devs, &count) != IDEVICE_E_SUCCESS)
-		return -ENOTCONN;
+	if (idevice_get_device_list_extended(&devs, &count) != IDEVICE_E_SUCCESS) {
+		int r = idev_mux_reachable();
+
+		/* only an absent usbmuxd is "not there"; any other failure is a failed request */
+		return r == -ENOENT || r == -ECONNREFUSED ? -ENOTCONN : -EIO;
+	}
 	if (count > IDEV_LIST_MAX) {
 		log_warn("usbmuxd lists %d devices, only %d are watched", count, IDEV_LIST_MAX);
 		count = IDEV_LIST_MAX;
@@ -573,4 +583,97 @@ void idev_list_free(struct idev_list *l)
 	free(l->udid);
 	l->udid = NULL;
 	l->n = 0;
+}
+
+/* ---- the usbmuxd socket ---- */
+
+#define IDEV_MUX_DEFAULT "/var/run/usbmuxd"
+
+/* The address libusbmuxd 2.0.2 connects to (connect_usbmuxd_socket()), parsed the same way. */
+static socklen_t mux_addr(struct sockaddr_storage *ss)
+{
+	const char *env = getenv("USBMUXD_SOCKET_ADDRESS");
+	struct sockaddr_un *un = (struct sockaddr_un *)ss;
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	const char *path = IDEV_MUX_DEFAULT, *colon;
+	char host[64];
+	long port;
+	char *end;
+
+	memset(ss, 0, sizeof(*ss));
+	if (env && strncmp(env, "UNIX:", 5) == 0 && env[5]) {
+		path = env + 5;
+	} else if (env && (colon = strrchr(env, ':')) && (size_t)(colon - env) < sizeof(host)) {
+		port = strtol(colon + 1, &end, 10);
+		memcpy(host, env, (size_t)(colon - env));
+		host[colon - env] = '\0';
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		/* the tests' and stations' TCP usbmuxd is on loopback; other hosts are not checked
+		 */
+		if (*end == '\0' && port > 0 && port < 65536 &&
+		    (strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0)) {
+			in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			return sizeof(*in);
+		}
+		return 0;
+	}
+	if (strlen(path) >= sizeof(un->sun_path))
+		return 0;
+	un->sun_family = AF_UNIX;
+	memcpy(un->sun_path, path, strlen(path) + 1);
+	return sizeof(*un);
+}
+
+void idev_mux_unix_path(char *buf, size_t size)
+{
+	struct sockaddr_storage ss;
+
+	if (mux_addr(&ss) && ss.ss_family == AF_UNIX)
+		snprintf(buf, size, "%s", ((struct sockaddr_un *)&ss)->sun_path);
+	else if (size)
+		buf[0] = '\0';
+}
+
+int idev_mux_reachable(void)
+{
+	struct sockaddr_storage ss;
+	struct pollfd pfd = { .events = POLLOUT };
+	socklen_t len = mux_addr(&ss), elen = sizeof(int);
+	int fd, err = 0, r;
+
+	if (!len)
+		return -EINVAL;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	r = connect(fd, (struct sockaddr *)&ss, len);
+	if (r < 0 && (errno == EINPROGRESS || errno == EAGAIN)) {
+		pfd.fd = fd;
+		r = poll(&pfd, 1, 1000);
+		if (r == 0) {
+			r = -ETIMEDOUT;
+			goto out;
+		}
+		if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) {
+			r = -errno;
+			goto out;
+		}
+		r = -err;
+		goto out;
+	}
+	r = r < 0 ? -errno : 0;
+out:
+	close(fd);
+	return r;
+}
+
+void idev_events_prepare(void)
+{
+	struct idev_list l;
+
+	libusbmuxd_set_use_inotify(0);
+	/* the first request, while no other libusbmuxd thread exists; its answer is not needed */
+	(void)idev_list(&l);
+	idev_list_free(&l);
 }

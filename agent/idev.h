@@ -80,11 +80,34 @@ struct idev_list {
 
 /*
  * Fills ret (free with idev_list_free()). One ListDevices round trip on the usbmuxd socket,
- * blocking (local socket; libusbmuxd's own receive timeout bounds it). 0, -ENOTCONN when
- * usbmuxd is not there (the normal idle state: it exits with the last device), -ENOMEM.
+ * blocking (local socket; libusbmuxd's own receive timeout, 5 s per packet, bounds it).
+ * 0; -ENOTCONN only when usbmuxd is not there (its socket is missing or refuses connections:
+ * the normal idle state, usbmuxd exits with the last device); -EIO when usbmuxd is there but
+ * the request failed (a failed resync, not an absent usbmuxd); -ENOMEM.
  */
 int idev_list(struct idev_list *ret);
 void idev_list_free(struct idev_list *l);
+
+/*
+ * Whether usbmuxd accepts a connection now, at the address libusbmuxd uses
+ * (USBMUXD_SOCKET_ADDRESS: `UNIX:/path` or `host:port`; else /var/run/usbmuxd). A
+ * non-blocking connect bounded by 1 s. 0, -ENOENT (no socket file), -ECONNREFUSED, -ETIMEDOUT
+ * or another -errno.
+ */
+int idev_mux_reachable(void);
+
+/* The UNIX socket path of usbmuxd into buf, or "" when it is reached over TCP. */
+void idev_mux_unix_path(char *buf, size_t size);
+
+/*
+ * Before the first idevice_event_subscribe(): makes libusbmuxd's event thread reconnect by
+ * polling (once a second) rather than by inotify. libusbmuxd 2.0.2's inotify wait watches only
+ * /var/run for "usbmuxd", misses a socket created between its failed connect and its watch
+ * (a quick usbmuxd restart) and never sees a socket elsewhere (USBMUXD_SOCKET_ADDRESS=UNIX:):
+ * the subscription then stays dead for good. Also makes the first request (libusbmuxd sets
+ * its program name, unlocked, on the first one) before the event thread exists.
+ */
+void idev_events_prepare(void);
 
 /* Whether a syslog_relay line is backup evidence (backupd, BackupAgent, MobileBackup). */
 int idev_syslog_line_relevant(const char *line);

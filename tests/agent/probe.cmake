@@ -29,3 +29,9 @@ add_test(NAME agent-probe-devmon COMMAND /usr/bin/python3
 set_tests_properties(agent-probe-once PROPERTIES LABELS integration TIMEOUT 90)
 # devmon runs libusbmuxd's event thread
 set_tests_properties(agent-probe-devmon PROPERTIES LABELS "integration;threads" TIMEOUT 90)
+# issue 8 item 10: quick usbmuxd restarts (UNIX socket and TCP) lose no event, leak no socket
+add_test(NAME agent-probe-mux-restart COMMAND /usr/bin/python3
+	${CMAKE_CURRENT_SOURCE_DIR}/test_mux_restart.py $<TARGET_FILE:cradle-sim>
+	$<TARGET_FILE:devmon-watch> ${CMAKE_CURRENT_SOURCE_DIR}/data/states.json)
+set_tests_properties(agent-probe-mux-restart PROPERTIES LABELS "integration;reliability;threads"
+	TIMEOUT 120)
