@@ -4,8 +4,8 @@
  * (outbox, publisher, device registry, command intake, actions, MQTT, device discovery) and
  * connects their callbacks. The device registry (registry.c) owns the devices and their probes,
  * the publisher (publish.c) turns what happens into messages. Everything here runs on the loop
- * thread; libraries with threads of their own (Paho, libusbmuxd) only reach it through their
- * modules' hand-over.
+ * thread; Paho, with threads of its own, only reaches it through mqtt.c's hand-over (usbmuxd
+ * events come on a socket of devmon's own).
  */
 #include "daemon.h"
 
