@@ -110,7 +110,7 @@ def settled(w, what):
     try:
         wait_for(quiet, 8, what=what)
     except TimeoutError:
-        fail("%s: not settled; events %s" % (what, w.lines()))
+        fail("%s: not settled; events %s\n%s" % (what, w.lines(), w.stderr()[-3000:]))
 
 
 def close_wait(pid):
