@@ -298,7 +298,10 @@ static void listen_start(struct devmon *dm)
 	}
 	if (r < 0) {
 		/* usbmuxd absent is the idle state of a station: the resync logs that */
-		if (r != -ENOENT && r != -ECONNREFUSED && !dm->listen_lost)
+		if (r == -EINVAL && !dm->listen_lost)
+			log_error("USBMUXD_SOCKET_ADDRESS is neither UNIX:/path nor a numeric "
+			          "HOST:PORT: no usbmuxd events, only the resync");
+		else if (r != -ENOENT && r != -ECONNREFUSED && !dm->listen_lost)
 			log_warn("usbmuxd events: cannot connect: %s; trying again", strerror(-r));
 		dm->listen_lost = true;
 		listen_later(dm);

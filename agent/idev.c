@@ -12,6 +12,7 @@
  */
 #include "idev.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -590,35 +591,58 @@ void idev_list_free(struct idev_list *l)
 
 #define IDEV_MUX_DEFAULT "/var/run/usbmuxd"
 
-/* The address libusbmuxd 2.0.2 connects to (connect_usbmuxd_socket()), parsed the same way. */
+/*
+ * The address libusbmuxd 2.0.2 connects to (connect_usbmuxd_socket()), parsed the same way:
+ * `UNIX:/path`, else HOST:PORT split at the last colon, the host in [] for IPv6; a value that
+ * is neither means the default socket. The host must be numeric (or localhost): a name lookup
+ * could block the loop thread. 0 when unusable.
+ */
 static socklen_t mux_addr(struct sockaddr_storage *ss)
 {
 	const char *env = getenv("USBMUXD_SOCKET_ADDRESS");
 	struct sockaddr_un *un = (struct sockaddr_un *)ss;
 	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
 	const char *path = IDEV_MUX_DEFAULT, *colon;
-	char host[64];
+	char host[64], *h = host;
+	size_t hlen;
 	long port;
 	char *end;
 
 	memset(ss, 0, sizeof(*ss));
-	if (env && strncmp(env, "UNIX:", 5) == 0 && env[5]) {
-		path = env + 5;
-	} else if (env && (colon = strrchr(env, ':')) && (size_t)(colon - env) < sizeof(host)) {
+	if (env && strncmp(env, "UNIX:", 5) == 0) {
+		if (env[5])
+			path = env + 5;
+	} else if (env && (colon = strrchr(env, ':'))) {
+		hlen = (size_t)(colon - env);
+		errno = 0;
 		port = strtol(colon + 1, &end, 10);
-		memcpy(host, env, (size_t)(colon - env));
-		host[colon - env] = '\0';
-		in->sin_family = AF_INET;
-		in->sin_port = htons((uint16_t)port);
-		/* the tests' and stations' TCP usbmuxd is on loopback; other hosts are not checked
-		 */
-		if (*end == '\0' && port > 0 && port < 65536 &&
-		    (strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0)) {
-			in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (errno || *end || end == colon + 1 || port <= 0 || port > 65535 || hlen == 0)
+			goto unix_socket; /* libusbmuxd falls back to the default too */
+		if (hlen >= sizeof(host))
+			return 0;
+		memcpy(host, env, hlen);
+		host[hlen] = '\0';
+		if (host[0] == '[') {
+			h = host + 1;
+			if (strchr(h, ']'))
+				*strchr(h, ']') = '\0';
+		}
+		if (strcmp(h, "localhost") == 0 || inet_pton(AF_INET, h, &in->sin_addr) == 1) {
+			if (strcmp(h, "localhost") == 0)
+				in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			in->sin_family = AF_INET;
+			in->sin_port = htons((uint16_t)port);
 			return sizeof(*in);
+		}
+		if (inet_pton(AF_INET6, h, &in6->sin6_addr) == 1) {
+			in6->sin6_family = AF_INET6;
+			in6->sin6_port = htons((uint16_t)port);
+			return sizeof(*in6);
 		}
 		return 0;
 	}
+unix_socket:
 	if (strlen(path) >= sizeof(un->sun_path))
 		return 0;
 	un->sun_family = AF_UNIX;

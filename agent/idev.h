@@ -94,9 +94,10 @@ void idev_list_free(struct idev_list *l);
 
 /*
  * Whether usbmuxd accepts a connection now, at the address libusbmuxd uses
- * (USBMUXD_SOCKET_ADDRESS: `UNIX:/path` or `host:port`; else /var/run/usbmuxd). A
- * non-blocking connect bounded by 1 s. 0, -ENOENT (no socket file), -ECONNREFUSED, -ETIMEDOUT
- * or another -errno.
+ * (USBMUXD_SOCKET_ADDRESS: `UNIX:/path` or `HOST:PORT` with a numeric host, `[v6]` or
+ * localhost; else /var/run/usbmuxd). A non-blocking connect bounded by 1 s. 0, -ENOENT (no
+ * socket file), -ECONNREFUSED, -ETIMEDOUT, -EINVAL (an address this cannot use: a host name
+ * would need a blocking lookup) or another -errno.
  */
 int idev_mux_reachable(void);
 

@@ -3,9 +3,12 @@
  * idev_listen: the agent's own usbmuxd Listen client against a real UNIX socket this test
  * serves (USBMUXD_SOCKET_ADDRESS=UNIX:...): the request it sends, the events it reports, how a
  * Detached finds its UDID, and the clear end of the connection on every kind of bad input
- * (refused Listen, garbage XML, a short or huge length, EOF), never a crash or a spin.
+ * (refused Listen, garbage XML, a short or huge length, EOF), never a crash or a spin; and
+ * the TCP addresses it accepts.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -331,6 +334,61 @@ static void test_absent(void **state)
 	assert_int_equal(idev_listen_open(NULL, &seen, &l), -EINVAL);
 }
 
+/* TCP as libusbmuxd parses it: numeric hosts (also in []) and localhost; nothing to look up. */
+static void test_tcp_address(void **state)
+{
+	static const char *const names[] = { "usbmuxd.example:27015", "[usbmuxd]:27015" };
+	/* libusbmuxd takes these for the default socket: so does the agent */
+	static const char *const malformed[] = {
+		"127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:", "127.0.0.1:12x",
+		"127.0.0.1",   ":27015",          "UNIX:",
+	};
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	struct idev_listen *l = NULL;
+	struct seen seen = { 0 };
+	char env[64];
+	int lfd;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		setenv("USBMUXD_SOCKET_ADDRESS", names[i], 1);
+		assert_int_equal(idev_listen_open(on_event, &seen, &l), -EINVAL);
+		assert_int_equal(idev_mux_reachable(), -EINVAL);
+	}
+	for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
+		char path[64];
+
+		setenv("USBMUXD_SOCKET_ADDRESS", malformed[i], 1);
+		idev_mux_unix_path(path, sizeof(path));
+		assert_string_equal(path, "/var/run/usbmuxd");
+	}
+	setenv("USBMUXD_SOCKET_ADDRESS", "[::1]:27015", 1);
+	{
+		char path[64];
+
+		idev_mux_unix_path(path, sizeof(path));
+		assert_string_equal(path, ""); /* TCP */
+	}
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(lfd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+	snprintf(env, sizeof(env), "127.0.0.1:%u", ntohs(sa.sin_port));
+	setenv("USBMUXD_SOCKET_ADDRESS", env, 1);
+	assert_int_equal(idev_listen_open(on_event, &seen, &l), 0);
+	l = idev_listen_free(l);
+	snprintf(env, sizeof(env), "localhost:%u", ntohs(sa.sin_port));
+	setenv("USBMUXD_SOCKET_ADDRESS", env, 1);
+	assert_int_equal(idev_mux_reachable(), 0);
+	close(lfd);
+	/* nothing listens there any more */
+	assert_int_equal(idev_listen_open(on_event, &seen, &l), -ECONNREFUSED);
+	assert_null(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -339,6 +397,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_odd_attached, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_absent, setup, teardown),
+		cmocka_unit_test(test_tcp_address),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
