@@ -761,8 +761,7 @@ static int mux_send_listen(int fd)
 	hdr[3] = MUX_LISTEN_TAG;
 	memcpy(msg, hdr, MUX_HEADER_SIZE);
 	memcpy(msg + MUX_HEADER_SIZE, xml, xlen);
-	/* a new socket's send buffer takes this whole (a few hundred bytes) or something is wrong
-	 */
+	/* a new socket's send buffer takes these few hundred bytes at once */
 	n = send(fd, msg, hdr[0], MSG_NOSIGNAL);
 	r = n < 0 ? -errno : (size_t)n != hdr[0] ? -EIO : 0;
 out:
