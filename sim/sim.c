@@ -237,6 +237,8 @@ int sim_device_set_value(struct sim *sim, struct sim_device *dev, const char *do
 	plist_t dict = plist_dict_get_item(dev->values, domain);
 	struct sim_notice n = { .kind = SIM_NOTICE_VALUE, .domain = domain, .key = key };
 
+	if (dict && plist_get_node_type(dict) != PLIST_DICT)
+		dict = NULL; /* cannot happen from a scenario; replaced below when setting */
 	if (!value) {
 		if (dict && plist_dict_get_item(dict, key))
 			plist_dict_remove_item(dict, key);
