@@ -110,7 +110,7 @@ with Sim(SIMBIN, SCN) as sim:
         r = sim.ctl_ok({"op": "syslog", "udid": P1, "process": "backupd", "level": "Error",
                         "message": "Backup failed: The network connection was lost"})
         check(r["delivered"] >= 1, "syslog delivered %r" % r)
-        m = re.match(r"(\w{3} [ \d]\d \d\d:\d\d:\d\d) Live 01 backupd\[\d+\] <Error>: "
+        m = re.match(r"(\w{3} [ \d]\d \d\d:\d\d:\d\d) Live-01 backupd\[\d+\] <Error>: "
                      r"Backup failed: The network connection was lost$", r["line"])
         check(m, "formatted line %r" % r["line"])
         now = sim.ctl_ok({"op": "clock"})["now_mac"]
@@ -119,6 +119,10 @@ with Sim(SIMBIN, SCN) as sim:
               "formatted line's time %s is not the simulated time (%d)" % (m.group(1), now))
         wait_text(slog, "control verbatim")
         wait_text(slog, "The network connection was lost")
+        # idevicesyslog cut the host name off: the line is a phone's, word for word
+        check(re.search(r"^\w{3} [ \d]\d \d\d:\d\d:\d\d backupd\[\d+\] <Error>: Backup failed: "
+                        r"The network connection was lost$", text(slog), re.M),
+              "idevicesyslog's rendering of the formatted line:\n" + text(slog))
         print("ok: control syslog reaches the open stream")
 
         # domain_changed after a control set in the backup domain, not after other domains

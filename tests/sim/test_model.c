@@ -301,7 +301,7 @@ static void test_clock(void **state)
 	sim->clock_mono0_ms = loop_now_ms();
 	assert_true(sim_syslog_format(sim, d1, "backupd", "Error", "boom", line, sizeof(line)) > 0);
 	assert_true(strncmp(line, "Nov 14 22:13:2", 14) == 0);
-	assert_non_null(strstr(line, " Cart 1 backupd["));
+	assert_non_null(strstr(line, " Cart-1 backupd["));
 	assert_non_null(strstr(line, "] <Error>: boom"));
 	assert_int_equal(sim_syslog_format(sim, d1, "", "Error", "x", line, sizeof(line)), -EINVAL);
 	/* the pid is stable per device and process */
