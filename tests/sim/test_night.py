@@ -163,6 +163,10 @@ try:
                 check(value(u, "com.apple.mobile.backup", "CloudBackupEnabled") == "false",
                       "%s: iCloud Backup still on" % u)
         print("ok: every phone ends the night as `expect` says")
+        with open("/proc/%d/stat" % sim.proc.p.pid) as f:
+            st = f.read().rsplit(")", 1)[1].split()
+        print("figure: cradle-sim CPU for the night at %dx: %.2f s" %
+              (SCALE, (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")))
 finally:
     os.unlink(path)
 print("PASS")
