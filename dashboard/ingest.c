@@ -674,7 +674,7 @@ static int on_state(struct ingest *in, const char *topic, const char *agent, con
 	const char *status, *probe, *pairing;
 	struct dev_mem *d, nd;
 	struct agent_mem *a;
-	char err[PROTO_ERR_MAX], codes[PROTO_MAX_CAUSES * PROTO_CODE_MAX + 2], summary[256];
+	char err[PROTO_ERR_MAX], codes[PROTO_MAX_CAUSES * PROTO_CODE_MAX + 2], summary[512];
 	char detail[1024];
 	char *cj = NULL;
 	bool apply, probe_ok, keep_seen, has_li, inserted;
