@@ -1598,6 +1598,23 @@ int ingest_start(struct ingest *in)
 	return 0;
 }
 
+static void check_dirty(const char *key, void *value, void *ctx)
+{
+	const struct agent_mem *a = value;
+
+	(void)key;
+	if (a->dirty)
+		*(bool *)ctx = true;
+}
+
+static bool any_agent_dirty(struct ingest *in)
+{
+	bool dirty = false;
+
+	strmap_foreach(in->agents, check_dirty, &dirty);
+	return dirty;
+}
+
 void ingest_stop(struct ingest *in)
 {
 	if (!in || in->stopped)
@@ -1627,10 +1644,11 @@ void ingest_stop(struct ingest *in)
 		loop_cancel_timer(in->loop, in->agents_timer);
 		in->agents_timer = 0;
 	}
-	if (batch_open(in) == 0) {
-		in->agents_force = true;
-		(void)ingest_flush(in);
-	}
+	in->agents_force = true;
+	if (!in->in_tx && any_agent_dirty(in))
+		(void)batch_open(in);
+	(void)ingest_flush(in);
+	in->agents_force = false;
 	in->connected = false;
 }
 
