@@ -27,6 +27,7 @@ struct store;
 #define QUERY_LIMIT_MAX     1000
 #define QUERY_CSV_MAX       100000 /* rows of one CSV export (the whole filter, capped) */
 #define QUERY_TEXT_MAX      128    /* bytes of a filter value, NUL included */
+#define QUERY_COMMANDS_MAX  200    /* commands of one phone listed at most */
 
 /* Sort keys of the device list; a leading '-' on the wire reverses the order. */
 enum query_sort {
@@ -82,8 +83,16 @@ int query_devices_csv(struct store *s, const struct query_devices *q, int64_t no
 /* The device object (as in the list and the stream), NULL when unknown or on error. */
 struct cJSON *query_device_json(struct store *s, const char *udid, int64_t now);
 
-/* The device object plus cause_details; commands_allowed is the api's to add. */
-struct cJSON *query_device_detail_json(struct store *s, const char *udid, int64_t now);
+/*
+ * The device object plus cause_details and commands_allowed (the single-phone commands its
+ * agent allows; empty unless may_command: the caller's role may send commands). NULL when
+ * unknown or on error.
+ */
+struct cJSON *query_device_detail_json(struct store *s, const char *udid, int64_t now,
+                                       bool may_command);
+
+/* {"commands": [command, ...]} of udid, newest first, at most limit. NULL on error. */
+struct cJSON *query_device_commands_json(struct store *s, const char *udid, int64_t limit);
 
 /* {"total", "history": [...]} newest first; NULL when the phone is unknown or on error. */
 struct cJSON *query_history_json(struct store *s, const char *udid, int64_t limit, int64_t offset);
@@ -102,9 +111,10 @@ struct cJSON *query_command_json(struct store *s, const char *cmd_id);
 /*
  * Facts for sending a command to udid: whether the phone is known (-ENOENT when not), the
  * agent that saw it last (agent, COMMAND_AGENT_MAX bytes), and whether it is docked now
- * (attached and its agent online). 0, -ENOENT or -EIO.
+ * (attached and its agent online); allowed_mask: bit (1 << enum command_name) for each command
+ * the agent's meta allows (all of v1 while no meta is known). 0, -ENOENT or -EIO.
  */
 int query_device_route(struct store *s, const char *udid, char *agent, size_t agent_size,
-                       bool *attached, bool *agent_online);
+                       bool *attached, bool *agent_online, unsigned *allowed_mask);
 
 #endif
