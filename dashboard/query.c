@@ -1268,13 +1268,12 @@ static int summary_rest(struct store *s, int64_t now, cJSON *root)
 		goto out;
 	sqlite3_finalize(st);
 
-	/* ingest's persistent counters (store_counter_add), absent = 0; seq gaps are counted per
-	 * agent (agents.lost_messages) */
+	/* ingest's persistent counters (store_counter_add), absent = 0 */
 	st = prepare(s, "SELECT"
-	                " (SELECT value FROM counters WHERE name = 'ingest.messages'),"
-	                " (SELECT value FROM counters WHERE name = 'ingest.malformed'),"
-	                " (SELECT value FROM counters WHERE name = 'ingest.duplicates'),"
-	                " (SELECT SUM(lost_messages) FROM agents)");
+	                " (SELECT value FROM counters WHERE name = 'messages'),"
+	                " (SELECT value FROM counters WHERE name = 'malformed'),"
+	                " (SELECT value FROM counters WHERE name = 'duplicates'),"
+	                " (SELECT value FROM counters WHERE name = 'lost')");
 	if (!st)
 		return -EIO;
 	if (sqlite3_step(st) != SQLITE_ROW) {
