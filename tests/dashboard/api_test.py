@@ -377,9 +377,11 @@ def test_commands(api, viewer, operator, north, broker, dash):
     check("restart" in journal.lower() or "diagnostics" in journal.lower(),
           "the phone's journal shows no restart: %s" % journal[:2000])
     h = api.get("/api/v1/devices/%s/history?limit=1000" % target, viewer, "History")
-    sent = [e for e in h["history"] if e["kind"] == "command"]
+    sent = [e for e in h["history"] if e["kind"] == "command" and "sent_by" in e["detail"]]
     check(sent and sent[0]["detail"]["cmd_id"] == doc["cmd_id"] and
-          sent[0]["detail"]["sent_by"] == "token:api-op", "history command row: %s" % sent)
+          sent[0]["detail"]["sent_by"] == "token:api-op" and
+          sent[0]["summary"] == "device.restart sent by token:api-op",
+          "history command row: %s" % sent)
     lst = api.get("/api/v1/devices/%s/commands" % target, viewer, "CommandList")
     check(lst["commands"][0]["cmd_id"] == doc["cmd_id"], "device commands list")
 
@@ -392,8 +394,9 @@ def test_commands(api, viewer, operator, north, broker, dash):
                     body={"name": "device.refresh"})
     check("not docked" in msg, "409 message: %s" % msg)
 
-    # broker down: 503 and send_failed; back: commands flow again
-    broker.stop()
+    # broker gone (killed: no wills, so the store still has the agents online): 503 and
+    # send_failed; back: commands flow again
+    broker.kill9()
     time.sleep(1.5)
     st, _, body = call(dash, "POST", "/api/v1/devices/%s/commands" % target, operator,
                        body={"name": "device.refresh"})
@@ -435,9 +438,9 @@ def main():
     with Sim(SIM, scenario(tmp, "north", NORTH)) as north, \
             Sim(SIM, scenario(tmp, "south", SOUTH)) as south:
         agents = [Agent(AGENT, broker, north, "st-api-north",
-                        "command_keys %s\nsite site-north\nstation cart-n\n" % pub),
+                        "command_keys %s\nsite site-north\nstation cart-n\npublish_device_name true\n" % pub),
                   Agent(AGENT, broker, south, "st-api-south",
-                        "command_keys %s\nsite site-south\nstation cart-s\n" % pub)]
+                        "command_keys %s\nsite site-south\nstation cart-s\npublish_device_name true\n" % pub)]
         for a in agents:
             a.start()
         dash.start()
