@@ -127,8 +127,12 @@ class Dashboard:
         check(self.proc.alive(), "cradle-dashboard exited: %s" % self.proc.stderr_text()[-3000:])
 
     def stop(self):
+        """SIGTERM: in-flight writes finish and it exits 0 (sanitizer reports fail it)."""
         if self.proc:
-            self.proc.stop()
+            rc = self.proc.stop(timeout=20)
+            check(rc == 0, "cradle-dashboard exited %s: %s" % (rc,
+                                                              self.proc.stderr_text()[-4000:]))
+            self.proc = None
 
 
 def call(dash, method, path, token=None, body=None, headers=None, raw=None):
@@ -461,7 +465,9 @@ def main():
                          "Summary", "Command", "CommandList", "CommandAccepted", "Error"):
                 check(name in api.checked, "no response was checked against %s" % name)
         except BaseException:
-            sys.stderr.write("--- dashboard stderr ---\n%s\n" % dash.proc.stderr_text()[-6000:])
+            if dash.proc:
+                sys.stderr.write("--- dashboard stderr ---\n%s\n" %
+                                 dash.proc.stderr_text()[-6000:])
             for a in agents:
                 if a.proc:
                     sys.stderr.write("--- %s stderr ---\n%s\n" % (
