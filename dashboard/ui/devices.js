@@ -76,7 +76,7 @@ function syncForm() {
 function docked(d) {
 	if (d.agent_status === 'offline' || d.agent_status === 'lost')
 		return el('span', { class: 'muted', title: 'its agent is ' + d.agent_status },
-			'agent ' + d.agent_status);
+			'agent ' + (d.agent_status === 'offline' ? 'off' : 'lost'));
 	return d.attached ? el('span', {}, 'yes') : el('span', { class: 'muted' }, 'no');
 }
 
@@ -92,15 +92,15 @@ function row(d) {
 	const ageCls = 'num' + (d.status === 'stale' ? ' err-text' : '');
 	return el('tr', { 'data-udid': d.udid },
 		el('td', {}, badge(d.status)),
-		el('td', {}, el('a', { href: deviceHref(d.udid) }, d.name || '(no name)')),
+		el('td', {}, el('a', { href: deviceHref(d.udid), title: 'UDID ' + d.udid },
+			d.name || '(no name)')),
 		el('td', { class: 'mono' }, d.serial || '—'),
-		el('td', { class: 'mono' }, d.udid),
 		el('td', {}, (d.site || '—') + ' / ' + (d.station || '—')),
 		el('td', {}, d.ios_version || '—'),
 		el('td', { class: ageCls }, d.last_icloud ? fmtAge(d.age_s) : 'never'),
-		el('td', {}, timeEl(d.last_icloud)),
+		el('td', { class: 'muted' }, timeEl(d.last_icloud)),
 		el('td', {}, icloud(d)),
-		el('td', { class: 'wrap' }, (d.causes || []).map((c) =>
+		el('td', {}, (d.causes || []).map((c) =>
 			el('span', { class: 'chip', title: 'cause' }, c))),
 		el('td', {}, docked(d)),
 		el('td', { title: d.last_seen || '' }, d.attached ? 'now' : fmtAgo(d.last_seen)));
@@ -111,7 +111,7 @@ function render(res) {
 	rows.clear();
 	const tbody = $('#devices tbody');
 	if (!list.length) {
-		fill(tbody, el('tr', {}, el('td', { colspan: 12, class: 'muted' },
+		fill(tbody, el('tr', {}, el('td', { colspan: 11, class: 'muted' },
 			'No phone matches this filter.')));
 	} else {
 		fill(tbody, list.map((d) => {

@@ -69,11 +69,13 @@ function ageColors(n) {
 	return out;
 }
 
-function hhmm(iso) {
-	const d = new Date(iso);
+// Axis labels: hours and minutes within a day, else the date.
+function timeLabels(points) {
 	const p = (x) => String(x).padStart(2, '0');
-	return p(d.getMonth() + 1) + '-' + p(d.getDate()) + ' ' + p(d.getHours()) + ':' +
-		p(d.getMinutes());
+	const ts = points.map((x) => new Date(x.ts));
+	const span = ts.length ? ts[ts.length - 1] - ts[0] : 0;
+	return ts.map((d) => span <= 86400000 ? p(d.getHours()) + ':' + p(d.getMinutes()) :
+		p(d.getMonth() + 1) + '-' + p(d.getDate()));
 }
 
 function chart(id, config) {
@@ -110,7 +112,7 @@ function renderCharts(s) {
 	chart('stale-chart', {
 		type: 'line',
 		data: {
-			labels: t.map((p) => hhmm(p.ts)),
+			labels: timeLabels(t),
 			datasets: [
 				{ label: 'stale', data: t.map((p) => p.stale), borderColor: '#cf222e',
 					backgroundColor: 'rgba(207,34,46,0.12)', fill: true, pointRadius: 2,
@@ -123,7 +125,7 @@ function renderCharts(s) {
 			plugins: { legend: { display: true, position: 'bottom',
 				labels: { boxWidth: 12 } } },
 			scales: { y: { beginAtZero: true, ticks: { precision: 0 } },
-				x: { ticks: { maxTicksLimit: 8, maxRotation: 0 } } },
+				x: { ticks: { maxTicksLimit: 8, maxRotation: 0, autoSkipPadding: 12 } } },
 		}),
 	});
 }
