@@ -102,7 +102,7 @@ function row(d) {
 		el('td', {}, icloud(d)),
 		el('td', {}, (d.causes || []).map((c) =>
 			el('span', { class: 'chip', title: 'cause' }, c))),
-		el('td', {}, docked(d)),
+		el('td', { class: 'docked' }, docked(d)),
 		el('td', { title: d.last_seen || '' }, d.attached ? 'now' : fmtAgo(d.last_seen)));
 }
 
