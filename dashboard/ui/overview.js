@@ -1,7 +1,7 @@
 // Overview: the fleet at a glance, from GET /api/v1/summary and /api/v1/agents, kept current by
 // the live stream (and a minute timer: a phone turns stale by the clock, without any message).
 import {
-	api, header, live, el, fill, $, debounce, pct, shareBar, badge, fmtAgo, notice, whoami
+	api, header, live, el, fill, $, debounce, pct, shareBar, badge, fmtAgo, fmtTime, notice, whoami
 } from './common.js';
 
 const charts = {};
@@ -109,6 +109,9 @@ function renderCharts(s) {
 		options: baseOptions,
 	});
 	const t = s.stale_over_time || [];
+	$('#stale-note').textContent = t.length < 2 ?
+		'A sample is taken every 5 minutes; the line appears with the second one.' :
+		'Since ' + fmtTime(t[0].ts) + ', one sample every 5 minutes.';
 	chart('stale-chart', {
 		type: 'line',
 		data: {
