@@ -3,6 +3,7 @@
 // /api/v1. DOM is built with el(), never from HTML strings, so names from phones cannot inject.
 
 let me = null;
+let mePromise = null;
 
 // Where to go to log in, coming back here afterwards.
 export function toLogin() {
@@ -53,10 +54,23 @@ export async function api(path, opts = {}) {
 }
 
 // The caller: {user, role, csrf, expires_at}. Fetched once per page.
-export async function whoami() {
-	if (!me)
-		me = await api('/api/v1/me');
-	return me;
+export function whoami() {
+	if (!mePromise) {
+		mePromise = api('/api/v1/me').then((m) => {
+			me = m;
+			return m;
+		});
+		mePromise.catch(() => {
+			mePromise = null; // try again next time
+		});
+	}
+	return mePromise;
+}
+
+// Runs a page: who is logged in first (a 401 goes to /login), then start(me). A dashboard
+// that cannot be reached says so on the page instead of failing silently.
+export function start(fn) {
+	whoami().then(fn).catch((e) => notice('The dashboard cannot be reached: ' + e.message, true));
 }
 
 export function canOperate() {
@@ -112,7 +126,7 @@ export function header(here) {
 			el('a', { href, class: id === here ? 'here' : null }, label))),
 		live, who, out);
 	document.body.prepend(bar);
-	whoami().then((m) => fill(who, m.user + ' · ' + m.role));
+	whoami().then((m) => fill(who, m.user + ' · ' + m.role)).catch(() => {});
 }
 
 export async function logout() {

@@ -2,7 +2,7 @@
 // complexity, its commands (buttons for operators; results stream in live), and its history.
 import {
 	api, header, live, el, fill, $, debounce, fmtAge, fmtAgo, timeEl, badge, notice, whoami,
-	canOperate
+	canOperate, start
 } from './common.js';
 
 const udid = decodeURIComponent(location.pathname.replace(/^\/devices\//, ''));
@@ -234,7 +234,7 @@ function onCommand(c) {
 
 header('devices');
 $('#more').addEventListener('click', () => loadHistory(false).catch(report));
-whoami().then(() => {
+start(() => {
 	loadAll();
 	live({
 		device: (d) => {

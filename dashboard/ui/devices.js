@@ -2,7 +2,7 @@
 // view is a link you can send), paging, sorting, the CSV export of the same filter, and rows
 // that change in place as the live stream reports phones.
 import {
-	api, header, live, el, fill, $, debounce, fmtAge, fmtAgo, timeEl, badge, notice, whoami,
+	api, header, live, el, fill, $, debounce, fmtAge, fmtAgo, timeEl, badge, notice, start,
 	deviceHref, CAUSES
 } from './common.js';
 
@@ -233,7 +233,7 @@ function wire() {
 header('devices');
 readUrl();
 wire();
-whoami().then(() => {
+start(() => {
 	loadOptions().catch(() => {});
 	load();
 	live({ device: onDevice, resync: load });

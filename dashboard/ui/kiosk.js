@@ -1,7 +1,7 @@
 // Wall screen: the overview's numbers, large, for reading across a room. Nobody touches it: it
 // follows the live stream, re-reads everything every 30 s (ages grow with the clock alone) and
 // reloads itself every 6 hours so a new dashboard version reaches it.
-import { api, live, el, fill, $, debounce, pct, shareBar, whoami } from './common.js';
+import { api, live, el, fill, $, debounce, pct, shareBar, start } from './common.js';
 
 const MAX_ROWS = 10;
 
@@ -69,7 +69,7 @@ function clock() {
 
 clock();
 setInterval(clock, 10000);
-whoami().then(() => {
+start(() => {
 	load();
 	const soon = debounce(load, 1000);
 	live({ summary: soon, agent: soon, resync: soon });

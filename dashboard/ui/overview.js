@@ -1,7 +1,7 @@
 // Overview: the fleet at a glance, from GET /api/v1/summary and /api/v1/agents, kept current by
 // the live stream (and a minute timer: a phone turns stale by the clock, without any message).
 import {
-	api, header, live, el, fill, $, debounce, pct, shareBar, badge, fmtAgo, fmtTime, notice, whoami
+	api, header, live, el, fill, $, debounce, pct, shareBar, badge, fmtAgo, fmtTime, notice, start
 } from './common.js';
 
 const charts = {};
@@ -208,7 +208,7 @@ const reloadSummary = debounce(() => loadSummary().catch(report), 1000);
 const reloadAgents = debounce(() => loadAgents().catch(report), 1000);
 
 header('overview');
-whoami().then(() => {
+start(() => {
 	loadAll();
 	live({ summary: reloadSummary, agent: onAgent, resync: loadAll });
 	setInterval(loadAll, 60000);
