@@ -100,7 +100,7 @@ static void fill(struct store *s)
 	        "  '{\"status\":\"in_progress\",\"progress\":5}');"
 	        "INSERT INTO samples(ts, total, ok, stale, unknown, missing) VALUES"
 	        " (%lld, 5, 1, 2, 1, 1), (%lld, 5, 1, 2, 1, 1);"
-	        "INSERT INTO counters(name, value) VALUES ('ingest.malformed', 4);",
+	        "INSERT INTO counters(name, value) VALUES ('malformed', 4), ('lost', 3);",
 	        (NOW - 2 * DAY) * 1000, (NOW - DAY) * 1000, NOW * 1000, NOW * 1000,
 	        NOW * 1000 + 600000, NOW * 1000, NOW * 1000 + 1, NOW * 1000 + 2, NOW - 3600,
 	        NOW - 30 * DAY);
