@@ -14,7 +14,6 @@ import csv
 import io
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import urllib.error
@@ -22,8 +21,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness  # noqa: E402
-from harness import Agent, Broker, Proc, Sim, check, fail, free_port, wait_for  # noqa: E402
+from harness import Agent, Broker, Sim, check, fail, wait_for  # noqa: E402
+import dash  # noqa: E402
 
 from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
@@ -31,7 +30,6 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
-DASHBOARD = os.environ["CRADLE_DASHBOARD"]
 SIM = os.environ["CRADLE_SIM"]
 AGENT = os.environ["CRADLE_AGENT"]
 SHOTS = os.environ.get("CRADLE_SCREENSHOTS") or os.path.join(os.getcwd(), "screenshots")
@@ -93,55 +91,6 @@ def scenario(tmp, name, devices):
     with open(path, "w") as f:
         json.dump({"devices": devices}, f)
     return path
-
-
-class Dashboard:
-    """cradle-dashboard on a free loopback port with a fresh database."""
-
-    def __init__(self, broker):
-        self.tmp = tempfile.mkdtemp(prefix="cradle-dash-")
-        self.port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.conf = os.path.join(self.tmp, "dashboard.conf")
-        with open(self.conf, "w") as f:
-            f.write("broker_url %s\nhttp_listen 127.0.0.1:%d\ndb %s\ncommand_key %s\n"
-                    "mqtt_client_id dash-browser-%d\n" %
-                    (broker.url(), self.port, os.path.join(self.tmp, "cradle.db"),
-                     os.path.join(self.tmp, "command.key"), os.getpid()))
-        self.proc = None
-
-    def cli(self, args, stdin=None):
-        r = subprocess.run([DASHBOARD, "-c", self.conf] + args, input=stdin, text=True,
-                           capture_output=True, timeout=30)
-        check(r.returncode == 0, "cradle-dashboard %s: %s %s" % (" ".join(args), r.returncode,
-                                                                 r.stderr))
-        return r.stdout
-
-    def user_add(self, name, role, password):
-        self.cli(["user", "add", name, "--role", role], stdin=password + "\n")
-
-    def key_public(self):
-        return self.cli(["key", "public"]).strip().split()[-1]
-
-    def _ready(self):
-        try:
-            with urllib.request.urlopen(self.url + "/login", timeout=2) as r:
-                return r.status == 200
-        except (OSError, urllib.error.URLError):
-            return False
-
-    def __enter__(self):
-        self.proc = Proc("dashboard", self.tmp)
-        self.proc.spawn([DASHBOARD, "-c", self.conf])
-        wait_for(lambda: self._ready() or not self.proc.alive(), 20, what="the dashboard's HTTP")
-        check(self.proc.alive(), "cradle-dashboard exited: %s" % self.proc.stderr_text()[-3000:])
-        return self
-
-    def __exit__(self, *exc):
-        rc = self.proc.stop() if self.proc else None
-        if exc[0] is not None or rc != 0:
-            sys.stderr.write("--- dashboard stderr ---\n" + self.proc.stderr_text()[-6000:])
-        check(rc == 0 or exc[0] is not None, "cradle-dashboard exited %s on SIGTERM" % rc)
 
 
 class Browser:
@@ -419,10 +368,12 @@ def main():
     with Broker() as broker, \
             Sim(SIM, scenario(tmp, "north", NORTH)) as north, \
             Sim(SIM, scenario(tmp, "south", SOUTH)) as south, \
-            Dashboard(broker) as dsh:
-        dsh.user_add("admin", "admin", ADMIN_PW)
-        dsh.user_add("viewer", "viewer", VIEWER_PW)
-        conf = "command_keys %s\npublish_device_name true\nprobe_interval 10m\n" % dsh.key_public()
+            dash.Dashboard(dash.DASH, broker) as dsh:
+        dash.user_add(dsh, "admin", "admin", ADMIN_PW)
+        dash.user_add(dsh, "viewer", "viewer", VIEWER_PW)
+        dash.wait_http(dsh)
+        conf = "command_keys %s\npublish_device_name true\nprobe_interval 10m\n" % \
+            dash.key_public(dsh)
         with Agent(AGENT, broker, north, agent_id="st-north",
                    extra_conf=conf + "site North\nstation Cart 1\n"), \
                 Agent(AGENT, broker, south, agent_id="st-south",
