@@ -39,15 +39,9 @@ function renderDevice(d) {
 	document.title = (d.name || d.udid) + ' · cradle';
 	$('#d-name').textContent = d.name || '(no name)';
 	fill($('#d-status'), badge(d.status));
-	let where;
-	if (d.agent_status === 'offline' || d.agent_status === 'lost')
-		where = 'at ' + (d.site || '?') + ' / ' + (d.station || '?') + ' — agent ' +
-			d.agent_status + ', last word ' + fmtAgo(d.last_seen);
-	else if (d.attached)
-		where = 'docked at ' + (d.site || '?') + ' / ' + (d.station || '?');
-	else
-		where = 'not docked; last seen at ' + (d.site || '?') + ' / ' + (d.station || '?') +
-			' ' + fmtAgo(d.last_seen);
+	const place = (d.site || '?') + ' / ' + (d.station || '?');
+	const where = d.attached ? 'docked at ' + place :
+		'not docked; last seen at ' + place + ' ' + fmtAgo(d.last_seen);
 	$('#d-where').textContent = where;
 	const age = d.last_icloud ? fmtAge(d.age_s) + ' ago' : 'never';
 	fill($('#facts'),
@@ -61,7 +55,8 @@ function renderDevice(d) {
 		fact('iOS', d.ios_version),
 		fact('Site / station', (d.site || '—') + ' / ' + (d.station || '—')),
 		fact('Agent', el('span', {}, el('span', { class: 'mono' }, d.agent || '—'), ' ',
-			d.agent_status ? badge(d.agent_status) : null)),
+			el('span', { id: 'agent-presence' }))),
+		fact('Agent\'s verdict', d.agent_status ? badge(d.agent_status) : null),
 		fact('Docked now', yesNo(d.attached)),
 		fact('Last seen', timeEl(d.last_seen)),
 		fact('Probe', d.probe));
@@ -90,7 +85,7 @@ function renderActions(d) {
 		return;
 	}
 	const allowed = Array.isArray(d.commands_allowed) ? new Set(d.commands_allowed) : null;
-	const docked = d.attached && d.agent_status !== 'offline' && d.agent_status !== 'lost';
+	const docked = d.attached;
 	fill(box, COMMANDS.map(([name, label, confirmText]) => {
 		let why = null;
 		if (allowed && !allowed.has(name))
@@ -192,7 +187,18 @@ async function loadHistory(reset) {
 }
 
 async function loadDevice() {
-	renderDevice(await api('/api/v1/devices/' + enc));
+	const d = await api('/api/v1/devices/' + enc);
+	renderDevice(d);
+	if (d.agent)
+		loadPresence(d.agent).catch(() => {});
+}
+
+// The presence of the phone's agent: an offline station explains a phone that is not docked.
+async function loadPresence(agent) {
+	const a = await api('/api/v1/agents/' + encodeURIComponent(agent));
+	const box = document.getElementById('agent-presence');
+	if (box && device && device.agent === a.agent)
+		fill(box, badge(a.presence || (a.online ? 'online' : 'offline')));
 }
 
 async function loadCommands() {
@@ -244,6 +250,14 @@ start(() => {
 			}
 		},
 		command: onCommand,
+		agent: (a) => {
+			if (device && a.agent === device.agent) {
+				const box = document.getElementById('agent-presence');
+				if (box)
+					fill(box, badge(a.presence || (a.online ? 'online' : 'offline')));
+				reloadDevice(); // its phones' docked state follows the agent's presence
+			}
+		},
 		resync: loadAll,
 	});
 	setInterval(() => loadDevice().catch(report), 60000);
