@@ -37,6 +37,7 @@
 #include "ratelimit.h"
 #include "store.h"
 #include "strmap.h"
+#include "timefmt.h"
 #include "topics.h"
 
 #define INGEST_QUEUE_MAX      50000               /* messages waiting for the loop thread */
@@ -44,6 +45,10 @@
 #define INGEST_WINDOW         4096                /* seq numbers below the highest kept per agent */
 #define INGEST_SESSION_EXPIRY (7 * 24 * 3600)     /* persistent session with a share group */
 #define INGEST_RETRY_MAX_S    30
+/* last_seen and the seq position of an agent are written at most this often (a batch touches
+ * up to 1000 agents: a row each per batch would double the writes); lost and duplicate counts
+ * go with the next commit */
+#define INGEST_AGENTS_MS 2000
 
 /* ---- in-memory indexes ---- */
 
@@ -69,8 +74,9 @@ struct agent_mem {
 	uint8_t gap[INGEST_WINDOW / 8];  /* counted as lost */
 	int64_t lost, dups;
 	int64_t last_seen_ms;
-	bool dirty; /* tracking columns to write at commit */
-	bool known; /* row exists in the store */
+	bool dirty;        /* tracking columns to write */
+	bool counts_dirty; /* lost or duplicates changed: written with the next commit */
+	bool known;        /* row exists in the store */
 };
 
 struct dev_mem {
@@ -195,6 +201,9 @@ struct ingest {
 	uint64_t batch_timer;
 	struct strmap *dirty_dev, *dirty_agent, *dirty_cmd;
 	int64_t d_messages, d_malformed, d_dups, d_lost; /* counters table deltas */
+	uint64_t agents_written_ms; /* monotonic: the last write of every agent's tracking */
+	uint64_t agents_timer;
+	bool agents_force;
 
 	/* MQTT */
 	MQTTAsync paho;
@@ -245,7 +254,8 @@ static int step_done(struct ingest *in, sqlite3_stmt *s, const char *what)
 
 static void bind_text(sqlite3_stmt *s, int i, const char *v)
 {
-	sqlite3_bind_text(s, i, v ? v : "", -1, SQLITE_TRANSIENT);
+	/* static: every statement is stepped and reset before the strings go */
+	sqlite3_bind_text(s, i, v ? v : "", -1, SQLITE_STATIC);
 }
 
 static void mark(struct strmap *set, const char *key)
@@ -397,6 +407,7 @@ static bool track(struct ingest *in, struct agent_mem *a, int64_t session, int64
 				BIT_SET(a->gap, (size_t)(s % INGEST_WINDOW));
 		}
 		if (!retained && gap > 0) {
+			a->counts_dirty = true;
 			a->lost += gap;
 			in->d_lost += gap;
 			in->stats.lost += gap;
@@ -411,6 +422,7 @@ static bool track(struct ingest *in, struct agent_mem *a, int64_t session, int64
 		if (retained)
 			return false;
 		a->dups++;
+		a->counts_dirty = true;
 		in->d_dups++;
 		in->stats.duplicates++;
 		return true;
@@ -418,6 +430,7 @@ static bool track(struct ingest *in, struct agent_mem *a, int64_t session, int64
 	BIT_SET(a->recv, bit);
 	if (BIT_GET(a->gap, bit)) {
 		BIT_CLR(a->gap, bit);
+		a->counts_dirty = true;
 		a->lost--;
 		in->d_lost--;
 		in->stats.lost--;
@@ -606,6 +619,10 @@ static char *causes_json(const struct proto_device_state *m, char *codes, size_t
 	char *out;
 
 	codes[0] = '\0';
+	if (m->n_causes == 0) {
+		cJSON_Delete(arr);
+		return strdup("[]");
+	}
 	for (int i = 0; arr && i < m->n_causes; i++) {
 		const struct proto_cause *c = &m->causes[i];
 		cJSON *o = cJSON_CreateObject();
@@ -628,6 +645,28 @@ static char *causes_json(const struct proto_device_state *m, char *codes, size_t
 	return out;
 }
 
+/* The history's detail of a state: what changed, not the whole message (that is in devices).
+ * Cause codes match ^[a-z][a-z0-9_]*$ (the decoder checks): nothing to escape. */
+static void state_detail(const struct proto_device_state *m, char *buf, size_t size)
+{
+	char li[TIMEFMT_RFC3339_MAX] = "", list[PROTO_MAX_CAUSES * (PROTO_CODE_MAX + 3) + 1] = "";
+	size_t off = 0;
+
+	if (m->has_last_icloud && timefmt_rfc3339(m->last_icloud, li, sizeof(li)) < 0)
+		li[0] = '\0';
+	for (int i = 0; i < m->n_causes && off < sizeof(list); i++)
+		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s\"%s\"", i ? "," : "",
+		                        proto_code_valid(m->causes[i].code) ? m->causes[i].code
+		                                                            : "unknown");
+	snprintf(buf, size,
+	         "{\"status\":\"%s\",\"attached\":%s,\"probe\":\"%s\",\"pairing\":\"%s\","
+	         "\"last_icloud\":%s%s%s,\"icloud_enabled\":%s,\"causes\":[%s]}",
+	         proto_status_name(m->status), m->attached ? "true" : "false",
+	         proto_probe_name(m->probe), proto_pairing_name(m->pairing), li[0] ? "\"" : "",
+	         li[0] ? li : "null", li[0] ? "\"" : "",
+	         m->has_icloud_enabled ? (m->icloud_enabled ? "true" : "false") : "null", list);
+}
+
 static int on_state(struct ingest *in, const char *topic, const char *agent, const char *udid,
                     const char *json, size_t len, bool retained)
 {
@@ -636,6 +675,7 @@ static int on_state(struct ingest *in, const char *topic, const char *agent, con
 	struct dev_mem *d, nd;
 	struct agent_mem *a;
 	char err[PROTO_ERR_MAX], codes[PROTO_MAX_CAUSES * PROTO_CODE_MAX + 2], summary[256];
+	char detail[1024];
 	char *cj = NULL;
 	bool apply, probe_ok, keep_seen, has_li, inserted;
 	int64_t li, ts_s;
@@ -716,7 +756,7 @@ static int on_state(struct ingest *in, const char *topic, const char *agent, con
 	bind_text(s, 18, pairing);
 	bind_text(s, 19, codes);
 	sqlite3_bind_text(s, 20, cj, -1, free);
-	sqlite3_bind_text(s, 21, json, (int)len, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 21, json, (int)len, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 22, m->h.session);
 	sqlite3_bind_int64(s, 23, m->h.seq);
 	sqlite3_bind_int64(s, 24, m->h.ts_ms);
@@ -753,8 +793,9 @@ static int on_state(struct ingest *in, const char *topic, const char *agent, con
 	         probe_ok ? "" : probe, codes[0] ? ", causes " : "", codes[0] ? codes + 1 : "");
 	if (codes[0] && summary[strlen(summary) - 1] == ',')
 		summary[strlen(summary) - 1] = '\0';
+	state_detail(m, detail, sizeof(detail));
 	return history(in, udid, agent, &m->h.session, &m->h.seq, m->h.ts_ms, "state", status,
-	               summary, json, &inserted);
+	               summary, detail, &inserted);
 }
 
 /* An empty retained payload: an administrator retired the phone from that agent. */
@@ -821,6 +862,7 @@ static int on_device_event(struct ingest *in, const char *topic, const char *age
 	if (r == 0 && !inserted && !retained) {
 		/* stored before (a redelivery after a restart of ours) */
 		a->dups++;
+		a->counts_dirty = true;
 		in->d_dups++;
 		in->stats.duplicates++;
 	}
@@ -863,6 +905,7 @@ static int on_agent_event(struct ingest *in, const char *topic, const char *agen
 	            json, &inserted);
 	if (r == 0 && !inserted && !retained) {
 		a->dups++;
+		a->counts_dirty = true;
 		in->d_dups++;
 		in->stats.duplicates++;
 	}
@@ -917,13 +960,14 @@ static int on_result(struct ingest *in, const char *topic, const char *agent, co
 	sqlite3_bind_int64(s, 4, m.seq);
 	sqlite3_bind_int64(s, 5, m.ts_ms);
 	bind_text(s, 6, status);
-	sqlite3_bind_text(s, 7, json, (int)len, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 7, json, (int)len, SQLITE_STATIC);
 	r = step_done(in, s, "command result");
 	if (r < 0)
 		return r;
 	if (sqlite3_changes(in->db) == 0) {
 		if (!retained) {
 			a->dups++;
+			a->counts_dirty = true;
 			in->d_dups++;
 			in->stats.duplicates++;
 		}
@@ -972,6 +1016,8 @@ static int batch_open(struct ingest *in)
 
 struct track_write {
 	struct ingest *in;
+	bool all;
+	unsigned deferred;
 	int r;
 };
 
@@ -983,7 +1029,12 @@ static void write_agent(const char *agent, void *value, void *ctx)
 
 	if (!a->dirty)
 		return;
+	if (!tw->all && !a->counts_dirty) {
+		tw->deferred++;
+		return;
+	}
 	a->dirty = false;
+	a->counts_dirty = false;
 	s = stmt(tw->in, ST_AGENT_TRACK);
 	bind_text(s, 1, agent);
 	sqlite3_bind_int64(s, 2, a->last_seen_ms);
@@ -1012,9 +1063,23 @@ static void announce_one(const char *key, void *value, void *ctx)
 	hub_publish(an->hub, an->kind, key);
 }
 
+static void agents_timer_fired(struct loop *loop, uint64_t id, void *data)
+{
+	struct ingest *in = data;
+
+	(void)loop;
+	(void)id;
+	in->agents_timer = 0;
+	if (batch_open(in) == 0) {
+		in->agents_force = true;
+		(void)ingest_flush(in);
+	}
+}
+
 int ingest_flush(struct ingest *in)
 {
-	struct track_write tw = { in, 0 };
+	struct track_write tw = { in, false, 0, 0 };
+	uint64_t now = loop_now_ms();
 	int r = 0;
 
 	if (in->batch_timer) {
@@ -1023,7 +1088,14 @@ int ingest_flush(struct ingest *in)
 	}
 	if (!in->in_tx)
 		return 0;
+	tw.all = in->agents_force || now - in->agents_written_ms >= INGEST_AGENTS_MS;
+	in->agents_force = false;
 	strmap_foreach(in->agents, write_agent, &tw);
+	if (tw.all)
+		in->agents_written_ms = now;
+	else if (tw.deferred && in->loop && !in->agents_timer)
+		in->agents_timer =
+		        loop_add_timer(in->loop, INGEST_AGENTS_MS, agents_timer_fired, in);
 	if (in->d_messages)
 		r |= store_counter_add(in->store, "messages", in->d_messages);
 	if (in->d_malformed)
@@ -1530,7 +1602,14 @@ void ingest_stop(struct ingest *in)
 	/* what was acknowledged to the broker is stored before we go */
 	if (in->mbox)
 		loop_mailbox_flush(in->mbox);
-	(void)ingest_flush(in);
+	if (in->agents_timer) {
+		loop_cancel_timer(in->loop, in->agents_timer);
+		in->agents_timer = 0;
+	}
+	if (batch_open(in) == 0) {
+		in->agents_force = true;
+		(void)ingest_flush(in);
+	}
 	in->connected = false;
 }
 
@@ -1593,6 +1672,8 @@ int ingest_new(struct loop *loop, struct store *store, struct hub *hub,
 			                    sqlite3_errmsg(in->db));
 			goto out;
 		}
+	/* the writer's page cache: the devices table and its indexes of 100 000 phones fit */
+	(void)sqlite3_exec(in->db, "PRAGMA cache_size=-65536", NULL, NULL, NULL);
 	r = load(in);
 	if (r < 0)
 		goto out;
