@@ -95,10 +95,11 @@ function row(d) {
 		el('td', { class: 'mono' }, d.serial || '—'),
 		el('td', {}, (d.site || '—') + ' / ' + (d.station || '—')),
 		el('td', {}, d.ios_version || '—'),
-		el('td', { class: ageCls }, d.last_icloud ? fmtAge(d.age_s) : 'never'),
-		el('td', { class: 'muted' }, timeEl(d.last_icloud)),
+		el('td', { class: ageCls, title: d.last_icloud || 'no iCloud backup on record' },
+			d.last_icloud ? fmtAge(d.age_s) : 'never'),
+		el('td', { class: 'muted col-date' }, timeEl(d.last_icloud)),
 		el('td', {}, icloud(d)),
-		el('td', {}, (d.causes || []).map((c) =>
+		el('td', { class: 'wrap causes' }, (d.causes || []).map((c) =>
 			el('span', { class: 'chip', title: 'cause' }, c))),
 		el('td', { class: 'docked' }, docked(d)),
 		el('td', { title: d.last_seen || '' }, d.attached ? 'now' : fmtAgo(d.last_seen)));

@@ -128,7 +128,7 @@ function renderCharts(s) {
 			plugins: { legend: { display: true, position: 'bottom',
 				labels: { boxWidth: 12 } } },
 			scales: { y: { beginAtZero: true, ticks: { precision: 0 } },
-				x: { ticks: { maxTicksLimit: 8, maxRotation: 0, autoSkipPadding: 12 } } },
+				x: { ticks: { maxTicksLimit: 8, maxRotation: 0, autoSkipPadding: 20 } } },
 		}),
 	});
 }
