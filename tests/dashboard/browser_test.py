@@ -312,9 +312,13 @@ def check_device(b, api):
         block = b.q('#causes .cause[data-cause="%s"]' % c["code"]).text
         for part in (c["evidence"], c["remediation"], c["complexity"]):
             check(part and part in block, "cause %s shows %r: %r" % (c["code"], part, block))
-    h = api.get("/api/v1/devices/%s/history?limit=50" % u)
-    b.wait(lambda: len(b.qa("#history tbody tr")) == min(len(h["history"]), 50) and
-           len(h["history"]) > 0, "the history timeline (%d entries)" % len(h["history"]))
+    hist = "/api/v1/devices/%s/history?limit=50" % u
+    b.wait(lambda: [r.text.split()[-1] for r in b.qa("#history tbody tr")] ==
+           [e["agent"] for e in api.get(hist)["history"]] and b.qa("#history tbody tr"),
+           "the history timeline, one row per entry of the API's")
+    kinds = set(e["kind"] for e in api.get(hist)["history"])
+    check({"state", "presence"} <= kinds, "states and dockings in the history: %s" % kinds)
+    check(set(e.text for e in b.qa("#history tbody .badge")) == kinds, "kinds on the page")
     b.no_console_errors("device")
 
     # a command from the button; its result streams in
