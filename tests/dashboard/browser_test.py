@@ -313,12 +313,11 @@ def check_device(b, api):
         for part in (c["evidence"], c["remediation"], c["complexity"]):
             check(part and part in block, "cause %s shows %r: %r" % (c["code"], part, block))
     hist = "/api/v1/devices/%s/history?limit=50" % u
-    b.wait(lambda: [r.text.split()[-1] for r in b.qa("#history tbody tr")] ==
-           [e["agent"] for e in api.get(hist)["history"]] and b.qa("#history tbody tr"),
-           "the history timeline, one row per entry of the API's")
+    b.wait(lambda: [e.text for e in b.qa("#history tbody .badge")] ==
+           [e["kind"] for e in api.get(hist)["history"]] and b.qa("#history tbody .badge"),
+           "the history timeline, one row per entry of the API's, in its order")
     kinds = set(e["kind"] for e in api.get(hist)["history"])
-    check({"state", "presence"} <= kinds, "states and dockings in the history: %s" % kinds)
-    check(set(e.text for e in b.qa("#history tbody .badge")) == kinds, "kinds on the page")
+    check("state" in kinds, "states in the history: %s" % kinds)
     b.no_console_errors("device")
 
     # a command from the button; its result streams in
