@@ -75,7 +75,7 @@ NORTH = [
     phone(1, 3, "North ward 03", backup_ago=5 * DAY),
     phone(1, 4, "North ward 04", backup_ago=10 * DAY, cloud=False),
     phone(1, 5, "North ward 05", backup_ago=None),
-    phone(1, 6, "North ward 06", pairing="none"),
+    phone(1, 6, "North ward 06", pairing="unpaired"),
 ]
 SOUTH = [
     phone(2, 1, "South ward 01", backup_ago=2 * HOUR),
@@ -353,6 +353,8 @@ def check_kiosk(b, api):
 
 
 def check_viewer(b, api):
+    b.get("/")
+    b.wait(lambda: b.qa("#logout"), "the header's logout button")
     b.q("#logout").click()
     b.wait(lambda: b.path().startswith("/login"), "the login page after logout")
     status, _, _ = api.raw("/api/v1/me")
