@@ -336,6 +336,8 @@ def check_device(b, api):
           "the API has the command: %s" % c)
     row = b.text('#commands tr[data-cmd-id="%s"]' % cmd_id)
     check("admin" in row and "device.refresh" in row, "who sent it: %r" % row)
+    b.wait(lambda: "command" in [e.text for e in b.qa("#history tbody .badge")],
+           "the command in the phone's history")
     b.shot("device")
     b.no_console_errors("device (command)")
 
@@ -389,8 +391,16 @@ def main():
                 # anonymous: every page sends to the login page, which comes back after
                 b.get("/devices")
                 b.wait(lambda: b.path() == "/login?next=%2Fdevices", "redirect to login")
-                b.console_errors()  # the 401 that sent us there is expected
                 b.shot("login")
+                # a wrong password is refused on the page, which stays the login page
+                b.q("#user").send_keys("admin")
+                b.q("#password").send_keys("not the password")
+                b.q("#login-submit").click()
+                b.wait(lambda: b.text("#login-error") == "Wrong user name or password.",
+                       "the login page's error for a wrong password")
+                check(b.path() == "/login?next=%2Fdevices", "still the login page")
+                b.console_errors()  # the two 401s (anonymous /me, wrong password) are expected
+                b.q("#password").clear()
                 login(b, "admin", ADMIN_PW, expect_path="/devices")
                 api = Api(dsh.url, b)
                 wait_for(lambda: api.get("/api/v1/summary")["total"] == len(ALL) and
