@@ -72,13 +72,15 @@ static const char *const sort_names[_QUERY_SORT_MAX] = {
 };
 
 /*
- * ORDER BY of each sort, ascending and descending. Every order ends in d.rowid so pages are
- * stable. Age ascending = newest backup first; a phone never backed up (NULL) has the largest
- * age: SQLite puts NULLs first in ascending order, so "-age" is last_icloud ASC, which the
- * devices_last_icloud index (with its implicit rowid) delivers without sorting.
+ * ORDER BY of each sort, ascending and descending. Every order ends in a unique key so pages
+ * are stable. Age ascending = newest backup first; a phone never backed up (NULL) has the
+ * largest age: SQLite puts NULLs first in ascending order, so "-age" is last_icloud ASC. The
+ * age sort is exactly the devices_judge index's order: ties fall in its order (agent, site, ...,
+ * rowid), and adding "rowid" here would make SQLite gather and sort every group of equal ages
+ * (thousands of never-backed-up phones) before the first row.
  */
 static const char *const sort_sql[_QUERY_SORT_MAX][2] = {
-	[QUERY_SORT_AGE] = { "d.last_icloud DESC, d.rowid DESC", "d.last_icloud ASC, d.rowid ASC" },
+	[QUERY_SORT_AGE] = { "d.last_icloud DESC", "d.last_icloud ASC" },
 	[QUERY_SORT_NAME] = { "d.name, d.rowid", "d.name DESC, d.rowid DESC" },
 	[QUERY_SORT_SERIAL] = { "d.serial, d.rowid", "d.serial DESC, d.rowid DESC" },
 	[QUERY_SORT_UDID] = { "d.udid", "d.udid DESC" },
