@@ -278,6 +278,34 @@ def check_devices(b, api):
     b.wait(lambda: table_udids(b) == [ALL[2]["udid"]], "search by serial finds one phone")
     b.q("#f-clear").click()
     b.wait(lambda: len(table_udids(b)) == want["total"], "Clear again")
+
+    # station, cause and iOS filters, each against the API's answer to the same filter
+    for sel, value, param in (("#f-agent", "st-north", "agent=st-north"),
+                              ("#f-cause", "icloud_backup_disabled",
+                               "cause=icloud_backup_disabled")):
+        Select(b.q(sel)).select_by_value(value)
+        got = api.get("/api/v1/devices?%s&sort=age&limit=50" % param)
+        check(got["total"] > 0, "the scenario has phones for %s" % param)
+        b.wait(lambda: table_udids(b) == [d["udid"] for d in got["devices"]],
+               "the table filtered by " + param)
+        b.q("#f-clear").click()
+    b.q("#f-ios").send_keys("17\n")
+    old_ios = api.get("/api/v1/devices?ios_below=17&sort=age&limit=50")
+    check([d["udid"] for d in old_ios["devices"]] == [SOUTH[1]["udid"]],
+          "one phone below iOS 17: %s" % old_ios)
+    b.wait(lambda: table_udids(b) == [SOUTH[1]["udid"]], "the table filtered by iOS below 17")
+    b.q("#f-clear").click()
+
+    # paging: 4 rows a page
+    b.get("/devices?limit=4")
+    page1 = api.get("/api/v1/devices?sort=-age&limit=4")
+    b.wait(lambda: table_udids(b) == [d["udid"] for d in page1["devices"]], "page 1 of 4 rows")
+    check(b.text("#range") == "1–4 of %d" % want["total"], "range: %s" % b.text("#range"))
+    check(not b.q("#prev").is_enabled(), "no previous page on the first")
+    b.q("#next").click()
+    page2 = api.get("/api/v1/devices?sort=-age&limit=4&offset=4")
+    b.wait(lambda: table_udids(b) == [d["udid"] for d in page2["devices"]], "page 2")
+    check(b.text("#range") == "5–8 of %d" % want["total"], "range: %s" % b.text("#range"))
     b.no_console_errors("devices")
 
 
