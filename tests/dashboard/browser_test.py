@@ -81,7 +81,8 @@ SOUTH = [
     phone(2, 1, "South ward 01", backup_ago=2 * HOUR),
     phone(2, 2, "South ward 02", backup_ago=4 * DAY, version="16.7.8"),
     phone(2, 3, "South ward 03", external=False),
-    phone(2, 4, "South ward 04", backup_ago=20 * HOUR),
+    # a name is whatever the phone's owner typed: it must show as text, never run as HTML
+    phone(2, 4, 'South ward 04 <img src=x onerror="window.__xss=1">', backup_ago=20 * HOUR),
 ]
 ALL = NORTH + SOUTH
 
@@ -320,6 +321,10 @@ def check_live_row(b, sims, api):
     sims["South"].ctl_ok({"op": "detach", "udid": target})
     b.wait(lambda: b.text(row) == "no", "the row says not docked, live", timeout=30)
     check(b.d.execute_script("return window.__noReload") == 1, "the page did not reload")
+    name = b.q('tr[data-udid="%s"] td:nth-child(2)' % target)
+    check(name.text == SOUTH[3]["values"][""]["DeviceName"], "the name as text: %r" % name.text)
+    check(not b.qa("#devices img") and b.d.execute_script("return window.__xss") is None,
+          "a phone's name is not HTML")
     check(api.get("/api/v1/devices/" + target)["attached"] is False, "the API agrees")
     b.no_console_errors("devices (live)")
 
