@@ -327,6 +327,15 @@ def check_live_row(b, sims, api):
           "a phone's name is not HTML")
     check(api.get("/api/v1/devices/" + target)["attached"] is False, "the API agrees")
     b.no_console_errors("devices (live)")
+    # its device page: no command can reach it now, and the buttons say why
+    b.get("/devices/" + target)
+    b.wait(lambda: len(b.qa("#actions button")) == 4, "the command buttons")
+    for btn in b.qa("#actions button"):
+        check(not btn.is_enabled() and "not docked" in btn.get_attribute("title"),
+              "%s disabled with the reason: %r" % (btn.text, btn.get_attribute("title")))
+    check("not docked" in b.text("#d-where"), "the page says where it was: %s" %
+          b.text("#d-where"))
+    b.no_console_errors("device (unplugged)")
 
 
 def check_device(b, api):
