@@ -228,6 +228,8 @@ export function fmtAgo(iso) {
 	const t = Date.parse(iso);
 	if (isNaN(t))
 		return iso;
+	if (Date.now() - t < 60000)
+		return 'just now';
 	return fmtAge((Date.now() - t) / 1000) + ' ago';
 }
 

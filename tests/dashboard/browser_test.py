@@ -396,6 +396,22 @@ def check_kiosk(b, api):
     b.d.set_window_size(1440, 1000)
 
 
+def check_overview_live(b, api, agent):
+    """A station stopping: the overview says so without a reload."""
+    b.get("/")
+    b.wait(lambda: b.text('[data-k="agents"]') == "2 / 2", "both agents online")
+    b.d.execute_script("window.__noReload = 1")
+    agent.stop()
+    b.wait(lambda: b.text('[data-k="agents"]') == "1 / 2", "one agent offline, live",
+           timeout=30)
+    b.wait(lambda: b.text('#agents tr[data-agent="st-south"] .badge') == "offline",
+           "st-south's row says offline")
+    check(b.d.execute_script("return window.__noReload") == 1, "no reload: it came over SSE")
+    check(api.get("/api/v1/agents/st-south")["online"] is False, "the API agrees")
+    b.shot("overview-agent-offline")
+    b.no_console_errors("overview (live)")
+
+
 def check_viewer(b, api):
     b.get("/")
     b.wait(lambda: b.qa("#logout"), "the header's logout button")
@@ -426,7 +442,7 @@ def main():
         with Agent(AGENT, broker, north, agent_id="st-north",
                    extra_conf=conf + "site North\nstation Cart 1\n"), \
                 Agent(AGENT, broker, south, agent_id="st-south",
-                      extra_conf=conf + "site South\nstation Ward 3\n"):
+                      extra_conf=conf + "site South\nstation Ward 3\n") as south_agent:
             b = Browser()
             b.base = dsh.url
             try:
@@ -459,6 +475,7 @@ def main():
                 check_live_row(b, {"North": north, "South": south}, api)
                 check_kiosk(b, api)
                 check_viewer(b, api)
+                check_overview_live(b, api, south_agent)
             except Exception:
                 try:
                     b.shot("failure")
