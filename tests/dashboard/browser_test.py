@@ -384,6 +384,28 @@ def check_device(b, api):
     b.no_console_errors("device (command)")
 
 
+def check_restart(b, api, dsh, sims):
+    """The dashboard restarted while a page is open: the page reconnects by itself and shows
+    what changed while the service was down (the session is stored, it survives)."""
+    b.get("/devices?sort=name")
+    target = NORTH[0]["udid"]
+    row = 'tr[data-udid="%s"] td.docked' % target
+    b.wait(lambda: b.text(row) == "yes" and b.text("#live") == "live", "docked, live")
+    b.d.execute_script("window.__noReload = 1")
+    dsh.stop()
+    b.wait(lambda: b.text("#live") == "reconnecting", "the page notices the service is gone")
+    sims["North"].ctl_ok({"op": "detach", "udid": target})
+    dsh.start()
+    dash.wait_http(dsh)
+    b.wait(lambda: b.text("#live") == "live", "the page reconnected", timeout=30)
+    b.wait(lambda: b.text(row) == "no", "the change made during the restart", timeout=30)
+    check(b.d.execute_script("return window.__noReload") == 1, "the page did not reload")
+    b.console_errors()  # connections refused while the service was down are expected
+    b.get("/devices")
+    b.wait(lambda: len(table_udids(b)) == len(ALL), "the table after the restart")
+    b.no_console_errors("devices (after the restart)")
+
+
 def check_kiosk(b, api):
     b.d.set_window_size(1920, 1080)
     b.get("/kiosk")
@@ -473,6 +495,7 @@ def main():
                 check_devices(b, api)
                 check_device(b, api)
                 check_live_row(b, {"North": north, "South": south}, api)
+                check_restart(b, api, dsh, {"North": north, "South": south})
                 check_kiosk(b, api)
                 check_viewer(b, api)
                 check_overview_live(b, api, south_agent)
