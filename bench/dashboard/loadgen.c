@@ -12,8 +12,9 @@
  * stations at once, not one after the other.
  *
  * One MQTT 5 connection, QoS 1, at most --window messages in flight (published, not yet
- * acknowledged); Paho calls back on its own thread, the main thread waits on a condition
- * variable when the window is full. Prints one line on stdout at the end:
+ * acknowledged; capped at the broker's Receive Maximum); Paho calls back on its own thread,
+ * the main thread waits on a condition variable when the window is full. Prints one line on
+ * stdout at the end:
  *   loadgen: published MSGS messages (STATES device states, AGENTS agents) in S s: R msg/s
  * Exit status 0 when every message was acknowledged, 1 otherwise, 2 for bad usage.
  */
@@ -72,9 +73,23 @@ static double loadgen_mono(void)
 static void loadgen_on_connect(void *context, MQTTAsync_successData5 *resp)
 {
 	struct loadgen *g = context;
+	int recv_max = 0;
 
-	(void)resp;
+	/*
+	 * More in flight than the broker's Receive Maximum (mosquitto: max_inflight_messages,
+	 * default 20) makes Paho queue the rest and send them from its own timer: measured 400
+	 * msg/s instead of 15 000. Keep the window within it.
+	 */
+	if (resp &&
+	    MQTTProperties_hasProperty(&resp->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM))
+		recv_max = MQTTProperties_getNumericValue(&resp->properties,
+		                                          MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
 	pthread_mutex_lock(&g->lock);
+	if (recv_max > 0 && g->window > recv_max) {
+		fprintf(stderr, "loadgen: window %ld > the broker's Receive Maximum %d: using %d\n",
+		        g->window, recv_max, recv_max);
+		g->window = recv_max;
+	}
 	g->connected = true;
 	pthread_cond_broadcast(&g->cond);
 	pthread_mutex_unlock(&g->lock);
