@@ -154,10 +154,14 @@ int store_open(const char *path, const struct dash_config *cfg, struct store **r
 	sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
 	/* WAL: readers (HTTP) never block the writer (ingest) and the other way round.
 	 * synchronous=NORMAL in WAL survives a crash of the process (not of the machine, where the
-	 * last batches may be lost; the agents' retained state brings them back). */
+	 * last batches may be lost; the agents' retained state brings them back). A checkpoint
+	 * (with an fsync) every 8192 pages of WAL (32 MiB) rather than SQLite's 1000: under a burst
+	 * of ingest the checkpoints were half the cost of a commit; the file is cut back to 64 MiB
+	 * after one. */
 	r = exec(s->db,
 	         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
-	         "PRAGMA temp_store=MEMORY;",
+	         "PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=8192;"
+	         "PRAGMA journal_size_limit=67108864;",
 	         msg, sizeof(msg));
 	if (r < 0) {
 		r = store_errf(err, errsz, r, "%s: %s", path, msg);
