@@ -21,6 +21,7 @@
 #include "macro.h"
 #include "parse.h"
 #include "store.h"
+#include "strmap.h"
 #include "timefmt.h"
 
 #define QUERY_OFFSET_MAX   1000000000LL
@@ -489,8 +490,12 @@ static void where_sql(const struct query_devices *q, char *buf, size_t size)
 		sep = " AND ";
 	}
 	if (q->q[0]) {
-		ADD("%s(instr(lower(d.serial), :q) > 0 OR instr(lower(d.name), :q) > 0 OR "
-		    "instr(lower(d.udid), :q) > 0)",
+		/* LIKE: case-insensitive for ASCII, as the UI's search. The match runs on the
+		 * narrow devices_search index (serial, name, udid) and hands the few rowids it
+		 * finds to the outer query, instead of reading every wide row in the sort's order.
+		 */
+		ADD("%sd.rowid IN (SELECT rowid FROM devices WHERE serial LIKE :q ESCAPE '\\' OR"
+		    " name LIKE :q ESCAPE '\\' OR udid LIKE :q ESCAPE '\\')",
 		    sep);
 		sep = " AND ";
 	}
@@ -510,8 +515,20 @@ static void bind_filter(sqlite3_stmt *st, const struct query_devices *q, int64_t
 		bind_text(st, ":station", q->station);
 	if (q->ios_below)
 		bind_int(st, ":ios_below", q->ios_below);
-	if (q->q[0])
-		bind_text(st, ":q", q->q);
+	if (q->q[0]) {
+		char like[2 * QUERY_TEXT_MAX + 3];
+		size_t n = 0;
+
+		like[n++] = '%';
+		for (const char *p = q->q; *p; p++) {
+			if (*p == '%' || *p == '_' || *p == '\\')
+				like[n++] = '\\';
+			like[n++] = *p;
+		}
+		like[n++] = '%';
+		like[n] = '\0';
+		bind_text(st, ":q", like);
+	}
 }
 
 /* The page (or, for CSV, the whole filter up to limit rows from offset). */
@@ -568,30 +585,47 @@ cJSON *query_devices_json(struct store *s, const struct query_devices *q, int64_
 {
 	cJSON *root = NULL, *arr;
 	sqlite3_stmt *st = NULL;
-	int64_t total;
+	int64_t total, rows = 0;
 	int rc;
 
-	if (devices_count(s, q, now, &total) < 0)
-		goto fail;
 	root = cJSON_CreateObject();
-	if (!root || !cJSON_AddNumberToObject(root, "total", (double)total))
+	arr = cJSON_CreateArray();
+	if (!root || !arr) {
+		cJSON_Delete(arr);
 		goto fail;
-	arr = cJSON_AddArrayToObject(root, "devices");
-	if (!arr)
-		goto fail;
+	}
 	st = devices_stmt(s, q, now, q->limit, q->offset);
-	if (!st)
+	if (!st) {
+		cJSON_Delete(arr);
 		goto fail;
+	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		cJSON *d = device_from_row(st, now);
 
 		if (!d || !cJSON_AddItemToArray(arr, d)) {
 			cJSON_Delete(d);
+			cJSON_Delete(arr);
 			goto fail;
 		}
+		rows++;
 	}
 	if (rc != SQLITE_DONE) {
 		step_failed(s);
+		cJSON_Delete(arr);
+		goto fail;
+	}
+	/* a short page that is not past the end already tells the total: no second scan */
+	if (rows > 0 && rows < q->limit)
+		total = q->offset + rows;
+	else if (rows == 0 && q->offset == 0)
+		total = 0;
+	else if (devices_count(s, q, now, &total) < 0) {
+		cJSON_Delete(arr);
+		goto fail;
+	}
+	if (!cJSON_AddNumberToObject(root, "total", (double)total) ||
+	    !cJSON_AddItemToObject(root, "devices", arr)) {
+		cJSON_Delete(arr);
 		goto fail;
 	}
 	sqlite3_finalize(st);
@@ -1008,89 +1042,138 @@ static bool add_share(cJSON *o, int64_t total, int64_t ok)
 	       add(o, "share_ok", cJSON_CreateNumber(total ? (double)ok / (double)total : 0.0));
 }
 
-/* by_status, by_site, by_station and age_histogram in one pass over the phones. */
+struct station_count {
+	char site[DASH_SITE_MAX];
+	char station[DASH_SITE_MAX];
+	char agent[COMMAND_AGENT_MAX];
+	int64_t total, ok;
+};
+
+static int station_cmp(const void *a, const void *b)
+{
+	const struct station_count *x = *(struct station_count *const *)a;
+	const struct station_count *y = *(struct station_count *const *)b;
+	int c = strcmp(x->site, y->site);
+
+	if (!c)
+		c = strcmp(x->station, y->station);
+	return c ? c : strcmp(x->agent, y->agent);
+}
+
+struct station_list {
+	struct station_count **v;
+	size_t n;
+};
+
+static void station_collect(const char *key, void *value, void *ctx)
+{
+	struct station_list *l = ctx;
+
+	(void)key;
+	l->v[l->n++] = value;
+}
+
+/* by_station sorted, and by_site from it (consecutive runs of one site). */
+static int summary_stations(struct strmap *map, cJSON *root)
+{
+	struct station_list l = { calloc(strmap_size(map) + 1, sizeof(*l.v)), 0 };
+	cJSON *sites = cJSON_CreateArray(), *stations = cJSON_CreateArray(), *o;
+	int64_t site_total = 0, site_ok = 0;
+	int r = -ENOMEM;
+
+	if (!add(root, "by_site", sites) || !add(root, "by_station", stations) || !l.v)
+		goto out;
+	strmap_foreach(map, station_collect, &l);
+	qsort(l.v, l.n, sizeof(*l.v), station_cmp);
+	for (size_t i = 0; i < l.n; i++) {
+		const struct station_count *c = l.v[i];
+
+		o = cJSON_CreateObject();
+		if (!o || !cJSON_AddItemToArray(stations, o)) {
+			cJSON_Delete(o);
+			goto out;
+		}
+		if (!add(o, "site", cJSON_CreateString(c->site)) ||
+		    !add(o, "station", cJSON_CreateString(c->station)) ||
+		    !add(o, "agent", cJSON_CreateString(c->agent)) ||
+		    !add_share(o, c->total, c->ok))
+			goto out;
+		site_total += c->total;
+		site_ok += c->ok;
+		if (i + 1 < l.n && !strcmp(l.v[i + 1]->site, c->site))
+			continue;
+		o = cJSON_CreateObject();
+		if (!o || !cJSON_AddItemToArray(sites, o)) {
+			cJSON_Delete(o);
+			goto out;
+		}
+		if (!add(o, "site", cJSON_CreateString(c->site)) ||
+		    !add_share(o, site_total, site_ok))
+			goto out;
+		site_total = site_ok = 0;
+	}
+	r = 0;
+out:
+	free(l.v);
+	return r;
+}
+
+/*
+ * by_status, by_site, by_station and age_histogram in one pass over the phones. The pass reads
+ * the devices_judge index only (every column here is in it) and counts stations in a hash map:
+ * a GROUP BY over 100 000 phones would sort them all first.
+ */
 static int summary_devices(struct store *s, int64_t now, cJSON *root)
 {
 	sqlite3_stmt *st = prepare(
-	        s,
-	        "SELECT d.site, d.station, d.agent, " STATUS_EXPR " AS st,"
-	        " CASE WHEN d.last_icloud IS NULL THEN CASE WHEN d.has_facts THEN 5 ELSE -1 END"
-	        " WHEN :now - d.last_icloud < 86400 THEN 0 WHEN :now - d.last_icloud < 259200"
-	        " THEN 1 WHEN :now - d.last_icloud < 604800 THEN 2"
-	        " WHEN :now - d.last_icloud < 2592000 THEN 3 ELSE 4 END AS b, COUNT(*)" DEVICE_FROM
-	        "GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3");
+	        s, "SELECT d.site, d.station, d.agent, " STATUS_EXPR ","
+	           " CASE WHEN d.last_icloud IS NULL THEN CASE WHEN d.has_facts THEN 5 ELSE -1 END"
+	           " WHEN :now - d.last_icloud < 86400 THEN 0 WHEN :now - d.last_icloud < 259200"
+	           " THEN 1 WHEN :now - d.last_icloud < 604800 THEN 2"
+	           " WHEN :now - d.last_icloud < 2592000 THEN 3 ELSE 4 END" DEVICE_FROM);
 	int64_t by_status[_JUDGE_STATUS_MAX] = { 0 }, hist[HIST_N] = { 0 }, total = 0;
-	int64_t site_total = 0, site_ok = 0, stn_total = 0, stn_ok = 0;
-	char site[DASH_SITE_MAX * 2] = "", station[DASH_SITE_MAX * 2] = "",
-	                          agent[COMMAND_AGENT_MAX * 2] = "";
-	cJSON *sites, *stations, *o;
-	bool first = true;
+	struct strmap *map = strmap_new();
+	cJSON *o;
 	int r = -EIO, rc;
 
-	if (!st)
-		return -EIO;
-	bind_int(st, ":now", now);
-	sites = cJSON_CreateArray();
-	stations = cJSON_CreateArray();
-	if (!add(root, "by_site", sites) || !add(root, "by_station", stations))
+	if (!st || !map)
 		goto out;
-	for (;;) {
-		bool end, new_site, new_station;
+	bind_int(st, ":now", now);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *site = col_text(st, 0), *station = col_text(st, 1),
+		           *agent = col_text(st, 2), *status = col_text(st, 3);
 		enum judge_status js = JUDGE_UNKNOWN;
-		int64_t n = 0;
+		struct station_count *c;
+		char key[DASH_SITE_MAX * 2 + COMMAND_AGENT_MAX + 4];
+		int b = sqlite3_column_int(st, 4);
 
-		rc = sqlite3_step(st);
-		end = rc != SQLITE_ROW;
-		if (end && rc != SQLITE_DONE) {
-			step_failed(s);
-			goto out;
-		}
-		new_site = end || strcmp(site, col_text(st, 0)) != 0;
-		new_station = new_site || strcmp(station, col_text(st, 1)) != 0 ||
-		              strcmp(agent, col_text(st, 2)) != 0;
-		if (!first && new_station) {
-			o = cJSON_CreateObject();
-			if (!o || !cJSON_AddItemToArray(stations, o)) {
-				cJSON_Delete(o);
+		/* \x1f cannot be in an agent id, and site/station end before it */
+		snprintf(key, sizeof(key), "%s\x1f%s\x1f%s", agent, site, station);
+		c = strmap_get(map, key);
+		if (!c) {
+			c = calloc(1, sizeof(*c));
+			if (!c || strmap_put(map, key, c, NULL) < 0) {
+				free(c);
+				r = -ENOMEM;
 				goto out;
 			}
-			if (!add(o, "site", cJSON_CreateString(site)) ||
-			    !add(o, "station", cJSON_CreateString(station)) ||
-			    !add(o, "agent", cJSON_CreateString(agent)) ||
-			    !add_share(o, stn_total, stn_ok))
-				goto out;
-			stn_total = stn_ok = 0;
+			snprintf(c->site, sizeof(c->site), "%s", site);
+			snprintf(c->station, sizeof(c->station), "%s", station);
+			snprintf(c->agent, sizeof(c->agent), "%s", agent);
 		}
-		if (!first && new_site) {
-			o = cJSON_CreateObject();
-			if (!o || !cJSON_AddItemToArray(sites, o)) {
-				cJSON_Delete(o);
-				goto out;
-			}
-			if (!add(o, "site", cJSON_CreateString(site)) ||
-			    !add_share(o, site_total, site_ok))
-				goto out;
-			site_total = site_ok = 0;
-		}
-		if (end)
-			break;
-		first = false;
-		snprintf(site, sizeof(site), "%s", col_text(st, 0));
-		snprintf(station, sizeof(station), "%s", col_text(st, 1));
-		snprintf(agent, sizeof(agent), "%s", col_text(st, 2));
-		n = sqlite3_column_int64(st, 5);
-		if (judge_status_from_name(col_text(st, 3), &js) < 0)
+		if (judge_status_from_name(status, &js) < 0)
 			js = JUDGE_UNKNOWN;
-		by_status[js] += n;
-		total += n;
-		site_total += n;
-		stn_total += n;
-		if (js == JUDGE_OK) {
-			site_ok += n;
-			stn_ok += n;
-		}
-		if (sqlite3_column_int(st, 4) >= 0 && sqlite3_column_int(st, 4) < HIST_N)
-			hist[sqlite3_column_int(st, 4)] += n;
+		by_status[js]++;
+		total++;
+		c->total++;
+		if (js == JUDGE_OK)
+			c->ok++;
+		if (b >= 0 && b < HIST_N)
+			hist[b]++;
+	}
+	if (rc != SQLITE_DONE) {
+		step_failed(s);
+		goto out;
 	}
 	o = cJSON_CreateObject();
 	if (!add(root, "total", cJSON_CreateNumber((double)total)) || !add(root, "by_status", o))
@@ -1099,6 +1182,8 @@ static int summary_devices(struct store *s, int64_t now, cJSON *root)
 		if (!add(o, judge_status_name((enum judge_status)i),
 		         cJSON_CreateNumber((double)by_status[i])))
 			goto out;
+	if (summary_stations(map, root) < 0)
+		goto out;
 	o = cJSON_CreateArray();
 	if (!add(root, "age_histogram", o))
 		goto out;
@@ -1112,6 +1197,7 @@ static int summary_devices(struct store *s, int64_t now, cJSON *root)
 	}
 	r = 0;
 out:
+	strmap_free(map, free);
 	sqlite3_finalize(st);
 	return r;
 }
@@ -1235,13 +1321,12 @@ static int summary_rest(struct store *s, int64_t now, cJSON *root)
 		goto out;
 	sqlite3_finalize(st);
 
-	/* ingest's persistent counters (store_counter_add), absent = 0; seq gaps are counted per
-	 * agent (agents.lost_messages) */
+	/* ingest's persistent counters (store_counter_add), absent = 0 */
 	st = prepare(s, "SELECT"
-	                " (SELECT value FROM counters WHERE name = 'ingest.messages'),"
-	                " (SELECT value FROM counters WHERE name = 'ingest.malformed'),"
-	                " (SELECT value FROM counters WHERE name = 'ingest.duplicates'),"
-	                " (SELECT SUM(lost_messages) FROM agents)");
+	                " (SELECT value FROM counters WHERE name = 'messages'),"
+	                " (SELECT value FROM counters WHERE name = 'malformed'),"
+	                " (SELECT value FROM counters WHERE name = 'duplicates'),"
+	                " (SELECT value FROM counters WHERE name = 'lost')");
 	if (!st)
 		return -EIO;
 	if (sqlite3_step(st) != SQLITE_ROW) {
