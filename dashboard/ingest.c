@@ -496,6 +496,12 @@ static int set_presence(struct ingest *in, const char *agent, struct agent_mem *
 	mark(in->dirty_agent, ""); /* summary: agents online/offline */
 	if (!changed)
 		return 0;
+	/* its phones are docked or not with it: their rows read differently now */
+	s = stmt(in, ST_DEV_OF_AGENT);
+	bind_text(s, 1, agent);
+	while (sqlite3_step(s) == SQLITE_ROW)
+		mark(in->dirty_dev, (const char *)sqlite3_column_text(s, 0));
+	sqlite3_reset(s);
 	snprintf(summary, sizeof(summary), "agent %s%s", presence_names[p],
 	         m->is_will ? " (the broker saw it vanish)" : "");
 	return history(in, "", agent, &session, m->is_will ? NULL : &m->h.seq, at_ms, "presence",
@@ -674,7 +680,7 @@ static int on_state(struct ingest *in, const char *topic, const char *agent, con
 	const char *status, *probe, *pairing;
 	struct dev_mem *d, nd;
 	struct agent_mem *a;
-	char err[PROTO_ERR_MAX], codes[PROTO_MAX_CAUSES * PROTO_CODE_MAX + 2], summary[256];
+	char err[PROTO_ERR_MAX], codes[PROTO_MAX_CAUSES * PROTO_CODE_MAX + 2], summary[512];
 	char detail[1024];
 	char *cj = NULL;
 	bool apply, probe_ok, keep_seen, has_li, inserted;

@@ -57,9 +57,14 @@ class Dashboard:
 
     def start(self):
         self.proc = Proc("dashboard", self.tmp)
+        # the output file is appended to across restarts: only this run's lines count
+        try:
+            self._err_skip = os.path.getsize(self.proc.err_path)
+        except OSError:
+            self._err_skip = 0
         self.proc.spawn([self.bin, "-c", self.conf])
-        wait_for(lambda: "ingest: subscribed" in self.proc.stderr_text() or not self.proc.alive(),
-                 20, what="cradle-dashboard subscribed")
+        wait_for(lambda: "ingest: subscribed" in self.stderr() or not self.proc.alive(),
+                 30, what="cradle-dashboard subscribed")
         if not self.proc.alive():
             fail("cradle-dashboard exited at start (%s): %s"
                  % (self.proc.p.returncode, self.proc.stderr_text()[-4000:]))
@@ -80,7 +85,8 @@ class Dashboard:
         return self.start()
 
     def stderr(self):
-        return self.proc.stderr_text() if self.proc else ""
+        """What this run wrote (stderr_text() of the Proc has every run's)."""
+        return self.proc.stderr_text()[self._err_skip:] if self.proc else ""
 
     # ---- the database, read-only ----
 

@@ -174,9 +174,11 @@ def main():
 
         # -- the staleness clock, as the running service judges it (samples, every 5 min and
         #    10 s after start): phones 1, 6 ok; 2, 4 stale; 3 unknown; the hand-made missing
+        t_restart = int(time.time())
         dash.restart()
-        sample = wait_for(lambda: dash.q("SELECT * FROM samples ORDER BY ts DESC LIMIT 1"), 30,
-                          what="a samples row")[0]
+        sample = wait_for(lambda: dash.q("SELECT * FROM samples WHERE ts >= ? ORDER BY ts DESC"
+                                         " LIMIT 1", (t_restart,)), 40,
+                          what="a samples row of the restarted service")[0]
         want = {"total": 6, "ok": 2, "stale": 2, "unknown": 1, "missing": 1}
         got = {k: sample[k] for k in want}
         if got != want:
