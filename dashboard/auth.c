@@ -180,7 +180,7 @@ static int exec_text(struct store *s, const char *sql, int *ret_changes, ...)
 		sqlite3_bind_text(st, i++, v, -1, SQLITE_STATIC);
 	va_end(ap);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_CONSTRAINT) {
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
 		r = -EEXIST;
 		goto out;
 	}

@@ -72,13 +72,15 @@ static const char *const sort_names[_QUERY_SORT_MAX] = {
 };
 
 /*
- * ORDER BY of each sort, ascending and descending. Every order ends in d.rowid so pages are
- * stable. Age ascending = newest backup first; a phone never backed up (NULL) has the largest
- * age: SQLite puts NULLs first in ascending order, so "-age" is last_icloud ASC, which the
- * devices_last_icloud index (with its implicit rowid) delivers without sorting.
+ * ORDER BY of each sort, ascending and descending. Every order ends in a unique key so pages
+ * are stable. Age ascending = newest backup first; a phone never backed up (NULL) has the
+ * largest age: SQLite puts NULLs first in ascending order, so "-age" is last_icloud ASC. The
+ * age sort is exactly the devices_judge index's order: ties fall in its order (agent, site, ...,
+ * rowid), and adding "rowid" here would make SQLite gather and sort every group of equal ages
+ * (thousands of never-backed-up phones) before the first row.
  */
 static const char *const sort_sql[_QUERY_SORT_MAX][2] = {
-	[QUERY_SORT_AGE] = { "d.last_icloud DESC, d.rowid DESC", "d.last_icloud ASC, d.rowid ASC" },
+	[QUERY_SORT_AGE] = { "d.last_icloud DESC", "d.last_icloud ASC" },
 	[QUERY_SORT_NAME] = { "d.name, d.rowid", "d.name DESC, d.rowid DESC" },
 	[QUERY_SORT_SERIAL] = { "d.serial, d.rowid", "d.serial DESC, d.rowid DESC" },
 	[QUERY_SORT_UDID] = { "d.udid", "d.udid DESC" },
@@ -195,13 +197,19 @@ static cJSON *causes_array(const char *codes)
 	return arr;
 }
 
-/* The JSON value of a stored JSON text; null when it does not parse (never fails the row). */
+/*
+ * A stored JSON text as it was received: emitted verbatim (cJSON would print a large integer
+ * such as an agent session in exponent form), once it is known to parse; null (or [] for an
+ * array) when it does not, so one bad row never fails a whole answer.
+ */
 static cJSON *parse_stored(const char *text, bool array)
 {
 	cJSON *v = cJSON_Parse(text);
+	bool ok = array ? cJSON_IsArray(v) : cJSON_IsObject(v);
 
-	if (v)
-		return v;
+	cJSON_Delete(v);
+	if (ok)
+		return cJSON_CreateRaw(text);
 	return array ? cJSON_CreateArray() : cJSON_CreateNull();
 }
 
@@ -1401,10 +1409,14 @@ cJSON *query_command_json(struct store *s, const char *cmd_id)
 		goto fail;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		cJSON *res = cJSON_Parse(col_text(st, 0));
+		cJSON *res = parse_stored(col_text(st, 0), false);
 
-		/* stored by ingest after decoding: always JSON; skip rather than fail if not */
-		if (res && !cJSON_AddItemToArray(arr, res)) {
+		/* stored by ingest after decoding: always a JSON object; skip rather than fail */
+		if (cJSON_IsNull(res)) {
+			cJSON_Delete(res);
+			continue;
+		}
+		if (!res || !cJSON_AddItemToArray(arr, res)) {
 			cJSON_Delete(res);
 			goto fail;
 		}

@@ -127,8 +127,12 @@ class Dashboard:
         check(self.proc.alive(), "cradle-dashboard exited: %s" % self.proc.stderr_text()[-3000:])
 
     def stop(self):
+        """SIGTERM: in-flight writes finish and it exits 0 (sanitizer reports fail it)."""
         if self.proc:
-            self.proc.stop()
+            rc = self.proc.stop(timeout=20)
+            check(rc == 0, "cradle-dashboard exited %s: %s" % (rc,
+                                                              self.proc.stderr_text()[-4000:]))
+            self.proc = None
 
 
 def call(dash, method, path, token=None, body=None, headers=None, raw=None):
@@ -187,6 +191,50 @@ class Api:
             check(doc["error"]["code"] == code, "%s %s: code %s, want %s" % (
                 method, path, doc["error"]["code"], code))
         return doc["error"]["message"]
+
+
+class Stream:
+    """GET /api/v1/stream read on a thread: every (event, data) as it arrives."""
+
+    def __init__(self, dash, token):
+        import http.client
+        import threading
+        self.events = []
+        self.lock = threading.Lock()
+        self.conn = http.client.HTTPConnection("127.0.0.1", dash.port, timeout=60)
+        self.conn.request("GET", "/api/v1/stream", headers={"Authorization": "Bearer " + token,
+                                                            "Accept": "text/event-stream"})
+        self.resp = self.conn.getresponse()
+        check(self.resp.status == 200, "stream: %d" % self.resp.status)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        event, data = None, []
+        try:
+            for raw in self.resp:
+                line = raw.decode().rstrip("\r\n")
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].strip())
+                elif line == "":
+                    if event and data:
+                        with self.lock:
+                            self.events.append((event, json.loads("\n".join(data))))
+                    event, data = None, []
+        except Exception:
+            pass
+
+    def find(self, event, pred):
+        with self.lock:
+            return [d for e, d in self.events if e == event and pred(d)]
+
+    def close(self):
+        try:
+            self.conn.sock.shutdown(2)
+        except Exception:
+            pass
+        self.conn.close()
 
 
 def udids(doc):
@@ -361,6 +409,7 @@ def test_commands(api, viewer, operator, north, broker, dash):
                                                    "backup.local.start", "device.restart"]),
           "operator's commands_allowed: %s" % d["commands_allowed"])
     north.ctl({"op": "journal"})  # clear
+    stream = Stream(dash, viewer)
     st, _, body = call(dash, "POST", "/api/v1/devices/%s/commands" % target, operator,
                        body={"name": "device.restart"})
     check(st == 202, "POST command: %d %s" % (st, body))
@@ -377,11 +426,22 @@ def test_commands(api, viewer, operator, north, broker, dash):
     check("restart" in journal.lower() or "diagnostics" in journal.lower(),
           "the phone's journal shows no restart: %s" % journal[:2000])
     h = api.get("/api/v1/devices/%s/history?limit=1000" % target, viewer, "History")
-    sent = [e for e in h["history"] if e["kind"] == "command"]
+    sent = [e for e in h["history"] if e["kind"] == "command" and "sent_by" in e["detail"]]
     check(sent and sent[0]["detail"]["cmd_id"] == doc["cmd_id"] and
-          sent[0]["detail"]["sent_by"] == "token:api-op", "history command row: %s" % sent)
+          sent[0]["detail"]["sent_by"] == "token:api-op" and
+          sent[0]["summary"] == "device.restart sent by token:api-op",
+          "history command row: %s" % sent)
     lst = api.get("/api/v1/devices/%s/commands" % target, viewer, "CommandList")
     check(lst["commands"][0]["cmd_id"] == doc["cmd_id"], "device commands list")
+    # the result arrived live on the stream, as the command object of GET /commands/{id}
+    wait_for(lambda: stream.find("command", lambda d: d["cmd_id"] == doc["cmd_id"] and
+                                 d["status"] == "succeeded"), 20, interval=0.2,
+             what="the command's final status on the SSE stream")
+    for d in stream.find("command", lambda d: d["cmd_id"] == doc["cmd_id"]):
+        api.validate(d, "Command", "SSE command event")
+    for d in stream.find("device", lambda d: True):
+        api.validate(d, "Device", "SSE device event")
+    stream.close()
 
     # a phone that is not docked: 409
     gone = udid(1, 1)
@@ -392,8 +452,9 @@ def test_commands(api, viewer, operator, north, broker, dash):
                     body={"name": "device.refresh"})
     check("not docked" in msg, "409 message: %s" % msg)
 
-    # broker down: 503 and send_failed; back: commands flow again
-    broker.stop()
+    # broker gone (killed: no wills, so the store still has the agents online): 503 and
+    # send_failed; back: commands flow again
+    broker.kill9()
     time.sleep(1.5)
     st, _, body = call(dash, "POST", "/api/v1/devices/%s/commands" % target, operator,
                        body={"name": "device.refresh"})
@@ -435,9 +496,9 @@ def main():
     with Sim(SIM, scenario(tmp, "north", NORTH)) as north, \
             Sim(SIM, scenario(tmp, "south", SOUTH)) as south:
         agents = [Agent(AGENT, broker, north, "st-api-north",
-                        "command_keys %s\nsite site-north\nstation cart-n\n" % pub),
+                        "command_keys %s\nsite site-north\nstation cart-n\npublish_device_name true\n" % pub),
                   Agent(AGENT, broker, south, "st-api-south",
-                        "command_keys %s\nsite site-south\nstation cart-s\n" % pub)]
+                        "command_keys %s\nsite site-south\nstation cart-s\npublish_device_name true\n" % pub)]
         for a in agents:
             a.start()
         dash.start()
@@ -458,7 +519,9 @@ def main():
                          "Summary", "Command", "CommandList", "CommandAccepted", "Error"):
                 check(name in api.checked, "no response was checked against %s" % name)
         except BaseException:
-            sys.stderr.write("--- dashboard stderr ---\n%s\n" % dash.proc.stderr_text()[-6000:])
+            if dash.proc:
+                sys.stderr.write("--- dashboard stderr ---\n%s\n" %
+                                 dash.proc.stderr_text()[-6000:])
             for a in agents:
                 if a.proc:
                     sys.stderr.write("--- %s stderr ---\n%s\n" % (

@@ -139,6 +139,23 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* The object as a client sees it: stored JSON is emitted raw, so print and parse again. */
+static cJSON *wire(cJSON *o)
+{
+	char *text;
+	cJSON *r;
+
+	if (!o)
+		return NULL;
+	text = cJSON_PrintUnformatted(o);
+	assert_non_null(text);
+	r = cJSON_Parse(text);
+	assert_non_null(r);
+	free(text);
+	cJSON_Delete(o);
+	return r;
+}
+
 /* "U1,U2,..." of a device list, in order. */
 static void udids(const cJSON *list, char *out, size_t size)
 {
@@ -315,38 +332,38 @@ static void test_detail_history(void **state)
 	struct fixture *fx = *state;
 	cJSON *d, *h, *it;
 
-	d = query_device_detail_json(fx->s, "U2", NOW, true);
+	d = wire(query_device_detail_json(fx->s, "U2", NOW, true));
 	assert_non_null(d);
 	it = cJSON_GetArrayItem(cJSON_GetObjectItem(d, "cause_details"), 0);
 	assert_string_equal(cJSON_GetObjectItem(it, "remediation")->valuestring, "r");
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(d, "commands_allowed")), 4);
 	cJSON_Delete(d);
 	/* agent meta allows one command; a viewer may send none */
-	d = query_device_detail_json(fx->s, "U5", NOW, true);
+	d = wire(query_device_detail_json(fx->s, "U5", NOW, true));
 	it = cJSON_GetObjectItem(d, "commands_allowed");
 	assert_int_equal(cJSON_GetArraySize(it), 1);
 	assert_string_equal(cJSON_GetArrayItem(it, 0)->valuestring, "device.refresh");
 	cJSON_Delete(d);
-	d = query_device_detail_json(fx->s, "U2", NOW, false);
+	d = wire(query_device_detail_json(fx->s, "U2", NOW, false));
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(d, "commands_allowed")), 0);
 	cJSON_Delete(d);
 	assert_null(query_device_detail_json(fx->s, "nope", NOW, true));
 
-	h = query_history_json(fx->s, "U2", 50, 0);
+	h = wire(query_history_json(fx->s, "U2", 50, 0));
 	assert_int_equal(cJSON_GetObjectItem(h, "total")->valuedouble, 2);
 	it = cJSON_GetArrayItem(cJSON_GetObjectItem(h, "history"), 0);
 	assert_string_equal(cJSON_GetObjectItem(it, "summary")->valuestring, "second");
 	assert_string_equal(cJSON_GetObjectItem(it, "ts")->valuestring, "2033-05-17T03:33:20.000Z");
 	assert_true(cJSON_IsNull(cJSON_GetObjectItem(it, "detail")));
 	cJSON_Delete(h);
-	h = query_history_json(fx->s, "U2", 1, 1);
+	h = wire(query_history_json(fx->s, "U2", 1, 1));
 	it = cJSON_GetArrayItem(cJSON_GetObjectItem(h, "history"), 0);
 	assert_string_equal(cJSON_GetObjectItem(it, "summary")->valuestring, "first");
 	assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(it, "detail"), "a")->valuedouble,
 	                 1);
 	cJSON_Delete(h);
 	/* a known phone without history: empty; an unknown phone: NULL */
-	h = query_history_json(fx->s, "U4", 50, 0);
+	h = wire(query_history_json(fx->s, "U4", 50, 0));
 	assert_int_equal(cJSON_GetObjectItem(h, "total")->valuedouble, 0);
 	cJSON_Delete(h);
 	assert_null(query_history_json(fx->s, "nope", 50, 0));
@@ -434,7 +451,7 @@ static void test_commands(void **state)
 	cJSON *c, *r;
 
 	/* case variants of the id find the same command */
-	c = query_command_json(fx->s, "6F1C2B1E-8A51-4C2E-9D0B-3E1F5A7C9B20");
+	c = wire(query_command_json(fx->s, "6F1C2B1E-8A51-4C2E-9D0B-3E1F5A7C9B20"));
 	assert_non_null(c);
 	assert_string_equal(cJSON_GetObjectItem(c, "cmd_id")->valuestring, CMDID);
 	assert_string_equal(cJSON_GetObjectItem(c, "status")->valuestring, "in_progress");
@@ -449,10 +466,10 @@ static void test_commands(void **state)
 	assert_null(query_command_json(fx->s, "not-a-uuid"));
 	assert_null(query_command_json(fx->s, "00000000-0000-4000-8000-000000000000"));
 
-	c = query_device_commands_json(fx->s, "U1", 10);
+	c = wire(query_device_commands_json(fx->s, "U1", 10));
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(c, "commands")), 1);
 	cJSON_Delete(c);
-	c = query_device_commands_json(fx->s, "U2", 10);
+	c = wire(query_device_commands_json(fx->s, "U2", 10));
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(c, "commands")), 0);
 	cJSON_Delete(c);
 }
