@@ -62,6 +62,10 @@ def cli_setup(web):
 def main():
     with WebServer(DRIVE, login_rate="3/1m") as web:
         tokens = cli_setup(web)
+        web.start()
+        # the command line also works while the service runs (a second process on the file)
+        r = web.cli("token", "add", "late", "viewer")
+        check(r.returncode == 0, "token add while serving: %s" % r.stderr)
 
         # nothing anonymous
         for path in ("/api/v1/me", "/api/v1/stream", "/api/v1/users"):
