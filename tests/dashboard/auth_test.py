@@ -87,7 +87,7 @@ def main():
         expect_error(web.request("GET", "/api/v1/tokens", token=tokens["ops"]), 403,
                      "forbidden", "operator token on an admin route")
         st, _, body = web.request("GET", "/api/v1/tokens", token=tokens["root"])
-        check(st == 200 and sorted(t["name"] for t in body["tokens"]) == ["ci", "ops", "root"],
+        check(st == 200 and sorted(t["name"] for t in body["tokens"]) == ["ci", "late", "ops", "root"],
               "admin token lists tokens: %r" % body)
         check(all(t["last_used_at"] for t in body["tokens"] if t["name"] in ("ci", "root")),
               "used tokens have last_used_at: %r" % body)
