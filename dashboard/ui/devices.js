@@ -93,7 +93,8 @@ function row(d) {
 	const ageCls = 'num' + (d.status === 'stale' ? ' err-text' : '');
 	return el('tr', { 'data-udid': d.udid },
 		el('td', {}, badge(d.status)),
-		el('td', {}, el('a', { href: deviceHref(d.udid), title: 'UDID ' + d.udid },
+		el('td', { class: 'name' }, el('a', { href: deviceHref(d.udid),
+			title: (d.name ? d.name + ' · ' : '') + 'UDID ' + d.udid },
 			d.name || '(no name)')),
 		el('td', { class: 'mono' }, d.serial || '—'),
 		el('td', {}, (d.site || '—') + ' / ' + (d.station || '—')),
