@@ -497,7 +497,8 @@ struct stream {
 	uint64_t seq;
 	char *buf; /* pending output */
 	size_t len, off, cap;
-	int64_t last_ms; /* monotonic time of the last bytes handed out */
+	int64_t last_ms;    /* monotonic time of the last bytes handed out */
+	int64_t expires_ms; /* a session's stream ends with the session (0: a token's) */
 };
 
 static int stream_append(struct stream *st, const char *fmt, ...)
@@ -613,7 +614,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 		int r;
 
 		st->off = st->len = 0;
-		if (atomic_load(&st->h->stopping))
+		if (atomic_load(&st->h->stopping) || (st->expires_ms && now_ms() >= st->expires_ms))
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		quiet = mono_ms() - st->last_ms;
 		if (quiet >= STREAM_KEEPALIVE) {
@@ -670,6 +671,7 @@ static enum MHD_Result stream_start(struct conn *c, struct MHD_Connection *conne
 	if (!st)
 		return MHD_NO;
 	st->h = c->h;
+	st->expires_ms = c->req.who.via_cookie ? c->req.who.expires_ms : 0;
 	st->seq = hub_next_seq(c->h->svc->hub);
 	/* a reconnecting browser continues after the last event it saw (or is told to resync) */
 	if (last && *last) {
