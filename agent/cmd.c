@@ -263,8 +263,11 @@ static enum command_reject run_checks(struct cmd *c, const struct cmd_message *m
 	reason = command_decode(msg->payload, msg->len, cmd, d->err, sizeof(d->err));
 	if (cmd->cmd_id[0]) {
 		if (corr[0] && strcmp(corr, cmd->cmd_id) != 0) {
+			/* answered under the payload's cmd_id (signed, unlike the correlation
+			 * data); if that cmd_id is known, its last status is repeated instead
+			 * (cmd_check()) */
 			snprintf(d->err, sizeof(d->err), "correlation data is not the cmd_id");
-			d->attributable = false;
+			memcpy(d->cmd_id, cmd->cmd_id, sizeof(d->cmd_id));
 			return COMMAND_REJECT_SCHEMA;
 		}
 		d->attributable = true;

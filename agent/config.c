@@ -12,8 +12,11 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cmdsig.h"
+#include "command.h"
+#include "log.h"
 #include "macro.h"
 #include "topics.h"
 
@@ -177,9 +180,49 @@ void agent_config_defaults(struct agent_config *cfg)
 	conftab_defaults(&config_table, cfg);
 }
 
+/* Paho's schemes; the scheme alone decides whether the connection is TLS. */
+static const struct {
+	const char *prefix;
+	bool tls;
+} url_schemes[] = {
+	{ "tcp://", false }, { "mqtt://", false }, { "ws://", false },
+	{ "ssl://", true },  { "mqtts://", true }, { "wss://", true },
+};
+
+/* 1 TLS, 0 plaintext, -1 not a broker URL (no known scheme or no host). */
+int agent_config_url_tls(const char *url)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(url_schemes); i++) {
+		size_t n = strlen(url_schemes[i].prefix);
+
+		if (strncmp(url, url_schemes[i].prefix, n) == 0)
+			return url[n] && url[n] != ':' && url[n] != '/' ? url_schemes[i].tls : -1;
+	}
+	return -1;
+}
+
+/* "17", "16.4", "16.4.1": one to four numbers of at most 5 digits, dot separated. */
+static bool version_valid(const char *v)
+{
+	int parts = 0;
+
+	do {
+		size_t n = strspn(v, "0123456789");
+
+		if (n == 0 || n > 5 || ++parts > 4)
+			return false;
+		v += n;
+		if (*v == '\0')
+			return true;
+	} while (*v++ == '.');
+	return false;
+}
+
 /* Rules between keys, checked once the whole file is read. */
 static int config_check(struct conftab_parser *p, const struct agent_config *cfg)
 {
+	int tls = agent_config_url_tls(cfg->broker_url);
+
 	/* an accepted cmd_id must outlive any repeat that is not expired: at least a minute of
 	 * ttl plus the skew on both clocks (agent/cmd.h) */
 	if (cfg->cmd_id_retention_s < 60 + 2 * cfg->cmd_clock_skew_s)
@@ -187,6 +230,26 @@ static int config_check(struct conftab_parser *p, const struct agent_config *cfg
 		                     "cmd_id_retention (%" PRId64 "s) must be at least 60s + 2 x "
 		                     "cmd_clock_skew (%" PRId64 "s)",
 		                     cfg->cmd_id_retention_s, cfg->cmd_clock_skew_s);
+	/* the URL is not quoted: it may carry user:password@ */
+	if (tls < 0)
+		return conftab_error(p,
+		                     "broker_url: want tcp://, mqtt://, ssl://, mqtts://, ws:// or "
+		                     "wss:// followed by host:port");
+	/* the scheme decides: a CA file with a plaintext URL would send the password in clear */
+	if (!tls && (cfg->mqtt_cafile[0] || cfg->mqtt_certfile[0]))
+		return conftab_error(p,
+		                     "mqtt_cafile/mqtt_certfile set but broker_url is plaintext: "
+		                     "use ssl:// (or mqtts://) for TLS");
+	if (cfg->diagnose.min_ios_version[0] && !version_valid(cfg->diagnose.min_ios_version))
+		return conftab_error(p,
+		                     "min_ios_version: want a dotted version such as 16 or 16.4.1");
+	for (int i = 0; i < cfg->allowed_commands.n; i++) {
+		enum command_name name;
+
+		if (command_name_from_str(cfg->allowed_commands.item[i], &name) < 0)
+			return conftab_error(p, "allowed_commands: item %d '%s' is not a command",
+			                     i + 1, cfg->allowed_commands.item[i]);
+	}
 	/* a will delay >= session expiry makes the broker send the will at once (MQTT 5 3.1.3.2.2)
 	 */
 	if (cfg->will_delay_s >= cfg->session_expiry_s)
@@ -215,6 +278,7 @@ int agent_config_load(const char *path, struct agent_config *cfg, char *ret_err,
 {
 	struct conftab_parser p = { .name = path, .err = ret_err, .errsz = errsz };
 	char *text = NULL;
+	struct stat st;
 	size_t len = 0;
 	int r;
 
@@ -222,6 +286,11 @@ int agent_config_load(const char *path, struct agent_config *cfg, char *ret_err,
 	r = conftab_read_file(&p, path, &text, &len);
 	if (r == 0)
 		r = agent_config_parse(path, text, len, cfg, ret_err, errsz);
+	if (r == 0 && cfg->mqtt_password[0] && stat(path, &st) == 0 &&
+	    (st.st_mode & (S_IRGRP | S_IROTH)))
+		log_warn("%s holds mqtt_password but is readable by group or others (mode %04o): "
+		         "chmod 600 it",
+		         path, (unsigned)(st.st_mode & 07777));
 	free(text);
 	return r;
 }

@@ -85,7 +85,17 @@ int agent_config_parse(const char *name, const char *text, size_t len, struct ag
                        char *ret_err, size_t errsz);
 
 /*
- * Defaults, then the file at path (borrowed). 0, -EINVAL (syntax, message in ret_err) or
+ * Whether broker_url means TLS: 1 for ssl://, mqtts://, wss://; 0 for tcp://, mqtt://, ws://;
+ * -1 when it is no broker URL. The scheme alone decides: agent_config_parse() refuses a CA or
+ * client certificate with a plaintext scheme, and a TLS scheme without mqtt_cafile trusts the
+ * system CA store.
+ */
+int agent_config_url_tls(const char *url);
+
+/*
+ * Defaults, then the file at path (borrowed), which must be a regular file (a FIFO or device
+ * is refused without reading). Warns (log_warn) when the file holds mqtt_password and is
+ * readable by group or others. 0, -EINVAL (syntax, message in ret_err) or
  * -errno when the file cannot be read (message in ret_err too).
  */
 int agent_config_load(const char *path, struct agent_config *cfg, char *ret_err, size_t errsz);

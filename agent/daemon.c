@@ -4,8 +4,8 @@
  * (outbox, publisher, device registry, command intake, actions, MQTT, device discovery) and
  * connects their callbacks. The device registry (registry.c) owns the devices and their probes,
  * the publisher (publish.c) turns what happens into messages. Everything here runs on the loop
- * thread; libraries with threads of their own (Paho, libusbmuxd) only reach it through their
- * modules' hand-over.
+ * thread; Paho, with threads of its own, only reaches it through mqtt.c's hand-over (usbmuxd
+ * events come on a socket of devmon's own).
  */
 #include "daemon.h"
 
@@ -166,6 +166,10 @@ static bool outbox_half_full(const struct daemon *d)
 	return st.depth >= d->cfg->outbox_max_records / 2 ||
 	       st.bytes >= d->cfg->outbox_max_bytes / 2;
 }
+
+/* a message over mqtt's cap comes without payload: it must be over the command cap too, so
+ * cmd_check() refuses it as oversize before reading the payload */
+_Static_assert(MQTT_INCOMING_MAX > COMMAND_PAYLOAD_MAX, "oversize messages are oversize commands");
 
 static void handle_command(struct daemon *d, const struct mqtt_message *msg)
 {

@@ -2,18 +2,21 @@
 /*
  * devmon: which iPhones are attached, as attach/detach calls on the loop thread.
  *
- * Two sources, deduplicated by UDID so each change is reported once:
- *  - usbmuxd events (idevice_event_subscribe): fast, but lost when usbmuxd was not up at
- *    subscription time (UNIX socket mode), while it restarts, or when a post fails;
- *  - a resync every resync_ms with one ListDevices: heals any missed event and reports
- *    everything as detached when usbmuxd is gone (usbmuxd exits with its last device, so that
- *    is the normal idle state: logged once, not an error). When usbmuxd comes back the event
- *    subscription is renewed.
+ * Three sources, deduplicated by UDID so each change is reported once:
+ *  - usbmuxd events on a Listen connection devmon owns (idev_listen_*), a socket on the loop:
+ *    fast. When it ends (usbmuxd stopped or restarted, however quickly) devmon closes it,
+ *    resyncs at once and connects again with a back-off (100 ms doubling to 2 s); once usbmuxd
+ *    accepts it again, one more resync covers what happened in between;
+ *  - a resync every resync_ms with one ListDevices: heals anything missed and reports
+ *    everything as detached when usbmuxd is gone (socket missing or connection refused;
+ *    usbmuxd exits with its last device, so that is the normal idle state: logged once, not
+ *    an error). Another failure of the listing changes nothing;
+ *  - in UNIX socket mode, an inotify watch on the socket's directory: a new socket means a
+ *    resync and a reconnection at once.
  *
- * Threading: the libusbmuxd thread only copies the UDID into a bounded loop mailbox (loop.h);
- * everything else runs on the loop thread. libimobiledevice allows a single event subscription
- * per process, so there is at most one devmon at a time.
- * The resync's ListDevices blocks the loop thread briefly (local socket, ~ms at 500 devices).
+ * Threading: none of its own; everything runs on the loop thread, and no socket outlives its
+ * connection. The resync's ListDevices blocks the loop thread briefly (local socket, ~ms at 500
+ * devices; libusbmuxd's 5 s receive timeout bounds it).
  */
 #ifndef CRADLE_DEVMON_H
 #define CRADLE_DEVMON_H
@@ -40,19 +43,22 @@ typedef void (*devmon_fn)(enum devmon_event ev, const char *udid, void *data);
  */
 typedef void (*devmon_usbmuxd_fn)(bool up, size_t devices, void *data);
 
-/* resync_ms: 0 = 10 s. NULL on allocation failure or when a devmon already exists. */
+/* resync_ms: 0 = 10 s. NULL on allocation failure. */
 struct devmon *devmon_new(struct loop *loop, uint64_t resync_ms, devmon_fn fn, void *data);
 
 /* Sets (fn NULL: clears) the usbmuxd watcher. NULL-safe. */
 void devmon_watch_usbmuxd(struct devmon *dm, devmon_usbmuxd_fn fn, void *data);
 
-/* Subscribes and schedules the first resync at once. 0 or -errno (usbmuxd absence is not one). */
+/*
+ * Connects for events (or schedules it) and schedules the first resync at once. 0 or -errno
+ * (usbmuxd absence is not one).
+ */
 int devmon_start(struct devmon *dm);
 
 /* Resync now (e.g. on command). */
 void devmon_resync(struct devmon *dm);
 
-/* Unsubscribes (joins libusbmuxd's thread), cancels the timer, frees. No callbacks after. */
+/* Closes the event connection, cancels the timers, frees. No callbacks after. */
 struct devmon *devmon_free(struct devmon *dm);
 
 #endif

@@ -12,11 +12,19 @@
  */
 #include "idev.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <libimobiledevice/diagnostics_relay.h>
 #include <libimobiledevice/libimobiledevice.h>
@@ -536,8 +544,12 @@ int idev_list(struct idev_list *ret)
 
 	ret->udid = NULL;
 	ret->n = 0;
-	if (idevice_get_device_list_extended(&devs, &count) != IDEVICE_E_SUCCESS)
-		return -ENOTCONN;
+	if (idevice_get_device_list_extended(&devs, &count) != IDEVICE_E_SUCCESS) {
+		int r = idev_mux_reachable();
+
+		/* only an absent usbmuxd is "not there"; any other failure is a failed request */
+		return r == -ENOENT || r == -ECONNREFUSED ? -ENOTCONN : -EIO;
+	}
 	if (count > IDEV_LIST_MAX) {
 		log_warn("usbmuxd lists %d devices, only %d are watched", count, IDEV_LIST_MAX);
 		count = IDEV_LIST_MAX;
@@ -573,4 +585,450 @@ void idev_list_free(struct idev_list *l)
 	free(l->udid);
 	l->udid = NULL;
 	l->n = 0;
+}
+
+/* ---- the usbmuxd socket ---- */
+
+#define IDEV_MUX_DEFAULT "/var/run/usbmuxd"
+
+/*
+ * The address libusbmuxd 2.0.2 connects to (connect_usbmuxd_socket()), parsed the same way:
+ * `UNIX:/path`, else HOST:PORT split at the last colon, the host in [] for IPv6; a value that
+ * is neither means the default socket. The host must be numeric (or localhost): a name lookup
+ * could block the loop thread. 0 when unusable.
+ */
+static socklen_t mux_addr(struct sockaddr_storage *ss)
+{
+	const char *env = getenv("USBMUXD_SOCKET_ADDRESS");
+	struct sockaddr_un *un = (struct sockaddr_un *)ss;
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+	const char *path = IDEV_MUX_DEFAULT, *colon;
+	char host[64], *h = host;
+	size_t hlen;
+	long port;
+	char *end;
+
+	memset(ss, 0, sizeof(*ss));
+	if (env && strncmp(env, "UNIX:", 5) == 0) {
+		if (env[5])
+			path = env + 5;
+	} else if (env && (colon = strrchr(env, ':'))) {
+		hlen = (size_t)(colon - env);
+		errno = 0;
+		port = strtol(colon + 1, &end, 10);
+		if (errno || *end || end == colon + 1 || port <= 0 || port > 65535 || hlen == 0)
+			goto unix_socket; /* libusbmuxd falls back to the default too */
+		if (hlen >= sizeof(host))
+			return 0;
+		memcpy(host, env, hlen);
+		host[hlen] = '\0';
+		if (host[0] == '[') {
+			h = host + 1;
+			if (strchr(h, ']'))
+				*strchr(h, ']') = '\0';
+		}
+		if (strcmp(h, "localhost") == 0 || inet_pton(AF_INET, h, &in->sin_addr) == 1) {
+			if (strcmp(h, "localhost") == 0)
+				in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			in->sin_family = AF_INET;
+			in->sin_port = htons((uint16_t)port);
+			return sizeof(*in);
+		}
+		if (inet_pton(AF_INET6, h, &in6->sin6_addr) == 1) {
+			in6->sin6_family = AF_INET6;
+			in6->sin6_port = htons((uint16_t)port);
+			return sizeof(*in6);
+		}
+		return 0;
+	}
+unix_socket:
+	if (strlen(path) >= sizeof(un->sun_path))
+		return 0;
+	un->sun_family = AF_UNIX;
+	memcpy(un->sun_path, path, strlen(path) + 1);
+	return sizeof(*un);
+}
+
+void idev_mux_unix_path(char *buf, size_t size)
+{
+	struct sockaddr_storage ss;
+
+	if (mux_addr(&ss) && ss.ss_family == AF_UNIX)
+		snprintf(buf, size, "%s", ((struct sockaddr_un *)&ss)->sun_path);
+	else if (size)
+		buf[0] = '\0';
+}
+
+/* A connection to usbmuxd made within 1 s (non-blocking connect): a non-blocking fd, -errno. */
+static int mux_connect(void)
+{
+	struct sockaddr_storage ss;
+	struct pollfd pfd = { .events = POLLOUT };
+	socklen_t len = mux_addr(&ss), elen = sizeof(int);
+	int fd, err = 0, r;
+
+	if (!len)
+		return -EINVAL;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	r = connect(fd, (struct sockaddr *)&ss, len);
+	if (r < 0 && (errno == EINPROGRESS || errno == EAGAIN)) {
+		pfd.fd = fd;
+		r = poll(&pfd, 1, 1000);
+		if (r == 0) {
+			r = -ETIMEDOUT;
+			goto out;
+		}
+		if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) {
+			r = -errno;
+			goto out;
+		}
+		r = -err;
+		goto out;
+	}
+	r = r < 0 ? -errno : 0;
+out:
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int idev_mux_reachable(void)
+{
+	int fd = mux_connect();
+
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
+}
+
+/* ---- usbmuxd events ---- */
+
+/* The usbmuxd header: four u32 in host byte order (usbmuxd and its clients share the host). */
+#define MUX_HEADER_SIZE   16
+#define MUX_VERSION_PLIST 1
+#define MUX_MESSAGE_PLIST 8
+#define MUX_LISTEN_TAG    1
+/* what libimobiledevice's libusbmuxd says it speaks: usbmuxd then sends plist events */
+#define MUX_LIB_VERSION 3
+/* messages handled per idev_listen_read(): a flood cannot hold the loop thread */
+#define MUX_READ_BATCH 64
+
+struct mux_dev {
+	uint32_t id;
+	char udid[FACTS_UDID_MAX];
+};
+
+struct idev_listen {
+	int fd;
+	bool listening; /* the Result came */
+	idev_mux_fn fn;
+	void *data;
+	struct mux_dev *devs; /* USB devices announced on this connection, unordered */
+	size_t n_devs, cap_devs;
+	bool full_logged;
+	size_t have; /* bytes of the current message in buf */
+	unsigned char buf[IDEV_MUX_MSG_MAX];
+};
+
+static int mux_send_listen(int fd)
+{
+	plist_t p = plist_new_dict();
+	char *xml = NULL, *msg = NULL;
+	uint32_t xlen = 0, hdr[4];
+	ssize_t n;
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	plist_dict_set_item(p, "MessageType", plist_new_string("Listen"));
+	plist_dict_set_item(p, "ClientVersionString", plist_new_string(IDEV_ACTION_LABEL));
+	plist_dict_set_item(p, "ProgName", plist_new_string(program_invocation_short_name));
+	plist_dict_set_item(p, "kLibUSBMuxVersion", plist_new_uint(MUX_LIB_VERSION));
+	plist_to_xml(p, &xml, &xlen);
+	if (!xml || !(msg = malloc(MUX_HEADER_SIZE + (size_t)xlen))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	hdr[0] = MUX_HEADER_SIZE + xlen;
+	hdr[1] = MUX_VERSION_PLIST;
+	hdr[2] = MUX_MESSAGE_PLIST;
+	hdr[3] = MUX_LISTEN_TAG;
+	memcpy(msg, hdr, MUX_HEADER_SIZE);
+	memcpy(msg + MUX_HEADER_SIZE, xml, xlen);
+	/* a new socket's send buffer takes these few hundred bytes at once */
+	n = send(fd, msg, hdr[0], MSG_NOSIGNAL);
+	r = n < 0 ? -errno : (size_t)n != hdr[0] ? -EIO : 0;
+out:
+	free(msg);
+	if (xml)
+		plist_to_xml_free(xml);
+	plist_free(p);
+	return r;
+}
+
+int idev_listen_open(idev_mux_fn fn, void *data, struct idev_listen **ret)
+{
+	struct idev_listen *l = NULL;
+	int r;
+
+	if (!ret || !fn)
+		return -EINVAL;
+	*ret = NULL;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->fn = fn;
+	l->data = data;
+	l->fd = mux_connect();
+	if (l->fd < 0) {
+		r = l->fd;
+		goto out;
+	}
+	r = mux_send_listen(l->fd);
+	if (r < 0)
+		goto out;
+	*ret = l;
+	l = NULL;
+out:
+	idev_listen_free(l);
+	return r;
+}
+
+int idev_listen_fd(const struct idev_listen *l)
+{
+	return l ? l->fd : -1;
+}
+
+struct idev_listen *idev_listen_free(struct idev_listen *l)
+{
+	if (!l)
+		return NULL;
+	if (l->fd >= 0)
+		close(l->fd);
+	free(l->devs);
+	free(l);
+	return NULL;
+}
+
+/* A uint in dict, up to UINT32_MAX and not 0 (usbmuxd's device handles start at 1). */
+static bool mux_get_id(plist_t dict, uint32_t *id)
+{
+	plist_t n = dict ? plist_dict_get_item(dict, "DeviceID") : NULL;
+	uint64_t v = 0;
+
+	if (!n || plist_get_node_type(n) != PLIST_UINT)
+		return false;
+	plist_get_uint_val(n, &v);
+	if (v == 0 || v > UINT32_MAX)
+		return false;
+	*id = (uint32_t)v;
+	return true;
+}
+
+/* A string in dict, NUL-free, or NULL. */
+static const char *mux_get_str(plist_t dict, const char *key)
+{
+	plist_t n = plist_dict_get_item(dict, key);
+	uint64_t len = 0;
+	const char *s;
+
+	if (!n || plist_get_node_type(n) != PLIST_STRING)
+		return NULL;
+	s = plist_get_string_ptr(n, &len);
+	return s && strlen(s) == len ? s : NULL;
+}
+
+/*
+ * The UDID as libusbmuxd 2.0.2 spells it (what idev_list() and the helpers see): usbmuxd
+ * reports 24-digit serials without their dash; 40 'f's (a device without a serial) get the
+ * handle as their last 8 digits. 0 or -EINVAL (empty or too long).
+ */
+static int mux_udid(const char *serial, uint32_t id, char udid[FACTS_UDID_MAX])
+{
+	size_t len = strlen(serial);
+
+	if (len == 0 || len + 1 >= FACTS_UDID_MAX)
+		return -EINVAL;
+	if (len == 24) {
+		memcpy(udid, serial, 8);
+		udid[8] = '-';
+		memcpy(udid + 9, serial + 8, 17);
+		return 0;
+	}
+	memcpy(udid, serial, len + 1);
+	if (len == 40 && strspn(serial, "fF") == 40)
+		snprintf(udid + 32, FACTS_UDID_MAX - 32, "%08x", id);
+	return 0;
+}
+
+static struct mux_dev *mux_find(struct idev_listen *l, uint32_t id)
+{
+	for (size_t i = 0; i < l->n_devs; i++)
+		if (l->devs[i].id == id)
+			return &l->devs[i];
+	return NULL;
+}
+
+static int mux_attached(struct idev_listen *l, plist_t msg)
+{
+	plist_t props = plist_dict_get_item(msg, "Properties");
+	char udid[FACTS_UDID_MAX];
+	const char *serial, *type;
+	struct mux_dev *d;
+	uint32_t id;
+
+	if (!props || plist_get_node_type(props) != PLIST_DICT)
+		return -EPROTO;
+	serial = mux_get_str(props, "SerialNumber");
+	type = mux_get_str(props, "ConnectionType");
+	if ((!mux_get_id(props, &id) && !mux_get_id(msg, &id)) || !serial || !type ||
+	    mux_udid(serial, id, udid) < 0) {
+		log_debug("usbmuxd: an Attached event without a usable DeviceID, SerialNumber or "
+		          "ConnectionType ignored");
+		return 0;
+	}
+	if (strcmp(type, "USB") != 0)
+		return 0; /* network devices are not watched */
+	d = mux_find(l, id);
+	if (!d) {
+		if (l->n_devs == l->cap_devs) {
+			size_t cap = l->cap_devs ? 2 * l->cap_devs : 16;
+			struct mux_dev *p;
+
+			if (l->n_devs >= IDEV_LIST_MAX) {
+				if (!l->full_logged)
+					log_warn(
+					        "usbmuxd announces more than %d devices, only %d are "
+					        "watched",
+					        IDEV_LIST_MAX, IDEV_LIST_MAX);
+				l->full_logged = true;
+				return 0;
+			}
+			p = realloc(l->devs, cap * sizeof(*p));
+			if (!p)
+				return -ENOMEM;
+			l->devs = p;
+			l->cap_devs = cap;
+		}
+		d = &l->devs[l->n_devs++];
+		d->id = id;
+	}
+	memcpy(d->udid, udid, sizeof(udid));
+	l->fn(IDEV_MUX_ATTACHED, udid, l->data);
+	return 0;
+}
+
+/* Detached (removes the device) or Paired: both name only the DeviceID. */
+static void mux_known_event(struct idev_listen *l, plist_t msg, enum idev_mux_event ev)
+{
+	char udid[FACTS_UDID_MAX];
+	struct mux_dev *d;
+	uint32_t id;
+
+	if (!mux_get_id(msg, &id) || !(d = mux_find(l, id)))
+		return; /* a network device's, or one never announced */
+	memcpy(udid, d->udid, sizeof(udid));
+	if (ev == IDEV_MUX_DETACHED)
+		*d = l->devs[--l->n_devs];
+	l->fn(ev, udid, l->data);
+}
+
+static int mux_result(struct idev_listen *l, plist_t msg)
+{
+	plist_t n = plist_dict_get_item(msg, "Number");
+	uint64_t v = 1;
+
+	if (l->listening)
+		return 0; /* nothing else was asked */
+	if (n && plist_get_node_type(n) == PLIST_UINT)
+		plist_get_uint_val(n, &v);
+	if (v != 0) {
+		log_debug("usbmuxd refused Listen (result %" PRIu64 ")", v);
+		return -ECONNREFUSED;
+	}
+	l->listening = true;
+	l->fn(IDEV_MUX_LISTENING, NULL, l->data);
+	return 0;
+}
+
+/* One whole message in l->buf. */
+static int mux_message(struct idev_listen *l, uint32_t len, uint32_t type)
+{
+	plist_t msg = NULL;
+	const char *mt;
+	int r = 0;
+
+	if (type != MUX_MESSAGE_PLIST || len == MUX_HEADER_SIZE)
+		return -EPROTO; /* only XML plists were asked for */
+	plist_from_xml((const char *)l->buf + MUX_HEADER_SIZE, len - MUX_HEADER_SIZE, &msg);
+	if (!msg || plist_get_node_type(msg) != PLIST_DICT) {
+		r = -EPROTO;
+		goto out;
+	}
+	mt = mux_get_str(msg, "MessageType");
+	if (!mt)
+		r = -EPROTO;
+	else if (strcmp(mt, "Result") == 0)
+		r = mux_result(l, msg);
+	else if (strcmp(mt, "Attached") == 0)
+		r = mux_attached(l, msg);
+	else if (strcmp(mt, "Detached") == 0)
+		mux_known_event(l, msg, IDEV_MUX_DETACHED);
+	else if (strcmp(mt, "Paired") == 0)
+		mux_known_event(l, msg, IDEV_MUX_PAIRED);
+	else /* a newer usbmuxd's event: not one of ours */
+		log_debug("usbmuxd: a '%s' message on the Listen connection ignored", mt);
+out:
+	plist_free(msg);
+	return r;
+}
+
+int idev_listen_read(struct idev_listen *l)
+{
+	uint32_t hdr[4] = { 0 };
+	int batch = 0;
+
+	if (!l || l->fd < 0)
+		return -EINVAL;
+	for (;;) {
+		size_t need = MUX_HEADER_SIZE;
+		ssize_t n;
+		int r;
+
+		if (l->have >= MUX_HEADER_SIZE) { /* checked when it came in */
+			memcpy(hdr, l->buf, sizeof(hdr));
+			need = hdr[0];
+		}
+		n = read(l->fd, l->buf + l->have, need - l->have);
+
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? 0 : -errno;
+		}
+		l->have += (size_t)n;
+		if (l->have < MUX_HEADER_SIZE)
+			continue;
+		memcpy(hdr, l->buf, sizeof(hdr));
+		if (hdr[0] < MUX_HEADER_SIZE)
+			return -EPROTO;
+		if (hdr[0] > IDEV_MUX_MSG_MAX)
+			return -EMSGSIZE;
+		if (l->have < hdr[0])
+			continue;
+		l->have = 0;
+		r = mux_message(l, hdr[0], hdr[2]);
+		if (r < 0)
+			return r;
+		if (++batch >= MUX_READ_BATCH)
+			return 0; /* the rest at the loop's next turn (level-triggered) */
+	}
 }

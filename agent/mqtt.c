@@ -35,6 +35,9 @@
 #include "log.h"
 
 #define RETRY_PAUSE_MS    1000
+#define REFUSED_PAUSE_MIN 1000  /* first pause after a "not authorized" refusal */
+#define REFUSED_PAUSE_MAX 60000 /* doubling up to this */
+#define TLS_ERROR_MAX     256
 #define STALL_CHECK_MS    5000
 #define PAHO_BUFFER_EXTRA 32
 
@@ -57,6 +60,7 @@ struct mqtt_event {
 	char *payload;
 	size_t len;
 	bool retained;
+	bool oversize; /* over incoming_max: payload not kept, len is its size */
 	int qos;
 	int64_t expiry_s;
 	char correlation[MQTT_CORRELATION_MAX]; /* MQTT 5 Correlation Data, truncated */
@@ -95,6 +99,7 @@ struct mqtt {
 	pthread_mutex_t lock;
 	unsigned queued_messages;
 	uint64_t rx_dropped_paho;
+	char tls_error[TLS_ERROR_MAX]; /* OpenSSL's last reason, from Paho's ssl_error_cb */
 
 	/* loop thread only */
 	bool connected;
@@ -105,6 +110,8 @@ struct mqtt {
 	uint64_t retry_timer;
 	uint64_t stall_timer;
 	uint64_t kick_timer;
+	uint64_t refused_timer; /* pause after "not authorized": the drain waits for it */
+	unsigned refused_pause_ms;
 	struct mqtt_stats stats;
 };
 
@@ -178,18 +185,40 @@ static void on_connected(void *context, char *cause)
 	post_event(m, ev);
 }
 
+/* Paho thread: OpenSSL's error queue, one line per call; the last line is kept. */
+static int on_tls_error(const char *str, size_t len, void *u)
+{
+	struct mqtt *m = u;
+
+	while (len > 0 && (str[len - 1] == '\n' || str[len - 1] == '\r'))
+		len--;
+	pthread_mutex_lock(&m->lock);
+	snprintf(m->tls_error, sizeof(m->tls_error), "%.*s", (int)len, str);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
 static void on_connect_failure(void *context, MQTTAsync_failureData5 *resp)
 {
 	struct mqtt *m = context;
 	struct mqtt_event *ev = event_new(EV_CONNECT_FAILED);
+	char tls[TLS_ERROR_MAX];
 
 	if (!ev) {
 		post_event(m, NULL);
 		return;
 	}
+	pthread_mutex_lock(&m->lock);
+	memcpy(tls, m->tls_error, sizeof(tls));
+	m->tls_error[0] = '\0';
+	pthread_mutex_unlock(&m->lock);
 	ev->code = resp ? resp->code : 0;
 	ev->reason = resp ? (int)resp->reasonCode : 0;
-	ev->text = resp && resp->message ? strdup(resp->message) : NULL;
+	/* "TCP/TLS connect failure" alone says nothing: OpenSSL's reason says what to fix */
+	if (tls[0])
+		ev->text = strdup(tls);
+	else
+		ev->text = resp && resp->message ? strdup(resp->message) : NULL;
 	post_event(m, ev);
 }
 
@@ -350,11 +379,10 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 	struct mqtt_event *ev = NULL;
 	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
 	MQTTProperty *corr;
-	bool drop;
+	bool drop, oversize = msg->payloadlen >= 0 && (size_t)msg->payloadlen > m->incoming_max;
 
 	pthread_mutex_lock(&m->lock);
-	drop = m->queued_messages >= MQTT_INCOMING_QUEUE_MAX || msg->payloadlen < 0 ||
-	       (size_t)msg->payloadlen > m->incoming_max;
+	drop = m->queued_messages >= MQTT_INCOMING_QUEUE_MAX || msg->payloadlen < 0;
 	if (drop)
 		m->rx_dropped_paho++;
 	else
@@ -365,7 +393,9 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 	ev = event_new(EV_MESSAGE);
 	if (ev) {
 		ev->text = strndup(topic, tlen);
-		ev->payload = malloc((size_t)msg->payloadlen + 1);
+		/* an oversize message is delivered without its payload, so the receiver can still
+		 * answer it (a command's correlation data names its cmd_id) */
+		ev->payload = malloc(oversize ? 1 : (size_t)msg->payloadlen + 1);
 	}
 	if (!ev || !ev->text || !ev->payload) {
 		pthread_mutex_lock(&m->lock);
@@ -376,8 +406,10 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 			event_free(ev);
 		goto out;
 	}
-	memcpy(ev->payload, msg->payload, (size_t)msg->payloadlen);
-	ev->payload[msg->payloadlen] = '\0';
+	ev->oversize = oversize;
+	if (!oversize)
+		memcpy(ev->payload, msg->payload, (size_t)msg->payloadlen);
+	ev->payload[oversize ? 0 : msg->payloadlen] = '\0';
 	ev->len = (size_t)msg->payloadlen;
 	ev->retained = msg->retained != 0;
 	ev->qos = msg->qos;
@@ -443,12 +475,50 @@ static void schedule_retry(struct mqtt *m)
 		m->retry_timer = loop_add_timer(m->loop, RETRY_PAUSE_MS, retry_timer_fired, m);
 }
 
+/*
+ * Refusals that no resend of the same record can change. "Not authorized" (0x87) is not one:
+ * an ACL or a certificate that does not match agent_id is fixed on the broker, and the record
+ * must then still be there (refused_pause()).
+ */
 static bool reason_is_permanent(int reason)
 {
-	return reason == MQTTREASONCODE_NOT_AUTHORIZED ||
-	       reason == MQTTREASONCODE_TOPIC_NAME_INVALID ||
+	return reason == MQTTREASONCODE_TOPIC_NAME_INVALID ||
 	       reason == MQTTREASONCODE_PACKET_TOO_LARGE ||
 	       reason == MQTTREASONCODE_PAYLOAD_FORMAT_INVALID;
+}
+
+static void refused_timer_fired(struct loop *loop, uint64_t id, void *data)
+{
+	struct mqtt *m = data;
+
+	(void)loop;
+	(void)id;
+	m->refused_timer = 0;
+	m->cursor = 0;
+	drain(m);
+}
+
+/*
+ * The broker refused a record as not authorized: keep it, alarm, and stop draining for a
+ * pause that doubles (1 s .. 60 s) while refusals go on, so a misconfigured ACL neither loses
+ * records nor floods the broker. A PUBACK that succeeds resets the pause.
+ */
+static void refused_pause(struct mqtt *m, uint64_t seq, int reason)
+{
+	m->stats.refused++;
+	if (seq <= m->cursor)
+		m->cursor = seq - 1;
+	if (m->refused_timer) /* already pausing: one alarm per pause */
+		return;
+	m->refused_pause_ms = m->refused_pause_ms ? m->refused_pause_ms * 2 : REFUSED_PAUSE_MIN;
+	if (m->refused_pause_ms > REFUSED_PAUSE_MAX)
+		m->refused_pause_ms = REFUSED_PAUSE_MAX;
+	log_error("mqtt: broker refused outbox record %" PRIu64 ": %s (0x%02x); is agent_id "
+	          "allowed by the broker's ACL (and equal to the certificate's CN)? Record kept, "
+	          "%" PRIu64 " refusals so far, retrying in %us",
+	          seq, MQTTReasonCode_toString((enum MQTTReasonCodes)reason), reason,
+	          m->stats.refused, m->refused_pause_ms / 1000);
+	m->refused_timer = loop_add_timer(m->loop, m->refused_pause_ms, refused_timer_fired, m);
 }
 
 static void handle_pub(struct mqtt *m, const struct mqtt_event *ev)
@@ -468,7 +538,12 @@ static void handle_pub(struct mqtt *m, const struct mqtt_event *ev)
 	if (ev->type == EV_PUB_OK && ev->reason < 0x80) {
 		if (outbox_ack(m->outbox, seq) == 0)
 			m->stats.acked++;
+		m->refused_pause_ms = 0;
 		drain(m);
+		return;
+	}
+	if (ev->reason == MQTTREASONCODE_NOT_AUTHORIZED) {
+		refused_pause(m, seq, ev->reason);
 		return;
 	}
 	if (ev->reason >= 0x80 && reason_is_permanent(ev->reason)) {
@@ -581,8 +656,9 @@ static void handle_event(struct mqtt *m, struct mqtt_event *ev)
 		break;
 	case EV_MESSAGE: {
 		struct mqtt_message msg = { .topic = ev->text,
-			                    .payload = ev->payload,
+			                    .payload = ev->oversize ? NULL : ev->payload,
 			                    .len = ev->len,
+			                    .oversize = ev->oversize,
 			                    .retained = ev->retained,
 			                    .qos = ev->qos,
 			                    .expiry_s = ev->expiry_s,
@@ -679,7 +755,7 @@ static int send_record(struct mqtt *m, const struct outbox_record *rec)
 
 static void drain(struct mqtt *m)
 {
-	if (!m->connected)
+	if (!m->connected || m->refused_timer)
 		return;
 	/* nothing may reach the broker that a power cut could make the agent forget */
 	if (outbox_flush(m->outbox) < 0) {
@@ -810,6 +886,12 @@ out:
 	return r;
 }
 
+static bool url_is_tls(const char *url)
+{
+	return strncmp(url, "ssl://", 6) == 0 || strncmp(url, "mqtts://", 8) == 0 ||
+	       strncmp(url, "wss://", 6) == 0;
+}
+
 int mqtt_start(struct mqtt *m)
 {
 	MQTTAsync_connectOptions c = MQTTAsync_connectOptions_initializer5;
@@ -848,13 +930,16 @@ int mqtt_start(struct mqtt *m)
 	c.password = m->password;
 	c.onFailure5 = on_connect_failure;
 	c.context = m;
-	if (m->cafile) {
-		ssl.trustStore = m->cafile;
+	/* the URL's scheme decides (config.c refuses a CA file with a plaintext scheme) */
+	if (url_is_tls(m->url) || m->cafile) {
+		ssl.trustStore = m->cafile; /* NULL: OpenSSL's default paths, the system store */
 		ssl.keyStore = m->certfile;
 		ssl.privateKey = m->keyfile;
 		ssl.enableServerCertAuth = 1;
 		ssl.verify = 1;
-		ssl.disableDefaultTrustStore = 1;
+		ssl.disableDefaultTrustStore = m->cafile ? 1 : 0;
+		ssl.ssl_error_cb = on_tls_error;
+		ssl.ssl_error_context = m;
 		m->ssl = ssl;
 		c.ssl = &m->ssl;
 	}
@@ -1007,6 +1092,8 @@ struct mqtt *mqtt_free(struct mqtt *m)
 		MQTTAsync_destroy(&m->client);
 	if (m->retry_timer)
 		loop_cancel_timer(m->loop, m->retry_timer);
+	if (m->refused_timer)
+		loop_cancel_timer(m->loop, m->refused_timer);
 	if (m->stall_timer)
 		loop_cancel_timer(m->loop, m->stall_timer);
 	if (m->kick_timer)

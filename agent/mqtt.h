@@ -65,7 +65,8 @@ struct mqtt_options {
 	const void *will_payload;
 	size_t will_len;
 	unsigned inflight_max; /* 0 = MQTT_INFLIGHT_DEFAULT */
-	size_t incoming_max;   /* 0 = MQTT_INCOMING_MAX; larger messages are dropped and logged */
+	size_t incoming_max;   /* 0 = MQTT_INCOMING_MAX; larger ones come without payload (oversize)
+	                        */
 	int retry_min_s;       /* 0 = 1 */
 	int retry_max_s;       /* 0 = 30 */
 };
@@ -81,8 +82,9 @@ struct mqtt_user_property {
 /* An incoming message; every pointer is valid only during the callback. */
 struct mqtt_message {
 	const char *topic;
-	const void *payload;
-	size_t len;
+	const void *payload; /* NULL when oversize */
+	size_t len;          /* the payload's size, also when oversize */
+	bool oversize;       /* larger than incoming_max: delivered without its payload */
 	bool retained;
 	int qos;
 	int64_t expiry_s; /* Message Expiry Interval as received, -1 when absent */
@@ -111,8 +113,9 @@ struct mqtt_stats {
 	uint64_t acked;      /* outbox records deleted after PUBACK */
 	uint64_t failed;     /* publish failures that kept the record */
 	uint64_t poisoned;   /* records dropped after a permanent PUBACK refusal */
+	uint64_t refused;    /* "not authorized" refusals (0x87): record kept, drain paused */
 	uint64_t rx;         /* messages delivered */
-	uint64_t rx_dropped; /* too large or queue full */
+	uint64_t rx_dropped; /* queue full (an oversize message is delivered, without payload) */
 	unsigned inflight;
 };
 

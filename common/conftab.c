@@ -264,6 +264,30 @@ void conftab_defaults(const struct conftab *t, void *cfg)
 	}
 }
 
+/*
+ * The line's first word is no key. It is quoted only when it looks like a key name ([a-z0-9_],
+ * as every key is): anything else may be a secret (`mqtt_password=SECRET`) or the content of
+ * a file that is no config at all (`-c /etc/shadow`), and an error message is logged.
+ */
+static int unknown_key(const struct conftab *t, struct conftab_parser *p, const char *key)
+{
+	size_t n = strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_");
+	char name[64];
+
+	if (key[n] == '\0' && n < sizeof(name))
+		return conftab_error(p, "unknown key '%s'", key);
+	if (key[n] == '=' && n < sizeof(name)) {
+		memcpy(name, key, n);
+		name[n] = '\0';
+		if (conftab_find(t, name))
+			return conftab_error(p,
+			                     "'%s': write 'KEY VALUE', not 'KEY=VALUE' (value not "
+			                     "shown)",
+			                     name);
+	}
+	return conftab_error(p, "not a 'key value' line (content not shown)");
+}
+
 static int conftab_line(const struct conftab *t, struct conftab_parser *p, char *s, void *cfg,
                         unsigned *seen)
 {
@@ -291,7 +315,7 @@ static int conftab_line(const struct conftab *t, struct conftab_parser *p, char 
 			return conftab_error(p, "key contains a control or non-ASCII byte");
 	k = conftab_find(t, key);
 	if (!k)
-		return conftab_error(p, "unknown key '%.64s'", key);
+		return unknown_key(t, p, key);
 	if (seen[k - t->keys])
 		return conftab_error(p, "'%s' set twice (first on line %u)", k->name,
 		                     seen[k - t->keys]);
@@ -368,7 +392,8 @@ int conftab_read_file(struct conftab_parser *p, const char *path, char **ret_tex
 	int r;
 
 	p->line = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO must not block the open; it is refused by the fstat below */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		r = -errno;
 		conftab_error(p, "cannot read: %s", strerror(-r));

@@ -344,14 +344,17 @@ static struct agent_mem *agent_get(struct ingest *in, const char *agent)
 	struct agent_mem *a = strmap_get(in->agents, agent);
 	sqlite3_stmt *s;
 
-	if (a)
+	if (a && a->known)
 		return a;
-	a = agent_new_mem();
-	if (!a || strmap_put(in->agents, agent, a, NULL) < 0) {
-		free(a);
-		log_error("ingest: out of memory for agent '%s'", agent);
-		return NULL;
+	if (!a) {
+		a = agent_new_mem();
+		if (!a || strmap_put(in->agents, agent, a, NULL) < 0) {
+			free(a);
+			log_error("ingest: out of memory for agent '%s'", agent);
+			return NULL;
+		}
 	}
+	/* (again, after a batch that created the row was rolled back) */
 	s = stmt(in, ST_AGENT_INSERT);
 	bind_text(s, 1, agent);
 	if (step_done(in, s, "new agent") == 0)
@@ -1069,6 +1072,16 @@ static void announce_one(const char *key, void *value, void *ctx)
 	hub_publish(an->hub, an->kind, key);
 }
 
+static void forget_row(const char *key, void *value, void *ctx)
+{
+	struct agent_mem *a = value;
+
+	(void)key;
+	(void)ctx;
+	a->known = false;
+	a->dirty = true;
+}
+
 static void agents_timer_fired(struct loop *loop, uint64_t id, void *data)
 {
 	struct ingest *in = data;
@@ -1112,6 +1125,8 @@ int ingest_flush(struct ingest *in)
 		r |= store_counter_add(in->store, "lost", in->d_lost);
 	if (tw.r < 0 || r != 0 || store_commit(in->store) < 0) {
 		store_rollback(in->store);
+		/* rows this batch created are gone: create them again when next needed */
+		strmap_foreach(in->agents, forget_row, NULL);
 		log_error("ingest: a batch of %u messages could not be stored", in->batch_n);
 		r = -EIO;
 	} else {
@@ -1583,6 +1598,23 @@ int ingest_start(struct ingest *in)
 	return 0;
 }
 
+static void check_dirty(const char *key, void *value, void *ctx)
+{
+	const struct agent_mem *a = value;
+
+	(void)key;
+	if (a->dirty)
+		*(bool *)ctx = true;
+}
+
+static bool any_agent_dirty(struct ingest *in)
+{
+	bool dirty = false;
+
+	strmap_foreach(in->agents, check_dirty, &dirty);
+	return dirty;
+}
+
 void ingest_stop(struct ingest *in)
 {
 	if (!in || in->stopped)
@@ -1612,10 +1644,11 @@ void ingest_stop(struct ingest *in)
 		loop_cancel_timer(in->loop, in->agents_timer);
 		in->agents_timer = 0;
 	}
-	if (batch_open(in) == 0) {
-		in->agents_force = true;
-		(void)ingest_flush(in);
-	}
+	in->agents_force = true;
+	if (!in->in_tx && any_agent_dirty(in))
+		(void)batch_open(in);
+	(void)ingest_flush(in);
+	in->agents_force = false;
 	in->connected = false;
 }
 

@@ -671,6 +671,9 @@ static void test_correlation_mismatch(void **state)
 	m.correlation_len = 36;
 	cmd_check(f->cmd, &m, 1000, T0, &d);
 	assert_int_equal(d.reason, COMMAND_REJECT_SCHEMA);
+	/* answered under the payload's (signed) cmd_id, not the correlation data's */
+	assert_true(d.attributable);
+	assert_string_equal(d.cmd_id, ID1);
 	m.correlation = ID1;
 	cmd_check(f->cmd, &m, 1000, T0, &d);
 	assert_int_equal(d.reason, COMMAND_REJECT_NONE);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -105,6 +106,7 @@ static void test_values(void **state)
 	                   "command_keys 11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=, "
 	                   "PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw=\n"
 	                   "require_signed_commands false\n"
+	                   "broker_url mqtts://broker.example:8883\n"
 	                   "probe_timeout 45\n"
 	                   "restart_timeout 1m30s\n"
 	                   "session_expiry 5m";
@@ -214,7 +216,7 @@ static void test_errors(void **state)
 	expect_error("agent_id abc\ncmd_id_retention 1h\ncmd_clock_skew 30m\n",
 	             "t.conf: cmd_id_retention (3600s) must be at least 60s + 2 x cmd_clock_skew "
 	             "(1800s)");
-	expect_error("agent_id abc\nmqtt_certfile /c.pem\n",
+	expect_error("agent_id abc\nbroker_url ssl://h:8883\nmqtt_certfile /c.pem\n",
 	             "t.conf: mqtt_certfile and mqtt_keyfile must be set together");
 	/* a key that is not one names its line and item (a typo must not drop a trusted key) */
 	expect_error("agent_id abc\n\ncommand_keys 11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=,"
@@ -223,6 +225,25 @@ static void test_errors(void **state)
 	             "public key");
 	expect_error("agent_id abc\ncommand_keys -----BEGIN PUBLIC KEY-----\n",
 	             "t.conf:2: 'command_keys': item 1");
+	/* issue 8 item 11: mistakes caught before they bite, and no value ever echoed */
+	expect_error("agent_id abc\nmqtt_cafile /ca.pem\n",
+	             "t.conf: mqtt_cafile/mqtt_certfile set but broker_url is plaintext");
+	expect_error("agent_id abc\nbroker_url mqtt://h:1883\nmqtt_certfile /c\nmqtt_keyfile /k\n",
+	             "t.conf: mqtt_cafile/mqtt_certfile set but broker_url is plaintext");
+	expect_error("agent_id abc\nbroker_url ftp://h:21\n", "t.conf: broker_url: want tcp://");
+	expect_error("agent_id abc\nbroker_url \"\"\n", "t.conf: broker_url: want tcp://");
+	expect_error("agent_id abc\nbroker_url ssl://\n", "t.conf: broker_url: want tcp://");
+	expect_error("agent_id abc\nbroker_url h:1883\n", "t.conf: broker_url: want tcp://");
+	expect_error("agent_id abc\nmin_ios_version banana\n", "t.conf: min_ios_version: want");
+	expect_error("agent_id abc\nmin_ios_version 16.\n", "t.conf: min_ios_version: want");
+	expect_error("agent_id abc\nmin_ios_version 16..4\n", "t.conf: min_ios_version: want");
+	expect_error("agent_id abc\nmin_ios_version 1.2.3.4.5\n", "t.conf: min_ios_version: want");
+	expect_error("agent_id abc\nallowed_commands device.refresh,device.reboot\n",
+	             "t.conf: allowed_commands: item 2 'device.reboot' is not a command");
+	expect_error("agent_id abc\nmqtt_password=hunter2\n",
+	             "t.conf:2: 'mqtt_password': write 'KEY VALUE', not 'KEY=VALUE' (value not "
+	             "shown)");
+	expect_error("agent_id abc\nmqtt_passwd hunter2\n", "t.conf:2: unknown key 'mqtt_passwd'");
 	expect_error("agent_id abc\n\xff\xfe 1\n",
 	             "t.conf:2: key contains a control or non-ASCII byte");
 }
@@ -263,6 +284,26 @@ static void test_load_and_dump(void **state)
 	      f);
 	fclose(f);
 	assert_int_equal(agent_config_load(path, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(chmod(path, 0644), 0);
+	{
+		/* a password readable by others is warned about, without the password */
+		char logged[1024] = "";
+		FILE *cap = tmpfile();
+		int saved = dup(2);
+
+		assert_non_null(cap);
+		fflush(stderr);
+		dup2(fileno(cap), 2);
+		assert_int_equal(agent_config_load(path, &cfg, err, sizeof(err)), 0);
+		fflush(stderr);
+		dup2(saved, 2);
+		close(saved);
+		rewind(cap);
+		logged[fread(logged, 1, sizeof(logged) - 1, cap)] = '\0';
+		fclose(cap);
+		assert_non_null(strstr(logged, "readable by group or others (mode 0644)"));
+		assert_null(strstr(logged, "hunter2"));
+	}
 	f = open_memstream(&dump, &dump_len);
 	assert_int_equal(agent_config_dump(&cfg, f), 0);
 	fclose(f);

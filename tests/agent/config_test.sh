@@ -36,6 +36,24 @@ expect_error bad-command-key "agent_id st-1
 command_keys 11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=, 11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcH" \
 	"bad-command-key.conf:2: 'command_keys': item 2 .* is not an Ed25519 public key"
 
+# issue 8 item 11: a secret is never echoed, the scheme decides TLS, a FIFO does not hang
+expect_error password-typo "agent_id st-1
+mqtt_password=hunter2" "password-typo.conf:2: 'mqtt_password': write 'KEY VALUE'"
+grep -q hunter2 "$T/err" && fail "password-typo: the password was echoed"
+expect_error not-a-config 'root:$y$j9T$topsecret:19000:0:99999:7:::' "not-a-config.conf:1: not a"
+grep -q topsecret "$T/err" && fail "not-a-config: the line was echoed"
+expect_error plaintext-with-ca "agent_id st-1
+broker_url tcp://127.0.0.1:1883
+mqtt_cafile /etc/ssl/certs/ca-certificates.crt" "broker_url is plaintext"
+expect_error ftp-url "agent_id st-1
+broker_url ftp://127.0.0.1:21" "broker_url: want"
+mkfifo "$T/fifo.conf"
+if timeout 5 "$AGENT" -c "$T/fifo.conf" --test-config 2>"$T/err"; then
+	fail "FIFO accepted"
+fi
+grep -q "not a regular file" "$T/err" || fail "FIFO: $(cat "$T/err")"
+echo "ok: fifo -> $(head -n 1 "$T/err")"
+
 # a file that does not exist: a clear error, not a crash
 if "$AGENT" -c "$T/missing.conf" --test-config 2>"$T/err"; then
 	fail "missing file accepted"

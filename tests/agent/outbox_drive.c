@@ -11,7 +11,8 @@
  * statefile saved after each put, so a kill -9 can repeat a number (a duplicate) but never
  * skip one. On connect it publishes the birth {"online":true} retained on .../status; the will
  * there is {"online":false}. It subscribes to .../cmd and prints each message it gets as
- * "rx TOPIC len=N retained=0|1 expiry=S". SIGTERM: stop producing, wait (at most 15 s) until the
+ * "rx TOPIC len=N retained=0|1 expiry=S", followed by " oversize" for one over the incoming cap
+ * (delivered without its payload). SIGTERM: stop producing, wait (at most 15 s) until the
  * outbox is empty, then a clean shutdown; the last line on stdout is "produced N depth D failed F".
  */
 #include <errno.h>
@@ -60,8 +61,8 @@ static void on_message(struct mqtt *m, const struct mqtt_message *msg, void *dat
 {
 	(void)m;
 	(void)data;
-	printf("rx %s len=%zu retained=%d expiry=%" PRId64 "\n", msg->topic, msg->len,
-	       msg->retained, msg->expiry_s);
+	printf("rx %s len=%zu retained=%d expiry=%" PRId64 "%s\n", msg->topic, msg->len,
+	       msg->retained, msg->expiry_s, msg->oversize ? " oversize" : "");
 	fflush(stdout);
 }
 

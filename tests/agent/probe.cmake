@@ -21,11 +21,24 @@ add_test(NAME agent-probe-once COMMAND /usr/bin/python3
 	${CMAKE_CURRENT_SOURCE_DIR}/test_once.py $<TARGET_FILE:cradle-sim>
 	$<TARGET_FILE:cradle-agent> ${CMAKE_CURRENT_SOURCE_DIR}/data/states.json)
 
+# the agent's own usbmuxd Listen client against a socket the test serves
+add_executable(test-agent-idev-listen idev_listen_test.c)
+target_link_libraries(test-agent-idev-listen PRIVATE project_warnings agent_core
+	PkgConfig::CMOCKA)
+add_test(NAME unit-agent-idev-listen COMMAND test-agent-idev-listen)
+set_tests_properties(unit-agent-idev-listen PROPERTIES LABELS unit)
+
 add_executable(devmon-watch devmon_watch.c)
 target_link_libraries(devmon-watch PRIVATE project_warnings agent_core)
 add_test(NAME agent-probe-devmon COMMAND /usr/bin/python3
 	${CMAKE_CURRENT_SOURCE_DIR}/test_devmon.py $<TARGET_FILE:cradle-sim>
 	$<TARGET_FILE:devmon-watch> ${CMAKE_CURRENT_SOURCE_DIR}/data/states.json)
 set_tests_properties(agent-probe-once PROPERTIES LABELS integration TIMEOUT 90)
-# devmon runs libusbmuxd's event thread
+# devmon once ran libusbmuxd's event thread: kept under TSan (the daemon's other threads)
 set_tests_properties(agent-probe-devmon PROPERTIES LABELS "integration;threads" TIMEOUT 90)
+# issue 8 item 10: quick usbmuxd restarts (UNIX socket and TCP) lose no event, leak no socket
+add_test(NAME agent-probe-mux-restart COMMAND /usr/bin/python3
+	${CMAKE_CURRENT_SOURCE_DIR}/test_mux_restart.py $<TARGET_FILE:cradle-sim>
+	$<TARGET_FILE:devmon-watch> ${CMAKE_CURRENT_SOURCE_DIR}/data/states.json)
+set_tests_properties(agent-probe-mux-restart PROPERTIES LABELS "integration;reliability;threads"
+	TIMEOUT 120)

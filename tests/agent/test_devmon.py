@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""devmon against cradle-sim in TCP mode (real libusbmuxd event thread).
+"""devmon against cradle-sim in TCP mode (its own usbmuxd Listen connection).
 
 usage: test_devmon.py SIMBIN WATCHBIN SCENARIO
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -167,6 +168,13 @@ static void test_errors(void **state)
 	expect_error("name \"x\n", "d.conf:1: 'name': unbalanced or embedded quote");
 	expect_error("name x\x1by\n", "d.conf:1: 'name': value contains a control byte");
 	expect_error("na\x01me x\n", "d.conf:1: key contains a control or non-ASCII byte");
+	/* a line that is no `key value` is never quoted: it may hold a secret or another file */
+	expect_error("name x\nname=hunter2\n",
+	             "d.conf:2: 'name': write 'KEY VALUE', not 'KEY=VALUE' (value not shown)");
+	expect_error("name x\nnope=hunter2\n", "d.conf:2: not a 'key value' line (content not "
+	                                       "shown)");
+	expect_error("root:$y$j9T$secrethash:19000:0:99999:7:::\n",
+	             "d.conf:1: not a 'key value' line (content not shown)");
 }
 
 static void test_dump_masks_and_reads_back(void **state)
@@ -216,6 +224,13 @@ static void test_dump_masks_and_reads_back(void **state)
 	p.name = "/tmp";
 	assert_int_equal(conftab_read_file(&p, p.name, &text, &len), -EINVAL);
 	assert_non_null(strstr(err, "/tmp: not a regular file"));
+
+	/* a FIFO is refused at once, not read (which would wait for a writer forever) */
+	assert_int_equal(mkfifo(path, 0600), 0);
+	p.name = path;
+	assert_int_equal(conftab_read_file(&p, p.name, &text, &len), -EINVAL);
+	assert_non_null(strstr(err, "not a regular file"));
+	unlink(path);
 }
 
 int main(void)
