@@ -6,6 +6,7 @@ published into the hub, HTTPS with a self-signed certificate, and SIGTERM with a
 import http.client
 import os
 import socket
+import sqlite3
 import ssl
 import sys
 import time
@@ -104,7 +105,26 @@ def limits_and_errors(web, token):
     s.close()
 
 
+def add_rows(web):
+    """Rows for the notices to name: the stream sends the row as the API shows it."""
+    now = int(time.time())
+    db = sqlite3.connect(os.path.join(web.dir, "cradle.db"), timeout=10)
+    db.execute("INSERT INTO agents(agent, site, station, presence) VALUES('st-1', 'hq', 'cart-1', "
+               "'online')")
+    for udid in ("00008030-000A1B2C3D4E5F60", "missed-while-away"):
+        db.execute("INSERT INTO devices(udid, serial, name, agent, site, station, attached, "
+                   "last_seen) VALUES(?, 'SER', 'Phone', 'st-1', 'hq', 'cart-1', 1, ?)",
+                   (udid, now))
+    db.execute("INSERT INTO commands(cmd_id, udid, agent, name, sent_by, sent_at_ms, "
+               "expires_at_ms, updated_ms) VALUES('0f8fad5b-d9cb-469f-a165-70867728950e', '00008030-000A1B2C3D4E5F60', 'st-1', "
+               "'device.refresh', 'alice', ?, ?, ?)", (now * 1000, now * 1000 + 600000,
+                                                       now * 1000))
+    db.commit()
+    db.close()
+
+
 def stream(web, token):
+    add_rows(web)
     s = Stream(web, token)
     check(s.resp.status == 200 and
           s.resp.getheader("Content-Type", "").startswith("text/event-stream"),
@@ -118,12 +138,12 @@ def stream(web, token):
           "device event: %r" % ev)
     first_id = int(ev["id"])
     web.publish("agent", "st-1")
-    web.publish("command", "c-42")
+    web.publish("command", "0f8fad5b-d9cb-469f-a165-70867728950e")
     web.publish("summary")
     got = [s.next_event() for _ in range(3)]
     check([e["event"] for e in got] == ["agent", "command", "summary"],
           "events in order: %r" % got)
-    check("st-1" in got[0]["data"] and "c-42" in got[1]["data"] and got[2]["data"] == "{}",
+    check("st-1" in got[0]["data"] and "0f8fad5b-d9cb-469f-a165-70867728950e" in got[1]["data"] and got[2]["data"] == "{}",
           "event data: %r" % got)
     check([int(e["id"]) for e in got] == [first_id + 1, first_id + 2, first_id + 3],
           "ids are the hub's seq: %r" % got)
