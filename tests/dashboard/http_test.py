@@ -213,6 +213,37 @@ def main():
         check(web.stop() == 0, "stop")
         print("ok: HTTPS serves with the configured self-signed certificate, Secure cookie")
 
+    # http_max_connections: with 3 streams open a 4th connection gets no answer; one closed,
+    # the next is served
+    with WebServer(DRIVE, http_max_connections="3") as web:
+        token = web.cli("token", "add", "ci", "viewer").stdout.strip()
+        web.start()
+        streams = [Stream(web, token) for _ in range(3)]
+        check(all(s.resp.status == 200 for s in streams), "3 streams open")
+        c = web.conn(timeout=3)
+        try:
+            c.request("GET", "/api/v1/me", headers={"Authorization": "Bearer " + token})
+            over = c.getresponse().status
+        except (http.client.HTTPException, OSError):
+            over = None
+        c.close()
+        check(over is None, "a 4th connection is refused: %r" % over)
+        streams.pop().close()
+
+        def served():
+            try:
+                return web.request("GET", "/api/v1/me", token=token)[0] == 200
+            except (http.client.HTTPException, OSError):
+                return False
+        deadline = time.monotonic() + 10
+        while not served():
+            check(time.monotonic() < deadline, "served again after a stream closed")
+            time.sleep(0.1)
+        check(web.stop() == 0, "stop")
+        for s in streams:
+            s.close()
+        print("ok: http_max_connections caps connections (streams included)")
+
     # a bad certificate is a clear start-up error
     with WebServer(DRIVE, tls=True) as web:
         with open(web.cert, "w") as f:
