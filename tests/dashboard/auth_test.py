@@ -135,7 +135,7 @@ def main():
 
         expect_error(web.request("POST", "/api/v1/logout", cookie=cookie), 403, "csrf",
                      "cookie POST without X-CSRF-Token")
-        expect_error(web.request("POST", "/api/v1/logout", cookie=cookie, csrf="x" + csrf[1:]),
+        expect_error(web.request("POST", "/api/v1/logout", cookie=cookie, csrf=("A" if csrf[0] != "A" else "B") + csrf[1:]),
                      403, "csrf", "cookie POST with a wrong X-CSRF-Token")
         v_cookie, v_csrf = login(web, "victor", "victor-pw")
         expect_error(web.request("POST", "/api/v1/logout", cookie=cookie, csrf=v_csrf), 403,

@@ -6,6 +6,7 @@ published into the hub, HTTPS with a self-signed certificate, and SIGTERM with a
 import http.client
 import os
 import socket
+import sqlite3
 import ssl
 import sys
 import time
@@ -78,6 +79,10 @@ def limits_and_errors(web, token):
     expect_error(web.request("POST", "/api/v1/login", {"user": 1, "password": "x"}), 400,
                  "bad_request", "user not a string")
     expect_error(web.request("POST", "/api/v1/login", ""), 400, "bad_request", "no body")
+    expect_error(web.request("POST", "/api/v1/login", '{"user": "a", "password": "b"} x'), 400,
+                 "bad_json", "trailing garbage")
+    expect_error(web.request("POST", "/api/v1/login", b'{"user": "a", "password": "b"}\0{}'),
+                 400, "bad_json", "a NUL byte in the body")
     print("ok: malformed JSON gets 400 bad_json")
 
     expect_error(web.request("GET", "/api/v1/nope", token=token), 404, "not_found",
@@ -104,7 +109,26 @@ def limits_and_errors(web, token):
     s.close()
 
 
+def add_rows(web):
+    """Rows for the notices to name: the stream sends the row as the API shows it."""
+    now = int(time.time())
+    db = sqlite3.connect(os.path.join(web.dir, "cradle.db"), timeout=10)
+    db.execute("INSERT INTO agents(agent, site, station, presence) VALUES('st-1', 'hq', 'cart-1', "
+               "'online')")
+    for udid in ("00008030-000A1B2C3D4E5F60", "missed-while-away"):
+        db.execute("INSERT INTO devices(udid, serial, name, agent, site, station, attached, "
+                   "last_seen) VALUES(?, 'SER', 'Phone', 'st-1', 'hq', 'cart-1', 1, ?)",
+                   (udid, now))
+    db.execute("INSERT INTO commands(cmd_id, udid, agent, name, sent_by, sent_at_ms, "
+               "expires_at_ms, updated_ms) VALUES('0f8fad5b-d9cb-469f-a165-70867728950e', '00008030-000A1B2C3D4E5F60', 'st-1', "
+               "'device.refresh', 'alice', ?, ?, ?)", (now * 1000, now * 1000 + 600000,
+                                                       now * 1000))
+    db.commit()
+    db.close()
+
+
 def stream(web, token):
+    add_rows(web)
     s = Stream(web, token)
     check(s.resp.status == 200 and
           s.resp.getheader("Content-Type", "").startswith("text/event-stream"),
@@ -118,12 +142,12 @@ def stream(web, token):
           "device event: %r" % ev)
     first_id = int(ev["id"])
     web.publish("agent", "st-1")
-    web.publish("command", "c-42")
+    web.publish("command", "0f8fad5b-d9cb-469f-a165-70867728950e")
     web.publish("summary")
     got = [s.next_event() for _ in range(3)]
     check([e["event"] for e in got] == ["agent", "command", "summary"],
           "events in order: %r" % got)
-    check("st-1" in got[0]["data"] and "c-42" in got[1]["data"] and got[2]["data"] == "{}",
+    check("st-1" in got[0]["data"] and "0f8fad5b-d9cb-469f-a165-70867728950e" in got[1]["data"] and got[2]["data"] == "{}",
           "event data: %r" % got)
     check([int(e["id"]) for e in got] == [first_id + 1, first_id + 2, first_id + 3],
           "ids are the hub's seq: %r" % got)
@@ -192,6 +216,37 @@ def main():
         check(untrusted == "refused", "the self-signed certificate is what is served")
         check(web.stop() == 0, "stop")
         print("ok: HTTPS serves with the configured self-signed certificate, Secure cookie")
+
+    # http_max_connections: with 3 streams open a 4th connection gets no answer; one closed,
+    # the next is served
+    with WebServer(DRIVE, http_max_connections="3") as web:
+        token = web.cli("token", "add", "ci", "viewer").stdout.strip()
+        web.start()
+        streams = [Stream(web, token) for _ in range(3)]
+        check(all(s.resp.status == 200 for s in streams), "3 streams open")
+        c = web.conn(timeout=3)
+        try:
+            c.request("GET", "/api/v1/me", headers={"Authorization": "Bearer " + token})
+            over = c.getresponse().status
+        except (http.client.HTTPException, OSError):
+            over = None
+        c.close()
+        check(over is None, "a 4th connection is refused: %r" % over)
+        streams.pop().close()
+
+        def served():
+            try:
+                return web.request("GET", "/api/v1/me", token=token)[0] == 200
+            except (http.client.HTTPException, OSError):
+                return False
+        deadline = time.monotonic() + 10
+        while not served():
+            check(time.monotonic() < deadline, "served again after a stream closed")
+            time.sleep(0.1)
+        check(web.stop() == 0, "stop")
+        for s in streams:
+            s.close()
+        print("ok: http_max_connections caps connections (streams included)")
 
     # a bad certificate is a clear start-up error
     with WebServer(DRIVE, tls=True) as web:
