@@ -9,7 +9,11 @@
 #define CRADLE_DASH_AUTH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include "conftab.h"
 
 enum auth_role {
 	AUTH_NONE,     /* anonymous: nothing of the API */
@@ -18,18 +22,88 @@ enum auth_role {
 	AUTH_ADMIN,    /* also manage users and tokens */
 };
 
-#define AUTH_NAME_MAX 64
+#define AUTH_NAME_MAX     64
+#define AUTH_CSRF_MAX     48 /* base64url of 32 random bytes, NUL included */
+#define AUTH_SECRET_MAX   64 /* a session cookie or an API token, NUL included */
+#define AUTH_TOKEN_PREFIX "cradle_"
+
+struct dash_config;
+struct store;
+struct auth_limiter;
 
 /* The caller of a request, as http.c establishes it before any handler runs. */
 struct auth_principal {
 	enum auth_role role;
 	char name[AUTH_NAME_MAX]; /* user name, or "token:NAME" for an API token */
 	bool via_cookie;          /* a UI session: state-changing requests need the CSRF token */
+	char csrf[AUTH_CSRF_MAX]; /* the session's CSRF token ("" for API tokens) */
+	int64_t expires_ms;       /* the session's end (0 for API tokens) */
 };
 
 /* "viewer", "operator", "admin"; NULL for AUTH_NONE / out of range. */
 const char *auth_role_name(enum auth_role r);
 /* -EINVAL for an unknown name. */
 int auth_role_from_name(const char *name, enum auth_role *ret);
+
+/*
+ * Users. Names: 1..AUTH_NAME_MAX-1 bytes of [A-Za-z0-9._@-]. The password is hashed with
+ * crypt(3): yescrypt ("$y$"), or sha512-crypt ("$6$") where libcrypt lacks it.
+ * add: -EEXIST when the name is taken, -EINVAL for a bad name or an empty password.
+ */
+int auth_user_add(struct store *s, const char *name, enum auth_role role, const char *password);
+/*
+ * 0 and *ret_role when name/password match; -EACCES otherwise (an unknown user costs as much
+ * time as a wrong password, so timing tells nothing about which names exist); -EIO.
+ */
+int auth_user_check(struct store *s, const char *name, const char *password,
+                    enum auth_role *ret_role);
+
+/*
+ * API tokens: AUTH_TOKEN_PREFIX + base64url of 32 random bytes, written to secret (at least
+ * AUTH_SECRET_MAX bytes); only its SHA-256 is stored. -EEXIST when name is taken.
+ */
+int auth_token_add(struct store *s, const char *name, enum auth_role role, char *secret,
+                   size_t size);
+/* -ENOENT when no token has that name. */
+int auth_token_revoke(struct store *s, const char *name);
+/* 0 and who ("token:NAME") for a valid token, -EACCES otherwise, -EIO. */
+int auth_token_check(struct store *s, const char *token, struct auth_principal *who);
+
+/*
+ * UI sessions. new: a cookie value (written to cookie, at least AUTH_SECRET_MAX bytes; only its
+ * SHA-256 is stored), a CSRF token and the expiry, filled into who; expired sessions are
+ * deleted on the way. check: 0 and who for a live session, -EACCES otherwise.
+ */
+int auth_session_new(struct store *s, const char *user, enum auth_role role, int64_t ttl_s,
+                     char *cookie, size_t size, struct auth_principal *who);
+int auth_session_check(struct store *s, const char *cookie, struct auth_principal *who);
+/* Deletes the session of cookie (none: 0). */
+int auth_session_delete(struct store *s, const char *cookie);
+
+/* Constant-time comparison of two NUL-terminated secrets (CSRF tokens). */
+bool auth_secret_equal(const char *a, const char *b);
+
+/*
+ * Login rate limit: failed logins per client address (cfg login_rate: count per interval).
+ * Thread-safe. allowed: whether one more attempt may run now (else *retry_s, >= 1, says
+ * when); failed: counts one failure.
+ */
+int auth_limiter_new(const struct conftab_rate *rate, struct auth_limiter **ret);
+struct auth_limiter *auth_limiter_free(struct auth_limiter *l);
+bool auth_limiter_allowed(struct auth_limiter *l, const char *addr, unsigned *retry_s);
+void auth_limiter_failed(struct auth_limiter *l, const char *addr);
+
+/*
+ * The command line (`cradle-dashboard -c FILE user ...`, `token ...`). Each opens cfg->db,
+ * returns 0 or -errno, and says what went wrong on stderr.
+ * user add: the password is the first line of in (refused when empty).
+ * token add: prints the new token, once, to out.
+ */
+int auth_cli_user_add(const struct dash_config *cfg, const char *name, const char *role, FILE *in);
+int auth_cli_user_list(const struct dash_config *cfg, FILE *out);
+int auth_cli_token_add(const struct dash_config *cfg, const char *name, const char *role,
+                       FILE *out);
+int auth_cli_token_list(const struct dash_config *cfg, FILE *out);
+int auth_cli_token_revoke(const struct dash_config *cfg, const char *name);
 
 #endif

@@ -54,6 +54,8 @@ struct http_response {
 	char *body;               /* heap, freed by http.c */
 	size_t len;
 	const char *content_disposition; /* static or NULL (CSV downloads) */
+	char *set_cookie;                /* heap or NULL, freed by http.c (login, logout) */
+	unsigned retry_after_s;          /* > 0: a Retry-After header (429) */
 };
 
 typedef void (*http_handler)(struct http_request *req, struct http_response *res);
@@ -75,6 +77,12 @@ extern const size_t api_n_routes;
 const char *http_query(const struct http_request *req, const char *name);
 /* A request header, NULL when absent. */
 const char *http_header(const struct http_request *req, const char *name);
+
+/*
+ * The request body as a JSON object. NULL (and res set to 400 bad_request / bad_json) when
+ * there is none, it does not parse, or it is not an object. Free the result with cJSON_Delete.
+ */
+struct cJSON *http_body_json(const struct http_request *req, struct http_response *res);
 
 /* Sets res to the JSON of root (consumed: freed here). */
 void http_json(struct http_response *res, int status, struct cJSON *root);

@@ -48,5 +48,13 @@ void store_rollback(struct store *s);
 
 /* Adds n to the persistent counter name (counters table). 0 or -EIO. */
 int store_counter_add(struct store *s, const char *name, int64_t n);
+/* The counter's value (0 when never added to). 0 or -EIO. */
+int store_counter_get(struct store *s, const char *name, int64_t *ret);
+
+/* Retention: deletes history rows older than before_ms (Unix ms). 0 or -EIO. */
+int store_retention(struct store *s, int64_t before_ms, int64_t *ret_deleted);
+
+/* Writes the samples row for now (Unix s): phones by the judge's status. 0 or -EIO. */
+int store_sample(struct store *s, int64_t now);
 
 #endif

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * daemon: wires the modules together on one loop (daemon.h). Start order: store (writer),
+ * hub, ingest, command sender, HTTP; stop order: ingest (its last batch committed), HTTP, the
+ * command sender, the hub, the store.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmdsend.h"
+#include "config.h"
+#include "http.h"
+#include "hub.h"
+#include "ingest.h"
+#include "log.h"
+#include "loop.h"
+#include "store.h"
+
+#define DAEMON_HUB_RING 8192 /* notices kept for SSE readers */
+
+struct daemon {
+	const struct dash_config *cfg;
+	struct loop *loop;
+	struct store *store;
+	struct hub *hub;
+	struct ingest *ingest;
+	struct cmdsend *cmdsend;
+	struct http *http;
+	struct http_services svc;
+	uint64_t retention_timer, sample_timer;
+};
+
+static void on_signal(struct loop *loop, int signo, void *data)
+{
+	(void)data;
+	log_info("%s: stopping", strsignal(signo));
+	loop_stop(loop);
+}
+
+static void retention(struct daemon *d)
+{
+	int64_t before = wall_now_ms() - (int64_t)d->cfg->history_days * 86400 * 1000;
+	int64_t n = 0;
+
+	/* its own transaction: commit what ingest holds first */
+	(void)ingest_flush(d->ingest);
+	if (store_retention(d->store, before, &n) == 0 && n > 0)
+		log_info("retention: %" PRId64 " history rows older than %u days deleted", n,
+		         d->cfg->history_days);
+}
+
+static void retention_fired(struct loop *loop, uint64_t id, void *data)
+{
+	struct daemon *d = data;
+
+	(void)id;
+	retention(d);
+	d->retention_timer = loop_add_timer(loop, DAEMON_RETENTION_MS, retention_fired, d);
+}
+
+static void sample_fired(struct loop *loop, uint64_t id, void *data)
+{
+	struct daemon *d = data;
+
+	(void)id;
+	(void)ingest_flush(d->ingest);
+	if (store_sample(d->store, wall_now_ms() / 1000) == 0 && d->hub)
+		hub_publish(d->hub, HUB_SUMMARY, "");
+	d->sample_timer = loop_add_timer(loop, DAEMON_SAMPLE_MS, sample_fired, d);
+}
+
+static int start(struct daemon *d)
+{
+	char err[512];
+	int r;
+
+	d->loop = loop_new();
+	if (!d->loop)
+		return -ENOMEM;
+	signal(SIGPIPE, SIG_IGN);
+	if (loop_add_signal(d->loop, SIGTERM, on_signal, d) < 0 ||
+	    loop_add_signal(d->loop, SIGINT, on_signal, d) < 0)
+		return log_error_errno(-EIO, "cannot watch signals");
+	r = store_open(d->cfg->db, d->cfg, &d->store, err, sizeof(err));
+	if (r < 0)
+		return log_error_errno(r, "%s", err);
+	d->hub = hub_new(DAEMON_HUB_RING);
+	if (!d->hub)
+		return -ENOMEM;
+	r = ingest_new(d->loop, d->store, d->hub, d->cfg, &d->ingest);
+	if (r < 0)
+		return r;
+	r = ingest_start(d->ingest);
+	if (r < 0)
+		return r;
+	r = cmdsend_new(d->loop, d->cfg, &d->cmdsend);
+	if (r == -ENOSYS)
+		log_warn("commands: not available in this build");
+	else if (r < 0)
+		log_warn_errno(r, "commands: cannot start; commands are refused until a restart");
+	d->svc.cfg = d->cfg;
+	d->svc.db_path = d->cfg->db;
+	d->svc.hub = d->hub;
+	d->svc.cmdsend = d->cmdsend;
+	r = http_start(&d->svc, &d->http);
+	if (r == -ENOSYS)
+		log_warn("http: not available in this build; ingest only");
+	else if (r < 0)
+		return r; /* logged; e.g. the port is taken: a service that cannot serve must say so
+		           */
+	d->retention_timer = loop_add_timer(d->loop, 60 * 1000, retention_fired, d);
+	d->sample_timer = loop_add_timer(d->loop, 10 * 1000, sample_fired, d);
+	log_notice("cradle-dashboard " CRADLE_VERSION " running: broker %s, http %s%s, db %s",
+	           d->cfg->broker_url, d->cfg->tls_cert[0] ? "https://" : "http://",
+	           d->cfg->http_listen, d->cfg->db);
+	return 0;
+}
+
+static void stop(struct daemon *d)
+{
+	struct ingest_stats st = { 0 };
+
+	if (d->ingest) {
+		ingest_stop(d->ingest); /* stores what Paho delivered, commits the batch */
+		ingest_get_stats(d->ingest, &st);
+	}
+	if (d->hub)
+		hub_shutdown(d->hub); /* ends the SSE streams */
+	d->http = http_stop(d->http);
+	d->cmdsend = cmdsend_free(d->cmdsend);
+	d->ingest = ingest_free(d->ingest);
+	if (d->loop && d->retention_timer)
+		loop_cancel_timer(d->loop, d->retention_timer);
+	if (d->loop && d->sample_timer)
+		loop_cancel_timer(d->loop, d->sample_timer);
+	d->hub = hub_free(d->hub);
+	d->store = store_close(d->store);
+	d->loop = loop_free(d->loop);
+	log_info("stopped: %" PRIu64 " messages, %" PRIu64 " malformed, %" PRIu64
+	         " duplicates, %" PRId64 " lost, %" PRIu64 " batches",
+	         st.messages, st.malformed, st.duplicates, st.lost, st.batches);
+}
+
+int daemon_run(const struct dash_config *cfg)
+{
+	struct daemon d = { .cfg = cfg };
+	int r;
+
+	r = start(&d);
+	if (r == 0)
+		r = loop_run(d.loop);
+	stop(&d);
+	return r;
+}
