@@ -136,7 +136,26 @@ static const char migration_1[] =
         " unknown INTEGER NOT NULL, missing INTEGER NOT NULL"
         ");";
 
+/*
+ * The read side (query.c). devices_judge holds every input of cradle_status() and leads with
+ * last_icloud: a status filter, a count or the overview reads this narrow index instead of the
+ * wide rows (state_json, causes_json), and the default age sort walks it in order and stops
+ * after one page; it replaces devices_last_icloud. agents_presence answers the "is its agent
+ * online" half of docked from the index alone. devices_search is what the q search scans. The
+ * others serve the remaining sorts.
+ */
+static const char migration_2[] =
+        "DROP INDEX devices_last_icloud;"
+        "CREATE INDEX devices_judge ON devices(last_icloud, agent, site, station, attached,"
+        " last_seen, has_facts);"
+        "CREATE INDEX devices_name ON devices(name);"
+        "CREATE INDEX devices_last_seen ON devices(last_seen);"
+        "CREATE INDEX devices_ios ON devices(ios_key);"
+        "CREATE INDEX devices_search ON devices(serial, name, udid);"
+        "CREATE INDEX agents_presence ON agents(agent, presence);";
+
 const struct store_migration store_migrations[] = {
 	{ 1, migration_1 },
+	{ 2, migration_2 },
 };
 const size_t store_n_migrations = ARRAY_SIZE(store_migrations);

@@ -1,0 +1,506 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * query: the read side against a store filled by SQL with rows whose answers are known —
+ * status by the judge's rule (docked, stale, never backed up, missing), every filter, sorts and
+ * pages, CSV (quoting, formula guard, the whole filter), one phone with causes, history, agents,
+ * the summary and commands with their results. Parameter parsing refuses bad values with a
+ * message naming the parameter.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "command.h"
+#include "config.h"
+#include "query.h"
+#include "store.h"
+
+#define NOW   2000000000LL
+#define DAY   86400LL
+#define CMDID "6f1c2b1e-8a51-4c2e-9d0b-3e1f5a7c9b20"
+
+struct fixture {
+	char dir[64];
+	char path[128];
+	struct dash_config cfg;
+	struct store *s;
+};
+
+static void exec(struct store *s, const char *sql)
+{
+	char *err = NULL;
+
+	if (sqlite3_exec(store_db(s), sql, NULL, NULL, &err) != SQLITE_OK)
+		fail_msg("%s: %s", sql, err);
+}
+
+/*
+ * Agents: st-a (site-a/cart-1, online), st-b (site-b/cart-2, online), st-c (site-b/cart-3,
+ * lost, with a meta allowing only device.refresh).
+ * Phones (stale_after 72h, missing_after 7d):
+ *   U1 "Alpha"  st-a attached, backed up 1 day ago               -> ok
+ *   U2 "Bravo"  st-a attached, backed up 5 days ago, cause X     -> stale
+ *   U3 "Charlie" st-b attached, never backed up (facts), cause Y -> stale
+ *   U4 "=Delta" st-b not attached, seen 10 days ago               -> missing
+ *   U5 "Echo"   st-c attached but agent lost, seen 1 day ago, no facts -> unknown
+ */
+static void fill(struct store *s)
+{
+	char sql[4096];
+
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO agents(agent, site, station, presence, last_seen_ms, version,"
+	         " lost_messages, meta_json) VALUES"
+	         " ('st-a', 'site-a', 'cart-1', 'online', %lld, '1.0', 0, NULL),"
+	         " ('st-b', 'site-b', 'cart-2', 'online', %lld, '1.0', 3, NULL),"
+	         " ('st-c', 'site-b', 'cart-3', 'lost', %lld, '1.0', 0,"
+	         "  '{\"allowed_commands\":[\"device.refresh\"]}');",
+	         NOW * 1000, NOW * 1000, (NOW - DAY) * 1000);
+	exec(s, sql);
+	snprintf(
+	        sql, sizeof(sql),
+	        "INSERT INTO devices(udid, serial, name, ios_version, ios_key, agent, site, station,"
+	        " attached, last_seen, has_facts, last_icloud, icloud_enabled, cause_codes,"
+	        " causes_json) VALUES"
+	        " ('U1', 'SN1', 'Alpha', '17.4.1', 17004001, 'st-a', 'site-a', 'cart-1', 1, %lld, 1,"
+	        "  %lld, 1, '', '[]'),"
+	        " ('U2', 'SN2', 'Bravo', '16.7', 16007000, 'st-a', 'site-a', 'cart-1', 1, %lld, 1,"
+	        "  %lld, 1, ',wifi_off,', '[{\"code\":\"wifi_off\",\"evidence\":\"e\","
+	        "\"remediation\":\"r\",\"complexity\":\"low\"}]'),"
+	        " ('U3', 'SN3', 'Charlie', '15.1', 15001000, 'st-b', 'site-b', 'cart-2', 1, %lld,"
+	        "  1, NULL, 0, ',icloud_off,wifi_off,', '[]'),"
+	        " ('U4', 'SN4', '=Delta, \"the\"', '17.0', 17000000, 'st-b', 'site-b', 'cart-2', 0,"
+	        "  %lld, 1, %lld, 1, '', '[]'),"
+	        " ('U5', 'SN5', 'Echo', '', 0, 'st-c', 'site-b', 'cart-3', 1, %lld, 0, NULL, NULL,"
+	        "  '', '[]');",
+	        NOW, NOW - DAY, NOW, NOW - 5 * DAY, NOW, NOW - 10 * DAY, NOW - 11 * DAY, NOW - DAY);
+	exec(s, sql);
+	snprintf(
+	        sql, sizeof(sql),
+	        "INSERT INTO history(udid, agent, session, seq, ts_ms, kind, name, summary, json)"
+	        " VALUES ('U2', 'st-a', 1, 1, %lld, 'state', 'ok', 'first', '{\"a\":1}'),"
+	        " ('U2', 'st-a', 1, 2, %lld, 'state', 'stale', 'second', 'not json'),"
+	        " ('U1', 'st-a', 1, 3, %lld, 'event', 'attached', 'other', '{}');"
+	        "INSERT INTO commands(cmd_id, udid, agent, name, params_json, sent_by, sent_at_ms,"
+	        " expires_at_ms, status, updated_ms) VALUES ('" CMDID "', 'U1', 'st-a',"
+	        " 'backup.local.start', '{\"full\":true}', 'alice', %lld, %lld, 'in_progress', %lld);"
+	        "INSERT INTO command_results(cmd_id, agent, session, seq, ts_ms, status, json) VALUES"
+	        " ('" CMDID "', 'st-a', 1, 10, %lld, 'accepted', '{\"status\":\"accepted\"}'),"
+	        " ('" CMDID "', 'st-a', 1, 11, %lld, 'in_progress',"
+	        "  '{\"status\":\"in_progress\",\"progress\":5}');"
+	        "INSERT INTO samples(ts, total, ok, stale, unknown, missing) VALUES"
+	        " (%lld, 5, 1, 2, 1, 1), (%lld, 5, 1, 2, 1, 1);"
+	        "INSERT INTO counters(name, value) VALUES ('malformed', 4), ('lost', 3);",
+	        (NOW - 2 * DAY) * 1000, (NOW - DAY) * 1000, NOW * 1000, NOW * 1000,
+	        NOW * 1000 + 600000, NOW * 1000, NOW * 1000 + 1, NOW * 1000 + 2, NOW - 3600,
+	        NOW - 30 * DAY);
+	exec(s, sql);
+}
+
+static int setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	char err[256];
+
+	snprintf(fx->dir, sizeof(fx->dir), "/tmp/dash-query-XXXXXX");
+	if (!mkdtemp(fx->dir))
+		return -1;
+	snprintf(fx->path, sizeof(fx->path), "%s/cradle.db", fx->dir);
+	dash_config_defaults(&fx->cfg);
+	if (store_open(fx->path, &fx->cfg, &fx->s, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	fill(fx->s);
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+	char cmd[160];
+
+	store_close(fx->s);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(fx);
+	return 0;
+}
+
+/* The object as a client sees it: stored JSON is emitted raw, so print and parse again. */
+static cJSON *wire(cJSON *o)
+{
+	char *text;
+	cJSON *r;
+
+	if (!o)
+		return NULL;
+	text = cJSON_PrintUnformatted(o);
+	assert_non_null(text);
+	r = cJSON_Parse(text);
+	assert_non_null(r);
+	free(text);
+	cJSON_Delete(o);
+	return r;
+}
+
+/* "U1,U2,..." of a device list, in order. */
+static void udids(const cJSON *list, char *out, size_t size)
+{
+	const cJSON *d;
+	size_t n = 0;
+
+	out[0] = '\0';
+	cJSON_ArrayForEach(d, cJSON_GetObjectItem(list, "devices")) {
+		int w = snprintf(out + n, size - n, "%s%s", n ? "," : "",
+		                 cJSON_GetObjectItem(d, "udid")->valuestring);
+		n += (size_t)w;
+	}
+}
+
+/* The list for "name=value&..." pairs (NULL-terminated), checked total, its udids. */
+static void list(struct store *s, const char *const *params, int total, const char *want)
+{
+	struct query_devices q;
+	char err[256], got[256];
+	cJSON *r;
+
+	query_devices_init(&q);
+	for (int i = 0; params[i]; i += 2)
+		assert_int_equal(
+		        query_devices_param(&q, params[i], params[i + 1], err, sizeof(err)), 0);
+	r = query_devices_json(s, &q, NOW);
+	assert_non_null(r);
+	assert_int_equal(cJSON_GetObjectItem(r, "total")->valuedouble, total);
+	udids(r, got, sizeof(got));
+	if (strcmp(got, want))
+		fail_msg("params %s=%s: got %s, want %s", params[0] ? params[0] : "-",
+		         params[0] ? params[1] : "-", got, want);
+	cJSON_Delete(r);
+}
+
+static void test_status_and_fields(void **state)
+{
+	struct fixture *fx = *state;
+	cJSON *d;
+
+	d = query_device_json(fx->s, "U1", NOW);
+	assert_non_null(d);
+	assert_string_equal(cJSON_GetObjectItem(d, "status")->valuestring, "ok");
+	assert_int_equal(cJSON_GetObjectItem(d, "age_s")->valuedouble, DAY);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(d, "attached")));
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(d, "icloud_enabled")));
+	assert_string_equal(cJSON_GetObjectItem(d, "last_seen")->valuestring,
+	                    "2033-05-18T03:33:20Z");
+	assert_string_equal(cJSON_GetObjectItem(d, "last_icloud")->valuestring,
+	                    "2033-05-17T03:33:20Z");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(d, "causes")), 0);
+	cJSON_Delete(d);
+
+	d = query_device_json(fx->s, "U3", NOW);
+	assert_string_equal(cJSON_GetObjectItem(d, "status")->valuestring, "stale");
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(d, "last_icloud")));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(d, "age_s")));
+	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(d, "icloud_enabled")));
+	assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(d, "causes"), 1)->valuestring,
+	                    "wifi_off");
+	cJSON_Delete(d);
+
+	d = query_device_json(fx->s, "U4", NOW);
+	assert_string_equal(cJSON_GetObjectItem(d, "status")->valuestring, "missing");
+	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(d, "attached")));
+	cJSON_Delete(d);
+
+	/* attached, but its agent is lost: not docked, seen a day ago, no facts */
+	d = query_device_json(fx->s, "U5", NOW);
+	assert_string_equal(cJSON_GetObjectItem(d, "status")->valuestring, "unknown");
+	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(d, "attached")));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(d, "icloud_enabled")));
+	cJSON_Delete(d);
+
+	assert_null(query_device_json(fx->s, "nope", NOW));
+}
+
+static void test_filters(void **state)
+{
+	struct fixture *fx = *state;
+
+	list(fx->s, (const char *[]){ NULL }, 5, "U3,U5,U4,U2,U1");
+	list(fx->s, (const char *[]){ "status", "stale", NULL }, 2, "U3,U2");
+	list(fx->s, (const char *[]){ "status", "ok,missing", NULL }, 2, "U4,U1");
+	list(fx->s, (const char *[]){ "cause", "wifi_off", NULL }, 2, "U3,U2");
+	list(fx->s, (const char *[]){ "cause", "wifi", NULL }, 0, "");
+	list(fx->s, (const char *[]){ "agent", "st-b", NULL }, 2, "U3,U4");
+	list(fx->s, (const char *[]){ "site", "site-b", NULL }, 3, "U3,U5,U4");
+	list(fx->s, (const char *[]){ "site", "site-b", "station", "cart-3", NULL }, 1, "U5");
+	/* unknown version (U5, ios_key 0) is not below anything */
+	list(fx->s, (const char *[]){ "ios_below", "17", NULL }, 2, "U3,U2");
+	list(fx->s, (const char *[]){ "ios_below", "17.0.1", NULL }, 3, "U3,U4,U2");
+	list(fx->s, (const char *[]){ "q", "sn4", NULL }, 1, "U4");
+	list(fx->s, (const char *[]){ "q", "ECH", NULL }, 1, "U5");
+	list(fx->s, (const char *[]){ "q", "u2", NULL }, 1, "U2");
+	list(fx->s, (const char *[]){ "q", "%", NULL }, 0, "");
+	list(fx->s, (const char *[]){ "status", "stale", "site", "site-a", NULL }, 1, "U2");
+}
+
+static void test_sort_and_pages(void **state)
+{
+	struct fixture *fx = *state;
+
+	list(fx->s, (const char *[]){ "sort", "age", NULL }, 5, "U1,U2,U4,U5,U3");
+	list(fx->s, (const char *[]){ "sort", "name", NULL }, 5, "U4,U1,U2,U3,U5");
+	list(fx->s, (const char *[]){ "sort", "-serial", NULL }, 5, "U5,U4,U3,U2,U1");
+	list(fx->s, (const char *[]){ "sort", "status", NULL }, 5, "U1,U3,U2,U5,U4");
+	list(fx->s, (const char *[]){ "sort", "ios", NULL }, 5, "U5,U3,U2,U4,U1");
+	list(fx->s, (const char *[]){ "sort", "site", NULL }, 5, "U1,U2,U4,U3,U5");
+	list(fx->s, (const char *[]){ "sort", "-last_seen", "limit", "2", NULL }, 5, "U3,U2");
+	list(fx->s, (const char *[]){ "sort", "udid", "limit", "2", "offset", "2", NULL }, 5,
+	     "U3,U4");
+	list(fx->s, (const char *[]){ "sort", "udid", "offset", "5", NULL }, 5, "");
+}
+
+static void test_bad_params(void **state)
+{
+	static const char *const bad[][2] = {
+		{ "status", "fine" },    { "status", "" },           { "status", "," },
+		{ "cause", "Wifi" },     { "cause", "a b" },         { "ios_below", "x" },
+		{ "ios_below", "17.a" }, { "ios_below", "1.2.3.4" }, { "ios_below", "0" },
+		{ "sort", "colour" },    { "sort", "--age" },        { "limit", "0" },
+		{ "limit", "1001" },     { "limit", "-1" },          { "offset", "x" },
+		{ "q", "a\nb" },
+	};
+	struct query_devices q;
+	char err[256], longv[300];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		query_devices_init(&q);
+		err[0] = '\0';
+		assert_int_equal(query_devices_param(&q, bad[i][0], bad[i][1], err, sizeof(err)),
+		                 -EINVAL);
+		if (strncmp(err, bad[i][0], strlen(bad[i][0])))
+			fail_msg("%s=%s: message '%s' does not name the parameter", bad[i][0],
+			         bad[i][1], err);
+	}
+	memset(longv, 'a', sizeof(longv) - 1);
+	longv[sizeof(longv) - 1] = '\0';
+	assert_int_equal(query_devices_param(&q, "site", longv, err, sizeof(err)), -EINVAL);
+	assert_int_equal(query_devices_param(&q, "format", "csv", err, sizeof(err)), -ENOENT);
+	assert_int_equal(query_devices_param(&q, "limit", "1000", err, sizeof(err)), 0);
+	assert_int_equal(q.limit, 1000);
+}
+
+static void test_csv(void **state)
+{
+	struct fixture *fx = *state;
+	struct query_devices q;
+	char *buf = NULL, err[64];
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	query_devices_init(&q);
+	/* limit is ignored: the whole filter */
+	assert_int_equal(query_devices_param(&q, "limit", "1", err, sizeof(err)), 0);
+	assert_int_equal(query_devices_param(&q, "sort", "udid", err, sizeof(err)), 0);
+	assert_int_equal(query_devices_csv(fx->s, &q, NOW, f), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "udid,serial,name,status,last_icloud,age_s,icloud_enabled,"
+	                            "causes,agent,site,station,attached,last_seen,ios_version,"
+	                            "product_type\r\n"));
+	assert_non_null(strstr(buf, "\r\nU1,SN1,Alpha,ok,2033-05-17T03:33:20Z,86400,true,,st-a,"));
+	assert_non_null(strstr(buf, "\r\nU3,SN3,Charlie,stale,,,false,icloud_off;wifi_off,st-b,"));
+	/* quoted, quotes doubled, formula guarded */
+	assert_non_null(strstr(buf, "\r\nU4,SN4,\"'=Delta, \"\"the\"\"\",missing,"));
+	assert_non_null(strstr(buf, "\r\nU5,"));
+	free(buf);
+}
+
+static void test_detail_history(void **state)
+{
+	struct fixture *fx = *state;
+	cJSON *d, *h, *it;
+
+	d = wire(query_device_detail_json(fx->s, "U2", NOW, true));
+	assert_non_null(d);
+	it = cJSON_GetArrayItem(cJSON_GetObjectItem(d, "cause_details"), 0);
+	assert_string_equal(cJSON_GetObjectItem(it, "remediation")->valuestring, "r");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(d, "commands_allowed")), 4);
+	cJSON_Delete(d);
+	/* agent meta allows one command; a viewer may send none */
+	d = wire(query_device_detail_json(fx->s, "U5", NOW, true));
+	it = cJSON_GetObjectItem(d, "commands_allowed");
+	assert_int_equal(cJSON_GetArraySize(it), 1);
+	assert_string_equal(cJSON_GetArrayItem(it, 0)->valuestring, "device.refresh");
+	cJSON_Delete(d);
+	d = wire(query_device_detail_json(fx->s, "U2", NOW, false));
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(d, "commands_allowed")), 0);
+	cJSON_Delete(d);
+	assert_null(query_device_detail_json(fx->s, "nope", NOW, true));
+
+	h = wire(query_history_json(fx->s, "U2", 50, 0));
+	assert_int_equal(cJSON_GetObjectItem(h, "total")->valuedouble, 2);
+	it = cJSON_GetArrayItem(cJSON_GetObjectItem(h, "history"), 0);
+	assert_string_equal(cJSON_GetObjectItem(it, "summary")->valuestring, "second");
+	assert_string_equal(cJSON_GetObjectItem(it, "ts")->valuestring, "2033-05-17T03:33:20.000Z");
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(it, "detail")));
+	cJSON_Delete(h);
+	h = wire(query_history_json(fx->s, "U2", 1, 1));
+	it = cJSON_GetArrayItem(cJSON_GetObjectItem(h, "history"), 0);
+	assert_string_equal(cJSON_GetObjectItem(it, "summary")->valuestring, "first");
+	assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(it, "detail"), "a")->valuedouble,
+	                 1);
+	cJSON_Delete(h);
+	/* a known phone without history: empty; an unknown phone: NULL */
+	h = wire(query_history_json(fx->s, "U4", 50, 0));
+	assert_int_equal(cJSON_GetObjectItem(h, "total")->valuedouble, 0);
+	cJSON_Delete(h);
+	assert_null(query_history_json(fx->s, "nope", 50, 0));
+}
+
+static void test_agents_summary(void **state)
+{
+	struct fixture *fx = *state;
+	cJSON *a, *s, *it;
+	char agent[COMMAND_AGENT_MAX];
+	bool attached, online;
+	unsigned mask;
+
+	a = query_agent_json(fx->s, "st-b", NOW);
+	assert_non_null(a);
+	assert_int_equal(cJSON_GetObjectItem(a, "phones_attached")->valuedouble, 1);
+	assert_int_equal(cJSON_GetObjectItem(a, "lost_messages")->valuedouble, 3);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(a, "online")));
+	cJSON_Delete(a);
+	a = query_agent_json(fx->s, "st-c", NOW);
+	assert_string_equal(cJSON_GetObjectItem(a, "presence")->valuestring, "lost");
+	assert_int_equal(cJSON_GetObjectItem(a, "phones_attached")->valuedouble, 0);
+	cJSON_Delete(a);
+	assert_null(query_agent_json(fx->s, "nope", NOW));
+	a = query_agents_json(fx->s, NOW);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(a, "agents")), 3);
+	cJSON_Delete(a);
+
+	s = query_summary_json(fx->s, NOW);
+	assert_non_null(s);
+	assert_int_equal(cJSON_GetObjectItem(s, "total")->valuedouble, 5);
+	it = cJSON_GetObjectItem(s, "by_status");
+	assert_int_equal(cJSON_GetObjectItem(it, "ok")->valuedouble, 1);
+	assert_int_equal(cJSON_GetObjectItem(it, "stale")->valuedouble, 2);
+	assert_int_equal(cJSON_GetObjectItem(it, "unknown")->valuedouble, 1);
+	assert_int_equal(cJSON_GetObjectItem(it, "missing")->valuedouble, 1);
+	it = cJSON_GetObjectItem(s, "by_site");
+	assert_int_equal(cJSON_GetArraySize(it), 2);
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(it, 0), "site")->valuestring,
+	                    "site-a");
+	assert_true(cJSON_GetObjectItem(cJSON_GetArrayItem(it, 0), "share_ok")->valuedouble == 0.5);
+	assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(it, 1), "total")->valuedouble, 3);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(s, "by_station")), 3);
+	it = cJSON_GetObjectItem(s, "age_histogram");
+	assert_int_equal(cJSON_GetArraySize(it), 6);
+	/* 1d: "1-3d"; 5d: "3-7d"; 11d: "7-30d"; never: "never"; U5 (no facts) nowhere */
+	assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(it, 0), "count")->valuedouble, 0);
+	assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(it, 1), "count")->valuedouble, 1);
+	assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(it, 2), "count")->valuedouble, 1);
+	assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(it, 3), "count")->valuedouble, 1);
+	assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(it, 5), "count")->valuedouble, 1);
+	it = cJSON_GetArrayItem(cJSON_GetObjectItem(s, "top_causes"), 0);
+	assert_string_equal(cJSON_GetObjectItem(it, "code")->valuestring, "wifi_off");
+	assert_int_equal(cJSON_GetObjectItem(it, "count")->valuedouble, 2);
+	/* one sample within the week */
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(s, "stale_over_time")), 1);
+	it = cJSON_GetObjectItem(s, "agents");
+	assert_int_equal(cJSON_GetObjectItem(it, "online")->valuedouble, 2);
+	assert_int_equal(cJSON_GetObjectItem(it, "offline")->valuedouble, 1);
+	it = cJSON_GetObjectItem(s, "ingest");
+	assert_int_equal(cJSON_GetObjectItem(it, "malformed")->valuedouble, 4);
+	assert_int_equal(cJSON_GetObjectItem(it, "lost")->valuedouble, 3);
+	cJSON_Delete(s);
+
+	assert_int_equal(
+	        query_device_route(fx->s, "U4", agent, sizeof(agent), &attached, &online, &mask),
+	        0);
+	assert_string_equal(agent, "st-b");
+	assert_false(attached);
+	assert_true(online);
+	assert_int_equal(
+	        query_device_route(fx->s, "U5", agent, sizeof(agent), &attached, &online, &mask),
+	        0);
+	assert_true(attached);
+	assert_false(online);
+	assert_int_equal(mask, 1u << COMMAND_DEVICE_REFRESH);
+	assert_int_equal(
+	        query_device_route(fx->s, "nope", agent, sizeof(agent), &attached, &online, &mask),
+	        -ENOENT);
+}
+
+static void test_commands(void **state)
+{
+	struct fixture *fx = *state;
+	cJSON *c, *r;
+
+	/* case variants of the id find the same command */
+	c = wire(query_command_json(fx->s, "6F1C2B1E-8A51-4C2E-9D0B-3E1F5A7C9B20"));
+	assert_non_null(c);
+	assert_string_equal(cJSON_GetObjectItem(c, "cmd_id")->valuestring, CMDID);
+	assert_string_equal(cJSON_GetObjectItem(c, "status")->valuestring, "in_progress");
+	assert_string_equal(cJSON_GetObjectItem(c, "sent_by")->valuestring, "alice");
+	assert_string_equal(cJSON_GetObjectItem(c, "sent_at")->valuestring,
+	                    "2033-05-18T03:33:20.000Z");
+	r = cJSON_GetObjectItem(c, "results");
+	assert_int_equal(cJSON_GetArraySize(r), 2);
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(r, 1), "status")->valuestring,
+	                    "in_progress");
+	cJSON_Delete(c);
+	assert_null(query_command_json(fx->s, "not-a-uuid"));
+	assert_null(query_command_json(fx->s, "00000000-0000-4000-8000-000000000000"));
+
+	c = wire(query_device_commands_json(fx->s, "U1", 10));
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(c, "commands")), 1);
+	cJSON_Delete(c);
+	c = wire(query_device_commands_json(fx->s, "U2", 10));
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(c, "commands")), 0);
+	cJSON_Delete(c);
+}
+
+static void test_ios_key(void **state)
+{
+	int64_t k;
+
+	(void)state;
+	assert_int_equal(query_ios_key("17.4.1", &k), 0);
+	assert_int_equal(k, 17004001);
+	assert_int_equal(query_ios_key("16", &k), 0);
+	assert_int_equal(k, 16000000);
+	assert_int_equal(query_ios_key("1000", &k), -EINVAL);
+	assert_int_equal(query_ios_key("17.", &k), -EINVAL);
+	assert_int_equal(query_ios_key("", &k), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_status_and_fields, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_filters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sort_and_pages, setup, teardown),
+		cmocka_unit_test(test_bad_params),
+		cmocka_unit_test_setup_teardown(test_csv, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_detail_history, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_agents_summary, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
+		cmocka_unit_test(test_ios_key),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
