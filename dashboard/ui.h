@@ -17,7 +17,15 @@ struct ui_asset {
 	const char *content_type; /* e.g. "text/html; charset=utf-8" */
 };
 
-/* The asset served at path (a request path without query string), or NULL: 404. */
+/*
+ * The asset served at path (a request path without query string), or NULL: 404. Pages are at
+ * /login, /overview (also /), /devices, /kiosk and /devices/{udid} (the device page, which reads
+ * the UDID from its own URL); their scripts, the stylesheet and Chart.js are under /assets/.
+ */
 const struct ui_asset *ui_asset_find(const char *path);
+
+/* The generated table (build dir ui_assets.c, written by ui/assets.cmake); ui.c only. */
+extern const struct ui_asset ui_assets[];
+extern const size_t ui_n_assets;
 
 #endif

@@ -117,3 +117,34 @@ class Dashboard:
             sys.stderr.write("--- dashboard stderr ---\n" + self.proc.stderr_text()[-8000:])
         self.stop(check_exit=exc[0] is None)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# ---- dui: users, the command key and the HTTP listener, for tests that log in ----
+
+def user_add(d, name, role, password):
+    """`user add NAME --role ROLE` with the password on stdin; fails the test on an error."""
+    r = d.cli(["user", "add", name, "--role", role], stdin=password + "\n")
+    if r.returncode != 0:
+        fail("cradle-dashboard user add %s: exit %s: %s" % (name, r.returncode, r.stderr))
+
+
+def key_public(d):
+    """The dashboard's command key in the form an agent's command_keys takes."""
+    r = d.cli(["key", "public"])
+    if r.returncode != 0 or not r.stdout.split():
+        fail("cradle-dashboard key public: exit %s: %s" % (r.returncode, r.stderr))
+    return r.stdout.split()[-1]
+
+
+def wait_http(d, timeout=20):
+    """Waits until the dashboard answers HTTP (GET /login, a page that needs no login)."""
+    import urllib.error
+    import urllib.request
+
+    def up():
+        try:
+            with urllib.request.urlopen(d.url + "/login", timeout=2) as r:
+                return r.status == 200
+        except (OSError, urllib.error.URLError):
+            return False
+    wait_for(up, timeout, what="the dashboard's HTTP listener at " + d.url)
