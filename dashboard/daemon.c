@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alerts.h"
 #include "cmdsend.h"
 #include "config.h"
 #include "http.h"
@@ -33,6 +34,8 @@ struct daemon {
 	struct http *http;
 	struct http_services svc;
 	uint64_t retention_timer, sample_timer;
+	struct alerts *alerts;
+	uint64_t alert_timer;
 };
 
 static void on_signal(struct loop *loop, int signo, void *data)
@@ -74,6 +77,17 @@ static void sample_fired(struct loop *loop, uint64_t id, void *data)
 	d->sample_timer = loop_add_timer(loop, DAEMON_SAMPLE_MS, sample_fired, d);
 }
 
+/* alerts: every alert_interval, on what ingest has committed */
+static void alert_fired(struct loop *loop, uint64_t id, void *data)
+{
+	struct daemon *d = data;
+
+	(void)id;
+	(void)ingest_flush(d->ingest);
+	(void)alerts_evaluate(d->alerts, wall_now_ms() / 1000, NULL);
+	d->alert_timer = loop_add_timer(loop, d->cfg->alert_interval_s * 1000, alert_fired, d);
+}
+
 static int start(struct daemon *d)
 {
 	char err[512];
@@ -113,6 +127,10 @@ static int start(struct daemon *d)
 	else if (r < 0)
 		return r; /* logged; e.g. the port is taken: a service that cannot serve must say so
 		           */
+	r = alerts_new(d->store, d->hub, d->cfg, &d->alerts);
+	if (r < 0)
+		return log_error_errno(r, "alerts: cannot start");
+	d->alert_timer = loop_add_timer(d->loop, d->cfg->alert_interval_s * 1000, alert_fired, d);
 	d->retention_timer = loop_add_timer(d->loop, 60 * 1000, retention_fired, d);
 	d->sample_timer = loop_add_timer(d->loop, 10 * 1000, sample_fired, d);
 	log_notice("cradle-dashboard " CRADLE_VERSION " running: broker %s, http %s%s, db %s",
@@ -138,6 +156,9 @@ static void stop(struct daemon *d)
 		loop_cancel_timer(d->loop, d->retention_timer);
 	if (d->loop && d->sample_timer)
 		loop_cancel_timer(d->loop, d->sample_timer);
+	if (d->loop && d->alert_timer)
+		loop_cancel_timer(d->loop, d->alert_timer);
+	d->alerts = alerts_free(d->alerts);
 	d->hub = hub_free(d->hub);
 	d->store = store_close(d->store);
 	d->loop = loop_free(d->loop);

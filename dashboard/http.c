@@ -39,6 +39,7 @@
 #include <microhttpd.h>
 #include <sqlite3.h>
 
+#include "alerts.h"
 #include "auth.h"
 #include "config.h"
 #include "hub.h"
@@ -536,6 +537,7 @@ static const char *const kind_event[] = {
 	[HUB_AGENT] = "agent",
 	[HUB_COMMAND] = "command",
 	[HUB_SUMMARY] = "summary",
+	[HUB_ALERT] = "alert",
 };
 
 /* The row a notice names, as the API shows it; NULL when it is gone (nothing to send). */
@@ -564,6 +566,8 @@ static cJSON *notice_json(struct store *s, const struct hub_notice *n, int64_t n
 		return o;
 	case HUB_SUMMARY:
 		return cJSON_CreateObject();
+	case HUB_ALERT:
+		return s ? alerts_json(s, strtoll(n->key, NULL, 10), now_s) : NULL;
 	}
 	return NULL;
 }
