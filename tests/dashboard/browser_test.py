@@ -75,13 +75,14 @@ NORTH = [
     phone(1, 3, "North ward 03", backup_ago=5 * DAY),
     phone(1, 4, "North ward 04", backup_ago=10 * DAY, cloud=False),
     phone(1, 5, "North ward 05", backup_ago=None),
-    phone(1, 6, "North ward 06", pairing="none"),
+    phone(1, 6, "North ward 06", pairing="unpaired"),
 ]
 SOUTH = [
     phone(2, 1, "South ward 01", backup_ago=2 * HOUR),
     phone(2, 2, "South ward 02", backup_ago=4 * DAY, version="16.7.8"),
     phone(2, 3, "South ward 03", external=False),
-    phone(2, 4, "South ward 04", backup_ago=20 * HOUR),
+    # a name is whatever the phone's owner typed: it must show as text, never run as HTML
+    phone(2, 4, 'South ward 04 <img src=x onerror="window.__xss=1">', backup_ago=20 * HOUR),
 ]
 ALL = NORTH + SOUTH
 
@@ -278,6 +279,34 @@ def check_devices(b, api):
     b.wait(lambda: table_udids(b) == [ALL[2]["udid"]], "search by serial finds one phone")
     b.q("#f-clear").click()
     b.wait(lambda: len(table_udids(b)) == want["total"], "Clear again")
+
+    # station, cause and iOS filters, each against the API's answer to the same filter
+    for sel, value, param in (("#f-agent", "st-north", "agent=st-north"),
+                              ("#f-cause", "icloud_backup_disabled",
+                               "cause=icloud_backup_disabled")):
+        Select(b.q(sel)).select_by_value(value)
+        got = api.get("/api/v1/devices?%s&sort=age&limit=50" % param)
+        check(got["total"] > 0, "the scenario has phones for %s" % param)
+        b.wait(lambda: table_udids(b) == [d["udid"] for d in got["devices"]],
+               "the table filtered by " + param)
+        b.q("#f-clear").click()
+    b.q("#f-ios").send_keys("17\n")
+    old_ios = api.get("/api/v1/devices?ios_below=17&sort=age&limit=50")
+    check([d["udid"] for d in old_ios["devices"]] == [SOUTH[1]["udid"]],
+          "one phone below iOS 17: %s" % old_ios)
+    b.wait(lambda: table_udids(b) == [SOUTH[1]["udid"]], "the table filtered by iOS below 17")
+    b.q("#f-clear").click()
+
+    # paging: 4 rows a page
+    b.get("/devices?limit=4")
+    page1 = api.get("/api/v1/devices?sort=-age&limit=4")
+    b.wait(lambda: table_udids(b) == [d["udid"] for d in page1["devices"]], "page 1 of 4 rows")
+    check(b.text("#range") == "1–4 of %d" % want["total"], "range: %s" % b.text("#range"))
+    check(not b.q("#prev").is_enabled(), "no previous page on the first")
+    b.q("#next").click()
+    page2 = api.get("/api/v1/devices?sort=-age&limit=4&offset=4")
+    b.wait(lambda: table_udids(b) == [d["udid"] for d in page2["devices"]], "page 2")
+    check(b.text("#range") == "5–8 of %d" % want["total"], "range: %s" % b.text("#range"))
     b.no_console_errors("devices")
 
 
@@ -292,8 +321,21 @@ def check_live_row(b, sims, api):
     sims["South"].ctl_ok({"op": "detach", "udid": target})
     b.wait(lambda: b.text(row) == "no", "the row says not docked, live", timeout=30)
     check(b.d.execute_script("return window.__noReload") == 1, "the page did not reload")
+    name = b.q('tr[data-udid="%s"] td:nth-child(2)' % target)
+    check(name.text == SOUTH[3]["values"][""]["DeviceName"], "the name as text: %r" % name.text)
+    check(not b.qa("#devices img") and b.d.execute_script("return window.__xss") is None,
+          "a phone's name is not HTML")
     check(api.get("/api/v1/devices/" + target)["attached"] is False, "the API agrees")
     b.no_console_errors("devices (live)")
+    # its device page: no command can reach it now, and the buttons say why
+    b.get("/devices/" + target)
+    b.wait(lambda: len(b.qa("#actions button")) == 4, "the command buttons")
+    for btn in b.qa("#actions button"):
+        check(not btn.is_enabled() and "not docked" in btn.get_attribute("title"),
+              "%s disabled with the reason: %r" % (btn.text, btn.get_attribute("title")))
+    check("not docked" in b.text("#d-where"), "the page says where it was: %s" %
+          b.text("#d-where"))
+    b.no_console_errors("device (unplugged)")
 
 
 def check_device(b, api):
@@ -336,8 +378,32 @@ def check_device(b, api):
           "the API has the command: %s" % c)
     row = b.text('#commands tr[data-cmd-id="%s"]' % cmd_id)
     check("admin" in row and "device.refresh" in row, "who sent it: %r" % row)
+    b.wait(lambda: "command" in [e.text for e in b.qa("#history tbody .badge")],
+           "the command in the phone's history")
     b.shot("device")
     b.no_console_errors("device (command)")
+
+
+def check_restart(b, api, dsh, sims):
+    """The dashboard restarted while a page is open: the page reconnects by itself and shows
+    what changed while the service was down (the session is stored, it survives)."""
+    b.get("/devices?sort=name")
+    target = NORTH[0]["udid"]
+    row = 'tr[data-udid="%s"] td.docked' % target
+    b.wait(lambda: b.text(row) == "yes" and b.text("#live") == "live", "docked, live")
+    b.d.execute_script("window.__noReload = 1")
+    dsh.stop()
+    b.wait(lambda: b.text("#live") == "reconnecting", "the page notices the service is gone")
+    sims["North"].ctl_ok({"op": "detach", "udid": target})
+    dsh.start()
+    dash.wait_http(dsh)
+    b.wait(lambda: b.text("#live") == "live", "the page reconnected", timeout=30)
+    b.wait(lambda: b.text(row) == "no", "the change made during the restart", timeout=30)
+    check(b.d.execute_script("return window.__noReload") == 1, "the page did not reload")
+    b.console_errors()  # connections refused while the service was down are expected
+    b.get("/devices")
+    b.wait(lambda: len(table_udids(b)) == len(ALL), "the table after the restart")
+    b.no_console_errors("devices (after the restart)")
 
 
 def check_kiosk(b, api):
@@ -352,7 +418,25 @@ def check_kiosk(b, api):
     b.d.set_window_size(1440, 1000)
 
 
+def check_overview_live(b, api, agent):
+    """A station stopping: the overview says so without a reload."""
+    b.get("/")
+    b.wait(lambda: b.text('[data-k="agents"]') == "2 / 2", "both agents online")
+    b.d.execute_script("window.__noReload = 1")
+    agent.stop()
+    b.wait(lambda: b.text('[data-k="agents"]') == "1 / 2", "one agent offline, live",
+           timeout=30)
+    b.wait(lambda: b.text('#agents tr[data-agent="st-south"] .badge') == "offline",
+           "st-south's row says offline")
+    check(b.d.execute_script("return window.__noReload") == 1, "no reload: it came over SSE")
+    check(api.get("/api/v1/agents/st-south")["online"] is False, "the API agrees")
+    b.shot("overview-agent-offline")
+    b.no_console_errors("overview (live)")
+
+
 def check_viewer(b, api):
+    b.get("/")
+    b.wait(lambda: b.qa("#logout"), "the header's logout button")
     b.q("#logout").click()
     b.wait(lambda: b.path().startswith("/login"), "the login page after logout")
     status, _, _ = api.raw("/api/v1/me")
@@ -380,15 +464,23 @@ def main():
         with Agent(AGENT, broker, north, agent_id="st-north",
                    extra_conf=conf + "site North\nstation Cart 1\n"), \
                 Agent(AGENT, broker, south, agent_id="st-south",
-                      extra_conf=conf + "site South\nstation Ward 3\n"):
+                      extra_conf=conf + "site South\nstation Ward 3\n") as south_agent:
             b = Browser()
             b.base = dsh.url
             try:
                 # anonymous: every page sends to the login page, which comes back after
                 b.get("/devices")
                 b.wait(lambda: b.path() == "/login?next=%2Fdevices", "redirect to login")
-                b.console_errors()  # the 401 that sent us there is expected
                 b.shot("login")
+                # a wrong password is refused on the page, which stays the login page
+                b.q("#user").send_keys("admin")
+                b.q("#password").send_keys("not the password")
+                b.q("#login-submit").click()
+                b.wait(lambda: b.text("#login-error") == "Wrong user name or password.",
+                       "the login page's error for a wrong password")
+                check(b.path() == "/login?next=%2Fdevices", "still the login page")
+                b.console_errors()  # the two 401s (anonymous /me, wrong password) are expected
+                b.q("#password").clear()
                 login(b, "admin", ADMIN_PW, expect_path="/devices")
                 api = Api(dsh.url, b)
                 wait_for(lambda: api.get("/api/v1/summary")["total"] == len(ALL) and
@@ -403,8 +495,10 @@ def main():
                 check_devices(b, api)
                 check_device(b, api)
                 check_live_row(b, {"North": north, "South": south}, api)
+                check_restart(b, api, dsh, {"North": north, "South": south})
                 check_kiosk(b, api)
                 check_viewer(b, api)
+                check_overview_live(b, api, south_agent)
             except Exception:
                 try:
                     b.shot("failure")
