@@ -138,8 +138,8 @@ static void site_durations_dump(FILE *f, const struct conftab_key *k, const void
 
 static const struct conftab_ops config_types[] = {
 	[DASH_CONFIG_SITE_STALE - CONFTAB_CUSTOM] = { site_stale_parse, site_stale_dump },
-	[DASH_CONFIG_SITE_DURATIONS - CONFTAB_CUSTOM] = { site_durations_parse,
-		                                          site_durations_dump },
+	[DASH_CONFIG_SITE_DURATIONS -
+	        CONFTAB_CUSTOM] = { site_durations_parse, site_durations_dump },
 };
 
 #define OFF(f)  offsetof(struct dash_config, f)
@@ -188,8 +188,7 @@ static const struct conftab_key config_keys[] = {
 	  "10m" },
 	{ "alert_agent_offline_site", DASH_CONFIG_SITE_DURATIONS, OFF(alert_agent_offline_site), 0,
 	  NOLIMIT, 0, "\"\"" },
-	{ "alert_site_network_pct", CONFTAB_UINT, OFF(alert_site_network_pct), 0, 1, 100, 0,
-	  "50" },
+	{ "alert_site_network_pct", CONFTAB_UINT, OFF(alert_site_network_pct), 0, 1, 100, 0, "50" },
 	{ "alert_site_network_min", CONFTAB_UINT, OFF(alert_site_network_min), 0, 1, 1000000, 0,
 	  "5" },
 };

@@ -67,14 +67,14 @@ struct dash_config {
 	enum log_level log_level;
 
 	/* alerts (alerts.h): rule thresholds with per-site overrides, evaluation, hysteresis */
-	int64_t alert_interval_s;       /* evaluation period */
-	int64_t alert_for_s;            /* a condition must hold this long before it fires */
-	int64_t alert_clear_for_s;      /* and be gone this long before the alert resolves */
-	int64_t alert_backup_stale_s;   /* backup_stale: no iCloud backup for longer than this */
+	int64_t alert_interval_s;     /* evaluation period */
+	int64_t alert_for_s;          /* a condition must hold this long before it fires */
+	int64_t alert_clear_for_s;    /* and be gone this long before the alert resolves */
+	int64_t alert_backup_stale_s; /* backup_stale: no iCloud backup for longer than this */
 	struct dash_site_durations alert_backup_stale_site;
 	int64_t alert_device_missing_s; /* device_missing: not docked for longer than this */
 	struct dash_site_durations alert_device_missing_site;
-	int64_t alert_agent_offline_s;  /* agent_offline: offline or lost for longer than this */
+	int64_t alert_agent_offline_s; /* agent_offline: offline or lost for longer than this */
 	struct dash_site_durations alert_agent_offline_site;
 	unsigned alert_site_network_pct; /* site_network: share of stale phones (%) ... */
 	unsigned alert_site_network_min; /* ... and count with network_unavailable */

@@ -533,11 +533,8 @@ static int stream_append(struct stream *st, const char *fmt, ...)
 }
 
 static const char *const kind_event[] = {
-	[HUB_DEVICE] = "device",
-	[HUB_AGENT] = "agent",
-	[HUB_COMMAND] = "command",
-	[HUB_SUMMARY] = "summary",
-	[HUB_ALERT] = "alert",
+	[HUB_DEVICE] = "device",   [HUB_AGENT] = "agent", [HUB_COMMAND] = "command",
+	[HUB_SUMMARY] = "summary", [HUB_ALERT] = "alert",
 };
 
 /* The row a notice names, as the API shows it; NULL when it is gone (nothing to send). */
