@@ -188,7 +188,11 @@ cJSON *http_body_json(const struct http_request *req, struct http_response *res)
 		http_error(res, 400, "bad_request", "a JSON body is required");
 		return NULL;
 	}
-	root = cJSON_ParseWithLength(req->body, req->body_len);
+	/* a NUL inside would end the text early: what is parsed would not be what was sent; the
+	 * body is NUL-terminated by http.c (+ 1), and nothing may follow the value */
+	root = memchr(req->body, '\0', req->body_len)
+	               ? NULL
+	               : cJSON_ParseWithLengthOpts(req->body, req->body_len + 1, NULL, true);
 	if (!root) {
 		http_error(res, 400, "bad_json", "the body is not valid JSON");
 		return NULL;

@@ -79,6 +79,10 @@ def limits_and_errors(web, token):
     expect_error(web.request("POST", "/api/v1/login", {"user": 1, "password": "x"}), 400,
                  "bad_request", "user not a string")
     expect_error(web.request("POST", "/api/v1/login", ""), 400, "bad_request", "no body")
+    expect_error(web.request("POST", "/api/v1/login", '{"user": "a", "password": "b"} x'), 400,
+                 "bad_json", "trailing garbage")
+    expect_error(web.request("POST", "/api/v1/login", b'{"user": "a", "password": "b"}\0{}'),
+                 400, "bad_json", "a NUL byte in the body")
     print("ok: malformed JSON gets 400 bad_json")
 
     expect_error(web.request("GET", "/api/v1/nope", token=token), 404, "not_found",
