@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alerts.h"
 #include "client.h"
 #include "cmdsend.h"
 #include "command.h"
@@ -575,5 +576,11 @@ const struct http_route api_routes[] = {
 	{ "GET", "/api/v1/agents/{agent}", AUTH_VIEWER, agent_get },
 	{ "GET", "/api/v1/summary", AUTH_VIEWER, summary_get },
 	{ "GET", "/api/v1/openapi.json", AUTH_VIEWER, openapi_get },
+	/* alerts (alerts_api.c) */
+	{ "GET", "/api/v1/alerts", AUTH_VIEWER, alerts_api_list },
+	{ "GET", "/api/v1/alerts/rules", AUTH_VIEWER, alerts_api_rules },
+	{ "GET", "/api/v1/silences", AUTH_VIEWER, alerts_api_silences },
+	{ "POST", "/api/v1/silences", AUTH_OPERATOR, alerts_api_silence_add },
+	{ "DELETE", "/api/v1/silences/{id}", AUTH_OPERATOR, alerts_api_silence_delete },
 };
 const size_t api_n_routes = ARRAY_SIZE(api_routes);

@@ -18,6 +18,7 @@
 
 enum dash_config_type {
 	DASH_CONFIG_SITE_STALE = CONFTAB_CUSTOM, /* site=duration,... */
+	DASH_CONFIG_SITE_DURATIONS,              /* the same into a struct dash_site_durations */
 };
 
 #define DAY (24 * 3600ULL)
@@ -35,11 +36,9 @@ static char *trim(char *s)
 }
 
 /* "north=48h, south=5d": a site may have any name a site key of an agent takes (no '=' or ','). */
-static int site_stale_parse(struct conftab_parser *p, const struct conftab_key *k, char *v,
-                            void *field)
+static int site_list_parse(struct conftab_parser *p, const struct conftab_key *k, char *v,
+                           struct dash_site_stale *out, int *ret_n)
 {
-	struct dash_config *cfg =
-	        (void *)((char *)field - offsetof(struct dash_config, site_stale));
 	struct dash_site_stale tmp[DASH_SITES_MAX] = { { { 0 }, 0 } };
 	char *save = NULL, *item;
 	int n = 0;
@@ -76,9 +75,26 @@ static int site_stale_parse(struct conftab_parser *p, const struct conftab_key *
 		tmp[n].stale_after_s = (int64_t)s;
 		n++;
 	}
-	memcpy(cfg->site_stale, tmp, sizeof(tmp));
-	cfg->n_site_stale = n;
+	memcpy(out, tmp, sizeof(tmp));
+	*ret_n = n;
 	return 0;
+}
+
+static int site_stale_parse(struct conftab_parser *p, const struct conftab_key *k, char *v,
+                            void *field)
+{
+	struct dash_config *cfg =
+	        (void *)((char *)field - offsetof(struct dash_config, site_stale));
+
+	return site_list_parse(p, k, v, cfg->site_stale, &cfg->n_site_stale);
+}
+
+static int site_durations_parse(struct conftab_parser *p, const struct conftab_key *k, char *v,
+                                void *field)
+{
+	struct dash_site_durations *l = field;
+
+	return site_list_parse(p, k, v, l->v, &l->n);
 }
 
 static void dump_duration(FILE *f, int64_t s)
@@ -93,22 +109,37 @@ static void dump_duration(FILE *f, int64_t s)
 		fprintf(f, "%" PRId64 "s", s);
 }
 
+static void site_list_dump(FILE *f, const struct dash_site_stale *v, int n)
+{
+	if (n == 0)
+		fputs("\"\"", f);
+	for (int i = 0; i < n; i++) {
+		fprintf(f, "%s%s=", i ? "," : "", v[i].site);
+		dump_duration(f, v[i].stale_after_s);
+	}
+}
+
 static void site_stale_dump(FILE *f, const struct conftab_key *k, const void *field)
 {
 	const struct dash_config *cfg =
 	        (const void *)((const char *)field - offsetof(struct dash_config, site_stale));
 
 	(void)k;
-	if (cfg->n_site_stale == 0)
-		fputs("\"\"", f);
-	for (int i = 0; i < cfg->n_site_stale; i++) {
-		fprintf(f, "%s%s=", i ? "," : "", cfg->site_stale[i].site);
-		dump_duration(f, cfg->site_stale[i].stale_after_s);
-	}
+	site_list_dump(f, cfg->site_stale, cfg->n_site_stale);
+}
+
+static void site_durations_dump(FILE *f, const struct conftab_key *k, const void *field)
+{
+	const struct dash_site_durations *l = field;
+
+	(void)k;
+	site_list_dump(f, l->v, l->n);
 }
 
 static const struct conftab_ops config_types[] = {
 	[DASH_CONFIG_SITE_STALE - CONFTAB_CUSTOM] = { site_stale_parse, site_stale_dump },
+	[DASH_CONFIG_SITE_DURATIONS -
+	        CONFTAB_CUSTOM] = { site_durations_parse, site_durations_dump },
 };
 
 #define OFF(f)  offsetof(struct dash_config, f)
@@ -141,6 +172,25 @@ static const struct conftab_key config_keys[] = {
 	  "/var/lib/cradle-dashboard/command.key" },
 	{ "command_ttl", CONFTAB_DURATION, OFF(command_ttl_s), 0, 60, DAY, 0, "10m" },
 	{ "log_level", CONFTAB_LOG_LEVEL, OFF(log_level), 0, NOLIMIT, 0, "info" },
+	/* --- alerts: rules (alerts.h); dashboard/README.md "Alerts" --- */
+	{ "alert_interval", CONFTAB_DURATION, OFF(alert_interval_s), 0, 1, 3600, 0, "30s" },
+	{ "alert_for", CONFTAB_DURATION, OFF(alert_for_s), 0, 0, DAY, 0, "0s" },
+	{ "alert_clear_for", CONFTAB_DURATION, OFF(alert_clear_for_s), 0, 0, DAY, 0, "5m" },
+	{ "alert_backup_stale", CONFTAB_DURATION, OFF(alert_backup_stale_s), 0, 1, 365 * DAY, 0,
+	  "72h" },
+	{ "alert_backup_stale_site", DASH_CONFIG_SITE_DURATIONS, OFF(alert_backup_stale_site), 0,
+	  NOLIMIT, 0, "\"\"" },
+	{ "alert_device_missing", CONFTAB_DURATION, OFF(alert_device_missing_s), 0, 1, 3650 * DAY,
+	  0, "7d" },
+	{ "alert_device_missing_site", DASH_CONFIG_SITE_DURATIONS, OFF(alert_device_missing_site),
+	  0, NOLIMIT, 0, "\"\"" },
+	{ "alert_agent_offline", CONFTAB_DURATION, OFF(alert_agent_offline_s), 0, 1, 30 * DAY, 0,
+	  "10m" },
+	{ "alert_agent_offline_site", DASH_CONFIG_SITE_DURATIONS, OFF(alert_agent_offline_site), 0,
+	  NOLIMIT, 0, "\"\"" },
+	{ "alert_site_network_pct", CONFTAB_UINT, OFF(alert_site_network_pct), 0, 1, 100, 0, "50" },
+	{ "alert_site_network_min", CONFTAB_UINT, OFF(alert_site_network_min), 0, 1, 1000000, 0,
+	  "5" },
 };
 
 static const struct conftab config_table = { config_keys, ARRAY_SIZE(config_keys), config_types,
@@ -222,6 +272,16 @@ int dash_config_check(const struct dash_config *cfg, char *err, size_t errsz)
 int dash_config_dump(const struct dash_config *cfg, FILE *f)
 {
 	return conftab_dump(&config_table, cfg, f);
+}
+
+int64_t dash_config_site_duration(const struct dash_site_durations *list, const char *site,
+                                  int64_t def)
+{
+	if (site && site[0])
+		for (int i = 0; i < list->n; i++)
+			if (strcmp(list->v[i].site, site) == 0)
+				return list->v[i].stale_after_s;
+	return def;
 }
 
 int64_t dash_config_stale_after(const struct dash_config *cfg, const char *site)

@@ -23,6 +23,12 @@ struct dash_site_stale {
 	int64_t stale_after_s;
 };
 
+/* A per-site list of durations (keys *_site: "north=48h, south=5d"). */
+struct dash_site_durations {
+	int n;
+	struct dash_site_stale v[DASH_SITES_MAX];
+};
+
 struct dash_config {
 	/* MQTT (ingest and commands use the same broker and identity) */
 	char broker_url[256];     /* tcp://127.0.0.1:1883, ssl://, mqtts:// */
@@ -59,6 +65,19 @@ struct dash_config {
 	int64_t command_ttl_s;      /* expiry of a command sent from the API */
 
 	enum log_level log_level;
+
+	/* alerts (alerts.h): rule thresholds with per-site overrides, evaluation, hysteresis */
+	int64_t alert_interval_s;     /* evaluation period */
+	int64_t alert_for_s;          /* a condition must hold this long before it fires */
+	int64_t alert_clear_for_s;    /* and be gone this long before the alert resolves */
+	int64_t alert_backup_stale_s; /* backup_stale: no iCloud backup for longer than this */
+	struct dash_site_durations alert_backup_stale_site;
+	int64_t alert_device_missing_s; /* device_missing: not docked for longer than this */
+	struct dash_site_durations alert_device_missing_site;
+	int64_t alert_agent_offline_s; /* agent_offline: offline or lost for longer than this */
+	struct dash_site_durations alert_agent_offline_site;
+	unsigned alert_site_network_pct; /* site_network: share of stale phones (%) ... */
+	unsigned alert_site_network_min; /* ... and count with network_unavailable */
 };
 
 /* Defaults of every key. */
@@ -75,5 +94,9 @@ int dash_config_dump(const struct dash_config *cfg, FILE *f);
 
 /* stale_after for site ("" or NULL: the global value). */
 int64_t dash_config_stale_after(const struct dash_config *cfg, const char *site);
+
+/* The value of list for site, else def. */
+int64_t dash_config_site_duration(const struct dash_site_durations *list, const char *site,
+                                  int64_t def);
 
 #endif

@@ -40,6 +40,7 @@
 #include <microhttpd.h>
 #include <sqlite3.h>
 
+#include "alerts.h"
 #include "auth.h"
 #include "config.h"
 #include "hub.h"
@@ -553,10 +554,11 @@ static int stream_append(struct stream *st, const char *fmt, ...)
 }
 
 static const char *const kind_event[] = {
-	[HUB_DEVICE] = "device",
-	[HUB_AGENT] = "agent",
-	[HUB_COMMAND] = "command",
-	[HUB_SUMMARY] = "summary",
+	[HUB_DEVICE] = "device",   /* from ingest */
+	[HUB_AGENT] = "agent",     /* from ingest */
+	[HUB_COMMAND] = "command", /* from ingest */
+	[HUB_SUMMARY] = "summary", /* one per batch */
+	[HUB_ALERT] = "alert",     /* from the rules engine (alerts.c) */
 };
 
 /* The row a notice names, as the API shows it; NULL when it is gone (nothing to send). */
@@ -585,6 +587,8 @@ static cJSON *notice_json(struct store *s, const struct hub_notice *n, int64_t n
 		return o;
 	case HUB_SUMMARY:
 		return cJSON_CreateObject();
+	case HUB_ALERT:
+		return s ? alerts_json(s, strtoll(n->key, NULL, 10), now_s) : NULL;
 	}
 	return NULL;
 }

@@ -20,6 +20,7 @@ enum hub_kind {
 	HUB_AGENT,   /* key: agent id; SSE event "agent" */
 	HUB_COMMAND, /* key: cmd_id; SSE event "command" */
 	HUB_SUMMARY, /* key: ""; the overview's numbers changed; SSE event "summary" */
+	HUB_ALERT,   /* key: alert id; SSE event "alert" */
 };
 
 #define HUB_KEY_MAX 64

@@ -159,8 +159,56 @@ static const char migration_2[] =
         "CREATE INDEX devices_causes ON devices(cause_codes);"
         "CREATE INDEX agents_presence ON agents(agent, presence);";
 
+/*
+ * Alerts (alerts.h): one row per alert episode of a rule on a subject (a phone's udid, an
+ * agent, a site, or "site/station"); at most one firing row per (rule, subject). silence_id and
+ * inhibited_by say why a firing alert sends no notification; notified that it sent its firing
+ * one. Silences mute a rule ('*' = every rule) for a phone, an agent, a site or a station until
+ * ends_at; deleting one ends it now and keeps the row. devices_alerts: see below.
+ */
+static const char migration_3[] =
+        "CREATE TABLE alerts ("
+        " id INTEGER PRIMARY KEY,"
+        " rule TEXT NOT NULL,"
+        " subject_kind TEXT NOT NULL," /* 'udid' | 'agent' | 'site' | 'station' */
+        " subject TEXT NOT NULL,"
+        " site TEXT NOT NULL DEFAULT '',"
+        " station TEXT NOT NULL DEFAULT '',"
+        " agent TEXT NOT NULL DEFAULT '',"
+        " state TEXT NOT NULL," /* 'firing' | 'resolved' */
+        " fired_at INTEGER NOT NULL,"
+        " resolved_at INTEGER,"
+        " silence_id INTEGER,"
+        " inhibited_by INTEGER,"
+        " notified INTEGER NOT NULL DEFAULT 0,"
+        " summary TEXT NOT NULL DEFAULT '',"
+        " detail_json TEXT NOT NULL DEFAULT '{}'"
+        ");"
+        "CREATE UNIQUE INDEX alerts_open ON alerts(rule, subject) WHERE state = 'firing';"
+        "CREATE INDEX alerts_rule ON alerts(rule);"
+        "CREATE INDEX alerts_site ON alerts(site);"
+        "CREATE TABLE silences ("
+        " id INTEGER PRIMARY KEY,"
+        " rule TEXT NOT NULL,"  /* a rule name or '*' */
+        " scope TEXT NOT NULL," /* 'udid' | 'agent' | 'site' | 'station' */
+        " site TEXT NOT NULL DEFAULT '',"
+        " station TEXT NOT NULL DEFAULT '',"
+        " value TEXT NOT NULL DEFAULT ''," /* the udid or agent */
+        " starts_at INTEGER NOT NULL,"
+        " ends_at INTEGER NOT NULL,"
+        " created_by TEXT NOT NULL,"
+        " comment TEXT NOT NULL,"
+        " deleted_by TEXT"
+        ");"
+        "CREATE INDEX silences_ends ON silences(ends_at);"
+        /* every fact a pass of the rules reads, so it scans this narrow index and never the
+         * wide rows (state_json, causes_json) */
+        "CREATE INDEX devices_alerts ON devices(udid, agent, site, station, attached, last_seen,"
+        " has_facts, last_icloud, cause_codes);";
+
 const struct store_migration store_migrations[] = {
 	{ 1, migration_1 },
 	{ 2, migration_2 },
+	{ 3, migration_3 },
 };
 const size_t store_n_migrations = ARRAY_SIZE(store_migrations);
