@@ -25,19 +25,35 @@
 #include "timefmt.h"
 
 #define QUERY_OFFSET_MAX   1000000000LL
-#define QUERY_HISTORY_DAYS 7 /* stale_over_time: the last week of samples */
+#define QUERY_SQL_MAX      16384 /* bytes of a device-list statement */
+#define QUERY_HISTORY_DAYS 7     /* stale_over_time: the last week of samples */
 #define QUERY_TOP_CAUSES   10
 
-#define DOCKED_EXPR "(d.attached AND COALESCE(a.presence = 'online', 0))"
-#define STATUS_EXPR \
- "cradle_status(d.site, " DOCKED_EXPR ", d.last_seen, d.has_facts, d.last_icloud, :now)"
+/*
+ * docked, looked up only when asked: AND stops at an unattached phone, and the agent's presence
+ * is a correlated subquery rather than a join, so a statement that never needs it (a count over
+ * the covering index) never reads the agents table.
+ */
+#define DOCKED_EXPR                                                     \
+ "(d.attached AND COALESCE((SELECT a.presence = 'online' FROM agents a" \
+ " WHERE a.agent = d.agent), 0))"
+#define JUDGE_ARGS(docked) "(d.site, " docked ", d.last_seen, d.has_facts, d.last_icloud, :now)"
+/*
+ * The judge's verdict. When it comes out the same docked or not (the phone was seen recently,
+ * so it cannot be missing), it needs no lookup of the agent; only the rest ask DOCKED_EXPR.
+ * This asks the rule itself rather than knowing when docked matters, so it stays exact if the
+ * rule changes.
+ */
+#define STATUS_EXPR                                                        \
+ "(CASE WHEN cradle_status" JUDGE_ARGS("0") " = cradle_status" JUDGE_ARGS( \
+	 "1") " THEN cradle_status" JUDGE_ARGS("0") " ELSE cradle_status" JUDGE_ARGS(DOCKED_EXPR) " END)"
 
 /* The columns of a device row, in this order (enum dcol). */
 #define DEVICE_COLUMNS                                                                        \
  "d.udid, d.serial, d.name, " STATUS_EXPR ", d.last_icloud, d.icloud_enabled, d.cause_codes," \
  " d.agent, d.site, d.station, " DOCKED_EXPR ", d.last_seen, d.ios_version, d.product_type,"  \
  " d.last_local, d.agent_status, d.probe, d.causes_json "
-#define DEVICE_FROM " FROM devices d LEFT JOIN agents a ON a.agent = d.agent "
+#define DEVICE_FROM " FROM devices d "
 
 enum dcol {
 	DC_UDID,
@@ -72,13 +88,15 @@ static const char *const sort_names[_QUERY_SORT_MAX] = {
 };
 
 /*
- * ORDER BY of each sort, ascending and descending. Every order ends in d.rowid so pages are
- * stable. Age ascending = newest backup first; a phone never backed up (NULL) has the largest
- * age: SQLite puts NULLs first in ascending order, so "-age" is last_icloud ASC, which the
- * devices_last_icloud index (with its implicit rowid) delivers without sorting.
+ * ORDER BY of each sort, ascending and descending. Every order ends in a unique key so pages
+ * are stable. Age ascending = newest backup first; a phone never backed up (NULL) has the
+ * largest age: SQLite puts NULLs first in ascending order, so "-age" is last_icloud ASC. The
+ * age sort is exactly the devices_judge index's order: ties fall in its order (agent, site, ...,
+ * rowid), and adding "rowid" here would make SQLite gather and sort every group of equal ages
+ * (thousands of never-backed-up phones) before the first row.
  */
 static const char *const sort_sql[_QUERY_SORT_MAX][2] = {
-	[QUERY_SORT_AGE] = { "d.last_icloud DESC, d.rowid DESC", "d.last_icloud ASC, d.rowid ASC" },
+	[QUERY_SORT_AGE] = { "d.last_icloud DESC", "d.last_icloud ASC" },
 	[QUERY_SORT_NAME] = { "d.name, d.rowid", "d.name DESC, d.rowid DESC" },
 	[QUERY_SORT_SERIAL] = { "d.serial, d.rowid", "d.serial DESC, d.rowid DESC" },
 	[QUERY_SORT_UDID] = { "d.udid", "d.udid DESC" },
@@ -447,11 +465,12 @@ int query_devices_param(struct query_devices *q, const char *name, const char *v
 
 /* ---- device list ---- */
 
-/* " WHERE ..." of q into buf. */
-static void where_sql(const struct query_devices *q, char *buf, size_t size)
+/* " WHERE ..." of q into buf. 0, or -ENOSPC when it does not fit (never a filter dropped). */
+static int where_sql(const struct query_devices *q, char *buf, size_t size)
 {
 	size_t n = 0;
 	const char *sep = " WHERE ";
+	bool full = false;
 
 #define ADD(...)                                     \
  do {                                                \
@@ -506,6 +525,7 @@ static void where_sql(const struct query_devices *q, char *buf, size_t size)
 		sep = " AND ";
 	}
 #undef ADD
+	return full ? -ENOSPC : 0;
 }
 
 static void bind_filter(sqlite3_stmt *st, const struct query_devices *q, int64_t now)
@@ -541,10 +561,13 @@ static void bind_filter(sqlite3_stmt *st, const struct query_devices *q, int64_t
 static sqlite3_stmt *devices_stmt(struct store *s, const struct query_devices *q, int64_t now,
                                   int64_t limit, int64_t offset)
 {
-	char where[1024], sql[4096];
+	char where[QUERY_SQL_MAX / 2], sql[QUERY_SQL_MAX];
 	sqlite3_stmt *st;
 
-	where_sql(q, where, sizeof(where));
+	if (where_sql(q, where, sizeof(where)) < 0) {
+		log_error("query: the device filter does not fit its buffer");
+		return NULL;
+	}
 	snprintf(sql, sizeof(sql),
 	         "SELECT " DEVICE_COLUMNS "%s" DEVICE_FROM
 	         "%s ORDER BY %s LIMIT :limit OFFSET :offset",
@@ -565,14 +588,15 @@ static sqlite3_stmt *devices_stmt(struct store *s, const struct query_devices *q
 
 static int devices_count(struct store *s, const struct query_devices *q, int64_t now, int64_t *ret)
 {
-	char where[1024], sql[2048];
+	char where[QUERY_SQL_MAX / 2], sql[QUERY_SQL_MAX];
 	sqlite3_stmt *st;
 	int r = -EIO;
 
-	where_sql(q, where, sizeof(where));
-	/* the join is only needed when the status filter looks at the agent's presence */
-	snprintf(sql, sizeof(sql), "SELECT COUNT(*)%s%s",
-	         q->status_mask ? DEVICE_FROM : " FROM devices d ", where);
+	if (where_sql(q, where, sizeof(where)) < 0) {
+		log_error("query: the device filter does not fit its buffer");
+		return -EIO;
+	}
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*)" DEVICE_FROM "%s", where);
 	st = prepare(s, sql);
 	if (!st)
 		return -EIO;

@@ -141,8 +141,9 @@ static const char migration_1[] =
  * last_icloud: a status filter, a count or the overview reads this narrow index instead of the
  * wide rows (state_json, causes_json), and the default age sort walks it in order and stops
  * after one page; it replaces devices_last_icloud. agents_presence answers the "is its agent
- * online" half of docked from the index alone. devices_search is what the q search scans. The
- * others serve the remaining sorts.
+ * online" half of docked from the index alone. devices_search is what the q search scans,
+ * devices_causes what the cause filter and the top causes read. The others serve the remaining
+ * sorts.
  */
 static const char migration_2[] =
         "DROP INDEX devices_last_icloud;"
@@ -152,6 +153,7 @@ static const char migration_2[] =
         "CREATE INDEX devices_last_seen ON devices(last_seen);"
         "CREATE INDEX devices_ios ON devices(ios_key);"
         "CREATE INDEX devices_search ON devices(serial, name, udid);"
+        "CREATE INDEX devices_causes ON devices(cause_codes);"
         "CREATE INDEX agents_presence ON agents(agent, presence);";
 
 const struct store_migration store_migrations[] = {

@@ -193,6 +193,50 @@ class Api:
         return doc["error"]["message"]
 
 
+class Stream:
+    """GET /api/v1/stream read on a thread: every (event, data) as it arrives."""
+
+    def __init__(self, dash, token):
+        import http.client
+        import threading
+        self.events = []
+        self.lock = threading.Lock()
+        self.conn = http.client.HTTPConnection("127.0.0.1", dash.port, timeout=60)
+        self.conn.request("GET", "/api/v1/stream", headers={"Authorization": "Bearer " + token,
+                                                            "Accept": "text/event-stream"})
+        self.resp = self.conn.getresponse()
+        check(self.resp.status == 200, "stream: %d" % self.resp.status)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        event, data = None, []
+        try:
+            for raw in self.resp:
+                line = raw.decode().rstrip("\r\n")
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].strip())
+                elif line == "":
+                    if event and data:
+                        with self.lock:
+                            self.events.append((event, json.loads("\n".join(data))))
+                    event, data = None, []
+        except Exception:
+            pass
+
+    def find(self, event, pred):
+        with self.lock:
+            return [d for e, d in self.events if e == event and pred(d)]
+
+    def close(self):
+        try:
+            self.conn.sock.shutdown(2)
+        except Exception:
+            pass
+        self.conn.close()
+
+
 def udids(doc):
     return [d["udid"] for d in doc["devices"]]
 
@@ -365,6 +409,7 @@ def test_commands(api, viewer, operator, north, broker, dash):
                                                    "backup.local.start", "device.restart"]),
           "operator's commands_allowed: %s" % d["commands_allowed"])
     north.ctl({"op": "journal"})  # clear
+    stream = Stream(dash, viewer)
     st, _, body = call(dash, "POST", "/api/v1/devices/%s/commands" % target, operator,
                        body={"name": "device.restart"})
     check(st == 202, "POST command: %d %s" % (st, body))
@@ -388,6 +433,15 @@ def test_commands(api, viewer, operator, north, broker, dash):
           "history command row: %s" % sent)
     lst = api.get("/api/v1/devices/%s/commands" % target, viewer, "CommandList")
     check(lst["commands"][0]["cmd_id"] == doc["cmd_id"], "device commands list")
+    # the result arrived live on the stream, as the command object of GET /commands/{id}
+    wait_for(lambda: stream.find("command", lambda d: d["cmd_id"] == doc["cmd_id"] and
+                                 d["status"] == "succeeded"), 20, interval=0.2,
+             what="the command's final status on the SSE stream")
+    for d in stream.find("command", lambda d: d["cmd_id"] == doc["cmd_id"]):
+        api.validate(d, "Command", "SSE command event")
+    for d in stream.find("device", lambda d: True):
+        api.validate(d, "Device", "SSE device event")
+    stream.close()
 
     # a phone that is not docked: 409
     gone = udid(1, 1)

@@ -488,6 +488,35 @@ static void test_ios_key(void **state)
 	assert_int_equal(query_ios_key("", &k), -EINVAL);
 }
 
+/* Seen long ago: whether it is docked now decides, so the agent's presence is looked up. */
+static void test_docked_lookup(void **state)
+{
+	struct fixture *fx = *state;
+	char sql[1024];
+	cJSON *d;
+
+	snprintf(
+	        sql, sizeof(sql),
+	        "INSERT INTO devices(udid, serial, name, agent, site, station, attached, last_seen,"
+	        " has_facts, last_icloud) VALUES"
+	        " ('U6', 'SN6', 'Foxtrot', 'st-a', 'site-a', 'cart-1', 1, %lld, 1, %lld),"
+	        " ('U7', 'SN7', 'Golf', 'st-c', 'site-b', 'cart-3', 1, %lld, 1, %lld);",
+	        NOW - 10 * DAY, NOW - DAY, NOW - 10 * DAY, NOW - DAY);
+	exec(fx->s, sql);
+	/* docked at an online agent: not missing, whenever it was last seen */
+	d = query_device_json(fx->s, "U6", NOW);
+	assert_string_equal(cJSON_GetObjectItem(d, "status")->valuestring, "ok");
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(d, "attached")));
+	cJSON_Delete(d);
+	/* attached at a lost agent: missing */
+	d = query_device_json(fx->s, "U7", NOW);
+	assert_string_equal(cJSON_GetObjectItem(d, "status")->valuestring, "missing");
+	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(d, "attached")));
+	cJSON_Delete(d);
+	list(fx->s, (const char *[]){ "status", "missing", "sort", "udid", NULL }, 2, "U4,U7");
+	list(fx->s, (const char *[]){ "status", "ok", "sort", "udid", NULL }, 2, "U1,U6");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -500,6 +529,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_agents_summary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
 		cmocka_unit_test(test_ios_key),
+		cmocka_unit_test_setup_teardown(test_docked_lookup, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
