@@ -37,5 +37,7 @@ const struct ui_asset *ui_asset_find(const char *path)
 		return ui_exact("/overview");
 	if (ui_is_device_page(path))
 		return ui_exact("/device");
+	if (strcmp(path, "/device") == 0)
+		return NULL; /* the device page needs a UDID: only /devices/{udid} */
 	return ui_exact(path);
 }

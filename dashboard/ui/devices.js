@@ -35,11 +35,14 @@ function params(withPage) {
 
 function writeUrl() {
 	const p = params(false);
+	if (state.sort === '-age')
+		p.delete('sort'); // the default: keep the address short
 	if (state.offset)
 		p.set('offset', state.offset);
 	if (state.limit !== 50)
 		p.set('limit', state.limit);
-	history.replaceState(null, '', '/devices?' + p);
+	const qs = p.toString();
+	history.replaceState(null, '', '/devices' + (qs ? '?' + qs : ''));
 	const csv = params(false);
 	csv.set('format', 'csv');
 	$('#csv').href = '/api/v1/devices?' + csv;

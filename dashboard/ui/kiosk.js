@@ -1,13 +1,23 @@
 // Wall screen: the overview's numbers, large, for reading across a room. Nobody touches it: it
 // follows the live stream, re-reads everything every 30 s (ages grow with the clock alone) and
 // reloads itself every 6 hours so a new dashboard version reaches it.
-import { api, live, el, fill, $, debounce, pct, shareBar, start } from './common.js';
+import { api, live, el, fill, $, debounce, pct, shareBar, fmtAge, start } from './common.js';
 
-const MAX_ROWS = 10;
+const MAX_ROWS = 6; // share rows: sites, then stations worst first
+const OLDEST = 6;
 
 function shareRow(label, r) {
 	return el('div', { class: 'k-row' }, el('span', { class: 'name', title: label }, label),
 		shareBar(r.share_ok), el('span', { class: 'pct' }, pct(r.share_ok)));
+}
+
+// The stale phones that waited longest: who to walk to first.
+function renderOldest(list) {
+	fill($('#k-oldest'), list.length ? list.map((d) => el('div', { class: 'k-cause' },
+		el('span', { class: 'name' }, (d.name || d.serial || d.udid) + ' · ' +
+			(d.station || d.agent || '?')),
+		el('span', { class: 'n' }, d.last_icloud ? fmtAge(d.age_s) : 'never'))) :
+		el('div', { class: 'k-empty' }, 'Every phone is backed up.'));
 }
 
 function render(s, agents) {
@@ -53,8 +63,10 @@ function stamp(ok) {
 
 async function load() {
 	try {
-		const [s, a] = await Promise.all([api('/api/v1/summary'), api('/api/v1/agents')]);
+		const [s, a, old] = await Promise.all([api('/api/v1/summary'), api('/api/v1/agents'),
+			api('/api/v1/devices?status=stale&sort=-age&limit=' + OLDEST)]);
 		render(s, Array.isArray(a) ? a : a.agents || []);
+		renderOldest(old.devices || []);
 		stamp(true);
 	} catch (e) {
 		stamp(false);
@@ -71,8 +83,8 @@ clock();
 setInterval(clock, 10000);
 start(() => {
 	load();
-	const soon = debounce(load, 1000);
-	live({ summary: soon, agent: soon, resync: soon });
+	const soon = debounce(load, 5000); // a wall screen need not follow every message
+	live({ summary: soon, agent: soon, device: soon, resync: soon });
 	setInterval(load, 30000);
 	setTimeout(() => location.reload(), 6 * 3600 * 1000);
 });

@@ -108,9 +108,11 @@ function renderCharts(s) {
 		},
 		options: baseOptions,
 	});
-	const t = s.stale_over_time || [];
+	// The samples, then the numbers of now, so the line always ends at the present.
+	const t = (s.stale_over_time || []).concat([{ ts: new Date().toISOString(), total: s.total,
+		stale: (s.by_status || {}).stale || 0 }]);
 	$('#stale-note').textContent = t.length < 2 ?
-		'A sample is taken every 5 minutes; the line appears with the second one.' :
+		'Only the present so far: a sample is taken every 5 minutes.' :
 		'Since ' + fmtTime(t[0].ts) + ', one sample every 5 minutes.';
 	chart('stale-chart', {
 		type: 'line',
@@ -118,7 +120,7 @@ function renderCharts(s) {
 			labels: timeLabels(t),
 			datasets: [
 				{ label: 'stale', data: t.map((p) => p.stale), borderColor: '#cf222e',
-					backgroundColor: 'rgba(207,34,46,0.12)', fill: true, pointRadius: 2,
+					backgroundColor: 'rgba(207,34,46,0.12)', fill: true, pointRadius: 3,
 					tension: 0.2 },
 				{ label: 'phones', data: t.map((p) => p.total), borderColor: '#8c959f',
 					borderDash: [4, 4], pointRadius: 0, fill: false },

@@ -75,7 +75,7 @@ NORTH = [
     phone(1, 3, "North ward 03", backup_ago=5 * DAY),
     phone(1, 4, "North ward 04", backup_ago=10 * DAY, cloud=False),
     phone(1, 5, "North ward 05", backup_ago=None),
-    phone(1, 6, "North ward 06", pairing="none"),
+    phone(1, 6, "North ward 06", pairing="unpaired"),
 ]
 SOUTH = [
     phone(2, 1, "South ward 01", backup_ago=2 * HOUR),
@@ -278,6 +278,34 @@ def check_devices(b, api):
     b.wait(lambda: table_udids(b) == [ALL[2]["udid"]], "search by serial finds one phone")
     b.q("#f-clear").click()
     b.wait(lambda: len(table_udids(b)) == want["total"], "Clear again")
+
+    # station, cause and iOS filters, each against the API's answer to the same filter
+    for sel, value, param in (("#f-agent", "st-north", "agent=st-north"),
+                              ("#f-cause", "icloud_backup_disabled",
+                               "cause=icloud_backup_disabled")):
+        Select(b.q(sel)).select_by_value(value)
+        got = api.get("/api/v1/devices?%s&sort=age&limit=50" % param)
+        check(got["total"] > 0, "the scenario has phones for %s" % param)
+        b.wait(lambda: table_udids(b) == [d["udid"] for d in got["devices"]],
+               "the table filtered by " + param)
+        b.q("#f-clear").click()
+    b.q("#f-ios").send_keys("17\n")
+    old_ios = api.get("/api/v1/devices?ios_below=17&sort=age&limit=50")
+    check([d["udid"] for d in old_ios["devices"]] == [SOUTH[1]["udid"]],
+          "one phone below iOS 17: %s" % old_ios)
+    b.wait(lambda: table_udids(b) == [SOUTH[1]["udid"]], "the table filtered by iOS below 17")
+    b.q("#f-clear").click()
+
+    # paging: 4 rows a page
+    b.get("/devices?limit=4")
+    page1 = api.get("/api/v1/devices?sort=-age&limit=4")
+    b.wait(lambda: table_udids(b) == [d["udid"] for d in page1["devices"]], "page 1 of 4 rows")
+    check(b.text("#range") == "1–4 of %d" % want["total"], "range: %s" % b.text("#range"))
+    check(not b.q("#prev").is_enabled(), "no previous page on the first")
+    b.q("#next").click()
+    page2 = api.get("/api/v1/devices?sort=-age&limit=4&offset=4")
+    b.wait(lambda: table_udids(b) == [d["udid"] for d in page2["devices"]], "page 2")
+    check(b.text("#range") == "5–8 of %d" % want["total"], "range: %s" % b.text("#range"))
     b.no_console_errors("devices")
 
 
@@ -336,6 +364,8 @@ def check_device(b, api):
           "the API has the command: %s" % c)
     row = b.text('#commands tr[data-cmd-id="%s"]' % cmd_id)
     check("admin" in row and "device.refresh" in row, "who sent it: %r" % row)
+    b.wait(lambda: "command" in [e.text for e in b.qa("#history tbody .badge")],
+           "the command in the phone's history")
     b.shot("device")
     b.no_console_errors("device (command)")
 
@@ -353,6 +383,8 @@ def check_kiosk(b, api):
 
 
 def check_viewer(b, api):
+    b.get("/")
+    b.wait(lambda: b.qa("#logout"), "the header's logout button")
     b.q("#logout").click()
     b.wait(lambda: b.path().startswith("/login"), "the login page after logout")
     status, _, _ = api.raw("/api/v1/me")
@@ -387,8 +419,16 @@ def main():
                 # anonymous: every page sends to the login page, which comes back after
                 b.get("/devices")
                 b.wait(lambda: b.path() == "/login?next=%2Fdevices", "redirect to login")
-                b.console_errors()  # the 401 that sent us there is expected
                 b.shot("login")
+                # a wrong password is refused on the page, which stays the login page
+                b.q("#user").send_keys("admin")
+                b.q("#password").send_keys("not the password")
+                b.q("#login-submit").click()
+                b.wait(lambda: b.text("#login-error") == "Wrong user name or password.",
+                       "the login page's error for a wrong password")
+                check(b.path() == "/login?next=%2Fdevices", "still the login page")
+                b.console_errors()  # the two 401s (anonymous /me, wrong password) are expected
+                b.q("#password").clear()
                 login(b, "admin", ADMIN_PW, expect_path="/devices")
                 api = Api(dsh.url, b)
                 wait_for(lambda: api.get("/api/v1/summary")["total"] == len(ALL) and
