@@ -58,6 +58,8 @@ extern cJSON *query_device_json(struct store *s, const char *udid, int64_t now)
 extern cJSON *query_agent_json(struct store *s, const char *agent, int64_t now)
         __attribute__((weak));
 extern cJSON *query_command_json(struct store *s, const char *cmd_id) __attribute__((weak));
+/* jobs (jobs.h): the job object of the "job" event */
+extern cJSON *jobs_job_json(struct store *s, int64_t id, int64_t now_ms) __attribute__((weak));
 
 #define POOL_MAX          8     /* idle store connections kept */
 #define PATH_MAX_LEN      1024  /* longer request paths: 414 */
@@ -536,6 +538,7 @@ static const char *const kind_event[] = {
 	[HUB_AGENT] = "agent",
 	[HUB_COMMAND] = "command",
 	[HUB_SUMMARY] = "summary",
+	[HUB_JOB] = "job",
 };
 
 /* The row a notice names, as the API shows it; NULL when it is gone (nothing to send). */
@@ -564,6 +567,12 @@ static cJSON *notice_json(struct store *s, const struct hub_notice *n, int64_t n
 		return o;
 	case HUB_SUMMARY:
 		return cJSON_CreateObject();
+	case HUB_JOB:
+		if (jobs_job_json && s)
+			return jobs_job_json(s, strtoll(n->key, NULL, 10), now_s * 1000);
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "id", n->key);
+		return o;
 	}
 	return NULL;
 }

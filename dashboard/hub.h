@@ -20,6 +20,7 @@ enum hub_kind {
 	HUB_AGENT,   /* key: agent id; SSE event "agent" */
 	HUB_COMMAND, /* key: cmd_id; SSE event "command" */
 	HUB_SUMMARY, /* key: ""; the overview's numbers changed; SSE event "summary" */
+	HUB_JOB,     /* key: job id (decimal); SSE event "job" */
 };
 
 #define HUB_KEY_MAX 64
