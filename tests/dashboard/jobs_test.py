@@ -64,10 +64,46 @@ def scenario(tmp, name, devices):
     return path
 
 
+OPENAPI = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "dashboard",
+                       "openapi.json")
+
+
+def schema_of(method, path, status):
+    """The openapi.json schema name of a jobs answer."""
+    if status >= 400:
+        return "Error"
+    if path.endswith("/executions") or "/executions?" in path:
+        return "ExecutionList"
+    if method == "GET" and path.split("?")[0] == "/api/v1/jobs":
+        return "JobList"
+    if path.startswith("/api/v1/devices"):
+        return "DeviceDetail"
+    return "JobDryRun" if status == 200 and method == "POST" and path == "/api/v1/jobs" \
+        else "Job"
+
+
 class Api:
+    """Every answer is checked against its schema in openapi.json."""
+
     def __init__(self, dash, token):
+        import jsonschema
         self.dash = dash
         self.token = token
+        self.spec = json.load(open(OPENAPI))
+        self.jsonschema = jsonschema
+        self.checked = set()
+
+    def validate(self, doc, name, what):
+        v = self.jsonschema.Draft202012Validator(
+            {"$schema": "https://json-schema.org/draft/2020-12/schema",
+             "components": self.spec["components"], "$ref": "#/components/schemas/" + name},
+            format_checker=self.jsonschema.FormatChecker())
+        errors = sorted(v.iter_errors(doc), key=lambda e: list(e.absolute_path))
+        if errors:
+            fail("%s does not fit schema %s: %s at %s\n%s" % (
+                what, name, errors[0].message, list(errors[0].absolute_path),
+                json.dumps(doc, indent=1)[:3000]))
+        self.checked.add(name)
 
     def call(self, method, path, body=None):
         data = json.dumps(body).encode() if body is not None else None
@@ -77,9 +113,12 @@ class Api:
             req.add_header("Content-Type", "application/json")
         try:
             with urllib.request.urlopen(req, timeout=20) as r:
-                return r.status, json.loads(r.read() or b"null")
+                st, doc = r.status, json.loads(r.read() or b"null")
         except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null")
+            st, doc = e.code, json.loads(e.read() or b"null")
+        if st != 404 or not path.startswith("/api/v1/devices/"):
+            self.validate(doc, schema_of(method, path, st), "%s %s" % (method, path))
+        return st, doc
 
     def ok(self, method, path, body=None, status=200):
         st, doc = self.call(method, path, body)
@@ -295,6 +334,8 @@ def rollout(tmp, broker, dash, api, pub):
                   cd["counts"]["canceled"] == 1, "canceled: %s" % cd)
             st, doc = api.call("POST", "/api/v1/jobs/%d/cancel" % cj["id"])
             check(st == 409, "cancel twice: %d" % st)
+            for name in ("Job", "JobList", "JobDryRun", "ExecutionList", "Error"):
+                check(name in api.checked, "no answer was checked against %s" % name)
         finally:
             for a in agents:
                 a.stop()
