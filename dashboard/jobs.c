@@ -239,6 +239,8 @@ static int advance(struct jobs *j, int64_t now)
 			cJSON_Delete(res);
 			continue; /* not an agent's status (e.g. send_failed) */
 		}
+		if (jobs_exec_state_final(es))
+			(void)strmap_remove(j->handed, cmd_id); /* nothing left to resend */
 		if (es == JOBS_EXEC_FAILED || es == JOBS_EXEC_REJECTED) {
 			const cJSON *why = es == JOBS_EXEC_FAILED ? cause : reason;
 
@@ -275,6 +277,7 @@ static int time_out(struct jobs *j, int64_t now)
 
 		snprintf(d, sizeof(d), "no final result within %lld s",
 		         (long long)sqlite3_column_int64(st, 7));
+		(void)strmap_remove(j->handed, col(st, 2));
 		r = exec_fail(j, sqlite3_column_int64(st, 0), col(st, 1), now, "timed_out",
 		              "timed_out", d, col(st, 2), col(st, 3), sqlite3_column_int64(st, 4),
 		              col(st, 5), sqlite3_column_int64(st, 6), sqlite3_column_int(st, 8));
@@ -743,7 +746,7 @@ static int job_step(struct jobs *j, struct job *jb, int64_t now, size_t *budget,
 		if (r < 0)
 			return r;
 	} else if (jb->continuous && now < jb->deadline_ms &&
-	           (j->devices_changed || now - jb->resolved_ms >= JOBS_RESOLVE_MS)) {
+	           now - jb->resolved_ms >= (j->devices_changed ? 1000 : JOBS_RESOLVE_MS)) {
 		r = job_rejoin(j, jb, now);
 		if (r < 0)
 			return r;

@@ -323,6 +323,50 @@ def rollout(tmp, broker, dash, api, pub):
                   "failure causes: %s" % [e["cause"] for e in failed])
             n_actions = sum(len(cloud_actions(sim_c, p["udid"])) for p in fails)
             check(n_actions == 3, "the aborted job touched %d phones (want 3)" % n_actions)
+            # per_agent 1, unthrottled: one at a time at station c, never two at once
+            fe = api.executions(fj["id"])
+            iv = [([ts(t["at"]) for t in e["transitions"] if t["state"] == "sent"][0],
+                   ts(e["finished_at"])) for e in fe if e["state"] == "failed"]
+            check(max_overlap(iv) == 1, "per_agent 1: %d at once" % max_overlap(iv))
+
+            # retries: the failure cause is retried once, with a new cmd_id, then final
+            rj = api.ok("POST", "/api/v1/jobs",
+                        {"name": "retry, south", "command": {"name": "backup.icloud.enable"},
+                         "target": {"udids": [p["udid"] for p in fails[:2]]},
+                         "retry": {"causes": ["icloud_enable_failed"], "max": 1}}, status=201)
+            j = api.wait_state(rj["id"], ("completed", "aborted"), 40)
+            check(j["state"] == "completed" and j["counts"]["failed"] == 2, "retried: %s" % j)
+            for e in api.executions(rj["id"]):
+                # (accepted / in_progress show only when a pass sees them before the end)
+                states = [t["state"] for t in e["transitions"]
+                          if t["state"] in ("queued", "sent", "failed")]
+                ids = {t["cmd_id"] for t in e["transitions"] if t["state"] == "sent"}
+                check(e["attempt"] == 2 and states == ["queued", "sent", "failed", "queued",
+                                                       "sent", "failed"] and len(ids) == 2,
+                      "retry of %s: attempt %d, %s" % (e["udid"], e["attempt"], states))
+                check(len(cloud_actions(sim_c, e["udid"])) == 2, "two attempts ran")
+
+            # window: outside it nothing starts; deadline: a phone never docked is canceled
+            now_min = int(time.time() // 60) % 1440
+            wj = api.ok("POST", "/api/v1/jobs",
+                        {"name": "closed window", "command": {"name": "device.refresh"},
+                         "target": {"udids": [a_ok[5]["udid"]]},
+                         "window": {"start": "%02d:%02d" % divmod((now_min + 120) % 1440, 60),
+                                    "end": "%02d:%02d" % divmod((now_min + 180) % 1440, 60)}},
+                        status=201)
+            dj = api.ok("POST", "/api/v1/jobs",
+                        {"name": "deadline", "command": {"name": "device.refresh"},
+                         "target": {"udids": ["00008110-00EEB0B1C2D30002"]},
+                         "deadline": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                   time.gmtime(time.time() + 4))}, status=201)
+            j = api.wait_state(dj["id"], ("completed",), 20)
+            check(j["counts"]["canceled"] == 1 and "deadline" in
+                  api.executions(dj["id"])[0]["detail"], "deadline: %s" % j)
+            j = api.job(wj["id"])
+            check(j["state"] == "in_progress" and j["counts"]["queued"] == 1,
+                  "outside the window nothing starts: %s" % j)
+            check(api.ok("POST", "/api/v1/jobs/%d/cancel" % wj["id"])["state"] == "canceled",
+                  "cancel the window job")
 
             # cancel: a job for a phone that never docks stays queued until canceled
             cj = api.ok("POST", "/api/v1/jobs",
