@@ -301,6 +301,47 @@ static void timeout_and_bad_target(void **state)
 	                 1);
 }
 
+static void continuous(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t id = job(fx->s, "{\"filter\":{\"cause\":\"icd\",\"agent\":\"a2\"}}", ", continuous",
+	                 ", 1");
+
+	assert_int_equal(jobs_tick(fx->j), 0);
+	assert_int_equal(
+	        q1(fx->s, "SELECT COUNT(*) FROM job_executions WHERE job_id = %lld", (long long)id),
+	        1); /* P7 */
+	/* P5 gets the cause later: it joins at the next evaluation of the filter */
+	exec(fx->s, "UPDATE devices SET cause_codes = ',icd,' WHERE udid = 'P5'");
+	exec(fx->s, "UPDATE jobs SET resolved_ms = 0 WHERE id = %lld", (long long)id);
+	assert_int_equal(jobs_tick(fx->j), 0);
+	assert_int_equal(count(fx->s, id, "sent"), 1);
+	assert_int_equal(q1(fx->s,
+	                    "SELECT COUNT(*) FROM job_transitions WHERE job_id = %lld AND"
+	                    " udid = 'P5' AND detail LIKE 'joined%%'",
+	                    (long long)id),
+	                 1);
+	/* nothing left but the job goes on until its deadline */
+	answer(fx->s, id, "P5", "succeeded", "");
+	exec(fx->s, "UPDATE devices SET attached = 1 WHERE udid = 'P7'");
+	assert_int_equal(jobs_tick(fx->j), 0);
+	answer(fx->s, id, "P7", "succeeded", "");
+	assert_int_equal(jobs_tick(fx->j), 0);
+	assert_int_equal(count(fx->s, id, "succeeded"), 2);
+	assert_int_equal(q1(fx->s,
+	                    "SELECT COUNT(*) FROM jobs WHERE id = %lld AND state ="
+	                    " 'in_progress'",
+	                    (long long)id),
+	                 1);
+	exec(fx->s, "UPDATE jobs SET deadline_ms = 1 WHERE id = %lld", (long long)id);
+	assert_int_equal(jobs_tick(fx->j), 0);
+	assert_int_equal(q1(fx->s,
+	                    "SELECT COUNT(*) FROM jobs WHERE id = %lld AND state ="
+	                    " 'completed'",
+	                    (long long)id),
+	                 1);
+}
+
 static void helpers(void **state)
 {
 	static const char *const bad[] = {
@@ -352,6 +393,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(abort_and_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(rate_window_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(timeout_and_bad_target, setup, teardown),
+		cmocka_unit_test_setup_teardown(continuous, setup, teardown),
 		cmocka_unit_test(helpers),
 	};
 
