@@ -142,6 +142,50 @@ class Api:
         return self.job(jid)
 
 
+class Stream:
+    """GET /api/v1/stream read on a thread: every (event, data) as it arrives."""
+
+    def __init__(self, dash, token):
+        import http.client
+        import threading
+        self.events = []
+        self.lock = threading.Lock()
+        self.conn = http.client.HTTPConnection("127.0.0.1", dash.http_port, timeout=120)
+        self.conn.request("GET", "/api/v1/stream", headers={"Authorization": "Bearer " + token,
+                                                            "Accept": "text/event-stream"})
+        self.resp = self.conn.getresponse()
+        check(self.resp.status == 200, "stream: %d" % self.resp.status)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        event, data = None, []
+        try:
+            for raw in self.resp:
+                line = raw.decode().rstrip("\r\n")
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].strip())
+                elif line == "":
+                    if event and data:
+                        with self.lock:
+                            self.events.append((event, json.loads("\n".join(data))))
+                    event, data = None, []
+        except Exception:
+            pass
+
+    def find(self, event, pred):
+        with self.lock:
+            return [d for e, d in self.events if e == event and pred(d)]
+
+    def close(self):
+        try:
+            self.conn.sock.shutdown(2)
+        except Exception:
+            pass
+        self.conn.close()
+
+
 def ts(s):
     """RFC 3339 (ms) to seconds."""
     import datetime
@@ -248,6 +292,7 @@ def rollout(tmp, broker, dash, api, pub):
                   {"st-job-a": 6, "st-job-b": 3}, "dry run: %s" % dry)
             check(api.ok("GET", "/api/v1/jobs")["total"] == 0, "a dry run stores nothing")
 
+            stream = Stream(dash, api.token)
             t0 = time.time()
             job = api.ok("POST", "/api/v1/jobs", body, status=201)
             jid = job["id"]
@@ -266,6 +311,16 @@ def rollout(tmp, broker, dash, api, pub):
                   j["total"] == len(target), "completed: %s" % j)
             execs = api.executions(jid)
             check({e["udid"] for e in execs} == set(target), "executions are the target")
+            # the stream told of the job's progress with the job object
+            wait_for(lambda: stream.find("job", lambda d: d.get("id") == jid and
+                                         d["state"] == "completed"), 10, interval=0.2,
+                     what="SSE job event of the completed job")
+            check(stream.find("job", lambda d: d.get("id") == jid and
+                              0 < d["counts"]["succeeded"] < len(target)),
+                  "SSE job events while it ran")
+            for d in stream.find("job", lambda d: d.get("id") == jid)[:3]:
+                api.validate(d, "Job", "SSE job event")
+            stream.close()
             lt = [e for e in execs if e["udid"] == late["udid"]][0]
             check(lt["agent"] == "st-job-b" and
                   [t["state"] for t in lt["transitions"]][:2] == ["queued", "sent"],
