@@ -142,11 +142,14 @@ static const char migration_1[] =
  * wide rows (state_json, causes_json), and the default age sort walks it in order and stops
  * after one page; it replaces devices_last_icloud. agents_presence answers the "is its agent
  * online" half of docked from the index alone. devices_search is what the q search scans,
- * devices_causes what the cause filter and the top causes read. The others serve the remaining
+ * devices_causes what the cause filter and the top causes read; devices_agent gains attached,
+ * so an agent's phones attached are counted from the index. The others serve the remaining
  * sorts.
  */
 static const char migration_2[] =
         "DROP INDEX devices_last_icloud;"
+        "DROP INDEX devices_agent;"
+        "CREATE INDEX devices_agent ON devices(agent, attached);"
         "CREATE INDEX devices_judge ON devices(last_icloud, agent, site, station, attached,"
         " last_seen, has_facts);"
         "CREATE INDEX devices_name ON devices(name);"
