@@ -342,6 +342,44 @@ static void continuous(void **state)
 	                 1);
 }
 
+/* JOBS_BENCH=N: N phones over 200 agents, one unthrottled job: the engine's time to store and
+ * hand over every execution (no broker), and to record every result. Skipped without it. */
+static void bench(void **state)
+{
+	struct fixture *fx = *state;
+	const char *env = getenv("JOBS_BENCH");
+	int n = env ? atoi(env) : 0, passes = 0;
+	int64_t id, t0, t1, now = wall_now_ms() / 1000;
+
+	if (n <= 0) {
+		skip();
+		return;
+	}
+	exec(fx->s, "BEGIN");
+	for (int a = 0; a < 200; a++)
+		exec(fx->s, "INSERT INTO agents(agent, presence) VALUES ('b%d', 'online')", a);
+	for (int i = 0; i < n; i++)
+		exec(fx->s,
+		     "INSERT INTO devices(udid, agent, attached, last_seen, cause_codes) VALUES"
+		     " ('B%d', 'b%d', 1, %lld, ',bench,')",
+		     i, i % 200, (long long)now);
+	exec(fx->s, "COMMIT");
+	id = job(fx->s, "{\"filter\":{\"cause\":\"bench\"}}", "", "");
+	t0 = wall_now_ms();
+	while (count(fx->s, id, "queued") != 0 || passes == 0) {
+		assert_int_equal(jobs_tick(fx->j), 0);
+		passes++;
+	}
+	t1 = wall_now_ms();
+	exec(fx->s, "UPDATE commands SET status = 'succeeded'");
+	assert_int_equal(jobs_tick(fx->j), 0);
+	fprintf(stderr,
+	        "bench: %d executions stored and handed over in %lld ms (%d passes); %d results "
+	        "recorded in %lld ms\n",
+	        n, (long long)(t1 - t0), passes, n, (long long)(wall_now_ms() - t1));
+	assert_int_equal(count(fx->s, id, "succeeded"), n);
+}
+
 static void helpers(void **state)
 {
 	static const char *const bad[] = {
@@ -394,6 +432,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(rate_window_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(timeout_and_bad_target, setup, teardown),
 		cmocka_unit_test_setup_teardown(continuous, setup, teardown),
+		cmocka_unit_test_setup_teardown(bench, setup, teardown),
 		cmocka_unit_test(helpers),
 	};
 
