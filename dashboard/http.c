@@ -554,13 +554,12 @@ static int stream_append(struct stream *st, const char *fmt, ...)
 	}
 }
 
+/* clang-format off: one event per line */
 static const char *const kind_event[] = {
-	[HUB_DEVICE] = "device",
-	[HUB_AGENT] = "agent",
-	[HUB_COMMAND] = "command",
-	[HUB_SUMMARY] = "summary",
-	[HUB_JOB] = "job",
+	[HUB_DEVICE] = "device",   [HUB_AGENT] = "agent", [HUB_COMMAND] = "command",
+	[HUB_SUMMARY] = "summary", [HUB_JOB] = "job",
 };
+/* clang-format on */
 
 /* The row a notice names, as the API shows it; NULL when it is gone (nothing to send). */
 static cJSON *notice_json(struct store *s, const struct hub_notice *n, int64_t now_s)

@@ -180,7 +180,7 @@ static const char migration_5[] =
         " window_start INTEGER," /* minute of the day (UTC + window_offset), NULL = always */
         " window_end INTEGER,"
         " window_offset INTEGER NOT NULL DEFAULT 0," /* minutes east of UTC */
-        " abort_pct REAL NOT NULL DEFAULT 0,"       /* 0 = never abort */
+        " abort_pct REAL NOT NULL DEFAULT 0,"        /* 0 = never abort */
         " abort_min INTEGER NOT NULL DEFAULT 0,"
         " timeout_s INTEGER NOT NULL,"
         " retry_causes TEXT NOT NULL DEFAULT ''," /* ',cause1,cause2,' */
@@ -204,7 +204,7 @@ static const char migration_5[] =
         " attempt INTEGER NOT NULL DEFAULT 0," /* attempts started (0 while never sent) */
         " cmd_id TEXT,"                        /* of the current attempt */
         " agent TEXT NOT NULL DEFAULT '',"     /* the attempt went to */
-        " cause TEXT NOT NULL DEFAULT ''," /* failure cause or rejection reason */
+        " cause TEXT NOT NULL DEFAULT '',"     /* failure cause or rejection reason */
         " detail TEXT NOT NULL DEFAULT '',"
         " queued_ms INTEGER NOT NULL,"
         " sent_ms INTEGER,"
