@@ -554,10 +554,13 @@ static int stream_append(struct stream *st, const char *fmt, ...)
 	}
 }
 
-/* clang-format off: one event per line */
+/* clang-format off */
 static const char *const kind_event[] = {
-	[HUB_DEVICE] = "device",   [HUB_AGENT] = "agent", [HUB_COMMAND] = "command",
-	[HUB_SUMMARY] = "summary", [HUB_JOB] = "job",
+	[HUB_DEVICE] = "device",
+	[HUB_AGENT] = "agent",
+	[HUB_COMMAND] = "command",
+	[HUB_SUMMARY] = "summary",
+	[HUB_JOB] = "job",
 };
 /* clang-format on */
 
