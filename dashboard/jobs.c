@@ -934,9 +934,16 @@ int jobs_tick(struct jobs *j)
 	struct job *v = NULL;
 	size_t n = 0, budget = JOBS_SEND_PER_TICK;
 	bool more = false;
-	int r;
+	int r = 0;
 
 	j->in_tick = true;
+	/* nothing to do (the usual case): no transaction, ingest's batch left to fill */
+	if (scalar(j,
+	           "SELECT EXISTS (SELECT 1 FROM jobs WHERE state IN ('scheduled', 'in_progress'))"
+	           " OR EXISTS (SELECT 1 FROM job_executions WHERE state IN " INFLIGHT_SQL
+	           ") OR ?1 != ?2",
+	           0, 0) == 0)
+		goto out;
 	if (j->ingest)
 		(void)ingest_flush(j->ingest);
 	j->n_out = 0;

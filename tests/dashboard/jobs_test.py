@@ -251,6 +251,11 @@ def test_bad_input(api):
         st, doc = api.call("POST", "/api/v1/jobs", body)
         check(st == 400 and doc["error"]["code"] == code,
               "bad job %s: %d %s (want 400 %s)" % (body, st, doc, code))
+    viewer = Api(api.dash, api.viewer)
+    for method, path in (("GET", "/api/v1/jobs"), ("POST", "/api/v1/jobs")):
+        st, doc = viewer.call(method, path, {} if method == "POST" else None)
+        check(st == 403 and doc["error"]["code"] == "forbidden",
+              "a viewer %s %s: %d %s" % (method, path, st, doc))
     st, doc = api.call("GET", "/api/v1/jobs/999999")
     check(st == 404, "unknown job: %d" % st)
     st, doc = api.call("GET", "/api/v1/jobs/1/executions?state=bogus")
@@ -499,6 +504,9 @@ def main():
         r = dash.cli(["token", "add", "job-op", "--role", "operator"])
         check(r.returncode == 0, "token add: %s" % r.stderr)
         api = Api(dash, r.stdout.strip().split()[-1])
+        r = dash.cli(["token", "add", "job-view", "--role", "viewer"])
+        check(r.returncode == 0, "token add: %s" % r.stderr)
+        api.viewer = r.stdout.strip().split()[-1]
         with dash:
             {"rollout": rollout, "restart": restart}[mode](tmp, broker, dash, api, pub)
     print("jobs_test %s: ok" % mode)
