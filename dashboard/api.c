@@ -25,6 +25,7 @@
 #include "config.h"
 #include "http.h"
 #include "hub.h"
+#include "jobs.h"
 #include "jsontext.h"
 #include "log.h"
 #include "loop.h"
@@ -582,5 +583,11 @@ const struct http_route api_routes[] = {
 	{ "GET", "/api/v1/silences", AUTH_VIEWER, alerts_api_silences },
 	{ "POST", "/api/v1/silences", AUTH_OPERATOR, alerts_api_silence_add },
 	{ "DELETE", "/api/v1/silences/{id}", AUTH_OPERATOR, alerts_api_silence_delete },
+	/* bulk jobs (jobs_api.c) */
+	{ "POST", "/api/v1/jobs", AUTH_OPERATOR, jobs_api_create },
+	{ "GET", "/api/v1/jobs", AUTH_OPERATOR, jobs_api_list },
+	{ "GET", "/api/v1/jobs/{id}", AUTH_OPERATOR, jobs_api_get },
+	{ "GET", "/api/v1/jobs/{id}/executions", AUTH_OPERATOR, jobs_api_executions },
+	{ "POST", "/api/v1/jobs/{id}/cancel", AUTH_OPERATOR, jobs_api_cancel },
 };
 const size_t api_n_routes = ARRAY_SIZE(api_routes);

@@ -18,6 +18,7 @@
 #include "http.h"
 #include "hub.h"
 #include "ingest.h"
+#include "jobs.h"
 #include "log.h"
 #include "loop.h"
 #include "store.h"
@@ -32,6 +33,7 @@ struct daemon {
 	struct hub *hub;
 	struct ingest *ingest;
 	struct cmdsend *cmdsend;
+	struct jobs *jobs;
 	struct http *http;
 	struct http_services svc;
 	uint64_t retention_timer, sample_timer;
@@ -130,6 +132,9 @@ static int start(struct daemon *d)
 		log_warn("commands: not available in this build");
 	else if (r < 0)
 		log_warn_errno(r, "commands: cannot start; commands are refused until a restart");
+	r = jobs_new(d->loop, d->store, d->ingest, d->hub, d->cmdsend, d->cfg, &d->jobs);
+	if (r < 0)
+		return log_error_errno(r, "jobs: cannot start the engine");
 	d->svc.cfg = d->cfg;
 	d->svc.db_path = d->cfg->db;
 	d->svc.hub = d->hub;
@@ -163,6 +168,7 @@ static void stop(struct daemon *d)
 	if (d->hub)
 		hub_shutdown(d->hub); /* ends the SSE streams */
 	d->http = http_stop(d->http);
+	d->jobs = jobs_free(d->jobs);
 	d->cmdsend = cmdsend_free(d->cmdsend);
 	d->ingest = ingest_free(d->ingest);
 	if (d->loop && d->retention_timer)

@@ -60,6 +60,8 @@ extern cJSON *query_device_json(struct store *s, const char *udid, int64_t now)
 extern cJSON *query_agent_json(struct store *s, const char *agent, int64_t now)
         __attribute__((weak));
 extern cJSON *query_command_json(struct store *s, const char *cmd_id) __attribute__((weak));
+/* jobs (jobs.h): the job object of the "job" event */
+extern cJSON *jobs_job_json(struct store *s, int64_t id, int64_t now_ms) __attribute__((weak));
 
 #define POOL_MAX          8     /* idle store connections kept */
 #define PATH_MAX_LEN      1024  /* longer request paths: 414 */
@@ -553,13 +555,16 @@ static int stream_append(struct stream *st, const char *fmt, ...)
 	}
 }
 
+/* clang-format off */
 static const char *const kind_event[] = {
 	[HUB_DEVICE] = "device",   /* from ingest */
 	[HUB_AGENT] = "agent",     /* from ingest */
 	[HUB_COMMAND] = "command", /* from ingest */
 	[HUB_SUMMARY] = "summary", /* one per batch */
 	[HUB_ALERT] = "alert",     /* from the rules engine (alerts.c) */
+	[HUB_JOB] = "job",         /* from the jobs engine (jobs.c) */
 };
+/* clang-format on */
 
 /* The row a notice names, as the API shows it; NULL when it is gone (nothing to send). */
 static cJSON *notice_json(struct store *s, const struct hub_notice *n, int64_t now_s)
@@ -589,6 +594,12 @@ static cJSON *notice_json(struct store *s, const struct hub_notice *n, int64_t n
 		return cJSON_CreateObject();
 	case HUB_ALERT:
 		return s ? alerts_json(s, strtoll(n->key, NULL, 10), now_s) : NULL;
+	case HUB_JOB:
+		if (jobs_job_json && s)
+			return jobs_job_json(s, strtoll(n->key, NULL, 10), now_s * 1000);
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "id", n->key);
+		return o;
 	}
 	return NULL;
 }

@@ -21,6 +21,7 @@ enum hub_kind {
 	HUB_COMMAND, /* key: cmd_id; SSE event "command" */
 	HUB_SUMMARY, /* key: ""; the overview's numbers changed; SSE event "summary" */
 	HUB_ALERT,   /* key: alert id; SSE event "alert" */
+	HUB_JOB,     /* key: job id (decimal); SSE event "job" */
 };
 
 #define HUB_KEY_MAX 64

@@ -191,6 +191,8 @@ struct ingest {
 	struct hub *hub;
 	const struct dash_config *cfg;
 	sqlite3_stmt *st[_ST_MAX];
+	ingest_batch_fn batch_hook; /* jobs: after each commit that changed phones or commands */
+	void *batch_hook_data;
 
 	struct strmap *agents; /* agent id -> struct agent_mem */
 	struct strmap *devs;   /* udid -> struct dev_mem */
@@ -1095,6 +1097,12 @@ static void agents_timer_fired(struct loop *loop, uint64_t id, void *data)
 	}
 }
 
+void ingest_set_batch_hook(struct ingest *in, ingest_batch_fn fn, void *data)
+{
+	in->batch_hook = fn;
+	in->batch_hook_data = data;
+}
+
 int ingest_flush(struct ingest *in)
 {
 	struct track_write tw = { in, false, 0, 0 };
@@ -1147,6 +1155,12 @@ int ingest_flush(struct ingest *in)
 		    strmap_size(in->dirty_cmd))
 			hub_publish(in->hub, HUB_SUMMARY, "");
 	}
+	if (r == 0 && in->batch_hook &&
+	    (strmap_size(in->dirty_dev) || strmap_size(in->dirty_agent) ||
+	     strmap_size(in->dirty_cmd)))
+		in->batch_hook(in->batch_hook_data,
+		               strmap_size(in->dirty_dev) + strmap_size(in->dirty_agent),
+		               strmap_size(in->dirty_cmd));
 	strmap_clear(in->dirty_dev, NULL);
 	strmap_clear(in->dirty_agent, NULL);
 	strmap_clear(in->dirty_cmd, NULL);

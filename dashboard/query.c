@@ -611,6 +611,36 @@ static int devices_count(struct store *s, const struct query_devices *q, int64_t
 	return r;
 }
 
+int query_devices_each(struct store *s, const struct query_devices *q, int64_t now,
+                       query_device_fn fn, void *ctx)
+{
+	char where[QUERY_SQL_MAX / 2], sql[QUERY_SQL_MAX];
+	sqlite3_stmt *st;
+	int r = 0, rc;
+
+	if (where_sql(q, where, sizeof(where)) < 0) {
+		log_error("query: the device filter does not fit its buffer");
+		return -EIO;
+	}
+	snprintf(sql, sizeof(sql),
+	         "SELECT d.udid, d.agent, d.site, d.station, " DOCKED_EXPR DEVICE_FROM
+	         "%s ORDER BY d.rowid",
+	         where);
+	st = prepare(s, sql);
+	if (!st)
+		return -EIO;
+	bind_filter(st, q, now);
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		r = fn(ctx, col_text(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3),
+		       sqlite3_column_int(st, 4) != 0);
+	if (r == 0 && rc != SQLITE_DONE) {
+		step_failed(s);
+		r = -EIO;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
 cJSON *query_devices_json(struct store *s, const struct query_devices *q, int64_t now)
 {
 	cJSON *root = NULL, *arr;

@@ -71,6 +71,18 @@ int query_devices_param(struct query_devices *q, const char *name, const char *v
 /* Parses "17.4.1" / "17.4" / "17" into devices.ios_key form. 0 or -EINVAL. */
 int query_ios_key(const char *version, int64_t *ret);
 
+/* One phone of query_devices_each(): its last agent, site, station and whether docked now.
+ * Non-zero stops the walk and is returned. */
+typedef int (*query_device_fn)(void *ctx, const char *udid, const char *agent, const char *site,
+                               const char *station, bool docked);
+/*
+ * Calls fn for every phone matching q's filter (sort, limit and offset ignored), in row order:
+ * the same filter as the device list, for whoever acts on its result (bulk jobs). 0, -EIO or
+ * what fn returned.
+ */
+int query_devices_each(struct store *s, const struct query_devices *q, int64_t now,
+                       query_device_fn fn, void *ctx);
+
 /* {"total": N, "devices": [device, ...]} (one page). NULL on a store error (logged). */
 struct cJSON *query_devices_json(struct store *s, const struct query_devices *q, int64_t now);
 

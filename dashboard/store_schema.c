@@ -205,10 +205,79 @@ static const char migration_3[] =
          * wide rows (state_json, causes_json) */
         "CREATE INDEX devices_alerts ON devices(udid, agent, site, station, attached, last_seen,"
         " has_facts, last_icloud, cause_codes);";
+ * Bulk jobs (jobs.h). A job's target, command and rollout are kept as given; job_executions
+ * has one row per phone (udid) of the job, with its current state, attempt and the cmd_id of
+ * the attempt, stored before the command is sent so a restart sends the same cmd_id again
+ * (the agent's replay table answers it) instead of a new one. job_transitions keeps every
+ * state change of a job (udid '') and of each execution, with time and detail.
+ */
+static const char migration_5[] =
+        "CREATE TABLE jobs ("
+        " id INTEGER PRIMARY KEY,"
+        " name TEXT NOT NULL,"
+        " state TEXT NOT NULL," /* scheduled|in_progress|completed|aborted|canceled */
+        " command TEXT NOT NULL,"
+        " params_json TEXT NOT NULL DEFAULT '{}',"
+        " target_json TEXT NOT NULL," /* {"filter": {...}} | {"udids": []} | {"serials": []} */
+        " continuous INTEGER NOT NULL DEFAULT 0,"
+        " per_minute INTEGER NOT NULL DEFAULT 0," /* 0 = unthrottled */
+        " per_agent INTEGER NOT NULL DEFAULT 0,"  /* 0 = no limit */
+        " window_start INTEGER," /* minute of the day (UTC + window_offset), NULL = always */
+        " window_end INTEGER,"
+        " window_offset INTEGER NOT NULL DEFAULT 0," /* minutes east of UTC */
+        " abort_pct REAL NOT NULL DEFAULT 0,"        /* 0 = never abort */
+        " abort_min INTEGER NOT NULL DEFAULT 0,"
+        " timeout_s INTEGER NOT NULL,"
+        " retry_causes TEXT NOT NULL DEFAULT ''," /* ',cause1,cause2,' */
+        " retry_max INTEGER NOT NULL DEFAULT 0,"
+        " deadline_ms INTEGER NOT NULL,"
+        " created_by TEXT NOT NULL,"
+        " created_ms INTEGER NOT NULL,"
+        " started_ms INTEGER,"
+        " finished_ms INTEGER,"
+        " canceled_by TEXT,"
+        " detail TEXT NOT NULL DEFAULT '',"
+        " resolved_ms INTEGER," /* continuous: last time the filter was evaluated */
+        " updated_ms INTEGER NOT NULL"
+        ");"
+        "CREATE INDEX jobs_state ON jobs(state);"
+        "CREATE TABLE job_executions ("
+        " id INTEGER PRIMARY KEY,"
+        " job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+        " udid TEXT NOT NULL,"
+        " state TEXT NOT NULL," /* queued|sent|accepted|in_progress|waiting_for_user|... */
+        " attempt INTEGER NOT NULL DEFAULT 0," /* attempts started (0 while never sent) */
+        " cmd_id TEXT,"                        /* of the current attempt */
+        " agent TEXT NOT NULL DEFAULT '',"     /* the attempt went to */
+        " cause TEXT NOT NULL DEFAULT '',"     /* failure cause or rejection reason */
+        " detail TEXT NOT NULL DEFAULT '',"
+        " queued_ms INTEGER NOT NULL,"
+        " sent_ms INTEGER,"
+        " finished_ms INTEGER,"
+        " updated_ms INTEGER NOT NULL,"
+        " UNIQUE(job_id, udid)"
+        ");"
+        "CREATE INDEX job_executions_state ON job_executions(job_id, state);"
+        "CREATE INDEX job_executions_udid ON job_executions(udid);"
+        "CREATE INDEX job_executions_cmd ON job_executions(cmd_id);"
+        "CREATE INDEX job_executions_live ON job_executions(state);"
+        "CREATE TABLE job_transitions ("
+        " id INTEGER PRIMARY KEY,"
+        " job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+        " udid TEXT NOT NULL DEFAULT ''," /* '' = the job's own state */
+        " ts_ms INTEGER NOT NULL,"
+        " state TEXT NOT NULL,"
+        " cmd_id TEXT,"
+        " agent TEXT NOT NULL DEFAULT '',"
+        " detail TEXT NOT NULL DEFAULT ''"
+        ");"
+        "CREATE INDEX job_transitions_exec ON job_transitions(job_id, udid, id);"
+        "CREATE INDEX job_transitions_sent ON job_transitions(job_id, state, ts_ms);";
 
 const struct store_migration store_migrations[] = {
 	{ 1, migration_1 },
 	{ 2, migration_2 },
 	{ 3, migration_3 },
+	{ 5, migration_5 },
 };
 const size_t store_n_migrations = ARRAY_SIZE(store_migrations);
