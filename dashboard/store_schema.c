@@ -205,6 +205,8 @@ static const char migration_3[] =
          * wide rows (state_json, causes_json) */
         "CREATE INDEX devices_alerts ON devices(udid, agent, site, station, attached, last_seen,"
         " has_facts, last_icloud, cause_codes);";
+
+/*
  * Bulk jobs (jobs.h). A job's target, command and rollout are kept as given; job_executions
  * has one row per phone (udid) of the job, with its current state, attempt and the cmd_id of
  * the attempt, stored before the command is sent so a restart sends the same cmd_id again
