@@ -29,6 +29,7 @@
 #include "log.h"
 #include "loop.h"
 #include "macro.h"
+#include "notify.h"
 #include "parse.h"
 #include "query.h"
 #include "store.h"
@@ -582,5 +583,7 @@ const struct http_route api_routes[] = {
 	{ "GET", "/api/v1/silences", AUTH_VIEWER, alerts_api_silences },
 	{ "POST", "/api/v1/silences", AUTH_OPERATOR, alerts_api_silence_add },
 	{ "DELETE", "/api/v1/silences/{id}", AUTH_OPERATOR, alerts_api_silence_delete },
+	/* notify: delivery queue, receivers, dead letters (notify.c) */
+	{ "GET", "/api/v1/notify/status", AUTH_VIEWER, notify_api_status },
 };
 const size_t api_n_routes = ARRAY_SIZE(api_routes);

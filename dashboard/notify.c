@@ -1,25 +1,955 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * notify: PLACEHOLDER until delivery lands (the notify slice replaces this file entirely). It
- * queues nothing and sends nothing: it only counts the notifications handed to it and logs each
- * at debug level, so the alerts engine can be built and tested on its own.
+ * notify: receivers from the configuration, the persistent queue and its worker (notify.h).
+ * The sending itself (bodies, libcurl) is notify_send.c.
+ *
+ * The receivers are process-wide (notify_enqueue's contract has no handle): notify_start()
+ * publishes the configuration the loop thread's notify_enqueue() reads. The worker polls its
+ * queue at most every NOTIFY_POLL_MS and is woken sooner by an enqueue (whose rows it sees once
+ * the caller's transaction commits).
  */
 #include "notify.h"
 
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
+#include "config.h"
+#include "conftab.h"
+#include "http.h"
 #include "log.h"
+#include "loop.h"
+#include "notify_send.h"
+#include "parse.h"
+#include "store.h"
+#include "timefmt.h"
 
-static atomic_ulong notify_handed;
+#define NOTIFY_POLL_MS    1000 /* the worker looks at its queue at least this often */
+#define NOTIFY_DIGEST_MAX 500  /* notifications in one digest; more wait for the next one */
+#define NOTIFY_DEAD_SHOWN 20   /* dead letters listed by the status */
+
+static const char *const type_names[] = {
+	[DASH_RECEIVER_NONE] = "",       [DASH_RECEIVER_WEBHOOK] = "webhook",
+	[DASH_RECEIVER_SLACK] = "slack", [DASH_RECEIVER_TEAMS] = "teams",
+	[DASH_RECEIVER_EMAIL] = "email",
+};
+
+static const char *const rule_names[] = { "backup_stale", "device_missing", "agent_offline",
+	                                  "site_network" };
+
+struct notify {
+	const struct dash_config *cfg;
+	struct store *store; /* the worker's own connection */
+	pthread_t thread;
+	bool running;
+	atomic_bool stop;
+};
+
+/* What notify_enqueue reads (loop thread) and the worker's wake-up. */
+static _Atomic(const struct dash_config *) notify_cfg;
+static pthread_mutex_t notify_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t notify_cond;
+static bool notify_kicked;
+/* Undelivered rows, an upper bound (loop thread only): enqueue counts the queue only when this
+ * says it may be full, since the worker's deletions only ever lower the real number. */
+static int64_t notify_live_hint = -1;
+
+/* --- configuration: receiverN = NAME TYPE URL [opt=value ...] --- */
+
+static bool name_valid(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' || *s == '.'))
+			return false;
+	return true;
+}
+
+static int set_str(struct conftab_parser *p, const struct conftab_key *k, const char *opt,
+                   const char *v, char *dst, size_t size)
+{
+	if (strlen(v) >= size)
+		return conftab_error(p, "'%s': %s is longer than %zu bytes", k->name, opt,
+		                     size - 1);
+	snprintf(dst, size, "%s", v);
+	return 0;
+}
+
+static bool rule_known(const char *name)
+{
+	for (size_t i = 0; i < sizeof(rule_names) / sizeof(rule_names[0]); i++)
+		if (strcmp(rule_names[i], name) == 0)
+			return true;
+	return false;
+}
+
+static int rules_parse(struct conftab_parser *p, const struct conftab_key *k, const char *v,
+                       struct dash_receiver *r)
+{
+	char tmp[sizeof(r->rules)], *save = NULL, *item;
+
+	if (set_str(p, k, "rules", v, tmp, sizeof(tmp)) < 0)
+		return -EINVAL;
+	for (item = strtok_r(tmp, ",", &save); item; item = strtok_r(NULL, ",", &save))
+		if (!rule_known(item))
+			return conftab_error(p,
+			                     "'%s': unknown rule '%.64s' (backup_stale, "
+			                     "device_missing, agent_offline, site_network)",
+			                     k->name, item);
+	snprintf(r->rules, sizeof(r->rules), "%s", v);
+	return 0;
+}
+
+static int option_parse(struct conftab_parser *p, const struct conftab_key *k, char *opt,
+                        struct dash_receiver *r)
+{
+	char *eq = strchr(opt, '='), *v;
+	uint64_t d;
+
+	if (!eq)
+		return conftab_error(p, "'%s': '%.80s' is not OPTION=VALUE", k->name, opt);
+	*eq = '\0';
+	v = eq + 1;
+	if (strcmp(opt, "rules") == 0)
+		return rules_parse(p, k, v, r);
+	if (strcmp(opt, "digest") == 0) {
+		if (parse_duration(v, &d) < 0 || d > 86400)
+			return conftab_error(p, "'%s': bad digest '%.80s' (0s..24h)", k->name, v);
+		r->digest_s = (int64_t)d;
+		return 0;
+	}
+	if (strcmp(opt, "secret") == 0 && r->type == DASH_RECEIVER_WEBHOOK)
+		return set_str(p, k, opt, v, r->secret, sizeof(r->secret));
+	if (strcmp(opt, "cacert") == 0)
+		return set_str(p, k, opt, v, r->cacert, sizeof(r->cacert));
+	if (r->type == DASH_RECEIVER_EMAIL) {
+		if (strcmp(opt, "from") == 0)
+			return set_str(p, k, opt, v, r->from, sizeof(r->from));
+		if (strcmp(opt, "to") == 0)
+			return set_str(p, k, opt, v, r->to, sizeof(r->to));
+		if (strcmp(opt, "user") == 0)
+			return set_str(p, k, opt, v, r->user, sizeof(r->user));
+		if (strcmp(opt, "password") == 0)
+			return set_str(p, k, opt, v, r->password, sizeof(r->password));
+	}
+	return conftab_error(p, "'%s': unknown option '%.64s' for a %s receiver", k->name, opt,
+	                     type_names[r->type]);
+}
+
+int notify_receiver_parse(struct conftab_parser *p, const struct conftab_key *k, char *v,
+                          void *field)
+{
+	struct dash_receiver tmp = { 0 }, *r = field;
+	char *save = NULL, *name, *type, *url, *opt;
+
+	name = strtok_r(v, " \t", &save);
+	if (!name) { /* "" = no receiver */
+		*r = tmp;
+		return 0;
+	}
+	type = strtok_r(NULL, " \t", &save);
+	url = strtok_r(NULL, " \t", &save);
+	if (!type || !url)
+		return conftab_error(p, "'%s': expected NAME TYPE URL [option=value ...]", k->name);
+	if (!name_valid(name) || strlen(name) >= sizeof(tmp.name))
+		return conftab_error(p, "'%s': bad receiver name '%.80s' (letters, digits, _ - .)",
+		                     k->name, name);
+	snprintf(tmp.name, sizeof(tmp.name), "%s", name);
+	for (int i = DASH_RECEIVER_WEBHOOK; i <= DASH_RECEIVER_EMAIL; i++)
+		if (strcmp(type, type_names[i]) == 0)
+			tmp.type = (enum dash_receiver_type)i;
+	if (tmp.type == DASH_RECEIVER_NONE)
+		return conftab_error(p,
+		                     "'%s': unknown receiver type '%.40s' (webhook, slack, teams, "
+		                     "email)",
+		                     k->name, type);
+	if (tmp.type == DASH_RECEIVER_EMAIL
+	            ? strncmp(url, "smtp://", 7) != 0 && strncmp(url, "smtps://", 8) != 0
+	            : strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+		return conftab_error(
+		        p, "'%s': a %s receiver needs a %s URL, not '%.80s'", k->name, type,
+		        tmp.type == DASH_RECEIVER_EMAIL ? "smtp(s)://" : "http(s)://", url);
+	if (set_str(p, k, "the URL", url, tmp.url, sizeof(tmp.url)) < 0)
+		return -EINVAL;
+	while ((opt = strtok_r(NULL, " \t", &save)))
+		if (option_parse(p, k, opt, &tmp) < 0)
+			return -EINVAL;
+	if (tmp.type == DASH_RECEIVER_WEBHOOK && strlen(tmp.secret) < 16)
+		return conftab_error(p,
+		                     "'%s': a webhook receiver needs secret=... (16 bytes or more: "
+		                     "the HMAC key receivers verify with)",
+		                     k->name);
+	if (tmp.type == DASH_RECEIVER_EMAIL && (!tmp.from[0] || !tmp.to[0]))
+		return conftab_error(p, "'%s': an email receiver needs from=... and to=...",
+		                     k->name);
+	*r = tmp;
+	return 0;
+}
+
+void notify_receiver_dump(FILE *f, const struct conftab_key *k, const void *field)
+{
+	const struct dash_receiver *r = field;
+
+	(void)k;
+	if (r->type == DASH_RECEIVER_NONE) {
+		fputs("\"\"", f);
+		return;
+	}
+	fprintf(f, "%s %s %s", r->name, type_names[r->type], r->url);
+	if (r->secret[0])
+		fputs(" secret=********", f);
+	if (r->rules[0])
+		fprintf(f, " rules=%s", r->rules);
+	if (r->digest_s)
+		fprintf(f, " digest=%" PRId64 "s", r->digest_s);
+	if (r->from[0])
+		fprintf(f, " from=%s", r->from);
+	if (r->to[0])
+		fprintf(f, " to=%s", r->to);
+	if (r->user[0])
+		fprintf(f, " user=%s", r->user);
+	if (r->password[0])
+		fputs(" password=********", f);
+	if (r->cacert[0])
+		fprintf(f, " cacert=%s", r->cacert);
+}
+
+int notify_config_check(const struct dash_config *cfg, char *err, size_t errsz)
+{
+	for (int i = 0; i < DASH_RECEIVERS_MAX; i++)
+		for (int j = 0; j < i; j++)
+			if (cfg->receiver[i].type != DASH_RECEIVER_NONE &&
+			    cfg->receiver[j].type != DASH_RECEIVER_NONE &&
+			    strcmp(cfg->receiver[i].name, cfg->receiver[j].name) == 0) {
+				if (err && errsz)
+					snprintf(err, errsz,
+					         "receiver%d and receiver%d are both named '%s'",
+					         j + 1, i + 1, cfg->receiver[i].name);
+				return -EINVAL;
+			}
+	return 0;
+}
+
+/* --- the queue --- */
+
+static bool takes_rule(const struct dash_receiver *r, const char *rule)
+{
+	size_t n = strlen(rule);
+
+	if (r->type == DASH_RECEIVER_NONE)
+		return false;
+	if (!r->rules[0])
+		return true;
+	for (const char *p = r->rules; (p = strstr(p, rule)); p += n)
+		if ((p == r->rules || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+static void add_time(cJSON *o, const char *name, int64_t t)
+{
+	char ts[40];
+
+	if (t > 0 && timefmt_rfc3339(t, ts, sizeof(ts)) == 0)
+		cJSON_AddStringToObject(o, name, ts);
+	else
+		cJSON_AddNullToObject(o, name);
+}
+
+/* The alert object of a webhook body (dashboard/README.md "Notifications"). */
+static char *alert_json(const struct notify_alert *a)
+{
+	cJSON *o = cJSON_CreateObject(), *detail = NULL;
+	const char *kind = a->subject_kind ? a->subject_kind : "";
+	char *s;
+
+	if (!o)
+		return NULL;
+	cJSON_AddStringToObject(o, "id", a->alert_id);
+	cJSON_AddStringToObject(o, "rule", a->rule);
+	cJSON_AddStringToObject(o, "state", a->state);
+	cJSON_AddStringToObject(o, "subject_kind", kind);
+	cJSON_AddStringToObject(o, "subject", a->subject ? a->subject : "");
+	if (kind[0] && strcmp(kind, "site") != 0 && strcmp(kind, "station") != 0)
+		cJSON_AddStringToObject(o, kind, a->subject ? a->subject : "");
+	cJSON_AddStringToObject(o, "site", a->site ? a->site : "");
+	cJSON_AddStringToObject(o, "station", a->station ? a->station : "");
+	cJSON_AddStringToObject(o, "summary", a->summary ? a->summary : "");
+	if (a->detail_json)
+		detail = cJSON_Parse(a->detail_json);
+	if (!cJSON_IsObject(detail)) {
+		cJSON_Delete(detail);
+		detail = cJSON_CreateObject();
+	}
+	cJSON_AddItemToObject(o, "detail", detail);
+	add_time(o, "fired_at", a->fired_at);
+	add_time(o, "resolved_at", a->resolved_at);
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+static int exec_sql(struct store *s, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(store_db(s), sql, NULL, NULL, &msg) != SQLITE_OK) {
+		log_error("notify: %s", msg ? msg : sqlite3_errmsg(store_db(s)));
+		sqlite3_free(msg);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int64_t count_live(struct store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t n = -1;
+
+	if (sqlite3_prepare_v2(store_db(s),
+	                       "SELECT COUNT(*) FROM notify_queue WHERE dead_ms IS NULL", -1, &st,
+	                       NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* A full queue drops its oldest undelivered rows: counted per receiver, logged. */
+static int bound(struct store *s, const struct dash_config *cfg)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t live = count_live(s), excess;
+	int r = -EIO;
+
+	if (live < 0)
+		return -EIO;
+	notify_live_hint = live;
+	excess = live - (int64_t)cfg->notify_queue_max;
+	if (excess <= 0)
+		return 0;
+	if (sqlite3_prepare_v2(store_db(s),
+	                       "SELECT receiver, COUNT(*) FROM (SELECT receiver FROM notify_queue"
+	                       " WHERE dead_ms IS NULL ORDER BY id LIMIT ?1) GROUP BY receiver",
+	                       -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, excess);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		int64_t n = sqlite3_column_int64(st, 1);
+		sqlite3_stmt *u = NULL;
+
+		log_warn("notify: queue full (%" PRIu64 " undelivered): %" PRId64
+		         " oldest notifications for receiver %s dropped",
+		         cfg->notify_queue_max, n, name);
+		if (sqlite3_prepare_v2(store_db(s),
+		                       "INSERT INTO notify_receivers(name, dropped) VALUES(?1, ?2)"
+		                       " ON CONFLICT(name) DO UPDATE SET dropped = dropped + ?2",
+		                       -1, &u, NULL) == SQLITE_OK) {
+			sqlite3_bind_text(u, 1, name, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_int64(u, 2, n);
+			sqlite3_step(u);
+		}
+		sqlite3_finalize(u);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_prepare_v2(store_db(s),
+	                       "DELETE FROM notify_queue WHERE id IN (SELECT id FROM notify_queue"
+	                       " WHERE dead_ms IS NULL ORDER BY id LIMIT ?1)",
+	                       -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, excess);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto out;
+	notify_live_hint = live - excess;
+	r = store_counter_add(s, "notify_dropped", excess);
+out:
+	if (r < 0)
+		log_error("notify: bounding the queue: %s", sqlite3_errmsg(store_db(s)));
+	sqlite3_finalize(st);
+	return r;
+}
+
+static void kick(void)
+{
+	pthread_mutex_lock(&notify_lock);
+	notify_kicked = true;
+	pthread_cond_signal(&notify_cond);
+	pthread_mutex_unlock(&notify_lock);
+}
 
 int notify_enqueue(struct store *s, const struct notify_alert *a)
 {
-	(void)s;
-	if (!a || !a->alert_id || !a->rule || !a->state)
+	const struct dash_config *cfg = atomic_load(&notify_cfg);
+	sqlite3_stmt *st = NULL;
+	char *json = NULL;
+	int64_t now = wall_now_ms();
+	int n = 0, r = 0;
+
+	if (!s || !a || !a->alert_id || !a->rule || !a->state)
 		return -EINVAL;
-	atomic_fetch_add(&notify_handed, 1);
-	log_debug("notify (placeholder, not delivered): alert %s %s %s %s", a->alert_id, a->rule,
-	          a->state, a->subject ? a->subject : "");
+	if (!cfg)
+		return 0;
+	for (int i = 0; i < DASH_RECEIVERS_MAX; i++) {
+		const struct dash_receiver *rcv = &cfg->receiver[i];
+
+		if (!takes_rule(rcv, a->rule))
+			continue;
+		r = -ENOMEM;
+		if (!json && !(json = alert_json(a)))
+			goto out;
+		r = -EIO;
+		if (!st &&
+		    sqlite3_prepare_v2(store_db(s),
+		                       "INSERT INTO notify_queue(receiver, alert_id, rule, state,"
+		                       " alert_json, created_ms, next_ms)"
+		                       " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+		                       -1, &st, NULL) != SQLITE_OK)
+			goto out;
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, rcv->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, a->alert_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, a->rule, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, a->state, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, json, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, now);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			goto out;
+		n++;
+		r = 0;
+	}
+	if (n > 0) {
+		if (notify_live_hint >= 0)
+			notify_live_hint += n;
+		if (notify_live_hint < 0 || notify_live_hint > (int64_t)cfg->notify_queue_max)
+			r = bound(s, cfg);
+		kick();
+	}
+out:
+	if (r == -EIO)
+		log_error("notify: cannot queue alert %s: %s", a->alert_id,
+		          sqlite3_errmsg(store_db(s)));
+	sqlite3_finalize(st);
+	free(json);
+	return r;
+}
+
+/* --- the worker --- */
+
+struct batch {
+	int n;
+	int64_t ids[NOTIFY_DIGEST_MAX];
+	int64_t attempts[NOTIFY_DIGEST_MAX];
+	cJSON *alerts;
+};
+
+static int64_t backoff_ms(const struct dash_config *cfg, int64_t attempts)
+{
+	int64_t d = cfg->notify_backoff_s * 1000, max = cfg->notify_backoff_max_s * 1000;
+
+	for (int64_t i = 1; i < attempts && d < max; i++)
+		d *= 2;
+	if (d > max)
+		d = max;
+	/* "equal jitter": half fixed, half random, so receivers that failed together spread out */
+	return d / 2 + (int64_t)arc4random_uniform((uint32_t)(d / 2 + 1));
+}
+
+static int64_t receiver_last_sent(struct store *s, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t t = 0;
+
+	if (sqlite3_prepare_v2(store_db(s),
+	                       "SELECT last_sent_ms FROM notify_receivers WHERE name = ?1", -1, &st,
+	                       NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			t = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return t;
+}
+
+/* The receiver's rows to send now: 0 none (*due lowered to when), 1 some, -EIO. */
+static int batch_load(struct store *s, const struct dash_receiver *rcv, int64_t now, int64_t *due,
+                      struct batch *b)
+{
+	sqlite3_stmt *st = NULL;
+	int r = -EIO, limit = rcv->digest_s > 0 ? NOTIFY_DIGEST_MAX : 1;
+
+	b->n = 0;
+	if (sqlite3_prepare_v2(store_db(s),
+	                       "SELECT id, attempts, next_ms, alert_json FROM notify_queue"
+	                       " WHERE dead_ms IS NULL AND receiver = ?1 ORDER BY id LIMIT ?2",
+	                       -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(st, 1, rcv->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, limit);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t next = sqlite3_column_int64(st, 2);
+
+		if (b->n == 0) { /* the head decides for the receiver: order is kept */
+			int64_t when = next;
+
+			if (rcv->digest_s > 0) {
+				int64_t last = receiver_last_sent(s, rcv->name);
+
+				if (last > 0 && last + rcv->digest_s * 1000 > when)
+					when = last + rcv->digest_s * 1000;
+			}
+			if (when > now) {
+				if (when < *due)
+					*due = when;
+				r = 0;
+				goto out;
+			}
+			b->alerts = cJSON_CreateArray();
+		}
+		b->ids[b->n] = sqlite3_column_int64(st, 0);
+		b->attempts[b->n] = sqlite3_column_int64(st, 1);
+		cJSON_AddItemToArray(b->alerts,
+		                     cJSON_Parse((const char *)sqlite3_column_text(st, 3)));
+		b->n++;
+	}
+	r = b->n > 0 ? 1 : 0;
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int bind_step(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+static int record_sent(struct store *s, const struct dash_receiver *rcv, const struct batch *b,
+                       int64_t now)
+{
+	sqlite3_stmt *del = NULL, *up = NULL;
+	int r = -EIO;
+
+	if (store_begin(s) < 0)
+		return -EIO;
+	if (sqlite3_prepare_v2(store_db(s), "DELETE FROM notify_queue WHERE id = ?1", -1, &del,
+	                       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(
+	            store_db(s),
+	            "INSERT INTO notify_receivers(name, last_sent_ms, messages, delivered)"
+	            " VALUES(?1, ?2, 1, ?3) ON CONFLICT(name) DO UPDATE SET"
+	            " last_sent_ms = ?2, messages = messages + 1,"
+	            " delivered = delivered + ?3",
+	            -1, &up, NULL) != SQLITE_OK)
+		goto out;
+	for (int i = 0; i < b->n; i++) {
+		sqlite3_bind_int64(del, 1, b->ids[i]);
+		if (bind_step(del) < 0)
+			goto out;
+	}
+	sqlite3_bind_text(up, 1, rcv->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(up, 2, now);
+	sqlite3_bind_int(up, 3, b->n);
+	if (bind_step(up) < 0)
+		goto out;
+	r = store_commit(s);
+out:
+	if (r < 0) {
+		log_error("notify: recording a delivery: %s", sqlite3_errmsg(store_db(s)));
+		store_rollback(s);
+	}
+	sqlite3_finalize(del);
+	sqlite3_finalize(up);
+	return r;
+}
+
+/* A failed attempt: each row retried later, or a dead letter. */
+static int record_failed(struct store *s, const struct dash_config *cfg,
+                         const struct dash_receiver *rcv, const struct batch *b, bool permanent,
+                         const char *error, int64_t now)
+{
+	sqlite3_stmt *row = NULL, *up = NULL, *trim = NULL;
+	int64_t dead = 0, next = now + backoff_ms(cfg, b->attempts[0] + 1);
+	int r = -EIO;
+
+	if (store_begin(s) < 0)
+		return -EIO;
+	if (sqlite3_prepare_v2(store_db(s),
+	                       "UPDATE notify_queue SET attempts = ?2, next_ms = ?3, dead_ms = ?4,"
+	                       " last_error = ?5 WHERE id = ?1",
+	                       -1, &row, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(
+	            store_db(s),
+	            "INSERT INTO notify_receivers(name, last_error, last_error_ms, failures,"
+	            " dead) VALUES(?1, ?2, ?3, 1, ?4) ON CONFLICT(name) DO UPDATE SET"
+	            " last_error = ?2, last_error_ms = ?3, failures = failures + 1,"
+	            " dead = dead + ?4",
+	            -1, &up, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(
+	            store_db(s),
+	            "DELETE FROM notify_queue WHERE dead_ms IS NOT NULL AND id <= (SELECT id"
+	            " FROM notify_queue WHERE dead_ms IS NOT NULL ORDER BY id DESC"
+	            " LIMIT 1 OFFSET ?1)",
+	            -1, &trim, NULL) != SQLITE_OK)
+		goto out;
+	for (int i = 0; i < b->n; i++) {
+		int64_t attempts = b->attempts[i] + 1;
+		bool is_dead = permanent || attempts >= (int64_t)cfg->notify_attempts;
+
+		sqlite3_bind_int64(row, 1, b->ids[i]);
+		sqlite3_bind_int64(row, 2, attempts);
+		sqlite3_bind_int64(row, 3, next);
+		if (is_dead)
+			sqlite3_bind_int64(row, 4, now);
+		else
+			sqlite3_bind_null(row, 4);
+		sqlite3_bind_text(row, 5, error, -1, SQLITE_STATIC);
+		if (bind_step(row) < 0)
+			goto out;
+		dead += is_dead;
+	}
+	sqlite3_bind_text(up, 1, rcv->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(up, 2, error, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(up, 3, now);
+	sqlite3_bind_int64(up, 4, dead);
+	if (bind_step(up) < 0)
+		goto out;
+	/* dead letters are kept up to notify_queue_max rows; the counts keep the total */
+	sqlite3_bind_int64(trim, 1, (int64_t)cfg->notify_queue_max);
+	if (dead > 0 && bind_step(trim) < 0)
+		goto out;
+	r = store_commit(s);
+out:
+	if (r < 0) {
+		log_error("notify: recording a failure: %s", sqlite3_errmsg(store_db(s)));
+		store_rollback(s);
+	} else if (dead > 0) {
+		log_warn("notify: receiver %s: %" PRId64 " notification%s now dead letters (%s)",
+		         rcv->name, dead, dead == 1 ? "" : "s", error);
+	} else {
+		log_info("notify: receiver %s: attempt %" PRId64
+		         " failed (%s); retrying in %" PRId64 " ms",
+		         rcv->name, b->attempts[0] + 1, error, next - now);
+	}
+	sqlite3_finalize(row);
+	sqlite3_finalize(up);
+	sqlite3_finalize(trim);
+	return r;
+}
+
+/* One message to receiver i if one is due: 1 sent or failed, 0 nothing due, -errno. */
+static int step(struct notify *n, const struct dash_receiver *rcv, int64_t *due)
+{
+	struct batch *b = calloc(1, sizeof(*b));
+	enum notify_send_result res;
+	char err[256];
+	int64_t now = wall_now_ms();
+	int r;
+
+	if (!b)
+		return -ENOMEM;
+	r = batch_load(n->store, rcv, now, due, b);
+	if (r <= 0)
+		goto out;
+	res = notify_send(rcv, b->alerts, rcv->digest_s > 0, n->cfg->notify_timeout_s, &n->stop,
+	                  err, sizeof(err));
+	now = wall_now_ms();
+	if (res == NOTIFY_SENT) {
+		log_debug("notify: receiver %s: %d notification%s delivered", rcv->name, b->n,
+		          b->n == 1 ? "" : "s");
+		r = record_sent(n->store, rcv, b, now);
+	} else if (res == NOTIFY_ABORTED) {
+		r = 0; /* stays queued as it was */
+	} else {
+		r = record_failed(n->store, n->cfg, rcv, b, res == NOTIFY_PERMANENT, err, now);
+	}
+	if (r == 0)
+		r = 1;
+out:
+	cJSON_Delete(b->alerts);
+	free(b);
+	return r;
+}
+
+static void *worker(void *data)
+{
+	struct notify *n = data;
+
+	while (!atomic_load(&n->stop)) {
+		int64_t now = wall_now_ms(), due = now + NOTIFY_POLL_MS;
+		bool worked = false;
+		struct timespec ts;
+
+		for (int i = 0; i < DASH_RECEIVERS_MAX && !atomic_load(&n->stop); i++)
+			if (n->cfg->receiver[i].type != DASH_RECEIVER_NONE &&
+			    step(n, &n->cfg->receiver[i], &due) > 0)
+				worked = true;
+		if (worked)
+			continue;
+		now = wall_now_ms();
+		if (due - now > NOTIFY_POLL_MS)
+			due = now + NOTIFY_POLL_MS;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if (due > now) {
+			int64_t ns = ts.tv_nsec + (due - now) % 1000 * 1000000;
+
+			ts.tv_sec += (due - now) / 1000 + ns / 1000000000;
+			ts.tv_nsec = ns % 1000000000;
+		}
+		pthread_mutex_lock(&notify_lock);
+		if (!notify_kicked && !atomic_load(&n->stop) && due > now)
+			pthread_cond_timedwait(&notify_cond, &notify_lock, &ts);
+		notify_kicked = false;
+		pthread_mutex_unlock(&notify_lock);
+	}
+	return NULL;
+}
+
+/* Rows of receivers no longer in the configuration would wait forever: dead letters. */
+static int orphans(struct store *s, const struct dash_config *cfg)
+{
+	char sql[4096], names[1200] = "";
+	size_t len = 0;
+	int r;
+
+	for (int i = 0; i < DASH_RECEIVERS_MAX; i++) {
+		const struct dash_receiver *rcv = &cfg->receiver[i];
+
+		if (rcv->type != DASH_RECEIVER_NONE)
+			len += (size_t)snprintf(names + len, sizeof(names) - len, "%s'%s'",
+			                        len ? "," : "",
+			                        rcv->name); /* names: [A-Za-z0-9_.-] */
+	}
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO notify_receivers(name, dead) SELECT receiver, COUNT(*) FROM"
+	         " notify_queue WHERE dead_ms IS NULL AND receiver NOT IN (%s) GROUP BY receiver"
+	         " ON CONFLICT(name) DO UPDATE SET dead = dead + excluded.dead;"
+	         "UPDATE notify_queue SET dead_ms = %" PRId64 ","
+	         " last_error = 'receiver no longer configured'"
+	         " WHERE dead_ms IS NULL AND receiver NOT IN (%s);",
+	         names, wall_now_ms(), names);
+	if (store_begin(s) < 0)
+		return -EIO;
+	r = exec_sql(s, sql);
+	if (r == 0)
+		r = store_commit(s);
+	else
+		store_rollback(s);
+	return r;
+}
+
+void notify_configure(const struct dash_config *cfg)
+{
+	notify_live_hint = -1;
+	atomic_store(&notify_cfg, cfg);
+}
+
+int notify_start(const struct dash_config *cfg, struct notify **ret)
+{
+	struct notify *n = calloc(1, sizeof(*n));
+	pthread_condattr_t ca;
+	char err[512];
+	int r, nrcv = 0;
+
+	*ret = NULL;
+	if (!n)
+		return -ENOMEM;
+	n->cfg = cfg;
+	for (int i = 0; i < DASH_RECEIVERS_MAX; i++)
+		nrcv += cfg->receiver[i].type != DASH_RECEIVER_NONE;
+	r = store_open(cfg->db, cfg, &n->store, err, sizeof(err));
+	if (r < 0) {
+		log_error_errno(r, "notify: %s", err);
+		goto out;
+	}
+	r = orphans(n->store, cfg);
+	if (r < 0 || nrcv == 0)
+		goto out;
+	r = -EIO;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_error("notify: libcurl cannot start");
+		goto out;
+	}
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&notify_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	notify_configure(cfg);
+	r = -pthread_create(&n->thread, NULL, worker, n);
+	if (r < 0) {
+		log_error_errno(r, "notify: cannot start the worker");
+		atomic_store(&notify_cfg, NULL);
+		goto out;
+	}
+	n->running = true;
+	log_info("notify: %d receiver%s, queue of %" PRIu64, nrcv, nrcv == 1 ? "" : "s",
+	         cfg->notify_queue_max);
+out:
+	if (r < 0 || !n->running) {
+		n = notify_stop(n);
+		if (r < 0)
+			return r;
+	}
+	*ret = n;
 	return 0;
+}
+
+struct notify *notify_stop(struct notify *n)
+{
+	if (!n)
+		return NULL;
+	if (n->running) {
+		atomic_store(&notify_cfg, NULL);
+		atomic_store(&n->stop, true);
+		kick();
+		pthread_join(n->thread, NULL);
+		pthread_cond_destroy(&notify_cond);
+		curl_global_cleanup();
+	}
+	n->store = store_close(n->store);
+	free(n);
+	return NULL;
+}
+
+/* --- status --- */
+
+static const char *col(sqlite3_stmt *st, int i)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+
+	return s ? s : "";
+}
+
+static void add_ms(cJSON *o, const char *name, sqlite3_stmt *st, int i)
+{
+	char ts[40];
+
+	if (sqlite3_column_type(st, i) != SQLITE_NULL &&
+	    timefmt_rfc3339_ms(sqlite3_column_int64(st, i), ts, sizeof(ts)) == 0)
+		cJSON_AddStringToObject(o, name, ts);
+	else
+		cJSON_AddNullToObject(o, name);
+}
+
+static cJSON *receiver_json(struct store *s, const struct dash_receiver *rcv, int64_t tot[5])
+{
+	static const char *const names[] = { "delivered", "messages", "failures", "dead",
+		                             "dropped" };
+	cJSON *o = cJSON_CreateObject(), *rules = NULL;
+	sqlite3_stmt *st = NULL;
+
+	cJSON_AddStringToObject(o, "name", rcv->name);
+	cJSON_AddStringToObject(o, "type", type_names[rcv->type]);
+	cJSON_AddNumberToObject(o, "digest_s", (double)rcv->digest_s);
+	rules = cJSON_AddArrayToObject(o, "rules");
+	for (size_t i = 0; i < sizeof(rule_names) / sizeof(rule_names[0]); i++)
+		if (takes_rule(rcv, rule_names[i]))
+			cJSON_AddItemToArray(rules, cJSON_CreateString(rule_names[i]));
+	if (sqlite3_prepare_v2(store_db(s),
+	                       "SELECT (SELECT COUNT(*) FROM notify_queue WHERE dead_ms IS NULL AND"
+	                       " receiver = ?1), (SELECT MIN(next_ms) FROM notify_queue WHERE"
+	                       " dead_ms IS NULL AND receiver = ?1), r.delivered, r.messages,"
+	                       " r.failures, r.dead, r.dropped, r.last_sent_ms, r.last_error,"
+	                       " r.last_error_ms FROM (SELECT 1) LEFT JOIN notify_receivers r"
+	                       " ON r.name = ?1",
+	                       -1, &st, NULL) != SQLITE_OK ||
+	    (sqlite3_bind_text(st, 1, rcv->name, -1, SQLITE_STATIC), sqlite3_step(st)) !=
+	            SQLITE_ROW) {
+		sqlite3_finalize(st);
+		cJSON_Delete(o);
+		return NULL;
+	}
+	cJSON_AddNumberToObject(o, "queued", (double)sqlite3_column_int64(st, 0));
+	add_ms(o, "next_attempt", st, 1);
+	for (int i = 0; i < 5; i++) {
+		cJSON_AddNumberToObject(o, names[i], (double)sqlite3_column_int64(st, 2 + i));
+		tot[i] += sqlite3_column_int64(st, 2 + i);
+	}
+	add_ms(o, "last_sent", st, 7);
+	if (sqlite3_column_type(st, 8) == SQLITE_NULL)
+		cJSON_AddNullToObject(o, "last_error");
+	else
+		cJSON_AddStringToObject(o, "last_error", col(st, 8));
+	add_ms(o, "last_error_at", st, 9);
+	sqlite3_finalize(st);
+	return o;
+}
+
+cJSON *notify_status_json(struct store *s, const struct dash_config *cfg)
+{
+	cJSON *o = cJSON_CreateObject(), *rcvs, *dl;
+	sqlite3_stmt *st = NULL;
+	int64_t tot[5] = { 0 }, queued = count_live(s);
+
+	if (!o || queued < 0)
+		goto fail;
+	rcvs = cJSON_CreateArray();
+	for (int i = 0; i < DASH_RECEIVERS_MAX; i++) {
+		cJSON *r;
+
+		if (cfg->receiver[i].type == DASH_RECEIVER_NONE)
+			continue;
+		r = receiver_json(s, &cfg->receiver[i], tot);
+		if (!r) {
+			cJSON_Delete(rcvs);
+			goto fail;
+		}
+		cJSON_AddItemToArray(rcvs, r);
+	}
+	cJSON_AddNumberToObject(o, "queued", (double)queued);
+	cJSON_AddNumberToObject(o, "queue_max", (double)cfg->notify_queue_max);
+	cJSON_AddNumberToObject(o, "delivered", (double)tot[0]);
+	cJSON_AddNumberToObject(o, "dead", (double)tot[3]);
+	cJSON_AddNumberToObject(o, "dropped", (double)tot[4]);
+	cJSON_AddItemToObject(o, "receivers", rcvs);
+	dl = cJSON_AddArrayToObject(o, "dead_letters");
+	if (sqlite3_prepare_v2(store_db(s),
+	                       "SELECT id, receiver, alert_id, rule, state, attempts, dead_ms,"
+	                       " last_error FROM notify_queue WHERE dead_ms IS NOT NULL"
+	                       " ORDER BY id DESC LIMIT ?1",
+	                       -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int(st, 1, NOTIFY_DEAD_SHOWN);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		cJSON *d = cJSON_CreateObject();
+
+		cJSON_AddNumberToObject(d, "id", (double)sqlite3_column_int64(st, 0));
+		cJSON_AddStringToObject(d, "receiver", col(st, 1));
+		cJSON_AddStringToObject(d, "alert_id", col(st, 2));
+		cJSON_AddStringToObject(d, "rule", col(st, 3));
+		cJSON_AddStringToObject(d, "state", col(st, 4));
+		cJSON_AddNumberToObject(d, "attempts", (double)sqlite3_column_int64(st, 5));
+		add_ms(d, "dead_at", st, 6);
+		cJSON_AddStringToObject(d, "error", col(st, 7));
+		cJSON_AddItemToArray(dl, d);
+	}
+	sqlite3_finalize(st);
+	return o;
+fail:
+	sqlite3_finalize(st);
+	cJSON_Delete(o);
+	return NULL;
+}
+
+void notify_api_status(struct http_request *req, struct http_response *res)
+{
+	cJSON *o = notify_status_json(req->store, req->svc->cfg);
+
+	if (!o) {
+		http_error(res, 500, "internal", "cannot read the notification queue");
+		return;
+	}
+	http_json(res, 200, o);
 }
