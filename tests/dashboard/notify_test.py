@@ -10,10 +10,13 @@ involved) and, for the stop and restart case, in cradle-dashboard itself:
   "<t>.<body>" (and not with another secret); bodies in order; a receiver only gets its rules;
   Slack and Teams bodies have the shape those services take;
 - the receiver down for a while: nothing lost, delivered later, in order, each once;
+- a full queue drops its oldest rows, counted (dropped), and delivers the others;
 - a receiver that never comes back, and one that refuses (HTTP 400): dead letters, counted and
   listed by the status, the refusal after one attempt;
 - digest mode: one message for 20 alerts, the next one only after the digest period;
 - e-mail over SMTP with STARTTLS required; without the CA the certificate is refused;
+- the whole chain (agent messages over a real broker, ingest, the alerts engine, the queue, the
+  webhook): a stale phone fires one signed notification, a fresh backup resolves it;
 - cradle-dashboard: SIGTERM during an attempt that hangs exits promptly, the rows stay queued,
   and after a restart they are delivered; GET /api/v1/notify/status shows the counts.
 """
@@ -248,6 +251,27 @@ def test_dead_letters():
         case.close()
 
 
+def test_queue_full():
+    """A full queue drops the oldest undelivered rows, counted; the rest is delivered later."""
+    rcv = Receiver()
+    case = Case("receiver1 hook webhook %s secret=%s\nnotify_queue_max 5\n"
+                % (rcv.url("/q"), SECRET))
+    try:
+        # queued while no worker runs (the receiver is down as far as anyone knows)
+        st = status_of(case.run("enqueue:3:backup_stale:firing", "enqueue:4:agent_offline:firing",
+                                "enqueue:1:backup_stale:resolved", "status").stdout)
+        r = st["receivers"][0]
+        check(st["queued"] == 5 and st["dropped"] == 3 and r["dropped"] == 3 and r["queued"] == 5,
+              "full queue %r" % st)
+        rcv.start()
+        case.run("worker", "wait-empty:20000")
+        check(ids(rcv.posts()) == ["a4", "a5", "a6", "a7", "a8"],
+              "after the drop: %r" % ids(rcv.posts()))
+    finally:
+        rcv.stop()
+        case.close()
+
+
 def test_digest():
     rcv = Receiver().start()
     case = Case("receiver1 hook webhook %s secret=%s digest=4s\n" % (rcv.url("/d"), SECRET))
@@ -405,6 +429,71 @@ def test_daemon_stop_and_restart():
             hang.close()
             for c in accepted:
                 c.close()
+
+
+def test_alerts_engine_to_webhook():
+    """The real chain: agent messages over a real broker, ingest, the alerts engine, the queue,
+    the webhook. A stale phone fires exactly one backup_stale notification with a valid
+    signature; a fresh backup resolves it with a second one."""
+    import datetime
+    from dash import DASH, Dashboard
+
+    def ts(t):
+        return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (int(t * 1000) % 1000)
+
+    seq = [0]
+
+    def pub(broker, topic, msg):
+        seq[0] += 1
+        msg.update({"agent": "st-notify", "session": 7, "seq": seq[0], "ts": ts(time.time())})
+        subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1",
+                        "-t", topic, "-m", json.dumps(msg)], check=True, timeout=10)
+
+    def state(broker, u, last_icloud):
+        pub(broker, "cradle/v1/agent/st-notify/device/%s/state" % u, {
+            "schema": "cradle.device_state.v1", "udid": u, "attached": True,
+            "probed_at": ts(time.time())[:19] + "Z",
+            "device": {"product_type": "iPhone12,1", "ios_version": "16.7.2", "build": "20H115",
+                       "serial": "NOTIFYSERIAL1"},
+            "pairing": "paired",
+            "backup": {"icloud_enabled": True, "last_icloud": ts(last_icloud)[:19] + "Z",
+                       "last_local": None, "will_encrypt": False,
+                       "requires_encryption": False, "age_s": int(time.time() - last_icloud)},
+            "power": {"battery_pct": 50, "external_connected": True, "charging": True},
+            "storage": {"total_bytes": 64000000000, "available_bytes": 1000000000},
+            "diagnosis": {"status": "ok", "causes": []}, "probe": "ok", "error": None})
+
+    rcv = Receiver().start()
+    u = "00008030-000A1B2C3D4E5F01"
+    with Broker() as broker:
+        dash = Dashboard(DASH, broker, "alert_interval 1s\nalert_clear_for 0s\n"
+                         "receiver1 hook webhook %s secret=%s\n" % (rcv.url("/a"), SECRET))
+        try:
+            dash.start()
+            pub(broker, "cradle/v1/agent/st-notify/status", {"schema": "cradle.agent_status.v1",
+                                                       "online": True})
+            state(broker, u, time.time() - 4 * 86400)
+            wait_for(lambda: rcv.posts(), 20, what="the backup_stale notification")
+            time.sleep(3)  # several passes: still one notification
+            posts = rcv.posts()
+            check(len(posts) == 1, "notifications for one stale phone: %d" % len(posts))
+            check(verify(posts[0][1], posts[0][2]), "signature of the alert's notification")
+            a = json.loads(posts[0][2])["alerts"][0]
+            check(a["rule"] == "backup_stale" and a["state"] == "firing" and a["udid"] == u
+                  and a["fired_at"], "firing notification %r" % a)
+            state(broker, u, time.time() - 60)  # backed up now
+            wait_for(lambda: len(rcv.posts()) == 2, 20, what="the resolved notification")
+            b = json.loads(rcv.posts()[1][2])["alerts"][0]
+            check(b["state"] == "resolved" and b["id"] == a["id"] and b["resolved_at"]
+                  and verify(rcv.posts()[1][1], rcv.posts()[1][2]), "resolved %r" % b)
+            dash.stop()
+        finally:
+            if dash.proc:
+                sys.stderr.write(dash.proc.stderr_text()[-6000:])
+                dash.stop(check_exit=False)
+            shutil.rmtree(dash.tmp, ignore_errors=True)
+            rcv.stop()
 
 
 def main():
