@@ -75,7 +75,8 @@ struct alerts {
 	uint64_t gen;
 	struct silence *sil;
 	size_t n_sil;
-	sqlite3_stmt *ins, *upd_flags, *resolve;
+	sqlite3_stmt *ins, *upd_flags, *resolve, *get, *prune_alerts, *prune_silences, *facts;
+	int64_t pruned_at; /* last retention of resolved alerts and ended silences */
 };
 
 const char *alerts_rule_name(enum alerts_rule r)
@@ -215,6 +216,17 @@ int alerts_new(struct store *store, struct hub *hub, const struct dash_config *c
 		        " detail_json",
 		        &a->resolve);
 	if (r == 0)
+		r = prepare(a, "SELECT summary, detail_json, fired_at FROM alerts WHERE id = ?1",
+		            &a->get);
+	if (r == 0)
+		r = prepare(a, "DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < ?1",
+		            &a->prune_alerts);
+	if (r == 0)
+		r = prepare(a, "DELETE FROM silences WHERE ends_at < ?1", &a->prune_silences);
+	if (r == 0)
+		r = prepare(a, "SELECT serial, name, causes_json FROM devices WHERE udid = ?1",
+		            &a->facts);
+	if (r == 0)
 		r = load_firing(a);
 out:
 	if (r < 0) {
@@ -234,6 +246,10 @@ struct alerts *alerts_free(struct alerts *a)
 	sqlite3_finalize(a->ins);
 	sqlite3_finalize(a->upd_flags);
 	sqlite3_finalize(a->resolve);
+	sqlite3_finalize(a->get);
+	sqlite3_finalize(a->prune_alerts);
+	sqlite3_finalize(a->prune_silences);
+	sqlite3_finalize(a->facts);
 	free(a->sil);
 	free(a);
 	return NULL;
@@ -404,6 +420,27 @@ static struct site_count *count_for(struct site_count **v, size_t *n, size_t *ca
 	return &(*v)[(*n)++];
 }
 
+/* What a phone's alert says beyond the judge's facts, read only when one fires: the pass itself
+ * reads the narrow index devices_alerts, never the wide rows. */
+struct phone_facts {
+	char serial[64], name[128];
+	cJSON *causes;
+};
+
+static void phone_facts(struct alerts *a, const char *udid, struct phone_facts *f)
+{
+	memset(f, 0, sizeof(*f));
+	sqlite3_bind_text(a->facts, 1, udid, -1, SQLITE_STATIC);
+	if (sqlite3_step(a->facts) == SQLITE_ROW) {
+		copy(f->serial, sizeof(f->serial), (const char *)sqlite3_column_text(a->facts, 0));
+		copy(f->name, sizeof(f->name), (const char *)sqlite3_column_text(a->facts, 1));
+		f->causes = cJSON_Parse((const char *)sqlite3_column_text(a->facts, 2));
+	}
+	sqlite3_reset(a->facts);
+	if (!f->causes)
+		f->causes = cJSON_CreateArray();
+}
+
 static int eval_phones(struct alerts *a, int64_t now, struct strmap *agents,
                        struct site_count **counts, size_t *n_counts, struct alerts_stats *st)
 {
@@ -413,8 +450,8 @@ static int eval_phones(struct alerts *a, int64_t now, struct strmap *agents,
 
 	if (sqlite3_prepare_v2(store_db(a->store),
 	                       "SELECT udid, agent, site, station, attached, last_seen, has_facts,"
-	                       " last_icloud, instr(cause_codes, ',network_unavailable,') > 0,"
-	                       " serial, name, causes_json FROM devices",
+	                       " last_icloud, instr(cause_codes, ',network_unavailable,') > 0"
+	                       " FROM devices INDEXED BY devices_alerts",
 	                       -1, &q, NULL) != SQLITE_OK)
 		goto out;
 	while ((s = sqlite3_step(q)) == SQLITE_ROW) {
@@ -433,6 +470,7 @@ static int eval_phones(struct alerts *a, int64_t now, struct strmap *agents,
 		                                         a->cfg->alert_device_missing_s);
 		int64_t stale_limit = dash_config_site_duration(&a->cfg->alert_backup_stale_site,
 		                                                site, a->cfg->alert_backup_stale_s);
+		struct phone_facts pf;
 		char sum[300];
 		struct ent *e;
 		cJSON *d;
@@ -445,16 +483,15 @@ static int eval_phones(struct alerts *a, int64_t now, struct strmap *agents,
 				goto out;
 			}
 			if (due(a, e, now)) {
+				phone_facts(a, udid, &pf);
+				cJSON_Delete(pf.causes);
 				snprintf(sum, sizeof(sum),
 				         "phone %s (%s) not docked since %" PRId64
 				         " s ago, last at %s/%s",
-				         (const char *)sqlite3_column_text(q, 9), udid,
-				         now - last_seen, site, station);
+				         pf.serial, udid, now - last_seen, site, station);
 				d = cJSON_CreateObject();
-				cJSON_AddStringToObject(d, "serial",
-				                        (const char *)sqlite3_column_text(q, 9));
-				cJSON_AddStringToObject(d, "name",
-				                        (const char *)sqlite3_column_text(q, 10));
+				cJSON_AddStringToObject(d, "serial", pf.serial);
+				cJSON_AddStringToObject(d, "name", pf.name);
 				add_time(d, "last_seen", last_seen);
 				cJSON_AddStringToObject(d, "agent", agent);
 				cJSON_AddNumberToObject(d, "threshold_s", (double)miss);
@@ -485,25 +522,24 @@ static int eval_phones(struct alerts *a, int64_t now, struct strmap *agents,
 		}
 		if (!due(a, e, now))
 			continue;
+		phone_facts(a, udid, &pf);
 		if (has_icloud)
 			snprintf(sum, sizeof(sum),
 			         "phone %s (%s) at %s/%s: no iCloud backup for %" PRId64 " h",
-			         (const char *)sqlite3_column_text(q, 9), udid, site, station,
-			         (now - last_icloud) / 3600);
+			         pf.serial, udid, site, station, (now - last_icloud) / 3600);
 		else
 			snprintf(sum, sizeof(sum),
-			         "phone %s (%s) at %s/%s: never backed up to iCloud",
-			         (const char *)sqlite3_column_text(q, 9), udid, site, station);
+			         "phone %s (%s) at %s/%s: never backed up to iCloud", pf.serial,
+			         udid, site, station);
 		d = cJSON_CreateObject();
-		cJSON_AddStringToObject(d, "serial", (const char *)sqlite3_column_text(q, 9));
-		cJSON_AddStringToObject(d, "name", (const char *)sqlite3_column_text(q, 10));
+		cJSON_AddStringToObject(d, "serial", pf.serial);
+		cJSON_AddStringToObject(d, "name", pf.name);
 		if (has_icloud)
 			add_time(d, "last_icloud", last_icloud);
 		else
 			cJSON_AddNullToObject(d, "last_icloud");
 		cJSON_AddNumberToObject(d, "threshold_s", (double)stale_limit);
-		cJSON_AddItemToObject(d, "causes",
-		                      cJSON_Parse((const char *)sqlite3_column_text(q, 11)));
+		cJSON_AddItemToObject(d, "causes", pf.causes);
 		r = fire(a, ALERTS_BACKUP_STALE, e, udid, sum, d, now, st);
 		if (r < 0)
 			goto out;
@@ -714,23 +750,38 @@ static int notify(struct alerts *a, const char *id_s, enum alerts_rule rule, con
 static int notify_firing(struct alerts *a, enum alerts_rule rule, const char *subject,
                          const struct ent *e)
 {
-	sqlite3_stmt *q = NULL;
 	char id_s[32];
 	int r = -EIO;
 
 	snprintf(id_s, sizeof(id_s), "%" PRId64, e->id);
-	if (sqlite3_prepare_v2(store_db(a->store),
-	                       "SELECT summary, detail_json, fired_at FROM alerts WHERE id = ?1",
-	                       -1, &q, NULL) != SQLITE_OK)
-		goto out;
-	sqlite3_bind_int64(q, 1, e->id);
-	if (sqlite3_step(q) != SQLITE_ROW)
-		goto out;
-	r = notify(a, id_s, rule, "firing", subject, e->site, e->station,
-	           (const char *)sqlite3_column_text(q, 0), (const char *)sqlite3_column_text(q, 1),
-	           sqlite3_column_int64(q, 2), 0);
-out:
-	sqlite3_finalize(q);
+	sqlite3_bind_int64(a->get, 1, e->id);
+	if (sqlite3_step(a->get) == SQLITE_ROW)
+		r = notify(a, id_s, rule, "firing", subject, e->site, e->station,
+		           (const char *)sqlite3_column_text(a->get, 0),
+		           (const char *)sqlite3_column_text(a->get, 1),
+		           sqlite3_column_int64(a->get, 2), 0);
+	sqlite3_reset(a->get);
+	return r;
+}
+
+/* Resolved alerts and ended silences older than history_days go, as history rows do (at most
+ * hourly). */
+static int prune(struct alerts *a, int64_t now)
+{
+	int64_t before = now - (int64_t)a->cfg->history_days * 86400;
+	int r = 0;
+
+	if (now - a->pruned_at < 3600)
+		return 0;
+	a->pruned_at = now;
+	sqlite3_bind_int64(a->prune_alerts, 1, before);
+	sqlite3_bind_int64(a->prune_silences, 1, before);
+	if (sqlite3_step(a->prune_alerts) != SQLITE_DONE ||
+	    sqlite3_step(a->prune_silences) != SQLITE_DONE)
+		r = log_error_errno(-EIO, "alerts: retention: %s",
+		                    sqlite3_errmsg(store_db(a->store)));
+	sqlite3_reset(a->prune_alerts);
+	sqlite3_reset(a->prune_silences);
 	return r;
 }
 
@@ -896,6 +947,8 @@ int alerts_evaluate(struct alerts *a, int64_t now, struct alerts_stats *ret)
 		r = load_silences(a, now);
 	if (r == 0)
 		r = settle(a, now, &st);
+	if (r == 0)
+		r = prune(a, now);
 	if (r == 0)
 		r = store_commit(a->store);
 	if (r < 0) {

@@ -554,11 +554,11 @@ static int stream_append(struct stream *st, const char *fmt, ...)
 }
 
 static const char *const kind_event[] = {
-	[HUB_DEVICE] = "device",
-	[HUB_AGENT] = "agent",
-	[HUB_COMMAND] = "command",
-	[HUB_SUMMARY] = "summary",
-	[HUB_ALERT] = "alert",
+	[HUB_DEVICE] = "device",   /* from ingest */
+	[HUB_AGENT] = "agent",     /* from ingest */
+	[HUB_COMMAND] = "command", /* from ingest */
+	[HUB_SUMMARY] = "summary", /* one per batch */
+	[HUB_ALERT] = "alert",     /* from the rules engine (alerts.c) */
 };
 
 /* The row a notice names, as the API shows it; NULL when it is gone (nothing to send). */

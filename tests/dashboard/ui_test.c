@@ -12,7 +12,9 @@
 
 #include "ui.h"
 
-static const char *PAGES[] = { "/login", "/overview", "/devices", "/devices/x", "/kiosk" };
+static const char *PAGES[] = {
+	"/login", "/overview", "/devices", "/devices/x", "/kiosk", "/alerts"
+};
 
 static void test_pages(void **state)
 {
