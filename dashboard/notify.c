@@ -60,6 +60,11 @@ static bool notify_kicked;
 /* Undelivered rows, an upper bound (loop thread only): enqueue counts the queue only when this
  * says it may be full, since the worker's deletions only ever lower the real number. */
 static int64_t notify_live_hint = -1;
+/* notify_enqueue's INSERT, prepared once per connection (loop thread only): an alert storm
+ * queues tens of thousands of rows in one pass. The store closes with sqlite3_close_v2, so a
+ * connection closed under it lingers until the statement is finalized here, never reused. */
+static sqlite3_stmt *notify_insert;
+static sqlite3 *notify_insert_db;
 
 /* --- configuration: receiverN = NAME TYPE URL [opt=value ...] --- */
 
@@ -388,6 +393,22 @@ static void kick(void)
 	pthread_mutex_unlock(&notify_lock);
 }
 
+static sqlite3_stmt *insert_stmt(sqlite3 *db)
+{
+	if (notify_insert && notify_insert_db == db)
+		return notify_insert;
+	sqlite3_finalize(notify_insert);
+	notify_insert = NULL;
+	notify_insert_db = db;
+	if (sqlite3_prepare_v3(
+	            db,
+	            "INSERT INTO notify_queue(receiver, alert_id, rule, state, alert_json,"
+	            " created_ms, next_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+	            -1, SQLITE_PREPARE_PERSISTENT, &notify_insert, NULL) != SQLITE_OK)
+		notify_insert = NULL;
+	return notify_insert;
+}
+
 int notify_enqueue(struct store *s, const struct notify_alert *a)
 {
 	const struct dash_config *cfg = atomic_load(&notify_cfg);
@@ -409,12 +430,7 @@ int notify_enqueue(struct store *s, const struct notify_alert *a)
 		if (!json && !(json = alert_json(a)))
 			goto out;
 		r = -EIO;
-		if (!st &&
-		    sqlite3_prepare_v2(store_db(s),
-		                       "INSERT INTO notify_queue(receiver, alert_id, rule, state,"
-		                       " alert_json, created_ms, next_ms)"
-		                       " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-		                       -1, &st, NULL) != SQLITE_OK)
+		if (!st && !(st = insert_stmt(store_db(s))))
 			goto out;
 		sqlite3_reset(st);
 		sqlite3_bind_text(st, 1, rcv->name, -1, SQLITE_STATIC);
@@ -439,7 +455,10 @@ out:
 	if (r == -EIO)
 		log_error("notify: cannot queue alert %s: %s", a->alert_id,
 		          sqlite3_errmsg(store_db(s)));
-	sqlite3_finalize(st);
+	if (st) { /* kept for the next call; the bound strings are this call's */
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	}
 	free(json);
 	return r;
 }
@@ -752,6 +771,11 @@ static int orphans(struct store *s, const struct dash_config *cfg)
 
 void notify_configure(const struct dash_config *cfg)
 {
+	if (!cfg) { /* withdrawn: release the connection the statement holds */
+		sqlite3_finalize(notify_insert);
+		notify_insert = NULL;
+		notify_insert_db = NULL;
+	}
 	notify_live_hint = -1;
 	atomic_store(&notify_cfg, cfg);
 }
@@ -790,7 +814,7 @@ int notify_start(const struct dash_config *cfg, struct notify **ret)
 	r = -pthread_create(&n->thread, NULL, worker, n);
 	if (r < 0) {
 		log_error_errno(r, "notify: cannot start the worker");
-		atomic_store(&notify_cfg, NULL);
+		notify_configure(NULL);
 		goto out;
 	}
 	n->running = true;
@@ -811,7 +835,7 @@ struct notify *notify_stop(struct notify *n)
 	if (!n)
 		return NULL;
 	if (n->running) {
-		atomic_store(&notify_cfg, NULL);
+		notify_configure(NULL);
 		atomic_store(&n->stop, true);
 		kick();
 		pthread_join(n->thread, NULL);
