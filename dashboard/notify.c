@@ -55,7 +55,8 @@ struct notify {
 /* What notify_enqueue reads (loop thread) and the worker's wake-up. */
 static _Atomic(const struct dash_config *) notify_cfg;
 static pthread_mutex_t notify_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t notify_cond;
+static pthread_cond_t notify_cond; /* CLOCK_MONOTONIC: set up by notify_start */
+static bool notify_cond_ready;     /* under notify_lock: a worker waits on notify_cond */
 static bool notify_kicked;
 /* Undelivered rows, an upper bound (loop thread only): enqueue counts the queue only when this
  * says it may be full, since the worker's deletions only ever lower the real number. */
@@ -389,7 +390,8 @@ static void kick(void)
 {
 	pthread_mutex_lock(&notify_lock);
 	notify_kicked = true;
-	pthread_cond_signal(&notify_cond);
+	if (notify_cond_ready)
+		pthread_cond_signal(&notify_cond);
 	pthread_mutex_unlock(&notify_lock);
 }
 
@@ -769,6 +771,15 @@ static int orphans(struct store *s, const struct dash_config *cfg)
 	return r;
 }
 
+/* No worker waits any more: kick() stops signalling, the condition variable goes. */
+static void cond_release(void)
+{
+	pthread_mutex_lock(&notify_lock);
+	notify_cond_ready = false;
+	pthread_mutex_unlock(&notify_lock);
+	pthread_cond_destroy(&notify_cond);
+}
+
 void notify_configure(const struct dash_config *cfg)
 {
 	if (!cfg) { /* withdrawn: release the connection the statement holds */
@@ -810,11 +821,15 @@ int notify_start(const struct dash_config *cfg, struct notify **ret)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&notify_cond, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_mutex_lock(&notify_lock);
+	notify_cond_ready = true;
+	pthread_mutex_unlock(&notify_lock);
 	notify_configure(cfg);
 	r = -pthread_create(&n->thread, NULL, worker, n);
 	if (r < 0) {
 		log_error_errno(r, "notify: cannot start the worker");
 		notify_configure(NULL);
+		cond_release();
 		goto out;
 	}
 	n->running = true;
@@ -839,7 +854,7 @@ struct notify *notify_stop(struct notify *n)
 		atomic_store(&n->stop, true);
 		kick();
 		pthread_join(n->thread, NULL);
-		pthread_cond_destroy(&notify_cond);
+		cond_release();
 		curl_global_cleanup();
 	}
 	n->store = store_close(n->store);

@@ -362,6 +362,49 @@ def validate_status(st):
     jsonschema.Draft202012Validator(schema).validate(st)
 
 
+def test_config_errors():
+    """Bad receiver lines are refused with the key and the reason; --dump-config masks secrets."""
+    from dash import DASH
+    d = tempfile.mkdtemp(prefix="cradle-notify-conf-")
+    conf = os.path.join(d, "c.conf")
+
+    def run(text, flag="--test-config"):
+        with open(conf, "w") as f:
+            f.write("db %s/c.db\ncommand_key %s/k\n%s" % (d, d, text))
+        return subprocess.run([DASH, "-c", conf, flag], capture_output=True, text=True,
+                              timeout=20)
+    try:
+        bad = [
+            ("receiver1 x pager http://h/\n", "unknown receiver type"),
+            ("receiver1 x webhook http://h/\n", "needs secret="),
+            ("receiver1 x webhook http://h/ secret=short\n", "16 bytes"),
+            ("receiver1 x slack smtp://h/\n", "http(s)://"),
+            ("receiver1 x email http://h/ from=a@b to=c@d\n", "smtp(s)://"),
+            ("receiver1 x email smtp://h:587 from=a@b\n", "to="),
+            ("receiver1 x slack http://h/ rules=backup_stale,bogus\n", "unknown rule 'bogus'"),
+            ("receiver1 x slack http://h/ digest=2d\n", "bad digest"),
+            ("receiver1 x slack http://h/ password=p\n", "unknown option 'password'"),
+            ("receiver1 x/y slack http://h/\n", "bad receiver name"),
+            ("receiver1 x slack\n", "NAME TYPE URL"),
+            ("receiver1 x slack http://h/\nreceiver3 x teams http://h/\n", "both named 'x'"),
+        ]
+        for text, want in bad:
+            r = run(text)
+            check(r.returncode != 0 and want in r.stderr and "receiver" in r.stderr,
+                  "config %r: exit %d, %r (want %r)" % (text, r.returncode, r.stderr, want))
+        r = run("receiver2 ops webhook https://h/x secret=%s rules=backup_stale digest=15m\n"
+                "receiver5 m email smtp://h:587 from=a@b to=c@d,e@f user=u password=hunter2\n"
+                % SECRET, "--dump-config")
+        check(r.returncode == 0, "dump: %s" % r.stderr)
+        lines = {ln.split(" ", 1)[0]: ln for ln in r.stdout.splitlines()}
+        check(lines["receiver2"] == "receiver2 ops webhook https://h/x secret=******** "
+              "rules=backup_stale digest=900s" and SECRET not in r.stdout
+              and "hunter2" not in r.stdout and lines["receiver1"] == 'receiver1 ""',
+              "dump %r" % [lines.get(k) for k in ("receiver1", "receiver2", "receiver5")])
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_daemon_stop_and_restart():
     """cradle-dashboard's worker: SIGTERM during a hanging attempt, then delivery after restart."""
     from dash import DASH, Dashboard
