@@ -799,11 +799,11 @@ static int resolve(struct alerts *a, enum alerts_rule rule, const char *subject,
 			char id_s[32];
 
 			snprintf(id_s, sizeof(id_s), "%" PRId64, e->id);
-			r = notify(a, id_s, rule, "resolved", subject, e->site, e->station,
+			/* a refusal is logged by notify(); the alert resolves all the same */
+			if (notify(a, id_s, rule, "resolved", subject, e->site, e->station,
 			           (const char *)sqlite3_column_text(a->resolve, 6),
 			           (const char *)sqlite3_column_text(a->resolve, 7),
-			           sqlite3_column_int64(a->resolve, 5), now);
-			if (r == 0)
+			           sqlite3_column_int64(a->resolve, 5), now) == 0)
 				st->notified++;
 		}
 	} else {
@@ -871,10 +871,9 @@ static void settle_one(const char *subject, void *value, void *ctx)
 	sil = silenced_by(a, x->rule, subject, e);
 	inh = inhibitor(a, x->rule, e);
 	notified = e->notified;
-	if (!notified && !sil && !inh) {
-		x->r = notify_firing(a, x->rule, subject, e);
-		if (x->r < 0)
-			return;
+	/* delivery refusing (its queue full, ...) must not stop the rules: the alert stays
+	 * unnotified and is offered again at the next pass */
+	if (!notified && !sil && !inh && notify_firing(a, x->rule, subject, e) == 0) {
 		notified = true;
 		x->st->notified++;
 	}

@@ -23,7 +23,8 @@
 #include "notify.h"
 #include "store.h"
 
-#define DAEMON_HUB_RING 8192 /* notices kept for SSE readers */
+#define DAEMON_HUB_RING          8192 /* notices kept for SSE readers */
+#define DAEMON_ALERT_COALESCE_MS 5000 /* alert pass after ingest news, at most this often */
 
 struct daemon {
 	const struct dash_config *cfg;
@@ -36,7 +37,8 @@ struct daemon {
 	struct http_services svc;
 	uint64_t retention_timer, sample_timer;
 	struct alerts *alerts;
-	uint64_t alert_timer;
+	uint64_t alert_timer, alert_seq;
+	int64_t alert_last_ms;
 	struct notify *notify;
 };
 
@@ -79,15 +81,26 @@ static void sample_fired(struct loop *loop, uint64_t id, void *data)
 	d->sample_timer = loop_add_timer(loop, DAEMON_SAMPLE_MS, sample_fired, d);
 }
 
-/* alerts: every alert_interval, on what ingest has committed */
+/* alerts: a pass every alert_interval, and one within DAEMON_ALERT_COALESCE_MS of what ingest
+ * committed (the hub's sequence moved), so a burst of batches costs one pass */
 static void alert_fired(struct loop *loop, uint64_t id, void *data)
 {
 	struct daemon *d = data;
+	int64_t interval_ms = d->cfg->alert_interval_s * 1000, now_ms = wall_now_ms();
+	uint64_t seq;
 
 	(void)id;
 	(void)ingest_flush(d->ingest);
-	(void)alerts_evaluate(d->alerts, wall_now_ms() / 1000, NULL);
-	d->alert_timer = loop_add_timer(loop, d->cfg->alert_interval_s * 1000, alert_fired, d);
+	seq = hub_next_seq(d->hub);
+	if (seq != d->alert_seq || now_ms - d->alert_last_ms >= interval_ms) {
+		(void)alerts_evaluate(d->alerts, now_ms / 1000, NULL);
+		d->alert_last_ms = now_ms;
+		d->alert_seq = hub_next_seq(d->hub); /* its own notices are not news */
+	}
+	d->alert_timer = loop_add_timer(
+	        loop,
+	        interval_ms < DAEMON_ALERT_COALESCE_MS ? interval_ms : DAEMON_ALERT_COALESCE_MS,
+	        alert_fired, d);
 }
 
 static int start(struct daemon *d)
@@ -135,7 +148,7 @@ static int start(struct daemon *d)
 	r = alerts_new(d->store, d->hub, d->cfg, &d->alerts);
 	if (r < 0)
 		return log_error_errno(r, "alerts: cannot start");
-	d->alert_timer = loop_add_timer(d->loop, d->cfg->alert_interval_s * 1000, alert_fired, d);
+	d->alert_timer = loop_add_timer(d->loop, 1000, alert_fired, d);
 	d->retention_timer = loop_add_timer(d->loop, 60 * 1000, retention_fired, d);
 	d->sample_timer = loop_add_timer(d->loop, 10 * 1000, sample_fired, d);
 	log_notice("cradle-dashboard " CRADLE_VERSION " running: broker %s, http %s%s, db %s",
