@@ -395,6 +395,24 @@ static void kick(void)
 	pthread_mutex_unlock(&notify_lock);
 }
 
+/* All or nothing: a caller that is refused offers the alert again later, so the rows this call
+ * queued for the receivers before the failure go (ids grow within the caller's transaction). */
+static void unqueue(struct store *s, int64_t first, const char *alert_id)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(store_db(s),
+	                       "DELETE FROM notify_queue WHERE id >= ?1 AND alert_id = ?2", -1, &st,
+	                       NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, first);
+		sqlite3_bind_text(st, 2, alert_id, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			log_error("notify: cannot take back alert %s: %s", alert_id,
+			          sqlite3_errmsg(store_db(s)));
+	}
+	sqlite3_finalize(st);
+}
+
 static sqlite3_stmt *insert_stmt(sqlite3 *db)
 {
 	if (notify_insert && notify_insert_db == db)
@@ -416,7 +434,7 @@ int notify_enqueue(struct store *s, const struct notify_alert *a)
 	const struct dash_config *cfg = atomic_load(&notify_cfg);
 	sqlite3_stmt *st = NULL;
 	char *json = NULL;
-	int64_t now = wall_now_ms();
+	int64_t now = wall_now_ms(), first = 0;
 	int n = 0, r = 0;
 
 	if (!s || !a || !a->alert_id || !a->rule || !a->state)
@@ -443,20 +461,25 @@ int notify_enqueue(struct store *s, const struct notify_alert *a)
 		sqlite3_bind_int64(st, 6, now);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			goto out;
-		n++;
+		if (n++ == 0)
+			first = sqlite3_last_insert_rowid(store_db(s));
 		r = 0;
 	}
 	if (n > 0) {
 		if (notify_live_hint >= 0)
 			notify_live_hint += n;
+		/* a failure to bound is logged; the rows stay (the queue a little over its bound)
+		 */
 		if (notify_live_hint < 0 || notify_live_hint > (int64_t)cfg->notify_queue_max)
-			r = bound(s, cfg);
+			(void)bound(s, cfg);
 		kick();
 	}
 out:
 	if (r == -EIO)
 		log_error("notify: cannot queue alert %s: %s", a->alert_id,
 		          sqlite3_errmsg(store_db(s)));
+	if (r < 0 && n > 0)
+		unqueue(s, first, a->alert_id);
 	if (st) { /* kept for the next call; the bound strings are this call's */
 		sqlite3_reset(st);
 		sqlite3_clear_bindings(st);
