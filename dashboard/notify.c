@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * notify: receivers from the configuration, the persistent queue and its worker (notify.h).
- * The sending itself (bodies, libcurl) is notify_send.c.
+ * notify: the persistent queue and its worker (notify.h). The receivers' configuration is
+ * notify_config.c, the status notify_status.c, the sending itself (bodies, libcurl)
+ * notify_send.c.
  *
  * The receivers are process-wide (notify_enqueue's contract has no handle): notify_start()
  * publishes the configuration the loop thread's notify_enqueue() reads. The worker polls its
@@ -22,27 +23,14 @@
 #include <time.h>
 
 #include "config.h"
-#include "conftab.h"
-#include "http.h"
 #include "log.h"
 #include "loop.h"
 #include "notify_send.h"
-#include "parse.h"
 #include "store.h"
 #include "timefmt.h"
 
 #define NOTIFY_POLL_MS    1000 /* the worker looks at its queue at least this often */
 #define NOTIFY_DIGEST_MAX 500  /* notifications in one digest; more wait for the next one */
-#define NOTIFY_DEAD_SHOWN 20   /* dead letters listed by the status */
-
-static const char *const type_names[] = {
-	[DASH_RECEIVER_NONE] = "",       [DASH_RECEIVER_WEBHOOK] = "webhook",
-	[DASH_RECEIVER_SLACK] = "slack", [DASH_RECEIVER_TEAMS] = "teams",
-	[DASH_RECEIVER_EMAIL] = "email",
-};
-
-static const char *const rule_names[] = { "backup_stale", "device_missing", "agent_offline",
-	                                  "site_network" };
 
 struct notify {
 	const struct dash_config *cfg;
@@ -67,199 +55,7 @@ static int64_t notify_live_hint = -1;
 static sqlite3_stmt *notify_insert;
 static sqlite3 *notify_insert_db;
 
-/* --- configuration: receiverN = NAME TYPE URL [opt=value ...] --- */
-
-static bool name_valid(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' || *s == '.'))
-			return false;
-	return true;
-}
-
-static int set_str(struct conftab_parser *p, const struct conftab_key *k, const char *opt,
-                   const char *v, char *dst, size_t size)
-{
-	if (strlen(v) >= size)
-		return conftab_error(p, "'%s': %s is longer than %zu bytes", k->name, opt,
-		                     size - 1);
-	snprintf(dst, size, "%s", v);
-	return 0;
-}
-
-static bool rule_known(const char *name)
-{
-	for (size_t i = 0; i < sizeof(rule_names) / sizeof(rule_names[0]); i++)
-		if (strcmp(rule_names[i], name) == 0)
-			return true;
-	return false;
-}
-
-static int rules_parse(struct conftab_parser *p, const struct conftab_key *k, const char *v,
-                       struct dash_receiver *r)
-{
-	char tmp[sizeof(r->rules)], *save = NULL, *item;
-
-	if (set_str(p, k, "rules", v, tmp, sizeof(tmp)) < 0)
-		return -EINVAL;
-	for (item = strtok_r(tmp, ",", &save); item; item = strtok_r(NULL, ",", &save))
-		if (!rule_known(item))
-			return conftab_error(p,
-			                     "'%s': unknown rule '%.64s' (backup_stale, "
-			                     "device_missing, agent_offline, site_network)",
-			                     k->name, item);
-	snprintf(r->rules, sizeof(r->rules), "%s", v);
-	return 0;
-}
-
-static int option_parse(struct conftab_parser *p, const struct conftab_key *k, char *opt,
-                        struct dash_receiver *r)
-{
-	char *eq = strchr(opt, '='), *v;
-	uint64_t d;
-
-	if (!eq)
-		return conftab_error(p, "'%s': '%.80s' is not OPTION=VALUE", k->name, opt);
-	*eq = '\0';
-	v = eq + 1;
-	if (strcmp(opt, "rules") == 0)
-		return rules_parse(p, k, v, r);
-	if (strcmp(opt, "digest") == 0) {
-		if (parse_duration(v, &d) < 0 || d > 86400)
-			return conftab_error(p, "'%s': bad digest '%.80s' (0s..24h)", k->name, v);
-		r->digest_s = (int64_t)d;
-		return 0;
-	}
-	if (strcmp(opt, "secret") == 0 && r->type == DASH_RECEIVER_WEBHOOK)
-		return set_str(p, k, opt, v, r->secret, sizeof(r->secret));
-	if (strcmp(opt, "cacert") == 0)
-		return set_str(p, k, opt, v, r->cacert, sizeof(r->cacert));
-	if (r->type == DASH_RECEIVER_EMAIL) {
-		if (strcmp(opt, "from") == 0)
-			return set_str(p, k, opt, v, r->from, sizeof(r->from));
-		if (strcmp(opt, "to") == 0)
-			return set_str(p, k, opt, v, r->to, sizeof(r->to));
-		if (strcmp(opt, "user") == 0)
-			return set_str(p, k, opt, v, r->user, sizeof(r->user));
-		if (strcmp(opt, "password") == 0)
-			return set_str(p, k, opt, v, r->password, sizeof(r->password));
-	}
-	return conftab_error(p, "'%s': unknown option '%.64s' for a %s receiver", k->name, opt,
-	                     type_names[r->type]);
-}
-
-int notify_receiver_parse(struct conftab_parser *p, const struct conftab_key *k, char *v,
-                          void *field)
-{
-	struct dash_receiver tmp = { 0 }, *r = field;
-	char *save = NULL, *name, *type, *url, *opt;
-
-	name = strtok_r(v, " \t", &save);
-	if (!name) { /* "" = no receiver */
-		*r = tmp;
-		return 0;
-	}
-	type = strtok_r(NULL, " \t", &save);
-	url = strtok_r(NULL, " \t", &save);
-	if (!type || !url)
-		return conftab_error(p, "'%s': expected NAME TYPE URL [option=value ...]", k->name);
-	if (!name_valid(name) || strlen(name) >= sizeof(tmp.name))
-		return conftab_error(p, "'%s': bad receiver name '%.80s' (letters, digits, _ - .)",
-		                     k->name, name);
-	snprintf(tmp.name, sizeof(tmp.name), "%s", name);
-	for (int i = DASH_RECEIVER_WEBHOOK; i <= DASH_RECEIVER_EMAIL; i++)
-		if (strcmp(type, type_names[i]) == 0)
-			tmp.type = (enum dash_receiver_type)i;
-	if (tmp.type == DASH_RECEIVER_NONE)
-		return conftab_error(p,
-		                     "'%s': unknown receiver type '%.40s' (webhook, slack, teams, "
-		                     "email)",
-		                     k->name, type);
-	if (tmp.type == DASH_RECEIVER_EMAIL
-	            ? strncmp(url, "smtp://", 7) != 0 && strncmp(url, "smtps://", 8) != 0
-	            : strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
-		return conftab_error(
-		        p, "'%s': a %s receiver needs a %s URL, not '%.80s'", k->name, type,
-		        tmp.type == DASH_RECEIVER_EMAIL ? "smtp(s)://" : "http(s)://", url);
-	if (set_str(p, k, "the URL", url, tmp.url, sizeof(tmp.url)) < 0)
-		return -EINVAL;
-	while ((opt = strtok_r(NULL, " \t", &save)))
-		if (option_parse(p, k, opt, &tmp) < 0)
-			return -EINVAL;
-	if (tmp.type == DASH_RECEIVER_WEBHOOK && strlen(tmp.secret) < 16)
-		return conftab_error(p,
-		                     "'%s': a webhook receiver needs secret=... (16 bytes or more: "
-		                     "the HMAC key receivers verify with)",
-		                     k->name);
-	if (tmp.type == DASH_RECEIVER_EMAIL && (!tmp.from[0] || !tmp.to[0]))
-		return conftab_error(p, "'%s': an email receiver needs from=... and to=...",
-		                     k->name);
-	*r = tmp;
-	return 0;
-}
-
-void notify_receiver_dump(FILE *f, const struct conftab_key *k, const void *field)
-{
-	const struct dash_receiver *r = field;
-
-	(void)k;
-	if (r->type == DASH_RECEIVER_NONE) {
-		fputs("\"\"", f);
-		return;
-	}
-	fprintf(f, "%s %s %s", r->name, type_names[r->type], r->url);
-	if (r->secret[0])
-		fputs(" secret=********", f);
-	if (r->rules[0])
-		fprintf(f, " rules=%s", r->rules);
-	if (r->digest_s)
-		fprintf(f, " digest=%" PRId64 "s", r->digest_s);
-	if (r->from[0])
-		fprintf(f, " from=%s", r->from);
-	if (r->to[0])
-		fprintf(f, " to=%s", r->to);
-	if (r->user[0])
-		fprintf(f, " user=%s", r->user);
-	if (r->password[0])
-		fputs(" password=********", f);
-	if (r->cacert[0])
-		fprintf(f, " cacert=%s", r->cacert);
-}
-
-int notify_config_check(const struct dash_config *cfg, char *err, size_t errsz)
-{
-	for (int i = 0; i < DASH_RECEIVERS_MAX; i++)
-		for (int j = 0; j < i; j++)
-			if (cfg->receiver[i].type != DASH_RECEIVER_NONE &&
-			    cfg->receiver[j].type != DASH_RECEIVER_NONE &&
-			    strcmp(cfg->receiver[i].name, cfg->receiver[j].name) == 0) {
-				if (err && errsz)
-					snprintf(err, errsz,
-					         "receiver%d and receiver%d are both named '%s'",
-					         j + 1, i + 1, cfg->receiver[i].name);
-				return -EINVAL;
-			}
-	return 0;
-}
-
 /* --- the queue --- */
-
-static bool takes_rule(const struct dash_receiver *r, const char *rule)
-{
-	size_t n = strlen(rule);
-
-	if (r->type == DASH_RECEIVER_NONE)
-		return false;
-	if (!r->rules[0])
-		return true;
-	for (const char *p = r->rules; (p = strstr(p, rule)); p += n)
-		if ((p == r->rules || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
-			return true;
-	return false;
-}
 
 static void add_time(cJSON *o, const char *name, int64_t t)
 {
@@ -444,7 +240,7 @@ int notify_enqueue(struct store *s, const struct notify_alert *a)
 	for (int i = 0; i < DASH_RECEIVERS_MAX; i++) {
 		const struct dash_receiver *rcv = &cfg->receiver[i];
 
-		if (!takes_rule(rcv, a->rule))
+		if (!notify_receiver_takes(rcv, a->rule))
 			continue;
 		r = -ENOMEM;
 		if (!json && !(json = alert_json(a)))
@@ -883,135 +679,4 @@ struct notify *notify_stop(struct notify *n)
 	n->store = store_close(n->store);
 	free(n);
 	return NULL;
-}
-
-/* --- status --- */
-
-static const char *col(sqlite3_stmt *st, int i)
-{
-	const char *s = (const char *)sqlite3_column_text(st, i);
-
-	return s ? s : "";
-}
-
-static void add_ms(cJSON *o, const char *name, sqlite3_stmt *st, int i)
-{
-	char ts[40];
-
-	if (sqlite3_column_type(st, i) != SQLITE_NULL &&
-	    timefmt_rfc3339_ms(sqlite3_column_int64(st, i), ts, sizeof(ts)) == 0)
-		cJSON_AddStringToObject(o, name, ts);
-	else
-		cJSON_AddNullToObject(o, name);
-}
-
-static cJSON *receiver_json(struct store *s, const struct dash_receiver *rcv, int64_t tot[5])
-{
-	static const char *const names[] = { "delivered", "messages", "failures", "dead",
-		                             "dropped" };
-	cJSON *o = cJSON_CreateObject(), *rules = NULL;
-	sqlite3_stmt *st = NULL;
-
-	cJSON_AddStringToObject(o, "name", rcv->name);
-	cJSON_AddStringToObject(o, "type", type_names[rcv->type]);
-	cJSON_AddNumberToObject(o, "digest_s", (double)rcv->digest_s);
-	rules = cJSON_AddArrayToObject(o, "rules");
-	for (size_t i = 0; i < sizeof(rule_names) / sizeof(rule_names[0]); i++)
-		if (takes_rule(rcv, rule_names[i]))
-			cJSON_AddItemToArray(rules, cJSON_CreateString(rule_names[i]));
-	if (sqlite3_prepare_v2(store_db(s),
-	                       "SELECT (SELECT COUNT(*) FROM notify_queue WHERE dead_ms IS NULL AND"
-	                       " receiver = ?1), (SELECT MIN(next_ms) FROM notify_queue WHERE"
-	                       " dead_ms IS NULL AND receiver = ?1), r.delivered, r.messages,"
-	                       " r.failures, r.dead, r.dropped, r.last_sent_ms, r.last_error,"
-	                       " r.last_error_ms FROM (SELECT 1) LEFT JOIN notify_receivers r"
-	                       " ON r.name = ?1",
-	                       -1, &st, NULL) != SQLITE_OK ||
-	    (sqlite3_bind_text(st, 1, rcv->name, -1, SQLITE_STATIC), sqlite3_step(st)) !=
-	            SQLITE_ROW) {
-		sqlite3_finalize(st);
-		cJSON_Delete(o);
-		return NULL;
-	}
-	cJSON_AddNumberToObject(o, "queued", (double)sqlite3_column_int64(st, 0));
-	add_ms(o, "next_attempt", st, 1);
-	for (int i = 0; i < 5; i++) {
-		cJSON_AddNumberToObject(o, names[i], (double)sqlite3_column_int64(st, 2 + i));
-		tot[i] += sqlite3_column_int64(st, 2 + i);
-	}
-	add_ms(o, "last_sent", st, 7);
-	if (sqlite3_column_type(st, 8) == SQLITE_NULL)
-		cJSON_AddNullToObject(o, "last_error");
-	else
-		cJSON_AddStringToObject(o, "last_error", col(st, 8));
-	add_ms(o, "last_error_at", st, 9);
-	sqlite3_finalize(st);
-	return o;
-}
-
-cJSON *notify_status_json(struct store *s, const struct dash_config *cfg)
-{
-	cJSON *o = cJSON_CreateObject(), *rcvs, *dl;
-	sqlite3_stmt *st = NULL;
-	int64_t tot[5] = { 0 }, queued = count_live(s);
-
-	if (!o || queued < 0)
-		goto fail;
-	rcvs = cJSON_CreateArray();
-	for (int i = 0; i < DASH_RECEIVERS_MAX; i++) {
-		cJSON *r;
-
-		if (cfg->receiver[i].type == DASH_RECEIVER_NONE)
-			continue;
-		r = receiver_json(s, &cfg->receiver[i], tot);
-		if (!r) {
-			cJSON_Delete(rcvs);
-			goto fail;
-		}
-		cJSON_AddItemToArray(rcvs, r);
-	}
-	cJSON_AddNumberToObject(o, "queued", (double)queued);
-	cJSON_AddNumberToObject(o, "queue_max", (double)cfg->notify_queue_max);
-	cJSON_AddNumberToObject(o, "delivered", (double)tot[0]);
-	cJSON_AddNumberToObject(o, "dead", (double)tot[3]);
-	cJSON_AddNumberToObject(o, "dropped", (double)tot[4]);
-	cJSON_AddItemToObject(o, "receivers", rcvs);
-	dl = cJSON_AddArrayToObject(o, "dead_letters");
-	if (sqlite3_prepare_v2(store_db(s),
-	                       "SELECT id, receiver, alert_id, rule, state, attempts, dead_ms,"
-	                       " last_error FROM notify_queue WHERE dead_ms IS NOT NULL"
-	                       " ORDER BY id DESC LIMIT ?1",
-	                       -1, &st, NULL) != SQLITE_OK)
-		goto fail;
-	sqlite3_bind_int(st, 1, NOTIFY_DEAD_SHOWN);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		cJSON *d = cJSON_CreateObject();
-
-		cJSON_AddNumberToObject(d, "id", (double)sqlite3_column_int64(st, 0));
-		cJSON_AddStringToObject(d, "receiver", col(st, 1));
-		cJSON_AddStringToObject(d, "alert_id", col(st, 2));
-		cJSON_AddStringToObject(d, "rule", col(st, 3));
-		cJSON_AddStringToObject(d, "state", col(st, 4));
-		cJSON_AddNumberToObject(d, "attempts", (double)sqlite3_column_int64(st, 5));
-		add_ms(d, "dead_at", st, 6);
-		cJSON_AddStringToObject(d, "error", col(st, 7));
-		cJSON_AddItemToArray(dl, d);
-	}
-	sqlite3_finalize(st);
-	return o;
-fail:
-	sqlite3_finalize(st);
-	cJSON_Delete(o);
-	return NULL;
-}
-
-void notify_api_status(struct http_request *req, struct http_response *res)
-{
-	cJSON *o = notify_status_json(req->store, req->svc->cfg);
-
-	if (!o) {
-		http_error(res, 500, "internal", "cannot read the notification queue");
-		return;
-	}
-	http_json(res, 200, o);
 }

@@ -25,6 +25,7 @@
 #ifndef CRADLE_DASH_NOTIFY_H
 #define CRADLE_DASH_NOTIFY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@ struct cJSON;
 struct conftab_key;
 struct conftab_parser;
 struct dash_config;
+struct dash_receiver;
 struct http_request;
 struct http_response;
 struct store;
@@ -81,6 +83,12 @@ int notify_receiver_parse(struct conftab_parser *p, const struct conftab_key *k,
 void notify_receiver_dump(FILE *f, const struct conftab_key *k, const void *field);
 /* Rules between receivers (unique names). 0 or -EINVAL with a message in err. */
 int notify_config_check(const struct dash_config *cfg, char *err, size_t errsz);
+/* Whether rcv (configured) takes the notifications of rule. */
+bool notify_receiver_takes(const struct dash_receiver *rcv, const char *rule);
+/* "webhook", "slack", "teams", "email"; "" for none. */
+const char *notify_type_name(int type);
+/* The rules a receiver may take (rules=...), NULL-terminated. */
+extern const char *const notify_rules[];
 
 /*
  * The parts the worker sends, exposed for tests. The webhook signature: hex HMAC-SHA256 with
