@@ -29,8 +29,12 @@
 #include "store.h"
 #include "timefmt.h"
 
-#define NOTIFY_POLL_MS    1000 /* the worker looks at its queue at least this often */
-#define NOTIFY_DIGEST_MAX 500  /* notifications in one digest; more wait for the next one */
+#define NOTIFY_POLL_MS 1000 /* the worker looks at its queue at least this often */
+/* An enqueue wakes the worker before its caller commits; for a while after that, the worker
+ * looks this often, so a notification goes out soon after the commit, not a poll later. */
+#define NOTIFY_KICK_POLL_MS 100
+#define NOTIFY_KICK_FOR_MS  3000
+#define NOTIFY_DIGEST_MAX   500 /* notifications in one digest; more wait for the next one */
 
 struct notify {
 	const struct dash_config *cfg;
@@ -526,6 +530,7 @@ out:
 static void *worker(void *data)
 {
 	struct notify *n = data;
+	int64_t kicked_at = 0;
 
 	while (!atomic_load(&n->stop)) {
 		int64_t now = wall_now_ms(), due = now + NOTIFY_POLL_MS;
@@ -541,6 +546,8 @@ static void *worker(void *data)
 		now = wall_now_ms();
 		if (due - now > NOTIFY_POLL_MS)
 			due = now + NOTIFY_POLL_MS;
+		if (now - kicked_at < NOTIFY_KICK_FOR_MS && due - now > NOTIFY_KICK_POLL_MS)
+			due = now + NOTIFY_KICK_POLL_MS;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		if (due > now) {
 			int64_t ns = ts.tv_nsec + (due - now) % 1000 * 1000000;
@@ -551,6 +558,8 @@ static void *worker(void *data)
 		pthread_mutex_lock(&notify_lock);
 		if (!notify_kicked && !atomic_load(&n->stop) && due > now)
 			pthread_cond_timedwait(&notify_cond, &notify_lock, &ts);
+		if (notify_kicked)
+			kicked_at = wall_now_ms();
 		notify_kicked = false;
 		pthread_mutex_unlock(&notify_lock);
 	}
