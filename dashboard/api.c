@@ -30,6 +30,7 @@
 #include "log.h"
 #include "loop.h"
 #include "macro.h"
+#include "notify.h"
 #include "parse.h"
 #include "query.h"
 #include "store.h"
@@ -589,5 +590,7 @@ const struct http_route api_routes[] = {
 	{ "GET", "/api/v1/jobs/{id}", AUTH_OPERATOR, jobs_api_get },
 	{ "GET", "/api/v1/jobs/{id}/executions", AUTH_OPERATOR, jobs_api_executions },
 	{ "POST", "/api/v1/jobs/{id}/cancel", AUTH_OPERATOR, jobs_api_cancel },
+	/* notify: delivery queue, receivers, dead letters (notify.c) */
+	{ "GET", "/api/v1/notify/status", AUTH_VIEWER, notify_api_status },
 };
 const size_t api_n_routes = ARRAY_SIZE(api_routes);

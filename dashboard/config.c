@@ -14,11 +14,13 @@
 #include <string.h>
 
 #include "macro.h"
+#include "notify.h"
 #include "parse.h"
 
 enum dash_config_type {
 	DASH_CONFIG_SITE_STALE = CONFTAB_CUSTOM, /* site=duration,... */
 	DASH_CONFIG_SITE_DURATIONS,              /* the same into a struct dash_site_durations */
+	DASH_CONFIG_RECEIVER,                    /* notify.h: NAME TYPE URL [opt=value ...] */
 };
 
 #define DAY (24 * 3600ULL)
@@ -140,6 +142,7 @@ static const struct conftab_ops config_types[] = {
 	[DASH_CONFIG_SITE_STALE - CONFTAB_CUSTOM] = { site_stale_parse, site_stale_dump },
 	[DASH_CONFIG_SITE_DURATIONS -
 	        CONFTAB_CUSTOM] = { site_durations_parse, site_durations_dump },
+	[DASH_CONFIG_RECEIVER - CONFTAB_CUSTOM] = { notify_receiver_parse, notify_receiver_dump },
 };
 
 #define OFF(f)  offsetof(struct dash_config, f)
@@ -191,6 +194,20 @@ static const struct conftab_key config_keys[] = {
 	{ "alert_site_network_pct", CONFTAB_UINT, OFF(alert_site_network_pct), 0, 1, 100, 0, "50" },
 	{ "alert_site_network_min", CONFTAB_UINT, OFF(alert_site_network_min), 0, 1, 1000000, 0,
 	  "5" },
+	/* --- notify: delivery (notify.h); dashboard/README.md "Notifications" --- */
+	{ "notify_queue_max", CONFTAB_UINT, OFF(notify_queue_max), 8, 1, 10000000, 0, "10000" },
+	{ "notify_timeout", CONFTAB_DURATION, OFF(notify_timeout_s), 0, 1, 300, 0, "10s" },
+	{ "notify_attempts", CONFTAB_UINT, OFF(notify_attempts), 0, 1, 1000, 0, "12" },
+	{ "notify_backoff", CONFTAB_DURATION, OFF(notify_backoff_s), 0, 1, 3600, 0, "10s" },
+	{ "notify_backoff_max", CONFTAB_DURATION, OFF(notify_backoff_max_s), 0, 1, DAY, 0, "30m" },
+	{ "receiver1", DASH_CONFIG_RECEIVER, OFF(receiver[0]), 0, NOLIMIT, 0, "\"\"" },
+	{ "receiver2", DASH_CONFIG_RECEIVER, OFF(receiver[1]), 0, NOLIMIT, 0, "\"\"" },
+	{ "receiver3", DASH_CONFIG_RECEIVER, OFF(receiver[2]), 0, NOLIMIT, 0, "\"\"" },
+	{ "receiver4", DASH_CONFIG_RECEIVER, OFF(receiver[3]), 0, NOLIMIT, 0, "\"\"" },
+	{ "receiver5", DASH_CONFIG_RECEIVER, OFF(receiver[4]), 0, NOLIMIT, 0, "\"\"" },
+	{ "receiver6", DASH_CONFIG_RECEIVER, OFF(receiver[5]), 0, NOLIMIT, 0, "\"\"" },
+	{ "receiver7", DASH_CONFIG_RECEIVER, OFF(receiver[6]), 0, NOLIMIT, 0, "\"\"" },
+	{ "receiver8", DASH_CONFIG_RECEIVER, OFF(receiver[7]), 0, NOLIMIT, 0, "\"\"" },
 };
 
 static const struct conftab config_table = { config_keys, ARRAY_SIZE(config_keys), config_types,
@@ -266,7 +283,7 @@ int dash_config_check(const struct dash_config *cfg, char *err, size_t errsz)
 	if (strpbrk(cfg->mqtt_share_group, "/+#"))
 		return check_error(err, errsz, "mqtt_share_group '%s' must not contain / + or #",
 		                   cfg->mqtt_share_group);
-	return 0;
+	return notify_config_check(cfg, err, errsz);
 }
 
 int dash_config_dump(const struct dash_config *cfg, FILE *f)

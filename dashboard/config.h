@@ -29,6 +29,31 @@ struct dash_site_durations {
 	struct dash_site_stale v[DASH_SITES_MAX];
 };
 
+/* notify: one alert receiver (keys receiver1..receiver8; dashboard/README.md "Notifications") */
+#define DASH_RECEIVERS_MAX 8
+
+enum dash_receiver_type {
+	DASH_RECEIVER_NONE, /* the key is unset */
+	DASH_RECEIVER_WEBHOOK,
+	DASH_RECEIVER_SLACK,
+	DASH_RECEIVER_TEAMS,
+	DASH_RECEIVER_EMAIL,
+};
+
+struct dash_receiver {
+	enum dash_receiver_type type;
+	char name[64];
+	char url[512];         /* http(s):// for the webhooks, smtp:// (STARTTLS) or smtps:// */
+	char secret[256];      /* webhook: the HMAC-SHA256 key (secret) */
+	char rules[256];       /* rule names, comma separated; "" = every rule */
+	int64_t digest_s;      /* > 0: at most one message every digest_s */
+	char from[256];        /* e-mail */
+	char to[512];          /* e-mail: addresses, comma separated */
+	char user[128];        /* e-mail: SMTP login (optional) */
+	char password[256];    /* secret */
+	char cacert[PATH_MAX]; /* "" = the system's CAs */
+};
+
 struct dash_config {
 	/* MQTT (ingest and commands use the same broker and identity) */
 	char broker_url[256];     /* tcp://127.0.0.1:1883, ssl://, mqtts:// */
@@ -78,6 +103,14 @@ struct dash_config {
 	struct dash_site_durations alert_agent_offline_site;
 	unsigned alert_site_network_pct; /* site_network: share of stale phones (%) ... */
 	unsigned alert_site_network_min; /* ... and count with network_unavailable */
+
+	/* notify (notify.h): delivery of alert notifications */
+	uint64_t notify_queue_max; /* undelivered queue rows; a full queue drops the oldest */
+	int64_t notify_timeout_s;  /* one delivery attempt */
+	unsigned notify_attempts;  /* attempts before a notification becomes a dead letter */
+	int64_t notify_backoff_s;  /* first retry delay, doubled per attempt (jittered) */
+	int64_t notify_backoff_max_s;
+	struct dash_receiver receiver[DASH_RECEIVERS_MAX];
 };
 
 /* Defaults of every key. */

@@ -21,6 +21,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "loop.h"
+#include "notify.h"
 #include "store.h"
 
 #define DAEMON_HUB_RING          8192 /* notices kept for SSE readers */
@@ -40,6 +41,7 @@ struct daemon {
 	struct alerts *alerts;
 	uint64_t alert_timer, alert_seq;
 	int64_t alert_last_ms;
+	struct notify *notify;
 };
 
 static void on_signal(struct loop *loop, int signo, void *data)
@@ -145,6 +147,9 @@ static int start(struct daemon *d)
 	else if (r < 0)
 		return r; /* logged; e.g. the port is taken: a service that cannot serve must say so
 		           */
+	r = notify_start(d->cfg, &d->notify); /* before alerts: they queue for its receivers */
+	if (r < 0)
+		return r;
 	r = alerts_new(d->store, d->hub, d->cfg, &d->alerts);
 	if (r < 0)
 		return log_error_errno(r, "alerts: cannot start");
@@ -161,6 +166,7 @@ static void stop(struct daemon *d)
 {
 	struct ingest_stats st = { 0 };
 
+	d->notify = notify_stop(d->notify); /* an attempt in flight stays queued */
 	if (d->ingest) {
 		ingest_stop(d->ingest); /* stores what Paho delivered, commits the batch */
 		ingest_get_stats(d->ingest, &st);

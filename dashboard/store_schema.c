@@ -207,6 +207,39 @@ static const char migration_3[] =
         " has_facts, last_icloud, cause_codes);";
 
 /*
+ * notify.h: the delivery queue. One row per (notification, receiver); a delivered row is
+ * deleted, a dead letter keeps its row with dead_ms set (and last_error). notify_queue_live is
+ * the bound's count and the per-receiver head (oldest undelivered first). notify_receivers holds
+ * what a receiver's status shows and the digest clock (last_sent_ms), so both survive a restart.
+ */
+static const char migration_4[] =
+        "CREATE TABLE notify_queue ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " receiver TEXT NOT NULL,"
+        " alert_id TEXT NOT NULL,"
+        " rule TEXT NOT NULL,"
+        " state TEXT NOT NULL,"
+        " alert_json TEXT NOT NULL," /* the alert object of the webhook body */
+        " created_ms INTEGER NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0,"
+        " next_ms INTEGER NOT NULL," /* not attempted before */
+        " dead_ms INTEGER,"          /* set: a dead letter */
+        " last_error TEXT"
+        ");"
+        "CREATE INDEX notify_queue_live ON notify_queue(dead_ms, receiver, id);"
+        "CREATE TABLE notify_receivers ("
+        " name TEXT PRIMARY KEY,"
+        " last_sent_ms INTEGER," /* last message delivered */
+        " last_error TEXT,"
+        " last_error_ms INTEGER,"
+        " messages INTEGER NOT NULL DEFAULT 0,"  /* messages delivered (a digest is one) */
+        " delivered INTEGER NOT NULL DEFAULT 0," /* notifications delivered */
+        " failures INTEGER NOT NULL DEFAULT 0,"  /* failed attempts */
+        " dead INTEGER NOT NULL DEFAULT 0,"      /* notifications turned dead letters */
+        " dropped INTEGER NOT NULL DEFAULT 0"    /* dropped by a full queue */
+        ");";
+
+/*
  * Bulk jobs (jobs.h). A job's target, command and rollout are kept as given; job_executions
  * has one row per phone (udid) of the job, with its current state, attempt and the cmd_id of
  * the attempt, stored before the command is sent so a restart sends the same cmd_id again
@@ -277,9 +310,7 @@ static const char migration_5[] =
         "CREATE INDEX job_transitions_sent ON job_transitions(job_id, state, ts_ms);";
 
 const struct store_migration store_migrations[] = {
-	{ 1, migration_1 },
-	{ 2, migration_2 },
-	{ 3, migration_3 },
-	{ 5, migration_5 },
+	{ 1, migration_1 }, { 2, migration_2 }, { 3, migration_3 },
+	{ 4, migration_4 }, { 5, migration_5 },
 };
 const size_t store_n_migrations = ARRAY_SIZE(store_migrations);
