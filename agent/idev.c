@@ -525,8 +525,7 @@ int idev_watch(const char *udid, const struct idev_watch_ops *ops, void *data,
 		uint32_t got = 0;
 		syslog_relay_error_t e;
 
-		e = syslog_relay_receive_with_timeout(sr, buf, chunk, &got,
-		                                      IDEV_WATCH_POLL_MS);
+		e = syslog_relay_receive_with_timeout(sr, buf, chunk, &got, IDEV_WATCH_POLL_MS);
 		if (got > 0)
 			watch_bytes(&wl, buf, got, ops, data);
 		if (e != SYSLOG_RELAY_E_SUCCESS && e != SYSLOG_RELAY_E_TIMEOUT)

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -225,6 +226,7 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	struct timespec ts;
+	struct rlimit rl;
 	long rescan_ms = 2000;
 	char *end;
 	int c;
@@ -252,6 +254,11 @@ int main(int argc, char **argv)
 	if (optind != argc) {
 		fprintf(stderr, "usage: cradle-agent-watch [--rescan-ms N]\n");
 		return 2;
+	}
+	/* two sockets per phone (relay, notifications): 500 phones pass the usual soft 1024 */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	/* libusbmuxd writes to sockets that may close under it; end with the agent */
 	signal(SIGPIPE, SIG_IGN);
