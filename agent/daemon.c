@@ -82,14 +82,22 @@ static const struct device_facts *merged(struct daemon *d, const struct registry
 	return &d->scratch;
 }
 
-/* The phone posted domain_changed or wrote a backup line: read it now. */
-static void on_watch_changed(const char *udid, void *data)
+/*
+ * The phone posted domain_changed: read it now. It wrote a backup line: diagnose again with
+ * the last facts (a line alone changes no value, so no probe; a published state only when the
+ * diagnosis changed).
+ */
+static void on_watch_changed(const char *udid, bool probe, void *data)
 {
 	struct daemon *d = data;
 	struct registry_device *dev = registry_find(d->reg, udid);
 
-	if (dev && dev->attached)
+	if (!dev || !dev->attached)
+		return;
+	if (probe)
 		(void)registry_probe(d->reg, udid);
+	else if (dev->have_facts)
+		publish_state(d->pub, merged(d, dev), true, &dev->pub, false);
 }
 
 static void on_presence(void *data, struct registry_device *dev)

@@ -32,7 +32,8 @@ struct wphone {
 	int64_t up_since_ms; /* wall ms of the current stream's "up" */
 	int64_t detached_ms;
 	uint64_t debounce_timer;
-	bool pending; /* a change arrived during the debounce */
+	bool pending;       /* a change arrived during the debounce */
+	bool pending_probe; /* ... and it was a domain_changed */
 	int n;
 	struct facts_evline ring[WATCH_RING];
 	struct wphone *next;
@@ -107,22 +108,24 @@ static void expire(struct watch *w, int64_t now_ms)
 static void on_debounce(struct loop *loop, uint64_t id, void *data)
 {
 	struct wphone *p = data;
+	bool probe = p->pending_probe;
 
 	(void)loop;
 	(void)id;
 	p->debounce_timer = 0;
 	if (!p->pending)
 		return;
-	p->pending = false;
-	p->w->changed(p->udid, p->w->data);
+	p->pending = p->pending_probe = false;
+	p->w->changed(p->udid, probe, p->w->data);
 	/* a change during the quiet time after this call runs at its end */
 	p->debounce_timer = loop_add_timer(p->w->loop, p->w->cfg.debounce_ms, on_debounce, p);
 }
 
 /* The first change calls at once; more within debounce_ms make one call at its end. */
-static void phone_changed(struct wphone *p)
+static void phone_changed(struct wphone *p, bool probe)
 {
 	p->pending = true;
+	p->pending_probe |= probe;
 	if (p->debounce_timer)
 		return;
 	on_debounce(p->w->loop, 0, p);
@@ -203,10 +206,10 @@ static void helper_line(struct child *c, const char *line, void *data)
 			goto out;
 		}
 		if (ring_add(p, (int64_t)t->valuedouble, text->valuestring))
-			phone_changed(p);
+			phone_changed(p, false);
 	} else if (strcmp(ev->valuestring, "changed") == 0) {
 		log_debug("device '%s': backup domain changed", p->udid);
-		phone_changed(p);
+		phone_changed(p, true);
 	} else {
 		bad_line(w, "unknown ev");
 	}

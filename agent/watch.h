@@ -32,8 +32,8 @@ struct watch_config {
 	int64_t ring_expiry_s; /* a detached phone's ring is dropped after this; 0 = 24 h */
 };
 
-/* udid borrowed for the call. */
-typedef void (*watch_changed_fn)(const char *udid, void *data);
+/* udid borrowed for the call. probe: the phone's values changed (domain_changed). */
+typedef void (*watch_changed_fn)(const char *udid, bool probe, void *data);
 
 /* Starts the helper. NULL on a bad config or allocation failure. cfg copied, helper borrowed. */
 struct watch *watch_new(struct loop *loop, const struct watch_config *cfg, watch_changed_fn changed,
