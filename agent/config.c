@@ -127,7 +127,7 @@ static const struct conftab_key config_keys[] = {
 	  NULL },
 	{ "pattern_network", CONFIG_PATTERNS, OFF(diagnose.network), 0, NOLIMIT, 0, NULL },
 	{ "pattern_apple_id", CONFIG_PATTERNS, OFF(diagnose.apple_id), 0, NOLIMIT, 0, NULL },
-	{ "evidence_capture", CONFTAB_BOOL, OFF(evidence_capture), 0, NOLIMIT, 0, "true" },
+	{ "evidence_capture", CONFTAB_BOOL, OFF(evidence_capture), 0, NOLIMIT, 0, "false" },
 	{ "backup_window_min", CONFTAB_DURATION, OFF(diagnose.backup_window_s), 0, 10, 7 * DAY, 0,
 	  "6h" },
 	{ "pattern_attempt_start", CONFIG_PATTERNS, OFF(diagnose.attempt_start), 0, NOLIMIT, 0,

@@ -188,7 +188,10 @@ static void helper_line(struct child *c, const char *line, void *data)
 		if (p->detached) {
 			/* docked again: the last docking's lines are history */
 			p->detached = false;
-			p->n = 0;
+			if (p->n > 0) {
+				p->n = 0;
+				phone_changed(p, false);
+			}
 		}
 		p->up = true;
 		p->np = cJSON_IsTrue(np);
