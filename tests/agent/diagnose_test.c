@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "diagnose.h"
+#include "idev.h"
 #include "macro.h"
 
 #define NOW  1764000000LL /* 2025-11-24T16:00:00Z */
@@ -710,6 +711,27 @@ static void test_capture_attempts(void **state)
 	assert_true(has(&dx, CAUSE_UNKNOWN, NULL));
 }
 
+/* The capture's privacy filter (agent/idev.c): the process of the header decides. */
+static void test_capture_filter(void **state)
+{
+	(void)state;
+	assert_true(idev_syslog_line_relevant("Dec  3 02:10:04 iPhone backupd[412] <Error>: x"));
+	assert_true(idev_syslog_line_relevant("Dec  3 02:10:04 Anna's iPhone BackupAgent2[9] "
+	                                      "<Notice>: INFO: Backup status"));
+	assert_true(idev_syslog_line_relevant("Dec  3 02:10:04 iPhone backupd(CloudKit)[412] "
+	                                      "<Notice>: y"));
+	assert_true(
+	        idev_syslog_line_relevant("Dec  3 02:10:04 iPhone MobileBackup[7] <Notice>: z"));
+	/* another process mentioning backupd, a message with brackets, no header at all */
+	assert_false(idev_syslog_line_relevant("Dec  3 02:10:04 iPhone SpringBoard[58] <Notice>: "
+	                                       "backupd[412] asked for the lock state"));
+	assert_false(idev_syslog_line_relevant("Dec  3 02:10:04 iPhone locationd[77] <Notice>: "
+	                                       "client backupd[3] denied"));
+	assert_false(idev_syslog_line_relevant("backupd is great"));
+	assert_false(idev_syslog_line_relevant(""));
+	assert_false(idev_syslog_line_relevant("Dec  3 02:10:04 iPhone [412] <Notice>: a"));
+}
+
 static void test_docking_window(void **state)
 {
 	struct diagnose_config cfg;
@@ -784,6 +806,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_facts),
 		cmocka_unit_test(test_capture_attempts),
 		cmocka_unit_test(test_docking_window),
+		cmocka_unit_test(test_capture_filter),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
