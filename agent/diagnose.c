@@ -389,6 +389,20 @@ static int64_t window_start(const struct device_facts *f)
 	return t;
 }
 
+/* A duration as the config writes it: "6h", "1h30m", "45s". */
+static void fmt_duration(int64_t s, char *buf, size_t size)
+{
+	int n = 0;
+
+	buf[0] = '\0';
+	if (s >= 3600)
+		n += snprintf(buf + n, size - (size_t)n, "%lldh", (long long)(s / 3600));
+	if (s % 3600 >= 60 && (size_t)n < size)
+		n += snprintf(buf + n, size - (size_t)n, "%lldm", (long long)(s % 3600 / 60));
+	if ((s % 60 || s == 0) && (size_t)n < size)
+		snprintf(buf + n, size - (size_t)n, "%llds", (long long)(s % 60));
+}
+
 /*
  * no_backup_attempt: iCloud Backup on, docked, on power and watched for the whole window, no
  * backup newer than the window's start and no attempt line in it.
@@ -398,7 +412,7 @@ static void check_window(struct found *fd, const struct device_facts *f,
                          int64_t now_unix)
 {
 	int64_t from = window_start(f), len;
-	char when[40];
+	char when[40], window[48];
 
 	if (!f->capture_on || from <= 0 || cfg->backup_window_s <= 0 || !f->has_icloud_enabled ||
 	    !f->icloud_enabled)
@@ -411,10 +425,10 @@ static void check_window(struct found *fd, const struct device_facts *f,
 		return;
 	if (timefmt_rfc3339(from, when, sizeof(when)) < 0)
 		return;
+	fmt_duration(cfg->backup_window_s, window, sizeof(window));
 	add(fd, CAUSE_NO_BACKUP_ATTEMPT,
-	    "docked, on power and watched since %s (window %lldh%02lldm, %s): no backup attempt seen",
-	    when, (long long)(cfg->backup_window_s / 3600),
-	    (long long)(cfg->backup_window_s % 3600 / 60),
+	    "docked, on power and watched since %s (window %s, %s): no backup attempt seen", when,
+	    window,
 	    !f->has_password_protected ? "passcode unknown"
 	    : f->password_protected    ? "passcode set"
 	                               : "no passcode");
