@@ -229,6 +229,7 @@ int main(int argc, char **argv)
 	struct timespec ts;
 	struct rlimit rl;
 	pthread_attr_t dattr;
+	sigset_t mask;
 	long rescan_ms = 2000;
 	char *end;
 	int c;
@@ -273,7 +274,14 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	/* libusbmuxd writes to sockets that may close under it; end with the agent */
+	/*
+	 * The agent's loop blocks SIGTERM and SIGINT (signalfd) and posix_spawn passes the mask
+	 * on: unblock them, or the agent's SIGTERM and the parent-death signal would do nothing.
+	 * libusbmuxd writes to sockets that may close under it; end with the agent.
+	 */
+	sigemptyset(&mask);
+	sigprocmask(SIG_SETMASK, &mask, NULL);
+	signal(SIGTERM, SIG_DFL);
 	signal(SIGPIPE, SIG_IGN);
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() == 1)
