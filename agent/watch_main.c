@@ -7,11 +7,11 @@
  *
  * Runs as long as the agent does (the agent restarts it when it ends). Reads usbmuxd's device
  * list every --rescan-ms (default 5000: one listing of 500 phones is ~300 KB of XML for libplist
- * to parse, ~40 ms of CPU; a new phone waits at most that long for its stream) and keeps one thread per listed phone, each holding the
- * phone's syslog_relay stream and a notification_proxy observing the backup domain
- * (idev_watch()). A dropped stream is opened again with a backoff (1 s doubling to 30 s) while
- * the phone is listed. Lines are filtered as they arrive: only backup processes' lines leave
- * this process; everything else is dropped unread.
+ * to parse, ~40 ms of CPU; a new phone waits at most that long for its stream) and keeps one thread
+ * per listed phone, each holding the phone's syslog_relay stream and a notification_proxy observing
+ * the backup domain (idev_watch()). A dropped stream is opened again with a backoff (1 s doubling
+ * to 30 s) while the phone is listed. Lines are filtered as they arrive: only backup processes'
+ * lines leave this process; everything else is dropped unread.
  *
  * Stdout, one JSON object per line (agent/watch.c parses it):
  *   {"udid":U,"ev":"up","np":true|false}   the stream is up (np: domain_changed observed)
@@ -24,7 +24,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -260,11 +259,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	/*
-	 * Memory per phone is what the budget is about: every thread (ours and libimobiledevice's
-	 * notifier, started with the default attributes) gets a small stack, and the threads share
-	 * two malloc arenas instead of one each (glibc's default is 8 per core, 64 MiB reserved).
+	 * Every thread (ours and libimobiledevice's notifier, started with the default attributes)
+	 * gets a small stack. Capping glibc's malloc arenas (M_ARENA_MAX 2) was tried and doubled
+	 * the RSS at 500 phones (bench/agent/README.md): the default stays.
 	 */
-	mallopt(M_ARENA_MAX, 2);
 	if (pthread_attr_init(&dattr) == 0) {
 		pthread_attr_setstacksize(&dattr, WATCH_STACK);
 		pthread_setattr_default_np(&dattr);
