@@ -34,6 +34,7 @@ struct wphone {
 	uint64_t debounce_timer;
 	bool pending;       /* a change arrived during the debounce */
 	bool pending_probe; /* ... and it was a domain_changed */
+	bool window_probe;  /* the call that opened the current quiet time was a probe */
 	int n;
 	struct facts_evline ring[WATCH_RING];
 	struct wphone *next;
@@ -116,18 +117,26 @@ static void on_debounce(struct loop *loop, uint64_t id, void *data)
 	if (!p->pending)
 		return;
 	p->pending = p->pending_probe = false;
+	p->window_probe = probe;
 	p->w->changed(p->udid, probe, p->w->data);
 	/* a change during the quiet time after this call runs at its end */
 	p->debounce_timer = loop_add_timer(p->w->loop, p->w->cfg.debounce_ms, on_debounce, p);
 }
 
-/* The first change calls at once; more within debounce_ms make one call at its end. */
+/*
+ * The first change calls at once; more within debounce_ms make one call at its end. A probe
+ * does not wait behind the quiet time of a line (a backup's last line and its domain_changed
+ * come together): it calls at once and opens a quiet time of its own.
+ */
 static void phone_changed(struct wphone *p, bool probe)
 {
 	p->pending = true;
 	p->pending_probe |= probe;
-	if (p->debounce_timer)
+	if (p->debounce_timer && (!probe || p->window_probe))
 		return;
+	if (p->debounce_timer)
+		loop_cancel_timer(p->w->loop, p->debounce_timer);
+	p->debounce_timer = 0;
 	on_debounce(p->w->loop, 0, p);
 }
 
