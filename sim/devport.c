@@ -1139,8 +1139,10 @@ static plist_t devport_make_pair_record(struct sim *sim, struct sim_device *dev)
 	return crypto_pair_record(devport_crypto(sim), sim->buid, wifi);
 }
 
-/* Runs outside any callback of the connections, hence the depth guard and a settle each (a
- * write may find the peer gone). Only the connection handled is settled, so next stays valid. */
+/* May run from a timer, the control socket or another connection's callback (mobilebackup2
+ * changing a value), hence the depth guard and a settle each (a write may find the peer gone;
+ * settling inside the connection's own callback is deferred by the guard). Only the connection
+ * handled is settled, so next stays valid. */
 static int devport_notice(struct sim *sim, struct sim_device *dev, const struct sim_notice *n)
 {
 	struct devport_state *st = devport_state(dev, false);

@@ -742,7 +742,8 @@ static int parse_device(struct scenario *sc, const cJSON *d, const char *path,
 	static const char *const keys[] = {
 		"udid",     "pairing",      "values",           "syslog",
 		"backup",   "cloud_toggle", "restart_delay_ms", "attached",
-		"timeline", "comment",      "refuse_services",  NULL
+		"timeline", "comment",      "refuse_services",  "expect",
+		NULL
 	};
 	char sub[PATH_MAX_LEN], udid[64];
 	struct sim_device *dev = NULL;
@@ -797,6 +798,12 @@ static int parse_device(struct scenario *sc, const cJSON *d, const char *path,
 		r = parse_syslog(dev, j, sub, err, errlen);
 		if (r < 0)
 			goto out;
+	}
+	/* ground truth for tests that score a client (sim/README.md); not used here */
+	j = cJSON_GetObjectItemCaseSensitive(d, "expect");
+	if (j && !cJSON_IsObject(j)) {
+		r = fail(err, errlen, "%s.expect: expected object", path);
+		goto out;
 	}
 	j = cJSON_GetObjectItemCaseSensitive(d, "refuse_services");
 	if (j) {

@@ -237,6 +237,8 @@ int sim_device_set_value(struct sim *sim, struct sim_device *dev, const char *do
 	plist_t dict = plist_dict_get_item(dev->values, domain);
 	struct sim_notice n = { .kind = SIM_NOTICE_VALUE, .domain = domain, .key = key };
 
+	if (dict && plist_get_node_type(dict) != PLIST_DICT)
+		dict = NULL; /* cannot happen from a scenario; replaced below when setting */
 	if (!value) {
 		if (dict && plist_dict_get_item(dict, key))
 			plist_dict_remove_item(dict, key);
@@ -287,15 +289,23 @@ int sim_syslog_format(struct sim *sim, struct sim_device *dev, const char *proce
 	plist_t v = root ? plist_dict_get_item(root, "DeviceName") : NULL;
 	const char *name = "iPhone";
 	time_t t = (time_t)(sim_clock_ms(sim) / 1000);
+	char host[64];
 	struct tm tm;
+	size_t i;
 	int n;
 
 	if (!process || !*process || !level || !message || !gmtime_r(&t, &tm))
 		return -EINVAL;
-	if (v && plist_get_node_type(v) == PLIST_STRING && plist_get_string_ptr(v, NULL))
+	if (v && plist_get_node_type(v) == PLIST_STRING && plist_get_string_ptr(v, NULL) &&
+	    *plist_get_string_ptr(v, NULL))
 		name = plist_get_string_ptr(v, NULL);
+	/* The phone writes its host name, which has no spaces ("Ward A 01" -> "Ward-A-01"):
+	 * idevicesyslog cuts the name at the first space after the time stamp. */
+	for (i = 0; name[i] && i < sizeof(host) - 1; i++)
+		host[i] = isalnum((unsigned char)name[i]) ? name[i] : '-';
+	host[i] = '\0';
 	n = snprintf(out, size, "%s %2d %02d:%02d:%02d %s %s[%u] <%s>: %s", months[tm.tm_mon],
-	             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, name, process,
+	             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, host, process,
 	             syslog_pid(dev, process), *level ? level : "Notice", message);
 	if (n < 0)
 		return -EINVAL;

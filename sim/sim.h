@@ -209,8 +209,9 @@ void sim_device_set_pairing(struct sim *sim, struct sim_device *dev, enum sim_pa
  * kept: a stream opened later does not see it, as on a phone). Returns the streams written
  * to (0 when detached or nobody listens). Lines over SIM_SYSLOG_LINE_MAX are cut. */
 int sim_device_syslog(struct sim *sim, struct sim_device *dev, const char *line);
-/* "Mon DD HH:MM:SS DeviceName process[pid] <level>: message" at the simulated time (UTC), the
- * form syslog_relay sends; pid is stable per device and process. Returns strlen or -EINVAL. */
+/* "Mon DD HH:MM:SS HostName process[pid] <level>: message" at the simulated time (UTC), the
+ * form syslog_relay sends; HostName is DeviceName with every character but letters and digits
+ * made '-'; pid is stable per device and process. Returns strlen or -EINVAL. */
 int sim_syslog_format(struct sim *sim, struct sim_device *dev, const char *process,
                       const char *level, const char *message, char *out, size_t size);
 /* Is service refused by dev's scenario (refuse_services)? */

@@ -42,6 +42,19 @@ static void timeline_syslog(struct sim *sim, const struct timeline_event *ev)
 		sim_device_syslog(sim, ev->dev, line);
 }
 
+/* {"$now": s} is read off the simulated clock when the event fires. */
+static void timeline_set(struct sim *sim, const struct timeline_event *ev)
+{
+	int64_t now_mac = timefmt_unix_to_mac(sim_clock_ms(sim) / 1000);
+	plist_t v;
+
+	if (ev->value_now)
+		v = plist_new_uint((uint64_t)(now_mac + ev->now_offset_s));
+	else
+		v = ev->value ? plist_copy(ev->value) : NULL;
+	sim_device_set_value(sim, ev->dev, ev->domain, ev->key, v);
+}
+
 void timeline_apply(struct sim *sim, const struct timeline_event *ev)
 {
 	struct sim_device *dev = ev->dev;
@@ -57,15 +70,7 @@ void timeline_apply(struct sim *sim, const struct timeline_event *ev)
 		sim_device_set_pairing(sim, dev, ev->pairing);
 		break;
 	case TIMELINE_SET:
-		if (ev->value_now)
-			sim_device_set_value(
-			        sim, dev, ev->domain, ev->key,
-			        plist_new_uint(
-			                (uint64_t)(timefmt_unix_to_mac(sim_clock_ms(sim) / 1000) +
-			                           ev->now_offset_s)));
-		else
-			sim_device_set_value(sim, dev, ev->domain, ev->key,
-			                     ev->value ? plist_copy(ev->value) : NULL);
+		timeline_set(sim, ev);
 		break;
 	case TIMELINE_SYSLOG:
 		timeline_syslog(sim, ev);

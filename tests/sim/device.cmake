@@ -41,3 +41,6 @@ target_link_libraries(test-sim-np PRIVATE project_warnings PkgConfig::IMOBILEDEV
 add_test(NAME sim-device-live COMMAND ${PY} ${HERE}/test_live.py ${SIMBIN}
 	$<TARGET_FILE:test-sim-np> ${PROJECT_SOURCE_DIR})
 set_tests_properties(sim-device-live PROPERTIES LABELS "integration;threads" TIMEOUT 90)
+add_test(NAME sim-night COMMAND ${PY} ${HERE}/test_night.py ${SIMBIN}
+	$<TARGET_FILE:test-sim-np> ${PROJECT_SOURCE_DIR})
+set_tests_properties(sim-night PROPERTIES LABELS "integration;threads" TIMEOUT 120)
