@@ -128,6 +128,8 @@ static const char *const default_attempt_failed[] = {
 	"Backup aborted",
 	"Backup cancelled",
 	"Backup did not complete",
+	"backup stopped",
+	"Cannot back up",
 };
 
 static void set_patterns(struct diagnose_patterns *p, const char *const *list, int n)
