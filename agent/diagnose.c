@@ -124,12 +124,8 @@ static const char *const default_attempt_ok[] = {
 	"Finished backup",
 };
 static const char *const default_attempt_failed[] = {
-	"Backup failed",
-	"Backup aborted",
-	"Backup cancelled",
-	"Backup did not complete",
-	"backup stopped",
-	"Cannot back up",
+	"Backup failed",           "Backup aborted", "Backup cancelled",
+	"Backup did not complete", "backup stopped", "Cannot back up",
 };
 
 static void set_patterns(struct diagnose_patterns *p, const char *const *list, int n)
