@@ -631,8 +631,10 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 
 	/* stop producing before saying goodbye */
 	d.devmon = devmon_free(d.devmon);
-	d.actions = actions_free(d.actions);
+	/* watch_free() runs the loop until its helper is reaped (milliseconds: SIGTERM ends it):
+	 * before the actions are freed and the probes stopped, whose callbacks may run then */
 	d.watch = watch_free(d.watch);
+	d.actions = actions_free(d.actions);
 	registry_stop(d.reg, DAEMON_SHUTDOWN_MS);
 	agentev_flush(d.agentev); /* refusals counted but not yet reported */
 	if (d.retry_timer)

@@ -177,6 +177,8 @@ static void helper_line(struct child *c, const char *line, void *data)
 	struct wphone *p;
 
 	(void)c;
+	if (w->dying)
+		goto out; /* watch_free() waits for the exit: no more calls to the owner */
 	if (!o || !cJSON_IsObject(o)) {
 		bad_line(w, "not a JSON object");
 		goto out;
@@ -250,9 +252,12 @@ static void helper_exit(struct child *c, int status, bool timed_out, void *data)
 	(void)timed_out;
 	w->child = NULL;
 	if (w->dying) {
+		/* watch_free() is waiting: it frees w after its loop (the owner may still call
+		 * watch_merge() in this iteration); after it gave up, nobody else will */
 		if (w->gone)
 			*w->gone = true;
-		free(w);
+		else
+			free(w);
 		return;
 	}
 	for (p = w->phones; p; p = p->next)
@@ -382,17 +387,19 @@ struct watch *watch_free(struct watch *w)
 		free(w);
 		return NULL;
 	}
-	/* freed by helper_exit() once the loop has reaped the helper: run the loop until then
+	/* freed here once the loop has reaped the helper: run the loop until then
 	 * (SIGTERM ends it at once, SIGKILL follows after the grace) */
 	w->dying = true;
 	child_terminate(w->child);
 	deadline = loop_now_ms() + CHILD_KILL_GRACE_MS + 1000;
+	w->gone = &gone;
 	while (!gone && loop_now_ms() < deadline) {
-		w->gone = &gone;
 		loop_add_timer(loop, 50, on_stop_tick, NULL);
 		loop_run(loop);
 	}
-	if (!gone)
-		w->gone = NULL;
+	if (gone)
+		free(w);
+	else
+		w->gone = NULL; /* helper_exit() frees it if the helper is ever reaped */
 	return NULL;
 }
