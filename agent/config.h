@@ -38,6 +38,8 @@ struct agent_config {
 	bool publish_device_name;
 	bool syslog_watch;
 	int64_t syslog_window_s;
+	bool evidence_capture; /* long-lived per-phone syslog + notification watch (agent/watch.h)
+	                        */
 	char site[AGENT_CONFIG_ITEM_MAX];
 	char station[AGENT_CONFIG_ITEM_MAX];
 	char mqtt_username[128];

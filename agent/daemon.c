@@ -34,6 +34,7 @@
 #include "registry.h"
 #include "statefile.h"
 #include "topics.h"
+#include "watch.h"
 
 #define DAEMON_PATH_MAX       512
 #define DAEMON_SHUTDOWN_MS    5000
@@ -65,9 +66,39 @@ struct daemon {
 	char topic_cmd[TOPICS_MAX];
 	char topic_status[TOPICS_MAX];
 	char topic_meta[TOPICS_MAX];
+	struct watch *watch;         /* evidence capture, NULL when evidence_capture is off */
+	struct device_facts scratch; /* merged(): facts plus the capture, for one publish */
 };
 
 /* ---- device registry -> publisher, actions ---- */
+
+/* The device's last facts with the evidence capture merged in, for the diagnosis. */
+static const struct device_facts *merged(struct daemon *d, const struct registry_device *dev)
+{
+	if (!d->watch)
+		return &dev->facts;
+	d->scratch = dev->facts;
+	watch_merge(d->watch, dev->udid, &d->scratch);
+	return &d->scratch;
+}
+
+/*
+ * The phone posted domain_changed: read it now. It wrote a backup line: diagnose again with
+ * the last facts (a line alone changes no value, so no probe; a published state only when the
+ * diagnosis changed).
+ */
+static void on_watch_changed(const char *udid, bool probe, void *data)
+{
+	struct daemon *d = data;
+	struct registry_device *dev = registry_find(d->reg, udid);
+
+	if (!dev || !dev->attached)
+		return;
+	if (probe)
+		(void)registry_probe(d->reg, udid);
+	else if (dev->have_facts)
+		publish_state(d->pub, merged(d, dev), true, &dev->pub, false);
+}
 
 static void on_presence(void *data, struct registry_device *dev)
 {
@@ -80,7 +111,8 @@ static void on_presence(void *data, struct registry_device *dev)
 	}
 	publish_event(d->pub, dev->udid, PROTO_EVENT_DETACHED, NULL);
 	/* attached:false, with the last known facts */
-	publish_state(d->pub, &dev->facts, false, &dev->pub, true);
+	watch_presence(d->watch, dev->udid, false);
+	publish_state(d->pub, merged(d, dev), false, &dev->pub, true);
 	actions_device_detached(d->actions, dev->udid);
 }
 
@@ -95,7 +127,7 @@ static void on_state(void *data, struct registry_device *dev, bool force)
 {
 	struct daemon *d = data;
 
-	publish_state(d->pub, &dev->facts, dev->attached, &dev->pub, force);
+	publish_state(d->pub, merged(d, dev), dev->attached, &dev->pub, force);
 }
 
 static const struct registry_ops registry_ops = {
@@ -286,6 +318,15 @@ static int build_registry(struct daemon *d)
 	if (!d->reg) {
 		log_error("cannot set up probes");
 		return -ENOMEM;
+	}
+	if (d->cfg->evidence_capture && d->paths->watch_helper) {
+		struct watch_config wc = { .helper = d->paths->watch_helper };
+
+		d->watch = watch_new(d->loop, &wc, on_watch_changed, d);
+		if (!d->watch) {
+			log_error("cannot set up the evidence capture");
+			return -ENOMEM;
+		}
 	}
 	return 0;
 }
@@ -590,6 +631,9 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 
 	/* stop producing before saying goodbye */
 	d.devmon = devmon_free(d.devmon);
+	/* watch_free() runs the loop until its helper is reaped (milliseconds: SIGTERM ends it):
+	 * before the actions are freed and the probes stopped, whose callbacks may run then */
+	d.watch = watch_free(d.watch);
 	d.actions = actions_free(d.actions);
 	registry_stop(d.reg, DAEMON_SHUTDOWN_MS);
 	agentev_flush(d.agentev); /* refusals counted but not yet reported */
@@ -608,6 +652,7 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 out:
 	devmon_free(d.devmon);
 	actions_free(d.actions);
+	watch_free(d.watch);
 	registry_free(d.reg);
 	mqtt_free(d.mqtt);
 	if (d.cmd) {

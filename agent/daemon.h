@@ -21,6 +21,7 @@
 struct daemon_paths {
 	const char *probe_helper;  /* cradle-agent-probe */
 	const char *action_helper; /* cradle-agent-action */
+	const char *watch_helper;  /* cradle-agent-watch (evidence capture) */
 	const char *backup_tool;   /* idevicebackup2 */
 };
 

@@ -33,6 +33,8 @@ enum diagnose_cause {
 	CAUSE_NEVER_BACKED_UP,
 	CAUSE_NOT_TRUSTED,
 	CAUSE_PASSCODE_REQUIRED,
+	CAUSE_NO_BACKUP_ATTEMPT,     /* added within v1 (issue 12) */
+	CAUSE_BACKUP_ATTEMPT_FAILED, /* added within v1 (issue 12) */
 	CAUSE_UNKNOWN,
 	_CAUSE_MAX,
 };
@@ -47,6 +49,24 @@ struct diagnose_config {
 	int64_t stale_after_s;    /* default 72 h */
 	char min_ios_version[16]; /* "" = no minimum */
 	struct diagnose_patterns storage_full, network, apple_id;
+	/* what marks a backup attempt's start, success and failure in captured lines */
+	struct diagnose_patterns attempt_start, attempt_ok, attempt_failed;
+	int64_t backup_window_s; /* default 6 h: docked, on power and watched this long */
+};
+
+/* What the captured lines say about the phone's last iCloud backup attempt. */
+enum diagnose_attempt {
+	DIAGNOSE_ATTEMPT_NONE,    /* no attempt line captured */
+	DIAGNOSE_ATTEMPT_RUNNING, /* started, no outcome yet */
+	DIAGNOSE_ATTEMPT_OK,
+	DIAGNOSE_ATTEMPT_FAILED,
+};
+
+struct diagnose_last_attempt {
+	enum diagnose_attempt outcome;
+	int64_t t_ms; /* when its last line arrived (0 = unknown: a probe-window line) */
+	int line;     /* index in the merged lines of the outcome line, -1 when none */
+	int first;    /* index of the attempt's first line */
 };
 
 struct diagnose_finding {
@@ -75,6 +95,14 @@ void diagnose(const struct device_facts *facts, const struct diagnose_config *cf
  * -1/0/1, or -1 when either string does not start with a digit (then no ios_outdated cause).
  */
 int diagnose_version_compare(const char *a, const char *b, int *ret_cmp);
+
+/*
+ * The last attempt in facts' captured lines (ring first, else the probe window's lines):
+ * the last line matching a start, ok or failed pattern, and for a start the outcome that
+ * follows it. Used by diagnose(); exported for tests and tools.
+ */
+void diagnose_last_attempt(const struct device_facts *f, const struct diagnose_config *cfg,
+                           struct diagnose_last_attempt *ret);
 
 const char *diagnose_status_name(enum diagnose_status s);
 const char *diagnose_cause_code(enum diagnose_cause c); /* "icloud_storage_full", … */

@@ -19,6 +19,13 @@
 #define FACTS_NAME_MAX     128
 #define FACTS_EVIDENCE_MAX 8 /* backup-related syslog lines kept per probe */
 #define FACTS_LINE_MAX     256
+#define FACTS_RING_MAX     16 /* captured lines with times, per phone (agent/watch.h) */
+
+/* One backup-related syslog line and when the agent received it. */
+struct facts_evline {
+	int64_t t_ms; /* Unix ms, host wall clock */
+	char text[FACTS_LINE_MAX];
+};
 
 /* How far the probe got; domain states, not errors. */
 enum facts_probe {
@@ -84,6 +91,17 @@ struct device_facts {
 	int n_syslog;
 	char syslog[FACTS_EVIDENCE_MAX][FACTS_LINE_MAX]; /* backupd / BackupAgent lines */
 	int last_backup_error; /* MBErrorDomain code of the last failed local backup, 0 if none */
+
+	/*
+	 * The daemon's evidence capture (agent/watch.h) and docking window, merged in before the
+	 * diagnosis. Never in the helper's JSON: the probe helper cannot know them.
+	 */
+	bool capture_on;             /* the phone's syslog stream has been up since capture_since */
+	int64_t capture_since_unix;  /* the stream's continuous coverage began (0 = unknown) */
+	int64_t docked_at_unix;      /* this docking began (0 = unknown) */
+	int64_t on_power_since_unix; /* every probe since then saw ExternalConnected (0 = not) */
+	int n_ring;
+	struct facts_evline ring[FACTS_RING_MAX]; /* oldest first */
 };
 
 /* ---- facts <-> JSON (agent/facts.c): the probe helper's stdout, one object on one line ---- */

@@ -30,6 +30,7 @@
 #include <libimobiledevice/libimobiledevice.h>
 #include <libimobiledevice/lockdown.h>
 #include <libimobiledevice/mobilebackup2.h>
+#include <libimobiledevice/notification_proxy.h>
 #include <libimobiledevice/syslog_relay.h>
 #include <plist/plist.h>
 #include <usbmuxd.h>
@@ -38,8 +39,10 @@
 #include "loop.h"
 #include "timefmt.h"
 
-#define IDEV_LABEL        "cradle-agent-probe"
-#define IDEV_ACTION_LABEL "cradle-agent"
+#define IDEV_LABEL         "cradle-agent-probe"
+#define IDEV_ACTION_LABEL  "cradle-agent"
+#define IDEV_WATCH_LABEL   "cradle-agent-watch"
+#define IDEV_WATCH_POLL_MS 1000 /* how soon a watch notices its stop flag */
 
 static void copy_plist_str(plist_t dict, const char *key, char *dst, size_t size)
 {
@@ -166,10 +169,41 @@ static void read_disk(plist_t d, struct device_facts *f)
 		f->available_bytes = avail;
 }
 
+/*
+ * The processes whose lines are backup evidence: backupd (iCloud backup), BackupAgent and
+ * BackupAgent2 (local backups), MobileBackup (the framework's own lines). Matched on the
+ * process of the line's header, "Mon DD HH:MM:SS Name process[pid] <Level>: message", so a
+ * message of another process that merely mentions backupd is not kept.
+ */
+static const char *const relevant_procs[] = { "backupd", "BackupAgent", "MobileBackup" };
+
 int idev_syslog_line_relevant(const char *line)
 {
-	return strstr(line, "backupd") || strstr(line, "BackupAgent") ||
-	       strstr(line, "MobileBackup");
+	const char *br, *sp, *colon = strstr(line, ": ");
+	size_t i;
+
+	/* the header ends at the first ": "; its process is the word before the first "[pid]" */
+	for (br = strchr(line, '['); br && (!colon || br < colon); br = strchr(br + 1, '[')) {
+		const char *d = br + 1;
+		size_t n;
+
+		while (*d >= '0' && *d <= '9')
+			d++;
+		if (d == br + 1 || *d != ']')
+			continue;
+		for (sp = br; sp > line && sp[-1] != ' '; sp--)
+			;
+		n = (size_t)(br - sp);
+		for (i = 0; i < sizeof(relevant_procs) / sizeof(relevant_procs[0]); i++) {
+			size_t m = strlen(relevant_procs[i]);
+
+			/* "BackupAgent2", "backupd(CloudKit)" */
+			if (n >= m && strncmp(sp, relevant_procs[i], m) == 0)
+				return 1;
+		}
+		return 0;
+	}
+	return 0;
 }
 
 /* Keeps the newest FACTS_EVIDENCE_MAX relevant lines (the latest attempt matters most). */
@@ -380,6 +414,135 @@ int idev_probe(const char *udid, const struct idev_probe_opts *opts, struct devi
 out:
 	if (svc)
 		lockdownd_service_descriptor_free(svc);
+	if (lc)
+		lockdownd_client_free(lc);
+	idevice_free(dev);
+	return r;
+}
+
+/* ---- evidence capture ---- */
+
+struct watch_np {
+	const struct idev_watch_ops *ops;
+	void *data;
+};
+
+/* libimobiledevice's notifier thread */
+static void watch_np_cb(const char *name, void *data)
+{
+	struct watch_np *w = data;
+
+	if (name && strcmp(name, IDEV_BACKUP_DOMAIN_CHANGED) == 0 && w->ops->changed)
+		w->ops->changed(w->data);
+}
+
+/* Splits the relay's bytes into lines and passes the relevant ones on (overlong ones cut). */
+struct watch_lines {
+	char line[FACTS_LINE_MAX];
+	size_t len;
+	bool cut;
+};
+
+static void watch_bytes(struct watch_lines *wl, const char *buf, uint32_t n,
+                        const struct idev_watch_ops *ops, void *data)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++) {
+		char c = buf[i];
+
+		if (c == '\n' || c == '\0') {
+			wl->line[wl->len] = '\0';
+			if (wl->len > 0 && idev_syslog_line_relevant(wl->line))
+				ops->line(wl->line, data);
+			wl->len = 0;
+			continue;
+		}
+		if (wl->len < sizeof(wl->line) - 1)
+			wl->line[wl->len++] = (unsigned char)c < 0x20 || c == 0x7f ? ' ' : c;
+	}
+}
+
+int idev_watch(const char *udid, const struct idev_watch_ops *ops, void *data,
+               const volatile int *stop)
+{
+	idevice_t dev = NULL;
+	lockdownd_client_t lc = NULL;
+	lockdownd_service_descriptor_t svc = NULL, np_svc = NULL;
+	syslog_relay_client_t sr = NULL;
+	np_client_t np = NULL;
+	struct watch_np wnp = { ops, data };
+	struct watch_lines wl = { .len = 0 };
+	bool np_on = false;
+	char buf[4096];
+	uint32_t chunk;
+	int r;
+
+	if (!udid || !udid[0] || strlen(udid) >= FACTS_UDID_MAX || !ops || !ops->line)
+		return -EINVAL;
+	if (idevice_new_with_options(&dev, udid, IDEVICE_LOOKUP_USBMUX) != IDEVICE_E_SUCCESS)
+		return -ENODEV;
+	/* never a handshake without a pair record: it would raise the Trust prompt */
+	r = pair_record_check(udid);
+	if (r < 0) {
+		r = -EPERM;
+		goto out;
+	}
+	if (lockdownd_client_new_with_handshake(dev, &lc, IDEV_WATCH_LABEL) != LOCKDOWN_E_SUCCESS) {
+		lc = NULL;
+		r = -EPERM;
+		goto out;
+	}
+	if (lockdownd_start_service(lc, "com.apple.syslog_relay", &svc) != LOCKDOWN_E_SUCCESS) {
+		r = -EIO;
+		goto out;
+	}
+	/* notification_proxy is optional: a phone that refuses it is re-probed on the interval */
+	if (ops->changed && lockdownd_start_service(lc, "com.apple.mobile.notification_proxy",
+	                                            &np_svc) != LOCKDOWN_E_SUCCESS)
+		np_svc = NULL;
+	/* the services are connections of their own: end the lockdown session first */
+	lockdownd_client_free(lc);
+	lc = NULL;
+	if (syslog_relay_client_new(dev, svc, &sr) != SYSLOG_RELAY_E_SUCCESS) {
+		sr = NULL;
+		r = -EIO;
+		goto out;
+	}
+	/*
+	 * libimobiledevice 1.3.0 reads a TLS service until the buffer is full and drops what it
+	 * has at the timeout: over TLS only a byte at a time is safe (as idevicesyslog reads).
+	 * A plain relay returns what arrived, so it is read in chunks.
+	 */
+	chunk = svc->ssl_enabled ? 1 : sizeof(buf);
+	if (np_svc && np_client_new(dev, np_svc, &np) == NP_E_SUCCESS &&
+	    np_observe_notification(np, IDEV_BACKUP_DOMAIN_CHANGED) == NP_E_SUCCESS &&
+	    np_set_notify_callback(np, watch_np_cb, &wnp) == NP_E_SUCCESS)
+		np_on = true;
+	if (ops->up)
+		ops->up(np_on, data);
+	while (!*stop) {
+		uint32_t got = 0;
+		syslog_relay_error_t e;
+
+		e = syslog_relay_receive_with_timeout(sr, buf, chunk, &got, IDEV_WATCH_POLL_MS);
+		if (got > 0)
+			watch_bytes(&wl, buf, got, ops, data);
+		if (e != SYSLOG_RELAY_E_SUCCESS && e != SYSLOG_RELAY_E_TIMEOUT)
+			break; /* the phone or usbmuxd ended the stream */
+	}
+	r = *stop ? 0 : -ECONNRESET;
+out:
+	if (np) {
+		np_set_notify_callback(np, NULL, NULL); /* joins libimobiledevice's thread */
+		np_client_free(np);
+	}
+	if (sr)
+		syslog_relay_client_free(sr);
+	if (svc)
+		lockdownd_service_descriptor_free(svc);
+	if (np_svc)
+		lockdownd_service_descriptor_free(np_svc);
 	if (lc)
 		lockdownd_client_free(lc);
 	idevice_free(dev);

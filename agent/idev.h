@@ -145,7 +145,36 @@ int idev_listen_read(struct idev_listen *l);
 /* Closes the socket and frees. NULL-safe; returns NULL. */
 struct idev_listen *idev_listen_free(struct idev_listen *l);
 
-/* Whether a syslog_relay line is backup evidence (backupd, BackupAgent, MobileBackup). */
+/*
+ * Whether a syslog_relay line is backup evidence: its header's process is backupd, BackupAgent
+ * (BackupAgent2) or MobileBackup. Every other line is dropped unread (the privacy rule,
+ * docs/diagnosis.md "Evidence capture").
+ */
 int idev_syslog_line_relevant(const char *line);
+
+/* ---- evidence capture (cradle-agent-watch) ---- */
+
+#define IDEV_BACKUP_DOMAIN_CHANGED "com.apple.mobile.backup.domain_changed"
+
+struct idev_watch_ops {
+	/* the stream is up; np: domain_changed is observed (false: the phone refused the service)
+	 */
+	void (*up)(bool np, void *data);
+	/* a relevant line (borrowed, control bytes blanked, at most FACTS_LINE_MAX - 1 bytes) */
+	void (*line)(const char *line, void *data);
+	/* domain_changed was posted; runs on libimobiledevice's notifier thread. May be NULL. */
+	void (*changed)(void *data);
+};
+
+/*
+ * Keeps udid's syslog_relay stream (and, when ops->changed is set, a notification_proxy
+ * observing IDEV_BACKUP_DOMAIN_CHANGED) open and reports through ops until *stop becomes
+ * non-zero (checked every second) or the stream ends. Blocking: run it on a thread of its own.
+ * 0 after *stop; -ENODEV (not on usbmuxd), -EPERM (no pair record or the handshake refused:
+ * never pairs), -EIO (the relay could not be started), -ECONNRESET (the stream ended: the phone
+ * or usbmuxd dropped it), -EINVAL.
+ */
+int idev_watch(const char *udid, const struct idev_watch_ops *ops, void *data,
+               const volatile int *stop);
 
 #endif

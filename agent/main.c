@@ -281,7 +281,8 @@ static int run_daemon(const struct main_args *a)
 {
 	static struct agent_config cfg; /* large: keep it off the stack */
 	struct daemon_paths paths;
-	char err[AGENT_CONFIG_ERROR_MAX], probe_helper[MAIN_PATH_MAX], action_helper[MAIN_PATH_MAX];
+	char err[AGENT_CONFIG_ERROR_MAX], probe_helper[MAIN_PATH_MAX], action_helper[MAIN_PATH_MAX],
+	        watch_helper[MAIN_PATH_MAX];
 	int r;
 
 	r = agent_config_load(a->file, &cfg, err, sizeof(err));
@@ -318,7 +319,8 @@ static int run_daemon(const struct main_args *a)
 		return 0;
 	}
 	if (selfpath_sibling(probe_helper, sizeof(probe_helper), "cradle-agent-probe") < 0 ||
-	    selfpath_sibling(action_helper, sizeof(action_helper), "cradle-agent-action") < 0) {
+	    selfpath_sibling(action_helper, sizeof(action_helper), "cradle-agent-action") < 0 ||
+	    selfpath_sibling(watch_helper, sizeof(watch_helper), "cradle-agent-watch") < 0) {
 		log_error("the path of our own executable is too long");
 		return 1;
 	}
@@ -326,6 +328,8 @@ static int run_daemon(const struct main_args *a)
 	        getenv("CRADLE_PROBE_HELPER") ? getenv("CRADLE_PROBE_HELPER") : probe_helper;
 	paths.action_helper =
 	        getenv("CRADLE_ACTION_HELPER") ? getenv("CRADLE_ACTION_HELPER") : action_helper;
+	paths.watch_helper =
+	        getenv("CRADLE_WATCH_HELPER") ? getenv("CRADLE_WATCH_HELPER") : watch_helper;
 	paths.backup_tool = getenv("CRADLE_BACKUP_TOOL") ? getenv("CRADLE_BACKUP_TOOL")
 	                                                 : "/usr/bin/idevicebackup2";
 	return daemon_run(&cfg, &paths);

@@ -29,8 +29,11 @@ struct device {
 	bool probing;
 	bool probe_again;
 	uint64_t probe_timer;
-	int last_backup_error; /* MBErrorDomain of the last local backup, 0 = fine */
-	bool republish;        /* its state waits in the current republish pass */
+	int last_backup_error;  /* MBErrorDomain of the last local backup, 0 = fine */
+	int64_t docked_at;      /* wall s of this docking's attach */
+	int64_t on_power_since; /* wall s since which every probe saw it on power, 0 = not */
+	bool power_seen;        /* a probe of this docking read the battery */
+	bool republish;         /* its state waits in the current republish pass */
 	struct device *next;
 };
 
@@ -166,6 +169,17 @@ static void on_probe_done(const struct device_facts *facts, void *data)
 		dev->pub.facts.last_backup_error = dev->last_backup_error;
 		dev->pub.have_facts = true;
 	}
+	if (dev->pub.attached && facts->probe == FACTS_PROBE_OK && facts->has_battery) {
+		/* docking window: on power since the attach when the first reading says so */
+		if (!facts->external_connected)
+			dev->on_power_since = 0;
+		else if (!dev->on_power_since)
+			dev->on_power_since =
+			        dev->power_seen ? facts->probed_at_ms / 1000 : dev->docked_at;
+		dev->power_seen = true;
+	}
+	dev->pub.facts.docked_at_unix = dev->pub.attached ? dev->docked_at : 0;
+	dev->pub.facts.on_power_since_unix = dev->pub.attached ? dev->on_power_since : 0;
 	reg->ops->probed(reg->data, udid, facts);
 	if (!dev->pub.attached)
 		return;
@@ -206,6 +220,9 @@ void registry_on_device(enum devmon_event ev, const char *udid, void *data)
 	dev->pub.attached = attached;
 	if (attached) {
 		log_info("device '%s': attached", udid);
+		dev->docked_at = wall_now_ms() / 1000;
+		dev->on_power_since = 0;
+		dev->power_seen = false;
 		reg->ops->presence(reg->data, &dev->pub);
 		probe_device(reg, dev);
 		return;

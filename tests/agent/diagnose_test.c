@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "diagnose.h"
+#include "idev.h"
 #include "macro.h"
 
 #define NOW  1764000000LL /* 2025-11-24T16:00:00Z */
@@ -543,14 +544,14 @@ static void test_patterns_from_config(void **state)
 static void test_defaults_and_names(void **state)
 {
 	static const char *const codes[_CAUSE_MAX] = {
-		"icloud_storage_full",    "network_unavailable",
-		"icloud_backup_disabled", "apple_id_problem",
-		"ios_outdated",           "not_on_power",
-		"never_backed_up",        "not_trusted",
-		"passcode_required",      "unknown",
+		"icloud_storage_full", "network_unavailable",   "icloud_backup_disabled",
+		"apple_id_problem",    "ios_outdated",          "not_on_power",
+		"never_backed_up",     "not_trusted",           "passcode_required",
+		"no_backup_attempt",   "backup_attempt_failed", "unknown",
 	};
 	static const char *const complexity[_CAUSE_MAX] = {
-		"low", "low", "medium", "medium", "high", "low", "none", "low", "low", "none",
+		"low",  "low", "medium", "medium", "high",   "low",
+		"none", "low", "low",    "medium", "medium", "none",
 	};
 	struct diagnose_config cfg;
 	int c, i;
@@ -598,6 +599,7 @@ static void test_hostile_facts(void **state)
 	f.has_last_icloud = true;
 	f.last_icloud_unix = INT64_MIN;
 	f.n_syslog = 1000;
+	f.capture_on = true;
 	diagnose(&f, &cfg, NOW, &dx);
 	assert_int_equal(dx.status, DIAGNOSE_STALE);
 	assert_true(dx.n_causes <= DIAGNOSE_MAX_CAUSES);
@@ -609,8 +611,187 @@ static void test_hostile_facts(void **state)
 	memset(&cfg, 'B', sizeof(cfg));
 	cfg.stale_after_s = 0;
 	cfg.storage_full.n = cfg.network.n = cfg.apple_id.n = 1000;
+	cfg.attempt_start.n = cfg.attempt_ok.n = cfg.attempt_failed.n = 1000;
 	diagnose(&f, &cfg, NOW, &dx);
 	assert_int_equal(dx.status, DIAGNOSE_UNKNOWN);
+	f.n_ring = -3;
+	diagnose(&f, &cfg, NOW, &dx);
+	assert_int_equal(dx.status, DIAGNOSE_UNKNOWN);
+}
+
+/* ---- evidence capture: the ring and the docking window ---- */
+
+#define RL "Dec  3 02:10:04 iPhone backupd[412] <Notice>: "
+
+static void ring(struct device_facts *f, int64_t t_s, const char *msg)
+{
+	f->ring[f->n_ring].t_ms = t_s * 1000;
+	snprintf(f->ring[f->n_ring].text, FACTS_LINE_MAX, RL "%s", msg);
+	f->n_ring++;
+}
+
+/* A stale phone docked 7 h ago, on power and captured since. */
+static void docked(struct device_facts *f)
+{
+	healthy(f);
+	f->last_icloud_unix = NOW - 100 * HOUR;
+	f->capture_on = true;
+	f->docked_at_unix = f->on_power_since_unix = f->capture_since_unix = NOW - 7 * HOUR;
+	f->has_password_protected = f->password_protected = true;
+}
+
+static bool has(const struct diagnosis *dx, enum diagnose_cause c, const char **ev)
+{
+	for (int i = 0; i < dx->n_causes; i++)
+		if (dx->causes[i].cause == c) {
+			if (ev)
+				*ev = dx->causes[i].evidence;
+			return true;
+		}
+	return false;
+}
+
+static void test_capture_attempts(void **state)
+{
+	struct diagnose_config cfg;
+	struct diagnose_last_attempt la;
+	struct device_facts f;
+	struct diagnosis dx;
+	const char *ev = NULL;
+
+	(void)state;
+	config(&cfg);
+	/* a failed attempt naming the quota: storage, quoted with its time */
+	docked(&f);
+	ring(&f, NOW - 3 * HOUR, "Starting backup");
+	ring(&f, NOW - 3 * HOUR + 60, "Backup failed: not enough iCloud storage");
+	diagnose_last_attempt(&f, &cfg, &la);
+	assert_int_equal(la.outcome, DIAGNOSE_ATTEMPT_FAILED);
+	assert_int_equal(la.first, 0);
+	assert_int_equal(la.line, 1);
+	diagnose(&f, &cfg, NOW, &dx);
+	assert_int_equal(dx.status, DIAGNOSE_STALE);
+	assert_true(has(&dx, CAUSE_ICLOUD_STORAGE_FULL, &ev));
+	assert_string_equal(ev, "backupd 2025-11-24T13:01:00Z: " RL
+	                        "Backup failed: not enough iCloud storage");
+	assert_false(has(&dx, CAUSE_BACKUP_ATTEMPT_FAILED, NULL));
+	assert_false(has(&dx, CAUSE_UNKNOWN, NULL));
+	assert_false(has(&dx, CAUSE_NO_BACKUP_ATTEMPT, NULL)); /* an attempt was seen */
+
+	/* a failure without a known reason: backup_attempt_failed, quoting it */
+	docked(&f);
+	ring(&f, NOW - 2 * HOUR, "Backup started");
+	ring(&f, NOW - 2 * HOUR + 5, "Backup failed: MBErrorDomain 999");
+	diagnose(&f, &cfg, NOW, &dx);
+	assert_true(has(&dx, CAUSE_BACKUP_ATTEMPT_FAILED, &ev));
+	assert_string_equal(ev,
+	                    "backupd 2025-11-24T14:00:05Z: " RL "Backup failed: MBErrorDomain 999");
+	assert_false(has(&dx, CAUSE_UNKNOWN, NULL));
+
+	/* an older failure followed by a success: history, no cause from it */
+	docked(&f);
+	ring(&f, NOW - 5 * HOUR, "Backup failed: network connection was lost");
+	ring(&f, NOW - 1 * HOUR, "Starting backup");
+	ring(&f, NOW - 1 * HOUR + 300, "Backup succeeded");
+	diagnose_last_attempt(&f, &cfg, &la);
+	assert_int_equal(la.outcome, DIAGNOSE_ATTEMPT_OK);
+	assert_int_equal(la.first, 1);
+	diagnose(&f, &cfg, NOW, &dx);
+	assert_false(has(&dx, CAUSE_NETWORK_UNAVAILABLE, NULL));
+	assert_false(has(&dx, CAUSE_BACKUP_ATTEMPT_FAILED, NULL));
+
+	/* the ring wins over the probe window's lines; a running attempt has no outcome yet */
+	docked(&f);
+	snprintf(f.syslog[f.n_syslog++], FACTS_LINE_MAX, RL "Backup failed: quota");
+	ring(&f, NOW - 600, "Starting iCloud backup");
+	diagnose_last_attempt(&f, &cfg, &la);
+	assert_int_equal(la.outcome, DIAGNOSE_ATTEMPT_RUNNING);
+	diagnose(&f, &cfg, NOW, &dx);
+	assert_false(has(&dx, CAUSE_ICLOUD_STORAGE_FULL, NULL));
+	assert_true(has(&dx, CAUSE_UNKNOWN, NULL));
+}
+
+/* The capture's privacy filter (agent/idev.c): the process of the header decides. */
+static void test_capture_filter(void **state)
+{
+	(void)state;
+	assert_true(idev_syslog_line_relevant("Dec  3 02:10:04 iPhone backupd[412] <Error>: x"));
+	assert_true(idev_syslog_line_relevant("Dec  3 02:10:04 Anna's iPhone BackupAgent2[9] "
+	                                      "<Notice>: INFO: Backup status"));
+	assert_true(idev_syslog_line_relevant("Dec  3 02:10:04 iPhone backupd(CloudKit)[412] "
+	                                      "<Notice>: y"));
+	assert_true(
+	        idev_syslog_line_relevant("Dec  3 02:10:04 iPhone MobileBackup[7] <Notice>: z"));
+	/* another process mentioning backupd, a message with brackets, no header at all */
+	assert_false(idev_syslog_line_relevant("Dec  3 02:10:04 iPhone SpringBoard[58] <Notice>: "
+	                                       "backupd[412] asked for the lock state"));
+	assert_false(idev_syslog_line_relevant("Dec  3 02:10:04 iPhone locationd[77] <Notice>: "
+	                                       "client backupd[3] denied"));
+	assert_false(idev_syslog_line_relevant("backupd is great"));
+	assert_false(idev_syslog_line_relevant(""));
+	assert_false(idev_syslog_line_relevant("Dec  3 02:10:04 iPhone [412] <Notice>: a"));
+}
+
+static void test_docking_window(void **state)
+{
+	struct diagnose_config cfg;
+	struct device_facts f;
+	struct diagnosis dx;
+	const char *ev = NULL;
+
+	(void)state;
+	config(&cfg);
+	docked(&f);
+	diagnose(&f, &cfg, NOW, &dx);
+	assert_int_equal(dx.status, DIAGNOSE_STALE);
+	assert_true(has(&dx, CAUSE_NO_BACKUP_ATTEMPT, &ev));
+	assert_string_equal(ev, "docked, on power and watched since 2025-11-24T09:00:00Z "
+	                        "(window 6h, passcode set): no backup attempt seen");
+	assert_false(has(&dx, CAUSE_UNKNOWN, NULL));
+
+	/* the window is the latest of dock, power and capture: power came 2 h ago */
+	docked(&f);
+	f.on_power_since_unix = NOW - 2 * HOUR;
+	diagnose(&f, &cfg, NOW, &dx);
+	assert_false(has(&dx, CAUSE_NO_BACKUP_ATTEMPT, NULL));
+	assert_true(has(&dx, CAUSE_UNKNOWN, NULL));
+	cfg.backup_window_s = 90 * 60 + 30;
+	diagnose(&f, &cfg, NOW, &dx);
+	assert_true(has(&dx, CAUSE_NO_BACKUP_ATTEMPT, &ev));
+	assert_non_null(strstr(ev, "(window 1h30m30s, passcode set)"));
+	config(&cfg);
+
+	/* no capture, never on power, iCloud Backup off, a backup inside the window: no code */
+	docked(&f);
+	f.capture_on = false;
+	diagnose(&f, &cfg, NOW, &dx);
+	assert_false(has(&dx, CAUSE_NO_BACKUP_ATTEMPT, NULL));
+	docked(&f);
+	f.on_power_since_unix = 0;
+	diagnose(&f, &cfg, NOW, &dx);
+	assert_false(has(&dx, CAUSE_NO_BACKUP_ATTEMPT, NULL));
+	docked(&f);
+	f.icloud_enabled = false;
+	diagnose(&f, &cfg, NOW, &dx);
+	assert_false(has(&dx, CAUSE_NO_BACKUP_ATTEMPT, NULL));
+	assert_true(has(&dx, CAUSE_ICLOUD_BACKUP_DISABLED, NULL));
+	docked(&f);
+	f.last_icloud_unix = NOW - HOUR; /* fresh: no cause, status ok */
+	diagnose(&f, &cfg, NOW, &dx);
+	assert_int_equal(dx.status, DIAGNOSE_OK);
+	assert_int_equal(dx.n_causes, 0);
+
+	/* an attempt line inside the window (even one without an outcome) is an attempt */
+	docked(&f);
+	ring(&f, NOW - HOUR, "Starting backup");
+	diagnose(&f, &cfg, NOW, &dx);
+	assert_false(has(&dx, CAUSE_NO_BACKUP_ATTEMPT, NULL));
+	/* one from before the window is not */
+	docked(&f);
+	f.n_ring = 0;
+	ring(&f, NOW - 30 * HOUR, "Backup succeeded");
+	diagnose(&f, &cfg, NOW, &dx);
+	assert_true(has(&dx, CAUSE_NO_BACKUP_ATTEMPT, NULL));
 }
 
 int main(void)
@@ -624,6 +805,9 @@ int main(void)
 		cmocka_unit_test(test_patterns_from_config),
 		cmocka_unit_test(test_defaults_and_names),
 		cmocka_unit_test(test_hostile_facts),
+		cmocka_unit_test(test_capture_attempts),
+		cmocka_unit_test(test_docking_window),
+		cmocka_unit_test(test_capture_filter),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

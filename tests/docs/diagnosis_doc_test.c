@@ -153,6 +153,9 @@ static void test_default_patterns(void **state)
 	check_patterns("pattern_storage_full", &cfg.storage_full);
 	check_patterns("pattern_network", &cfg.network);
 	check_patterns("pattern_apple_id", &cfg.apple_id);
+	check_patterns("pattern_attempt_start", &cfg.attempt_start);
+	check_patterns("pattern_attempt_ok", &cfg.attempt_ok);
+	check_patterns("pattern_attempt_failed", &cfg.attempt_failed);
 }
 
 int main(int argc, char **argv)
