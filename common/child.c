@@ -18,6 +18,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "macro.h"
 
 extern char **environ;
 
@@ -167,14 +168,45 @@ static void child_on_output(struct loop *loop, int fd, uint32_t events, void *da
 	child_finish_if_done(c);
 }
 
+/*
+ * A helper starts with an empty signal mask and default dispositions. The parent blocks the
+ * signals its loop reads through signalfd (SIGTERM, SIGINT, ...) and may ignore SIGPIPE; both
+ * survive exec, and a helper that inherited a blocked SIGTERM could only be ended by SIGKILL —
+ * and outlived a killed agent when it did not watch its stdout.
+ */
+static int spawn_attr_init(posix_spawnattr_t *attr)
+{
+	static const int reset[] = { SIGTERM, SIGINT,  SIGHUP,  SIGQUIT,
+		                     SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2 };
+	sigset_t none, def;
+	int r;
+
+	r = -posix_spawnattr_init(attr);
+	if (r < 0)
+		return r;
+	sigemptyset(&none);
+	sigemptyset(&def);
+	for (size_t i = 0; i < ARRAY_SIZE(reset); i++)
+		sigaddset(&def, reset[i]);
+	r = -posix_spawnattr_setsigmask(attr, &none);
+	if (r == 0)
+		r = -posix_spawnattr_setsigdefault(attr, &def);
+	if (r == 0)
+		r = -posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	if (r < 0)
+		posix_spawnattr_destroy(attr);
+	return r;
+}
+
 int child_spawn(struct loop *loop, const char *const argv[], uint64_t timeout_ms, size_t line_max,
                 const struct child_ops *ops, void *data, struct child **ret)
 {
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
 	char *const *spawn_argv;
 	struct child *c = NULL;
 	int pipefd[2] = { -1, -1 }, r;
-	bool fa_init = false;
+	bool fa_init = false, attr_init = false;
 
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -199,9 +231,13 @@ int child_spawn(struct loop *loop, const char *const argv[], uint64_t timeout_ms
 	fa_init = true;
 	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
+	r = spawn_attr_init(&attr);
+	if (r < 0)
+		goto fail;
+	attr_init = true;
 	/* posix_spawn's argv is not const for historical reasons only; it does not write it */
 	memcpy(&spawn_argv, &argv, sizeof(spawn_argv));
-	r = -posix_spawn(&c->pid, argv[0], &fa, NULL, spawn_argv, environ);
+	r = -posix_spawn(&c->pid, argv[0], &fa, &attr, spawn_argv, environ);
 	if (r < 0)
 		goto fail;
 	close(pipefd[1]);
@@ -226,12 +262,15 @@ int child_spawn(struct loop *loop, const char *const argv[], uint64_t timeout_ms
 	if (timeout_ms)
 		c->deadline_timer = loop_add_timer(loop, timeout_ms, child_on_deadline, c);
 	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
 	if (ret)
 		*ret = c;
 	return 0;
 fail:
 	if (fa_init)
 		posix_spawn_file_actions_destroy(&fa);
+	if (attr_init)
+		posix_spawnattr_destroy(&attr);
 	if (pipefd[0] >= 0)
 		close(pipefd[0]);
 	if (pipefd[1] >= 0)

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -130,6 +131,35 @@ static void test_overlong_line_is_cut(void **state)
 	loop_free(loop);
 }
 
+/* The parent's blocked and ignored signals (the loop blocks SIGTERM for its signalfd) must not
+ * reach a helper: it would outlive its agent, killable only by SIGKILL. */
+static void test_signals_reset(void **state)
+{
+	struct loop *loop = loop_new();
+	struct result r = { 0 };
+	const char *argv[] = { "/bin/sh", "-c",
+		               "grep -E '^Sig(Blk|Ign):' /proc/self/status | tr -d '\\t'", NULL };
+	sigset_t block, old;
+
+	(void)state;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	assert_int_equal(sigprocmask(SIG_BLOCK, &block, &old), 0);
+	signal(SIGPIPE, SIG_IGN);
+	assert_int_equal(child_spawn(loop, argv, 5000, 64, &ops, &r, NULL), 0);
+	run_until_exit(loop, &r);
+	signal(SIGPIPE, SIG_DFL);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	assert_true(r.exited);
+	assert_int_equal(r.n_lines, 2);
+	assert_string_equal(r.lines[0], "SigBlk:0000000000000000");
+	/* bit n-1 is signal n; glibc's reserved real-time signals may show, SIGPIPE must not */
+	assert_memory_equal(r.lines[1], "SigIgn:", 7);
+	assert_int_equal(strtoull(r.lines[1] + 7, NULL, 16) & (1ULL << (SIGPIPE - 1)), 0);
+	loop_free(loop);
+}
+
 static void test_spawn_failure(void **state)
 {
 	struct loop *loop = loop_new();
@@ -145,9 +175,8 @@ static void test_spawn_failure(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_lines_and_status),
-		cmocka_unit_test(test_deadline_kills),
-		cmocka_unit_test(test_overlong_line_is_cut),
+		cmocka_unit_test(test_lines_and_status),     cmocka_unit_test(test_deadline_kills),
+		cmocka_unit_test(test_overlong_line_is_cut), cmocka_unit_test(test_signals_reset),
 		cmocka_unit_test(test_spawn_failure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
