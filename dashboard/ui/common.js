@@ -296,4 +296,4 @@ export const STATUSES = ['ok', 'stale', 'unknown', 'missing'];
 // show codes they find in the data.
 export const CAUSES = ['icloud_storage_full', 'network_unavailable', 'icloud_backup_disabled',
 	'apple_id_problem', 'ios_outdated', 'not_on_power', 'never_backed_up', 'not_trusted',
-	'passcode_required', 'unknown'];
+	'passcode_required', 'no_backup_attempt', 'backup_attempt_failed', 'unknown'];
