@@ -619,6 +619,12 @@ int client_new(struct loop *loop, const struct client_options *o, const struct c
 		snprintf(client_id, sizeof(client_id), "cradle-client-%ld-%.8s", (long)getpid(),
 		         id);
 	}
+	/*
+	 * Publishes beyond the broker's Receive Maximum (mosquitto: 20) wait in Paho's queue, which
+	 * refuses more than maxBufferedMessages (default 100) even while connected: a bulk job
+	 * hands over hundreds at once. Their completions fit the mailbox, so allow as many.
+	 */
+	copts.maxBufferedMessages = CLIENT_PENDING_MAX;
 	rc = MQTTAsync_createWithOptions(&c->paho, o->url, client_id, MQTTCLIENT_PERSISTENCE_NONE,
 	                                 NULL, &copts);
 	if (rc != MQTTASYNC_SUCCESS) {
