@@ -116,6 +116,7 @@ export function fill(node, ...children) {
 // The header bar: brand, navigation, live indicator, user and logout.
 export function header(here) {
 	const pages = [['/', 'Overview', 'overview'], ['/devices', 'Devices', 'devices'],
+		['/jobs', 'Jobs', 'jobs'],
 		['/kiosk', 'Wall screen', 'kiosk']];
 	const live = el('span', { class: 'live', id: 'live', title: 'live updates' }, 'connecting');
 	const who = el('span', { class: 'who', id: 'who' });
