@@ -250,6 +250,18 @@ async function loadDetail() {
 
 // ---- a new job ----
 
+// A name from the command and the filter, kept in step with them until the user types one.
+let autoNamed = '';
+
+function autoName() {
+	if ($('#j-name').value && $('#j-name').value !== autoNamed)
+		return;
+	const what = filter.cause || filter.status || 'phones';
+	const where = filter.site || filter.agent || 'all sites';
+	autoNamed = $('#j-command').value + ': ' + what + ' at ' + where;
+	$('#j-name').value = autoNamed;
+}
+
 function kind() {
 	return document.querySelector('input[name="kind"]:checked').value;
 }
@@ -376,11 +388,8 @@ function openCreate() {
 		el('span', { class: 'chip' }, 'every phone'));
 	const back = new URLSearchParams(filter).toString();
 	$('#filter-edit').href = '/devices' + (back ? '?' + back : '');
-	if (!$('#j-name').value) {
-		const what = filter.cause || filter.status || 'phones';
-		const where = filter.site || filter.agent || 'all sites';
-		$('#j-name').value = $('#j-command').value + ': ' + what + ' at ' + where;
-	}
+	if (!$('#j-name').value)
+		autoName();
 	$('#j-name').focus();
 }
 
@@ -393,6 +402,7 @@ function wireCreate() {
 		r.addEventListener('change', syncKind);
 	$('#j-command').addEventListener('change', () => {
 		$('#p-full-wrap').hidden = $('#j-command').value !== 'backup.local.start';
+		autoName();
 	});
 	$('#t-csv').addEventListener('change', async () => {
 		const f = $('#t-csv').files[0];

@@ -154,10 +154,11 @@ def cancel_flow(b, api):
     # a slow job (1 a minute) is canceled from the list; the list says so live
     b.get("/jobs?new=1&site=South")
     b.wait(lambda: b.q("#create").is_displayed(), "the new-job form")
-    b.q("#j-command").send_keys("device.refresh")
     Select(b.q("#j-command")).select_by_value("device.refresh")
     b.q("#j-per-minute").clear()
     b.q("#j-per-minute").send_keys("1")
+    check(b.q("#j-name").get_attribute("value") == "device.refresh: phones at South",
+          "the name follows the command: %s" % b.q("#j-name").get_attribute("value"))
     b.q("#dry-run").click()
     b.wait(lambda: b.text("#dry-phones") == str(len(SOUTH)), "the dry run of site South")
     b.q("#confirm").click()
