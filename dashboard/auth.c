@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <termios.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -579,6 +581,27 @@ static int cli_role(const char *role, enum auth_role *ret)
 	return 0;
 }
 
+/* One line of in; on a terminal with a prompt and without echo. */
+static ssize_t read_password(FILE *in, char **line, size_t *cap)
+{
+	struct termios old, quiet;
+	bool tty = isatty(fileno(in)) && tcgetattr(fileno(in), &old) == 0;
+	ssize_t n;
+
+	if (tty) {
+		fputs("Password: ", stderr);
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(fileno(in), TCSAFLUSH, &quiet);
+	}
+	n = getline(line, cap, in);
+	if (tty) {
+		tcsetattr(fileno(in), TCSAFLUSH, &old);
+		fputc('\n', stderr);
+	}
+	return n;
+}
+
 int auth_cli_user_add(const struct dash_config *cfg, const char *name, const char *role, FILE *in)
 {
 	struct store *s = NULL;
@@ -598,7 +621,7 @@ int auth_cli_user_add(const struct dash_config *cfg, const char *name, const cha
 		r = -EINVAL;
 		goto out;
 	}
-	n = getline(&line, &cap, in);
+	n = read_password(in, &line, &cap);
 	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';
 	if (n <= 0) {

@@ -21,6 +21,7 @@
 #include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -188,7 +189,11 @@ cJSON *http_body_json(const struct http_request *req, struct http_response *res)
 		http_error(res, 400, "bad_request", "a JSON body is required");
 		return NULL;
 	}
-	root = cJSON_ParseWithLength(req->body, req->body_len);
+	/* a NUL inside would end the text early: what is parsed would not be what was sent; the
+	 * body is NUL-terminated by http.c (+ 1), and nothing may follow the value */
+	root = memchr(req->body, '\0', req->body_len)
+	               ? NULL
+	               : cJSON_ParseWithLengthOpts(req->body, req->body_len + 1, NULL, true);
 	if (!root) {
 		http_error(res, 400, "bad_json", "the body is not valid JSON");
 		return NULL;
@@ -499,8 +504,24 @@ struct stream {
 	uint64_t seq;
 	char *buf; /* pending output */
 	size_t len, off, cap;
-	int64_t last_ms; /* monotonic time of the last bytes handed out */
+	int64_t last_ms;    /* monotonic time of the last bytes handed out */
+	int64_t expires_ms; /* a session's stream ends with the session (0: a token's) */
+	int fd;             /* the client's socket, to notice it hung up */
 };
+
+/*
+ * Whether the client hung up. A quiet stream writes nothing for up to STREAM_KEEPALIVE, so
+ * without this a closed browser tab would hold its connection (and its place under
+ * http_max_connections) until the next keepalive failed.
+ */
+static bool stream_hung_up(const struct stream *st)
+{
+	struct pollfd p = { .fd = st->fd, .events = POLLRDHUP };
+
+	if (st->fd < 0)
+		return false;
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
 
 static int stream_append(struct stream *st, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
@@ -533,6 +554,7 @@ static int stream_append(struct stream *st, const char *fmt, ...)
 	}
 }
 
+/* clang-format off */
 static const char *const kind_event[] = {
 	[HUB_DEVICE] = "device",
 	[HUB_AGENT] = "agent",
@@ -540,6 +562,7 @@ static const char *const kind_event[] = {
 	[HUB_SUMMARY] = "summary",
 	[HUB_JOB] = "job",
 };
+/* clang-format on */
 
 /* The row a notice names, as the API shows it; NULL when it is gone (nothing to send). */
 static cJSON *notice_json(struct store *s, const struct hub_notice *n, int64_t now_s)
@@ -622,8 +645,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 		int r;
 
 		st->off = st->len = 0;
-		if (atomic_load(&st->h->stopping))
+		if (atomic_load(&st->h->stopping) || (st->expires_ms && now_ms() >= st->expires_ms))
 			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (stream_hung_up(st))
+			return MHD_CONTENT_READER_END_WITH_ERROR;
 		quiet = mono_ms() - st->last_ms;
 		if (quiet >= STREAM_KEEPALIVE) {
 			if (stream_append(st, ": keepalive\n\n") < 0)
@@ -669,6 +694,7 @@ static enum MHD_Result stream_start(struct conn *c, struct MHD_Connection *conne
 {
 	const char *last =
 	        MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Last-Event-ID");
+	const union MHD_ConnectionInfo *ci;
 	struct MHD_Response *r;
 	struct stream *st;
 	enum MHD_Result ret;
@@ -679,6 +705,9 @@ static enum MHD_Result stream_start(struct conn *c, struct MHD_Connection *conne
 	if (!st)
 		return MHD_NO;
 	st->h = c->h;
+	st->expires_ms = c->req.who.via_cookie ? c->req.who.expires_ms : 0;
+	ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+	st->fd = ci ? ci->connect_fd : -1;
 	st->seq = hub_next_seq(c->h->svc->hub);
 	/* a reconnecting browser continues after the last event it saw (or is told to resync) */
 	if (last && *last) {

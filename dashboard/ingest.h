@@ -70,8 +70,8 @@ void ingest_get_stats(const struct ingest *in, struct ingest_stats *ret);
 
 /*
  * Called after each committed batch that changed phones or agents or stored command results:
- * how many phones and agents changed and how many commands got results (bulk jobs advance their executions and
- * find newly docked phones). One hook; fn NULL removes it.
+ * how many phones and agents changed and how many commands got results (bulk jobs advance their
+ * executions and find newly docked phones). One hook; fn NULL removes it.
  */
 typedef void (*ingest_batch_fn)(void *data, size_t n_devices, size_t n_commands);
 void ingest_set_batch_hook(struct ingest *in, ingest_batch_fn fn, void *data);

@@ -46,7 +46,11 @@
 
 #define JOBS_SEND_PER_TICK 200 /* cmdsend's mailbox holds 256: the rest goes next tick */
 #define JOBS_POKE_MS       20  /* a pass soon after results or a full tick */
-#define INFLIGHT_SQL       "('sent', 'accepted', 'in_progress', 'waiting_for_user')"
+/* A command still without any answer this long after it was handed over is handed over again
+ * (same cmd_id: the agent's replay table answers it if it did arrive) — in case it was lost
+ * between here and the agent. */
+#define JOBS_RESEND_MS 30000
+#define INFLIGHT_SQL   "('sent', 'accepted', 'in_progress', 'waiting_for_user')"
 
 struct bucket {
 	double tokens;
@@ -63,7 +67,7 @@ struct jobs {
 	uint64_t timer, poke_timer;
 	bool in_tick;
 	bool devices_changed;
-	struct strmap *handed;  /* cmd_id -> 1: handed to cmdsend in this run */
+	struct strmap *handed;  /* cmd_id -> when (wall ms) it was handed to cmdsend in this run */
 	struct strmap *buckets; /* job id -> struct bucket */
 	struct strmap *changed; /* job ids to announce after the commit */
 	struct command *out;    /* commands to hand over after the commit */
@@ -239,6 +243,8 @@ static int advance(struct jobs *j, int64_t now)
 			cJSON_Delete(res);
 			continue; /* not an agent's status (e.g. send_failed) */
 		}
+		if (jobs_exec_state_final(es))
+			(void)strmap_remove(j->handed, cmd_id); /* nothing left to resend */
 		if (es == JOBS_EXEC_FAILED || es == JOBS_EXEC_REJECTED) {
 			const cJSON *why = es == JOBS_EXEC_FAILED ? cause : reason;
 
@@ -275,6 +281,7 @@ static int time_out(struct jobs *j, int64_t now)
 
 		snprintf(d, sizeof(d), "no final result within %lld s",
 		         (long long)sqlite3_column_int64(st, 7));
+		(void)strmap_remove(j->handed, col(st, 2));
 		r = exec_fail(j, sqlite3_column_int64(st, 0), col(st, 1), now, "timed_out",
 		              "timed_out", d, col(st, 2), col(st, 3), sqlite3_column_int64(st, 4),
 		              col(st, 5), sqlite3_column_int64(st, 6), sqlite3_column_int(st, 8));
@@ -340,6 +347,8 @@ static int job_update(struct jobs *j, const struct job *jb, const char *state, i
 	return r;
 }
 
+static int cancel_queued(struct jobs *j, int64_t id, int64_t now, const char *detail);
+
 static int job_start(struct jobs *j, struct job *jb, int64_t now)
 {
 	cJSON *target = cJSON_Parse(jb->target_json), *unresolved = cJSON_CreateArray();
@@ -352,6 +361,18 @@ static int job_start(struct jobs *j, struct job *jb, int64_t now)
 		goto out;
 	}
 	r = jobs_target_resolve(j->store, target, now / 1000, add_exec, &a, unresolved);
+	if (r == -E2BIG || r == -EINVAL) {
+		/* the job cannot start (too many phones, a filter this version refuses): say so
+		 * instead of failing every pass */
+		snprintf(detail, sizeof(detail), "aborted: %s",
+		         r == -E2BIG ? "the target has more than 100000 phones"
+		                     : "the target is not valid");
+		r = cancel_queued(j, jb->id, now, "the job could not start");
+		if (r == 0)
+			r = job_update(j, jb, "aborted", now, detail);
+		snprintf(jb->state, sizeof(jb->state), "aborted");
+		goto out;
+	}
 	if (r < 0)
 		goto out;
 	snprintf(detail, sizeof(detail),
@@ -740,10 +761,10 @@ static int job_step(struct jobs *j, struct job *jb, int64_t now, size_t *budget,
 
 	if (!strcmp(jb->state, "scheduled")) {
 		r = job_start(j, jb, now);
-		if (r < 0)
+		if (r < 0 || strcmp(jb->state, "in_progress"))
 			return r;
 	} else if (jb->continuous && now < jb->deadline_ms &&
-	           (j->devices_changed || now - jb->resolved_ms >= JOBS_RESOLVE_MS)) {
+	           now - jb->resolved_ms >= (j->devices_changed ? 1000 : JOBS_RESOLVE_MS)) {
 		r = job_rejoin(j, jb, now);
 		if (r < 0)
 			return r;
@@ -794,11 +815,12 @@ static int job_step(struct jobs *j, struct job *jb, int64_t now, size_t *budget,
 
 /* ---- resending what this run has not handed over ---- */
 
-static int resend_unhanded(struct jobs *j, size_t *budget, bool *more)
+static int resend_unhanded(struct jobs *j, int64_t now, size_t *budget, bool *more)
 {
 	sqlite3_stmt *st =
 	        prep(j, "SELECT c.cmd_id, c.udid, c.agent, c.name, c.params_json,"
-	                " c.sent_at_ms, c.expires_at_ms, e.job_id FROM job_executions e"
+	                " c.sent_at_ms, c.expires_at_ms, e.job_id, c.status = 'sent'"
+	                " FROM job_executions e"
 	                " JOIN commands c ON c.cmd_id = e.cmd_id WHERE e.state IN " INFLIGHT_SQL
 	                " ORDER BY e.sent_ms");
 	int r = 0;
@@ -810,7 +832,11 @@ static int resend_unhanded(struct jobs *j, size_t *budget, bool *more)
 		cJSON *params;
 		char err[COMMAND_ERR_MAX];
 
-		if (strmap_get(j->handed, col(st, 0)))
+		intptr_t handed_at = (intptr_t)strmap_get(j->handed, col(st, 0));
+
+		/* handed over in this run: again only when still unanswered long after */
+		if (handed_at && (!sqlite3_column_int(st, 8) || now - handed_at < JOBS_RESEND_MS ||
+		                  sqlite3_column_int64(st, 6) <= now))
 			continue;
 		if (*budget == 0) {
 			*more = true;
@@ -908,9 +934,16 @@ int jobs_tick(struct jobs *j)
 	struct job *v = NULL;
 	size_t n = 0, budget = JOBS_SEND_PER_TICK;
 	bool more = false;
-	int r;
+	int r = 0;
 
 	j->in_tick = true;
+	/* nothing to do (the usual case): no transaction, ingest's batch left to fill */
+	if (scalar(j,
+	           "SELECT EXISTS (SELECT 1 FROM jobs WHERE state IN ('scheduled', 'in_progress'))"
+	           " OR EXISTS (SELECT 1 FROM job_executions WHERE state IN " INFLIGHT_SQL
+	           ") OR ?1 != ?2",
+	           0, 0) == 0)
+		goto out;
 	if (j->ingest)
 		(void)ingest_flush(j->ingest);
 	j->n_out = 0;
@@ -921,7 +954,7 @@ int jobs_tick(struct jobs *j)
 	if (r == 0)
 		r = time_out(j, now);
 	if (r == 0 && j->cmdsend)
-		r = resend_unhanded(j, &budget, &more);
+		r = resend_unhanded(j, now, &budget, &more);
 	if (r == 0)
 		r = load_jobs(j, &v, &n);
 	for (size_t i = 0; r == 0 && i < n; i++)
@@ -948,7 +981,7 @@ int jobs_tick(struct jobs *j)
 			more = false;
 			break;
 		}
-		(void)strmap_put(j->handed, c->cmd_id, (void *)1, NULL);
+		(void)strmap_put(j->handed, c->cmd_id, (void *)(intptr_t)now, NULL);
 		if (j->hub)
 			hub_publish(j->hub, HUB_COMMAND, c->cmd_id);
 	}

@@ -39,8 +39,8 @@ struct loop;
 struct store;
 struct jobs;
 
-#define JOBS_TICK_MS          500 /* the engine's period */
-#define JOBS_RESOLVE_MS       5000 /* continuous jobs: the filter evaluated again at most this often */
+#define JOBS_TICK_MS          500  /* the engine's period */
+#define JOBS_RESOLVE_MS       5000 /* continuous jobs: the filter is evaluated again this often */
 #define JOBS_DEADLINE_DEFAULT (7 * 86400) /* s after creation, when the body names none */
 #define JOBS_TIMEOUT_DEFAULT  600         /* s an execution may stay in flight */
 #define JOBS_TARGET_MAX       100000      /* phones of one job */
@@ -48,9 +48,10 @@ struct jobs;
 /* Execution states, as stored and on the wire. */
 #define JOBS_EXEC_STATES                                                              \
  X(QUEUED, "queued")                                                                  \
- X(SENT, "sent") X(ACCEPTED, "accepted") X(IN_PROGRESS, "in_progress")                \
-	 X(WAITING, "waiting_for_user") X(SUCCEEDED, "succeeded") X(FAILED, "failed") \
-	         X(TIMED_OUT, "timed_out") X(REJECTED, "rejected") X(CANCELED, "canceled")
+ X(SENT, "sent")                                                                      \
+ X(ACCEPTED, "accepted") X(IN_PROGRESS, "in_progress") X(WAITING, "waiting_for_user") \
+	 X(SUCCEEDED, "succeeded") X(FAILED, "failed") X(TIMED_OUT, "timed_out")      \
+	         X(REJECTED, "rejected") X(CANCELED, "canceled")
 
 enum jobs_exec_state {
 #define X(e, s) JOBS_EXEC_##e,

@@ -258,6 +258,7 @@ int jobs_target_resolve(struct store *s, const cJSON *target, int64_t now_s, job
 			if (unresolved)
 				cJSON_AddItemToArray(unresolved,
 				                     cJSON_CreateString(e->valuestring));
+			r = 0;
 			if (!udids)
 				continue;
 			/* a UDID never seen yet may still dock before the deadline */

@@ -120,7 +120,13 @@ static int precreate(const char *path, char *err, size_t errsz)
 			return store_errf(err, errsz, -errno, "%s: cannot create directory: %s",
 			                  dir, strerror(errno));
 	}
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/* Only a file that does not exist yet: close() drops every POSIX lock this process holds
+	 * on the file, so opening and closing an existing database here would silently release
+	 * the locks of this process's other connections (SQLite's WAL would then be checkpointed
+	 * and removed under them by another process, and their commits lost). */
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST)
+		return 0;
 	if (fd < 0)
 		return store_errf(err, errsz, -errno, "%s: %s", path, strerror(errno));
 	close(fd);

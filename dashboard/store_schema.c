@@ -142,11 +142,14 @@ static const char migration_1[] =
  * wide rows (state_json, causes_json), and the default age sort walks it in order and stops
  * after one page; it replaces devices_last_icloud. agents_presence answers the "is its agent
  * online" half of docked from the index alone. devices_search is what the q search scans,
- * devices_causes what the cause filter and the top causes read. The others serve the remaining
+ * devices_causes what the cause filter and the top causes read; devices_agent gains attached,
+ * so an agent's phones attached are counted from the index. The others serve the remaining
  * sorts.
  */
 static const char migration_2[] =
         "DROP INDEX devices_last_icloud;"
+        "DROP INDEX devices_agent;"
+        "CREATE INDEX devices_agent ON devices(agent, attached);"
         "CREATE INDEX devices_judge ON devices(last_icloud, agent, site, station, attached,"
         " last_seen, has_facts);"
         "CREATE INDEX devices_name ON devices(name);"
@@ -177,7 +180,7 @@ static const char migration_5[] =
         " window_start INTEGER," /* minute of the day (UTC + window_offset), NULL = always */
         " window_end INTEGER,"
         " window_offset INTEGER NOT NULL DEFAULT 0," /* minutes east of UTC */
-        " abort_pct REAL NOT NULL DEFAULT 0,"       /* 0 = never abort */
+        " abort_pct REAL NOT NULL DEFAULT 0,"        /* 0 = never abort */
         " abort_min INTEGER NOT NULL DEFAULT 0,"
         " timeout_s INTEGER NOT NULL,"
         " retry_causes TEXT NOT NULL DEFAULT ''," /* ',cause1,cause2,' */
@@ -201,7 +204,7 @@ static const char migration_5[] =
         " attempt INTEGER NOT NULL DEFAULT 0," /* attempts started (0 while never sent) */
         " cmd_id TEXT,"                        /* of the current attempt */
         " agent TEXT NOT NULL DEFAULT '',"     /* the attempt went to */
-        " cause TEXT NOT NULL DEFAULT ''," /* failure cause or rejection reason */
+        " cause TEXT NOT NULL DEFAULT '',"     /* failure cause or rejection reason */
         " detail TEXT NOT NULL DEFAULT '',"
         " queued_ms INTEGER NOT NULL,"
         " sent_ms INTEGER,"

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * control: the test-facing side door of cradle-sim. A UNIX socket takes JSON lines; each line
- * is an object whose "op" names the request (list, attach, detach, set, pairing, journal) and
+ * is an object whose "op" names the request (list, attach, detach, set, pairing, journal,
+ * syslog, clock) and
  * gets exactly one reply line, {"ok":true,...} or {"ok":false,"error":"..."}. JSON lines keep
  * shell tests simple (one python3 -c or socat) and need nothing beyond cJSON here.
  *
@@ -29,6 +30,7 @@
 #include "outbuf.h"
 #include "scenario.h"
 #include "sim.h"
+#include "timefmt.h"
 
 struct control_client {
 	struct control_client *next, *prev;
@@ -155,7 +157,8 @@ static int op_set(struct sim *sim, const cJSON *req, cJSON *reply, char *err, si
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, "value");
 	const char *domain = "";
 	plist_t pv = NULL;
-	int r;
+	int64_t offset;
+	int r, n;
 
 	if (!dev)
 		return -EINVAL;
@@ -178,9 +181,77 @@ static int op_set(struct sim *sim, const cJSON *req, cJSON *reply, char *err, si
 		r = scenario_value_to_plist(v, domain, k->valuestring, "value", &pv, err, errlen);
 		if (r < 0)
 			return r;
+		/* {"$now": s} means the simulated clock, not the wall clock */
+		if (scenario_is_now(v, &offset)) {
+			plist_free(pv);
+			pv = plist_new_uint(
+			        (uint64_t)(timefmt_unix_to_mac(sim_clock_ms(sim) / 1000) + offset));
+		}
 	}
-	sim_device_set_value(sim, dev, domain, k->valuestring, pv);
+	n = sim_device_set_value(sim, dev, domain, k->valuestring, pv);
 	cJSON_AddStringToObject(reply, "udid", dev->udid);
+	cJSON_AddNumberToObject(reply, "notified", n);
+	return 0;
+}
+
+/* {"op":"syslog","udid":U,"line":L} or {...,"process":P,"message":M,"level":V}. */
+static int op_syslog(struct sim *sim, const cJSON *req, cJSON *reply, char *err, size_t errlen)
+{
+	struct sim_device *dev = req_device(sim, req, err, errlen);
+	const cJSON *line = cJSON_GetObjectItemCaseSensitive(req, "line");
+	const cJSON *proc = cJSON_GetObjectItemCaseSensitive(req, "process");
+	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(req, "message");
+	const cJSON *level = cJSON_GetObjectItemCaseSensitive(req, "level");
+	char buf[SIM_SYSLOG_LINE_MAX + 1];
+	const char *text;
+
+	if (!dev)
+		return -EINVAL;
+	if (!!line == !!msg || (line && (proc || level))) {
+		snprintf(err, errlen, "syslog: expected either line or process and message");
+		return -EINVAL;
+	}
+	if (line) {
+		if (!cJSON_IsString(line) || strlen(line->valuestring) > SIM_SYSLOG_LINE_MAX) {
+			snprintf(err, errlen, "line: expected a string of at most %d bytes",
+			         SIM_SYSLOG_LINE_MAX);
+			return -EINVAL;
+		}
+		text = line->valuestring;
+	} else {
+		if (!cJSON_IsString(proc) || !proc->valuestring[0] ||
+		    strlen(proc->valuestring) > 63 || !cJSON_IsString(msg) ||
+		    (level && (!cJSON_IsString(level) || strlen(level->valuestring) > 15))) {
+			snprintf(err, errlen,
+			         "process, message, level: expected strings (process 1..63 bytes, "
+			         "level at most 15)");
+			return -EINVAL;
+		}
+		if (sim_syslog_format(sim, dev, proc->valuestring,
+		                      level ? level->valuestring : "Notice", msg->valuestring, buf,
+		                      sizeof(buf)) < 0) {
+			snprintf(err, errlen, "syslog: cannot format the line");
+			return -EINVAL;
+		}
+		text = buf;
+	}
+	cJSON_AddStringToObject(reply, "udid", dev->udid);
+	cJSON_AddStringToObject(reply, "line", text);
+	cJSON_AddNumberToObject(reply, "delivered", sim_device_syslog(sim, dev, text));
+	return 0;
+}
+
+/* The simulated clock: {"time_scale", "now" (RFC 3339 ms), "now_mac" (Apple seconds)}. */
+static int op_clock(struct sim *sim, cJSON *reply)
+{
+	int64_t ms = sim_clock_ms(sim);
+	char ts[64];
+
+	if (timefmt_rfc3339_ms(ms, ts, sizeof(ts)) < 0)
+		return -EINVAL;
+	cJSON_AddNumberToObject(reply, "time_scale", sim->time_scale > 0 ? sim->time_scale : 1);
+	cJSON_AddStringToObject(reply, "now", ts);
+	cJSON_AddNumberToObject(reply, "now_mac", (double)timefmt_unix_to_mac(ms / 1000));
 	return 0;
 }
 
@@ -248,6 +319,10 @@ char *control_handle_line(struct sim *sim, const char *line, size_t len)
 		r = op_pairing(sim, req, reply, err, sizeof(err));
 	else if (strcmp(op->valuestring, "journal") == 0)
 		r = op_journal(sim, req, reply, err, sizeof(err));
+	else if (strcmp(op->valuestring, "syslog") == 0)
+		r = op_syslog(sim, req, reply, err, sizeof(err));
+	else if (strcmp(op->valuestring, "clock") == 0)
+		r = op_clock(sim, reply);
 	else {
 		snprintf(err, sizeof(err), "unknown op '%.100s'", op->valuestring);
 		r = -EINVAL;

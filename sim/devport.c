@@ -1139,11 +1139,35 @@ static plist_t devport_make_pair_record(struct sim *sim, struct sim_device *dev)
 	return crypto_pair_record(devport_crypto(sim), sim->buid, wifi);
 }
 
+/* May run from a timer, the control socket or another connection's callback (mobilebackup2
+ * changing a value), hence the depth guard and a settle each (a write may find the peer gone;
+ * settling inside the connection's own callback is deferred by the guard). Only the connection
+ * handled is settled, so next stays valid. */
+static int devport_notice(struct sim *sim, struct sim_device *dev, const struct sim_notice *n)
+{
+	struct devport_state *st = devport_state(dev, false);
+	struct svc_conn *c, *next;
+	int took = 0;
+
+	(void)sim;
+	for (c = st ? st->conns : NULL; c; c = next) {
+		next = c->next;
+		if (!c->opened || c->dead || c->closing || !c->ops->notice)
+			continue;
+		c->depth++;
+		took += c->ops->notice(c, n) > 0;
+		c->depth--;
+		conn_settle(c);
+	}
+	return took;
+}
+
 static const struct sim_ports devport_ports = {
 	.is_open = devport_is_open,
 	.connect = devport_accept,
 	.gone = devport_device_gone,
 	.make_pair_record = devport_make_pair_record,
+	.notice = devport_notice,
 };
 
 int devport_init(struct sim *sim, const struct svc_ops *lockdownd)

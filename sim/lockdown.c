@@ -428,6 +428,9 @@ static void lockdown_start_service(struct sim *sim, struct sim_device *dev,
 	} else if (!ops) {
 		cJSON_AddStringToObject(f, "result", "InvalidService");
 		set_error(reply, "InvalidService");
+	} else if (sim_device_refuses(dev, name)) {
+		cJSON_AddStringToObject(f, "result", "ServiceProhibited");
+		set_error(reply, "ServiceProhibited");
 	} else if ((r = devport_reserve(sim, dev, ops, &port)) < 0) {
 		cJSON_AddStringToObject(f, "result", "ServiceLimit");
 		set_error(reply, "ServiceLimit");

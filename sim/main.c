@@ -226,6 +226,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	sim_clock_start(&sim, sc.time_scale);
 	r = timeline_start(&sim, &sc, &tl);
 	if (r < 0) {
 		log_error_errno(r, "timeline");
@@ -242,7 +243,8 @@ int main(int argc, char **argv)
 		printf("%s%s", i ? "," : "", mux->listeners[i].addr);
 	printf(" control=%s\n", ctl ? control_path(ctl) : "");
 	fflush(stdout);
-	log_notice("serving %d devices (%s)", sim.n_devices, sim.plaintext ? "plaintext" : "TLS");
+	log_notice("serving %d devices (%s, time scale %g)", sim.n_devices,
+	           sim.plaintext ? "plaintext" : "TLS", sim.time_scale);
 	r = loop_run(sim.loop);
 	status = r < 0 ? 1 : 0;
 out:

@@ -29,6 +29,7 @@
 #define SCENARIO_LINE_MAX     8192
 #define SCENARIO_TIMELINE_MAX 10000
 #define PATH_MAX_LEN          512
+#define SCENARIO_NOW_MAX      (10 * 366 * 24 * 3600) /* $now offsets: +-10 years */
 
 enum key_type { KT_INT, KT_BOOL, KT_STRING };
 
@@ -226,6 +227,23 @@ static int value_to_plist(const cJSON *j, int type, const char *path, int depth,
 		    j->child->valuedouble > (double)now_mac)
 			return fail(err, errlen, "%s: $ago: expected seconds (0..now)", path);
 		p = plist_new_uint((uint64_t)(now_mac - (int64_t)j->child->valuedouble));
+		*ret = p;
+		return p ? 0 : fail(err, errlen, "%s: out of memory", path);
+	}
+	/* {"$now": seconds}: an Apple absolute time that far after now (negative: before). In a
+	 * timeline `set` or a control `set`, "now" is the simulated time when it is applied. */
+	if (cJSON_IsObject(j) && j->child && !j->child->next && j->child->string &&
+	    strcmp(j->child->string, "$now") == 0) {
+		int64_t now_mac = timefmt_unix_to_mac(wall_now_ms() / 1000);
+
+		if (type != -1 && type != KT_INT)
+			return fail(err, errlen, "%s: expected %s", path,
+			            type == KT_BOOL ? "boolean" : "string");
+		if (!json_is_integer(j->child) || j->child->valuedouble > SCENARIO_NOW_MAX ||
+		    j->child->valuedouble < -SCENARIO_NOW_MAX)
+			return fail(err, errlen, "%s: $now: expected seconds (-%d..%d)", path,
+			            SCENARIO_NOW_MAX, SCENARIO_NOW_MAX);
+		p = plist_new_uint((uint64_t)(now_mac + (int64_t)j->child->valuedouble));
 		*ret = p;
 		return p ? 0 : fail(err, errlen, "%s: out of memory", path);
 	}
@@ -560,11 +578,65 @@ static int parse_cloud(struct sim_device *dev, const cJSON *b, const char *path,
 	return r;
 }
 
+bool scenario_is_now(const cJSON *j, int64_t *offset_s)
+{
+	if (!cJSON_IsObject(j) || !j->child || j->child->next || !j->child->string ||
+	    strcmp(j->child->string, "$now") != 0 || !cJSON_IsNumber(j->child))
+		return false;
+	*offset_s = (int64_t)j->child->valuedouble;
+	return true;
+}
+
+void scenario_event_free(struct timeline_event *ev)
+{
+	plist_free(ev->value);
+	ev->value = NULL;
+	free(ev->text);
+	ev->text = NULL;
+}
+
+/* {"op":"syslog", "line": L} or {"op":"syslog", "process": P, "message": M, "level": V}. */
+static int parse_syslog_event(const cJSON *e, const char *path, struct timeline_event *ev,
+                              char *err, size_t errlen)
+{
+	const cJSON *line = cJSON_GetObjectItemCaseSensitive(e, "line");
+	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(e, "message");
+	const cJSON *text;
+	int r;
+
+	if (!!line == !!msg)
+		return fail(err, errlen, "%s: syslog: expected either line or process and message",
+		            path);
+	text = line ? line : msg;
+	if (!cJSON_IsString(text))
+		return fail(err, errlen, "%s.%s: expected string", path, line ? "line" : "message");
+	if (strlen(text->valuestring) > SCENARIO_LINE_MAX)
+		return fail(err, errlen, "%s.%s: longer than %d bytes", path,
+		            line ? "line" : "message", SCENARIO_LINE_MAX);
+	if (line && (cJSON_GetObjectItemCaseSensitive(e, "process") ||
+	             cJSON_GetObjectItemCaseSensitive(e, "level")))
+		return fail(err, errlen, "%s: syslog: process and level go with message, not line",
+		            path);
+	r = get_text(e, "process", path, ev->process, sizeof(ev->process), err, errlen);
+	if (r == 0)
+		r = get_text(e, "level", path, ev->level, sizeof(ev->level), err, errlen);
+	if (r < 0)
+		return r;
+	if (msg && !ev->process[0])
+		return fail(err, errlen, "%s.process: missing (a message needs its process)", path);
+	if (!ev->level[0])
+		snprintf(ev->level, sizeof(ev->level), "Notice");
+	ev->text = strdup(text->valuestring);
+	return ev->text ? 0 : fail(err, errlen, "%s: out of memory", path);
+}
+
 static int parse_event(struct sim_device *dev, const cJSON *e, const char *path,
                        struct timeline_event *ev, char *err, size_t errlen)
 {
-	static const char *const keys[] = { "at_ms", "op",    "domain",  "key",
-		                            "value", "state", "comment", NULL };
+	static const char *const keys[] = { "at_ms",   "op",    "domain",  "key",
+		                            "value",   "state", "comment", "line",
+		                            "process", "level", "message", NULL };
+	static const char ops_msg[] = "%s.op: expected one of set, attach, detach, pairing, syslog";
 	const cJSON *op, *v;
 	char sub[PATH_MAX_LEN];
 	int at = -1, r;
@@ -584,12 +656,14 @@ static int parse_event(struct sim_device *dev, const cJSON *e, const char *path,
 	ev->at_ms = (uint64_t)at;
 	op = cJSON_GetObjectItemCaseSensitive(e, "op");
 	if (!cJSON_IsString(op))
-		return fail(err, errlen, "%s.op: expected one of set, attach, detach, pairing",
-		            path);
+		return fail(err, errlen, ops_msg, path);
 	if (strcmp(op->valuestring, "attach") == 0) {
 		ev->op = TIMELINE_ATTACH;
 	} else if (strcmp(op->valuestring, "detach") == 0) {
 		ev->op = TIMELINE_DETACH;
+	} else if (strcmp(op->valuestring, "syslog") == 0) {
+		ev->op = TIMELINE_SYSLOG;
+		return parse_syslog_event(e, path, ev, err, errlen);
 	} else if (strcmp(op->valuestring, "pairing") == 0) {
 		ev->op = TIMELINE_PAIRING;
 		v = cJSON_GetObjectItemCaseSensitive(e, "state");
@@ -617,10 +691,36 @@ static int parse_event(struct sim_device *dev, const cJSON *e, const char *path,
 			                            errlen);
 			if (r < 0)
 				return r;
+			ev->value_now = scenario_is_now(v, &ev->now_offset_s);
 		}
 	} else {
-		return fail(err, errlen, "%s.op: expected one of set, attach, detach, pairing",
-		            path);
+		return fail(err, errlen, ops_msg, path);
+	}
+	return 0;
+}
+
+/* "refuse_services": service names StartService answers with ServiceProhibited. */
+static int parse_refused(struct sim_device *dev, const cJSON *arr, const char *path, char *err,
+                         size_t errlen)
+{
+	const cJSON *c;
+	int n, i = 0;
+
+	if (!cJSON_IsArray(arr))
+		return fail(err, errlen, "%s: expected array of service names", path);
+	n = cJSON_GetArraySize(arr);
+	if (n > 64)
+		return fail(err, errlen, "%s: more than 64 services", path);
+	dev->refused = calloc((size_t)n + 1, sizeof(char *));
+	if (!dev->refused)
+		return fail(err, errlen, "%s: out of memory", path);
+	cJSON_ArrayForEach(c, arr) {
+		if (!cJSON_IsString(c) || !c->valuestring[0] || strlen(c->valuestring) > 200)
+			return fail(err, errlen, "%s[%d]: expected a service name", path, i);
+		dev->refused[i] = strdup(c->valuestring);
+		if (!dev->refused[i])
+			return fail(err, errlen, "%s: out of memory", path);
+		dev->n_refused = ++i;
 	}
 	return 0;
 }
@@ -639,17 +739,12 @@ static int parse_device(struct scenario *sc, const cJSON *d, const char *path,
                         struct sim_device **ret, struct timeline_event **events, int *n_events,
                         char *err, size_t errlen)
 {
-	static const char *const keys[] = { "udid",
-		                            "pairing",
-		                            "values",
-		                            "syslog",
-		                            "backup",
-		                            "cloud_toggle",
-		                            "restart_delay_ms",
-		                            "attached",
-		                            "timeline",
-		                            "comment",
-		                            NULL };
+	static const char *const keys[] = {
+		"udid",     "pairing",      "values",           "syslog",
+		"backup",   "cloud_toggle", "restart_delay_ms", "attached",
+		"timeline", "comment",      "refuse_services",  "expect",
+		NULL
+	};
 	char sub[PATH_MAX_LEN], udid[64];
 	struct sim_device *dev = NULL;
 	const cJSON *j, *e;
@@ -704,6 +799,19 @@ static int parse_device(struct scenario *sc, const cJSON *d, const char *path,
 		if (r < 0)
 			goto out;
 	}
+	/* ground truth for tests that score a client (sim/README.md); not used here */
+	j = cJSON_GetObjectItemCaseSensitive(d, "expect");
+	if (j && !cJSON_IsObject(j)) {
+		r = fail(err, errlen, "%s.expect: expected object", path);
+		goto out;
+	}
+	j = cJSON_GetObjectItemCaseSensitive(d, "refuse_services");
+	if (j) {
+		snprintf(sub, sizeof(sub), "%s.refuse_services", path);
+		r = parse_refused(dev, j, sub, err, errlen);
+		if (r < 0)
+			goto out;
+	}
 	j = cJSON_GetObjectItemCaseSensitive(d, "backup");
 	if (j) {
 		snprintf(sub, sizeof(sub), "%s.backup", path);
@@ -752,7 +860,7 @@ static int parse_device(struct scenario *sc, const cJSON *d, const char *path,
 			snprintf(sub, sizeof(sub), "%s.timeline[%d]", path, i++);
 			r = parse_event(dev, e, sub, &(*events)[*n_events], err, errlen);
 			if (r < 0) {
-				plist_free((*events)[*n_events].value);
+				scenario_event_free(&(*events)[*n_events]);
 				goto out;
 			}
 			(*n_events)++;
@@ -768,18 +876,26 @@ out:
 
 int scenario_parse_json(struct scenario *sc, const cJSON *doc, char *err, size_t errlen)
 {
-	static const char *const keys[] = { "devices", "$schema", "comment", "description", NULL };
+	static const char *const keys[] = { "devices",     "$schema",    "comment",
+		                            "description", "time_scale", NULL };
 	struct timeline_event *events = NULL;
 	struct sim_device **devs = NULL;
 	const cJSON *arr, *d;
 	char path[64];
 	int n, n_events = 0, i = 0, r, base = sc->n_devices;
+	double scale;
 
 	if (!cJSON_IsObject(doc))
 		return fail(err, errlen, "(top level): expected object");
 	r = check_keys(doc, "", keys, err, errlen);
 	if (r < 0)
 		return r;
+	arr = cJSON_GetObjectItemCaseSensitive(doc, "time_scale");
+	if (arr && (!cJSON_IsNumber(arr) || !(arr->valuedouble >= 1) ||
+	            arr->valuedouble > SIM_TIME_SCALE_MAX))
+		return fail(err, errlen, "time_scale: expected a number from 1 to %d",
+		            SIM_TIME_SCALE_MAX);
+	scale = arr ? arr->valuedouble : 0;
 	arr = cJSON_GetObjectItemCaseSensitive(doc, "devices");
 	if (!cJSON_IsArray(arr))
 		return fail(err, errlen, "devices: expected array");
@@ -811,11 +927,13 @@ int scenario_parse_json(struct scenario *sc, const cJSON *doc, char *err, size_t
 		sc->n_events += n_events;
 	}
 	free(events);
+	if (scale > 0)
+		sc->time_scale = scale;
 	return 0;
 fail:
 	/* Nothing half-loaded survives: drop this document's devices and events. */
 	for (i = 0; i < n_events; i++)
-		plist_free(events[i].value);
+		scenario_event_free(&events[i]);
 	free(events);
 	while (sc->n_devices > base)
 		sim_device_free(sc->devices[--sc->n_devices]);
@@ -900,7 +1018,7 @@ void scenario_free(struct scenario *sc)
 		sim_device_free(sc->devices[i]);
 	free(sc->devices);
 	for (i = 0; i < sc->n_events; i++)
-		plist_free(sc->events[i].value);
+		scenario_event_free(&sc->events[i]);
 	free(sc->events);
 	memset(sc, 0, sizeof(*sc));
 }

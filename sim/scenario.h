@@ -32,16 +32,22 @@ enum timeline_op {
 	TIMELINE_DETACH,
 	TIMELINE_PAIRING, /* pairing state change (the pair record follows: sim_device_set_pairing)
 	                   */
+	TIMELINE_SYSLOG,  /* a live syslog line (sim_device_syslog) */
 };
 
 struct timeline_event {
 	struct sim_device *dev; /* borrowed from the scenario / sim */
-	uint64_t at_ms;         /* after start */
+	uint64_t at_ms;         /* simulated ms after start (real ms / time_scale) */
 	enum timeline_op op;
 	char domain[128];
 	char key[128];
-	plist_t value; /* owned; NULL = remove */
+	plist_t value;        /* owned; NULL = remove */
+	bool value_now;       /* set {"$now": s}: the simulated time + now_offset_s when applied */
+	int64_t now_offset_s; /* seconds added to the simulated time (may be negative) */
 	enum sim_pairing pairing;
+	char *text;       /* syslog: the line as sent, or the message when process is set; owned */
+	char process[64]; /* syslog: "" = text is the whole line; else formatted at that time */
+	char level[16];   /* syslog: "Notice", "Error", ... */
 };
 
 struct scenario {
@@ -49,6 +55,7 @@ struct scenario {
 	int n_devices;
 	struct timeline_event *events; /* owned */
 	int n_events;
+	double time_scale; /* top-level "time_scale" (0: not given, i.e. 1) */
 };
 
 /* Parses a scenario document and appends its devices and events to sc. On error returns
@@ -58,6 +65,10 @@ int scenario_parse(struct scenario *sc, const char *buf, size_t len, char *err, 
 int scenario_parse_json(struct scenario *sc, const struct cJSON *doc, char *err, size_t errlen);
 int scenario_load_file(struct scenario *sc, const char *path, char *err, size_t errlen);
 void scenario_free(struct scenario *sc);
+/* Frees what one event owns (value, text). */
+void scenario_event_free(struct timeline_event *ev);
+/* Is j the special object {"$now": seconds}? Sets *offset_s. */
+bool scenario_is_now(const struct cJSON *j, int64_t *offset_s);
 
 /* JSON -> plist: integers -> uint (negative -> int), other numbers -> real, strings, booleans,
  * {"$date":"RFC 3339"}, {"$data":"base64"}, arrays, objects -> dicts. When domain/key name a

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -128,6 +129,9 @@ void sim_device_free(struct sim_device *dev)
 	for (i = 0; i < dev->n_syslog; i++)
 		free(dev->syslog[i]);
 	free(dev->syslog);
+	for (i = 0; i < dev->n_refused; i++)
+		free(dev->refused[i]);
+	free(dev->refused);
 	cJSON_Delete(dev->journal);
 	free(dev);
 }
@@ -227,11 +231,14 @@ void sim_device_paired(struct sim *sim, struct sim_device *dev)
 		announce(sim, dev, SIM_EVENT_PAIRED);
 }
 
-void sim_device_set_value(struct sim *sim, struct sim_device *dev, const char *domain,
-                          const char *key, plist_t value)
+int sim_device_set_value(struct sim *sim, struct sim_device *dev, const char *domain,
+                         const char *key, plist_t value)
 {
 	plist_t dict = plist_dict_get_item(dev->values, domain);
+	struct sim_notice n = { .kind = SIM_NOTICE_VALUE, .domain = domain, .key = key };
 
+	if (dict && plist_get_node_type(dict) != PLIST_DICT)
+		dict = NULL; /* cannot happen from a scenario; replaced below when setting */
 	if (!value) {
 		if (dict && plist_dict_get_item(dict, key))
 			plist_dict_remove_item(dict, key);
@@ -243,6 +250,104 @@ void sim_device_set_value(struct sim *sim, struct sim_device *dev, const char *d
 		plist_dict_set_item(dict, key, value);
 	}
 	announce(sim, dev, SIM_EVENT_CHANGED);
+	if (!dev->attached || !sim->ports || !sim->ports->notice)
+		return 0;
+	return sim->ports->notice(sim, dev, &n);
+}
+
+int sim_device_syslog(struct sim *sim, struct sim_device *dev, const char *line)
+{
+	struct sim_notice n = { .kind = SIM_NOTICE_SYSLOG, .line = line };
+
+	n.len = strnlen(line, SIM_SYSLOG_LINE_MAX);
+	while (n.len && (line[n.len - 1] == '\n' || line[n.len - 1] == '\r'))
+		n.len--; /* the stream adds its own "\n\0" */
+	if (!dev->attached || !sim->ports || !sim->ports->notice)
+		return 0;
+	return sim->ports->notice(sim, dev, &n);
+}
+
+/* A stable, plausible pid per device and process (FNV-1a), so the lines of one attempt agree. */
+static unsigned syslog_pid(const struct sim_device *dev, const char *process)
+{
+	uint32_t h = 2166136261u;
+	const char *s;
+
+	for (s = dev->udid; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	for (s = process; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return 100 + h % 9900;
+}
+
+int sim_syslog_format(struct sim *sim, struct sim_device *dev, const char *process,
+                      const char *level, const char *message, char *out, size_t size)
+{
+	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+		                              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	plist_t root = plist_dict_get_item(dev->values, "");
+	plist_t v = root ? plist_dict_get_item(root, "DeviceName") : NULL;
+	const char *name = "iPhone";
+	time_t t = (time_t)(sim_clock_ms(sim) / 1000);
+	char host[64];
+	struct tm tm;
+	size_t i;
+	int n;
+
+	if (!process || !*process || !level || !message || !gmtime_r(&t, &tm))
+		return -EINVAL;
+	if (v && plist_get_node_type(v) == PLIST_STRING && plist_get_string_ptr(v, NULL) &&
+	    *plist_get_string_ptr(v, NULL))
+		name = plist_get_string_ptr(v, NULL);
+	/* The phone writes its host name, which has no spaces ("Ward A 01" -> "Ward-A-01"):
+	 * idevicesyslog cuts the name at the first space after the time stamp. */
+	for (i = 0; name[i] && i < sizeof(host) - 1; i++)
+		host[i] = isalnum((unsigned char)name[i]) ? name[i] : '-';
+	host[i] = '\0';
+	n = snprintf(out, size, "%s %2d %02d:%02d:%02d %s %s[%u] <%s>: %s", months[tm.tm_mon],
+	             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, host, process,
+	             syslog_pid(dev, process), *level ? level : "Notice", message);
+	if (n < 0)
+		return -EINVAL;
+	return (size_t)n < size ? n : (int)size - 1;
+}
+
+bool sim_device_refuses(const struct sim_device *dev, const char *service)
+{
+	int i;
+
+	for (i = 0; i < dev->n_refused; i++)
+		if (strcmp(dev->refused[i], service) == 0)
+			return true;
+	return false;
+}
+
+/* ---- the simulated clock ---- */
+
+void sim_clock_start(struct sim *sim, double scale)
+{
+	sim->clock_wall0_ms = wall_now_ms();
+	sim->clock_mono0_ms = loop_now_ms();
+	sim->time_scale = scale > 0 ? scale : 1;
+}
+
+int64_t sim_clock_ms(const struct sim *sim)
+{
+	uint64_t real;
+
+	if (!sim->clock_wall0_ms || sim->time_scale <= 0)
+		return wall_now_ms();
+	real = loop_now_ms() - sim->clock_mono0_ms;
+	return sim->clock_wall0_ms + (int64_t)((double)real * sim->time_scale);
+}
+
+uint64_t sim_clock_real_ms(const struct sim *sim, uint64_t sim_ms)
+{
+	double scale = sim->time_scale > 0 ? sim->time_scale : 1;
+	double real = (double)sim_ms / scale;
+	uint64_t r = (uint64_t)real;
+
+	return (double)r < real ? r + 1 : r;
 }
 
 void sim_device_set_pairing(struct sim *sim, struct sim_device *dev, enum sim_pairing p)

@@ -53,6 +53,8 @@ struct sim;
 #define SIM_JOURNAL_MAX     4096 /* entries kept per device (the oldest go first) */
 #define SIM_SUBSCRIBERS_MAX 8
 #define SIM_UDID_MAX        64
+#define SIM_SYSLOG_LINE_MAX 8192 /* bytes of one syslog line */
+#define SIM_TIME_SCALE_MAX  3600
 
 enum sim_pairing {
 	SIM_PAIRING_PAIRED,   /* host trusted, pair record present */
@@ -87,6 +89,8 @@ struct sim_device {
 	plist_t values; /* dict: domain name ("" = root) -> dict of keys; owned */
 	char **syslog;  /* NUL-terminated lines streamed by syslog_relay; owned */
 	int n_syslog;
+	char **refused; /* service names StartService refuses (ServiceProhibited); owned */
+	int n_refused;
 	struct sim_backup_script backup;
 	struct sim_cloud_script cloud;
 	int restart_delay_ms;  /* diagnostics Restart: detach, re-attach after this */
@@ -109,6 +113,21 @@ enum sim_event {
 typedef void (*sim_event_fn)(struct sim *sim, struct sim_device *dev, enum sim_event ev,
                              void *data);
 
+/* What the model pushes to the open connections of one device (struct sim_ports.notice);
+ * each service takes what concerns it. Pointers are valid during the call only. */
+enum sim_notice_kind {
+	SIM_NOTICE_SYSLOG, /* a live syslog line, emitted now: line[0..len) (no "\n", no NUL) */
+	SIM_NOTICE_VALUE,  /* values[domain][key] was set or removed (control, timeline) */
+};
+
+struct sim_notice {
+	enum sim_notice_kind kind;
+	const char *line;
+	size_t len;
+	const char *domain;
+	const char *key;
+};
+
 struct sim_subscriber {
 	sim_event_fn fn;
 	void *data;
@@ -129,6 +148,9 @@ struct sim_ports {
 	/* A pair record like the one a real pairing leaves behind, for a pre-paired dev. Caller
 	 * frees; NULL on failure. */
 	plist_t (*make_pair_record)(struct sim *sim, struct sim_device *dev);
+	/* Hands n to every open connection of dev whose service wants it; returns how many took
+	 * it (syslog streams written to, observers notified). */
+	int (*notice)(struct sim *sim, struct sim_device *dev, const struct sim_notice *n);
 };
 
 struct sim_restart;
@@ -147,6 +169,11 @@ struct sim {
 	int n_subscribers;
 	const struct sim_ports *ports; /* the device half (NULL: none) */
 	void *ports_data;              /* its state (keys and certificates), its own business */
+	/* The simulated clock (sim_clock_start): wall time at the origin, the loop's monotonic
+	 * time then, and how many simulated ms pass per real ms (1 = real time). */
+	int64_t clock_wall0_ms;
+	uint64_t clock_mono0_ms;
+	double time_scale;
 };
 
 /* 24 hex -> dashed 25-char (as usbmuxd reports it); dashed 25-char and 40 hex kept (hex
@@ -170,12 +197,35 @@ void sim_device_detach(struct sim *sim, struct sim_device *dev);
 void sim_device_restart(struct sim *sim, struct sim_device *dev);
 /* A host saved a pair record for dev: announces SIM_EVENT_PAIRED when it is attached. */
 void sim_device_paired(struct sim *sim, struct sim_device *dev);
-/* values[domain][key] = value (taken over; NULL removes the key). */
-void sim_device_set_value(struct sim *sim, struct sim_device *dev, const char *domain,
-                          const char *key, plist_t value);
+/* values[domain][key] = value (taken over; NULL removes the key). Announces
+ * SIM_EVENT_CHANGED and hands a SIM_NOTICE_VALUE to the device's connections; returns how many
+ * took it (notification_proxy observers that were posted a notification). */
+int sim_device_set_value(struct sim *sim, struct sim_device *dev, const char *domain,
+                         const char *key, plist_t value);
 /* Changes dev->pairing and the pair record usbmuxd holds for it: paired and invalid_host get
  * a record (sim_ports.make_pair_record) when none exists, the others lose theirs. */
 void sim_device_set_pairing(struct sim *sim, struct sim_device *dev, enum sim_pairing p);
+/* A live syslog line from dev, now: written to every open syslog_relay stream of dev (not
+ * kept: a stream opened later does not see it, as on a phone). Returns the streams written
+ * to (0 when detached or nobody listens). Lines over SIM_SYSLOG_LINE_MAX are cut. */
+int sim_device_syslog(struct sim *sim, struct sim_device *dev, const char *line);
+/* "Mon DD HH:MM:SS HostName process[pid] <level>: message" at the simulated time (UTC), the
+ * form syslog_relay sends; HostName is DeviceName with every character but letters and digits
+ * made '-'; pid is stable per device and process. Returns strlen or -EINVAL. */
+int sim_syslog_format(struct sim *sim, struct sim_device *dev, const char *process,
+                      const char *level, const char *message, char *out, size_t size);
+/* Is service refused by dev's scenario (refuse_services)? */
+bool sim_device_refuses(const struct sim_device *dev, const char *service);
+
+/* ---- the simulated clock ---- */
+
+/* Starts the clock now at wall time, running scale times faster (<= 0 means 1). */
+void sim_clock_start(struct sim *sim, double scale);
+/* Simulated wall time, Unix ms (wall time when the clock runs at 1 or was never started). */
+int64_t sim_clock_ms(const struct sim *sim);
+/* Real ms until sim_ms simulated ms have passed (rounded up). */
+uint64_t sim_clock_real_ms(const struct sim *sim, uint64_t sim_ms);
+
 /* Appends {"ts":…, "op": op, …fields} to dev->journal; fields is consumed (may be NULL). */
 void sim_journal(struct sim_device *dev, const char *op, struct cJSON *fields);
 

@@ -18,6 +18,7 @@
 
 struct sim;
 struct sim_device;
+struct sim_notice;
 struct svc_conn;
 
 /* Largest plist frame a service accepts from a client. */
@@ -34,6 +35,10 @@ struct svc_ops {
 	/* The connection is going away (client closed, device detached, or svc_close()). Free the
 	 * per-connection state here. Must not write. */
 	void (*close)(struct svc_conn *c);
+	/* Optional: the model pushes n (a live syslog line, a changed value) to this open
+	 * connection. Returns 1 if it took it (wrote something), 0 if not. May write, must not
+	 * close. */
+	int (*notice)(struct svc_conn *c, const struct sim_notice *n);
 };
 
 /* ---- provided by devport.c ---- */

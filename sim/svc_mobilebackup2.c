@@ -41,8 +41,9 @@
  * "purge_disk_space"; "backup_finished" {ok, error_code, files} where files counts every file
  * uploaded (data and the three metadata files, as the host's "Received N files") and
  * error_code -1 means the host went away mid-backup. Success sets com.apple.mobile.backup
- * LastiTunesBackupDate (Apple seconds) and counts dev->backups_done; EnableCloudBackup success
- * sets CloudBackupEnabled.
+ * LastiTunesBackupDate (Apple seconds, the simulated clock) and counts dev->backups_done;
+ * EnableCloudBackup success sets CloudBackupEnabled. Both go through the model, so
+ * notification_proxy observers hear com.apple.mobile.backup.domain_changed.
  *
  * Bad input (a malformed frame, a raw stream that breaks its own format) closes the connection.
  */
@@ -283,17 +284,6 @@ static plist_t mb2_value(struct sim_device *dev, const char *domain, const char 
 	return plist_dict_get_item(d, key);
 }
 
-static plist_t mb2_domain(struct sim_device *dev, const char *domain)
-{
-	plist_t d = plist_dict_get_item(dev->values, domain);
-
-	if (!d || plist_get_node_type(d) != PLIST_DICT) {
-		d = plist_new_dict();
-		plist_dict_set_item(dev->values, domain, d);
-	}
-	return d;
-}
-
 static int mb2_to_bin(plist_t p, uint8_t **ret, size_t *ret_len)
 {
 	char *data = NULL;
@@ -405,10 +395,11 @@ static int mb2_backup_succeed(struct svc_conn *c)
 	struct mb2_state *st = *svc_state(c);
 	struct sim_device *dev = svc_device(c);
 	int files = st->bk->files_sent;
-	plist_t dom = mb2_domain(dev, MB2_BACKUP_DOMAIN);
+	int64_t now_mac = timefmt_unix_to_mac(sim_clock_ms(svc_sim(c)) / 1000);
 
-	plist_dict_set_item(dom, "LastiTunesBackupDate",
-	                    plist_new_uint((uint64_t)timefmt_unix_to_mac((int64_t)time(NULL))));
+	/* through the model: the backup domain changed, observers hear domain_changed */
+	sim_device_set_value(svc_sim(c), dev, MB2_BACKUP_DOMAIN, "LastiTunesBackupDate",
+	                     plist_new_uint((uint64_t)now_mac));
 	dev->backups_done++;
 	mb2_backup_free(st->bk);
 	st->bk = NULL;
@@ -812,8 +803,8 @@ static int mb2_cloud(struct svc_conn *c, plist_t req)
 	plist_get_bool_val(v, &enable);
 	code = dev->cloud.error_code;
 	if (code == 0)
-		plist_dict_set_item(mb2_domain(dev, MB2_BACKUP_DOMAIN), "CloudBackupEnabled",
-		                    plist_new_bool(enable));
+		sim_device_set_value(svc_sim(c), dev, MB2_BACKUP_DOMAIN, "CloudBackupEnabled",
+		                     plist_new_bool(enable));
 	f = cJSON_CreateObject();
 	if (f) {
 		cJSON_AddBoolToObject(f, "enable", enable);

@@ -139,9 +139,10 @@ export async function logout() {
 }
 
 // Subscribes to GET /api/v1/stream. handlers: {device(obj), agent(obj), command(obj),
-// summary(), resync()}. EventSource reconnects by itself; the indicator says whether it is live.
-// A stream refused because the session ended shows as an error: ask /me, which sends us to
-// /login on a 401.
+// summary(), resync()}. EventSource reconnects by itself after a dropped connection (a refused
+// one is retried here every 5 s), and after any gap the page re-reads everything (resync); the
+// indicator says whether it is live. A stream refused because the session ended shows as an
+// error: ask /me, which sends us to /login on a 401.
 export function live(handlers) {
 	const ind = document.getElementById('live');
 	const mark = (cls, text) => {
@@ -150,32 +151,45 @@ export function live(handlers) {
 			ind.textContent = text;
 		}
 	};
-	const es = new EventSource('/api/v1/stream');
-	es.onopen = () => mark('on', 'live');
-	es.onerror = () => {
-		mark('off', 'reconnecting');
-		api('/api/v1/me').catch(() => {});
+	let es = null;
+	let reopened = false;
+	const open = () => {
+		es = new EventSource('/api/v1/stream');
+		es.onopen = () => {
+			mark('on', 'live');
+			// Back after a gap: what changed meanwhile was not streamed, read it all.
+			if (reopened && handlers.resync)
+				handlers.resync();
+		};
+		es.onerror = () => {
+			mark('off', 'reconnecting');
+			reopened = true;
+			api('/api/v1/me').catch(() => {});
+			// A refused stream (an error status) is not retried by the browser: retry here.
+			if (es.readyState === EventSource.CLOSED)
+				setTimeout(open, 5000);
+		};
+		for (const kind of ['device', 'agent', 'command']) {
+			es.addEventListener(kind, (ev) => {
+				let obj;
+				try {
+					obj = JSON.parse(ev.data);
+				} catch (e) {
+					return;
+				}
+				if (handlers[kind])
+					handlers[kind](obj);
+			});
+		}
+		for (const kind of ['summary', 'resync']) {
+			es.addEventListener(kind, () => {
+				if (handlers[kind])
+					handlers[kind]();
+			});
+		}
 	};
-	for (const kind of ['device', 'agent', 'command']) {
-		es.addEventListener(kind, (ev) => {
-			let obj;
-			try {
-				obj = JSON.parse(ev.data);
-			} catch (e) {
-				return;
-			}
-			if (handlers[kind])
-				handlers[kind](obj);
-		});
-	}
-	for (const kind of ['summary', 'resync']) {
-		es.addEventListener(kind, () => {
-			if (handlers[kind])
-				handlers[kind]();
-		});
-	}
+	open();
 	window.addEventListener('pagehide', () => es.close());
-	return es;
 }
 
 // Runs fn at most once per ms milliseconds, trailing: bursts of live events cost one refresh.
@@ -229,6 +243,8 @@ export function fmtAgo(iso) {
 	const t = Date.parse(iso);
 	if (isNaN(t))
 		return iso;
+	if (Date.now() - t < 60000)
+		return 'just now';
 	return fmtAge((Date.now() - t) / 1000) + ' ago';
 }
 

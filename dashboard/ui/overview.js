@@ -120,7 +120,8 @@ function renderCharts(s) {
 			labels: timeLabels(t),
 			datasets: [
 				{ label: 'stale', data: t.map((p) => p.stale), borderColor: '#cf222e',
-					backgroundColor: 'rgba(207,34,46,0.12)', fill: true, pointRadius: 3,
+					backgroundColor: 'rgba(207,34,46,0.12)', fill: true,
+					pointRadius: t.length > 30 ? 0 : 3,
 					tension: 0.2 },
 				{ label: 'phones', data: t.map((p) => p.total), borderColor: '#8c959f',
 					borderDash: [4, 4], pointRadius: 0, fill: false },

@@ -81,7 +81,8 @@ SOUTH = [
     phone(2, 1, "South ward 01", backup_ago=2 * HOUR),
     phone(2, 2, "South ward 02", backup_ago=4 * DAY, version="16.7.8"),
     phone(2, 3, "South ward 03", external=False),
-    phone(2, 4, "South ward 04", backup_ago=20 * HOUR),
+    # a name is whatever the phone's owner typed: it must show as text, never run as HTML
+    phone(2, 4, 'South ward 04 <img src=x onerror="window.__xss=1">', backup_ago=20 * HOUR),
 ]
 ALL = NORTH + SOUTH
 
@@ -320,8 +321,21 @@ def check_live_row(b, sims, api):
     sims["South"].ctl_ok({"op": "detach", "udid": target})
     b.wait(lambda: b.text(row) == "no", "the row says not docked, live", timeout=30)
     check(b.d.execute_script("return window.__noReload") == 1, "the page did not reload")
+    name = b.q('tr[data-udid="%s"] td:nth-child(2)' % target)
+    check(name.text == SOUTH[3]["values"][""]["DeviceName"], "the name as text: %r" % name.text)
+    check(not b.qa("#devices img") and b.d.execute_script("return window.__xss") is None,
+          "a phone's name is not HTML")
     check(api.get("/api/v1/devices/" + target)["attached"] is False, "the API agrees")
     b.no_console_errors("devices (live)")
+    # its device page: no command can reach it now, and the buttons say why
+    b.get("/devices/" + target)
+    b.wait(lambda: len(b.qa("#actions button")) == 4, "the command buttons")
+    for btn in b.qa("#actions button"):
+        check(not btn.is_enabled() and "not docked" in btn.get_attribute("title"),
+              "%s disabled with the reason: %r" % (btn.text, btn.get_attribute("title")))
+    check("not docked" in b.text("#d-where"), "the page says where it was: %s" %
+          b.text("#d-where"))
+    b.no_console_errors("device (unplugged)")
 
 
 def check_device(b, api):
@@ -370,6 +384,28 @@ def check_device(b, api):
     b.no_console_errors("device (command)")
 
 
+def check_restart(b, api, dsh, sims):
+    """The dashboard restarted while a page is open: the page reconnects by itself and shows
+    what changed while the service was down (the session is stored, it survives)."""
+    b.get("/devices?sort=name")
+    target = NORTH[0]["udid"]
+    row = 'tr[data-udid="%s"] td.docked' % target
+    b.wait(lambda: b.text(row) == "yes" and b.text("#live") == "live", "docked, live")
+    b.d.execute_script("window.__noReload = 1")
+    dsh.stop()
+    b.wait(lambda: b.text("#live") == "reconnecting", "the page notices the service is gone")
+    sims["North"].ctl_ok({"op": "detach", "udid": target})
+    dsh.start()
+    dash.wait_http(dsh)
+    b.wait(lambda: b.text("#live") == "live", "the page reconnected", timeout=30)
+    b.wait(lambda: b.text(row) == "no", "the change made during the restart", timeout=30)
+    check(b.d.execute_script("return window.__noReload") == 1, "the page did not reload")
+    b.console_errors()  # connections refused while the service was down are expected
+    b.get("/devices")
+    b.wait(lambda: len(table_udids(b)) == len(ALL), "the table after the restart")
+    b.no_console_errors("devices (after the restart)")
+
+
 def check_kiosk(b, api):
     b.d.set_window_size(1920, 1080)
     b.get("/kiosk")
@@ -380,6 +416,22 @@ def check_kiosk(b, api):
     b.d.save_screenshot(os.path.join(SHOTS, "kiosk.png"))
     b.no_console_errors("kiosk")
     b.d.set_window_size(1440, 1000)
+
+
+def check_overview_live(b, api, agent):
+    """A station stopping: the overview says so without a reload."""
+    b.get("/")
+    b.wait(lambda: b.text('[data-k="agents"]') == "2 / 2", "both agents online")
+    b.d.execute_script("window.__noReload = 1")
+    agent.stop()
+    b.wait(lambda: b.text('[data-k="agents"]') == "1 / 2", "one agent offline, live",
+           timeout=30)
+    b.wait(lambda: b.text('#agents tr[data-agent="st-south"] .badge') == "offline",
+           "st-south's row says offline")
+    check(b.d.execute_script("return window.__noReload") == 1, "no reload: it came over SSE")
+    check(api.get("/api/v1/agents/st-south")["online"] is False, "the API agrees")
+    b.shot("overview-agent-offline")
+    b.no_console_errors("overview (live)")
 
 
 def check_viewer(b, api):
@@ -412,7 +464,7 @@ def main():
         with Agent(AGENT, broker, north, agent_id="st-north",
                    extra_conf=conf + "site North\nstation Cart 1\n"), \
                 Agent(AGENT, broker, south, agent_id="st-south",
-                      extra_conf=conf + "site South\nstation Ward 3\n"):
+                      extra_conf=conf + "site South\nstation Ward 3\n") as south_agent:
             b = Browser()
             b.base = dsh.url
             try:
@@ -443,8 +495,10 @@ def main():
                 check_devices(b, api)
                 check_device(b, api)
                 check_live_row(b, {"North": north, "South": south}, api)
+                check_restart(b, api, dsh, {"North": north, "South": south})
                 check_kiosk(b, api)
                 check_viewer(b, api)
+                check_overview_live(b, api, south_agent)
             except Exception:
                 try:
                     b.shot("failure")

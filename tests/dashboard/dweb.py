@@ -3,6 +3,7 @@ auth command line) in a temporary directory, and small HTTP helpers.
 
     with WebServer(drive, login_rate="3/1m") as web:
         web.cli("user", "add", "alice", "admin", stdin="pw\\n")
+        web.start()
         st, hdrs, body = web.request("GET", "/api/v1/me", token=tok)
 """
 import http.client
@@ -82,7 +83,7 @@ class WebServer:
         return rc
 
     def __enter__(self):
-        return self.start()
+        return self
 
     def __exit__(self, *exc):
         if self.proc:

@@ -142,6 +142,50 @@ class Api:
         return self.job(jid)
 
 
+class Stream:
+    """GET /api/v1/stream read on a thread: every (event, data) as it arrives."""
+
+    def __init__(self, dash, token):
+        import http.client
+        import threading
+        self.events = []
+        self.lock = threading.Lock()
+        self.conn = http.client.HTTPConnection("127.0.0.1", dash.http_port, timeout=120)
+        self.conn.request("GET", "/api/v1/stream", headers={"Authorization": "Bearer " + token,
+                                                            "Accept": "text/event-stream"})
+        self.resp = self.conn.getresponse()
+        check(self.resp.status == 200, "stream: %d" % self.resp.status)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        event, data = None, []
+        try:
+            for raw in self.resp:
+                line = raw.decode().rstrip("\r\n")
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].strip())
+                elif line == "":
+                    if event and data:
+                        with self.lock:
+                            self.events.append((event, json.loads("\n".join(data))))
+                    event, data = None, []
+        except Exception:
+            pass
+
+    def find(self, event, pred):
+        with self.lock:
+            return [d for e, d in self.events if e == event and pred(d)]
+
+    def close(self):
+        try:
+            self.conn.sock.shutdown(2)
+        except Exception:
+            pass
+        self.conn.close()
+
+
 def ts(s):
     """RFC 3339 (ms) to seconds."""
     import datetime
@@ -207,6 +251,11 @@ def test_bad_input(api):
         st, doc = api.call("POST", "/api/v1/jobs", body)
         check(st == 400 and doc["error"]["code"] == code,
               "bad job %s: %d %s (want 400 %s)" % (body, st, doc, code))
+    viewer = Api(api.dash, api.viewer)
+    for method, path in (("GET", "/api/v1/jobs"), ("POST", "/api/v1/jobs")):
+        st, doc = viewer.call(method, path, {} if method == "POST" else None)
+        check(st == 403 and doc["error"]["code"] == "forbidden",
+              "a viewer %s %s: %d %s" % (method, path, st, doc))
     st, doc = api.call("GET", "/api/v1/jobs/999999")
     check(st == 404, "unknown job: %d" % st)
     st, doc = api.call("GET", "/api/v1/jobs/1/executions?state=bogus")
@@ -248,6 +297,7 @@ def rollout(tmp, broker, dash, api, pub):
                   {"st-job-a": 6, "st-job-b": 3}, "dry run: %s" % dry)
             check(api.ok("GET", "/api/v1/jobs")["total"] == 0, "a dry run stores nothing")
 
+            stream = Stream(dash, api.token)
             t0 = time.time()
             job = api.ok("POST", "/api/v1/jobs", body, status=201)
             jid = job["id"]
@@ -266,6 +316,16 @@ def rollout(tmp, broker, dash, api, pub):
                   j["total"] == len(target), "completed: %s" % j)
             execs = api.executions(jid)
             check({e["udid"] for e in execs} == set(target), "executions are the target")
+            # the stream told of the job's progress with the job object
+            wait_for(lambda: stream.find("job", lambda d: d.get("id") == jid and
+                                         d["state"] == "completed"), 10, interval=0.2,
+                     what="SSE job event of the completed job")
+            check(stream.find("job", lambda d: d.get("id") == jid and
+                              0 < d["counts"]["succeeded"] < len(target)),
+                  "SSE job events while it ran")
+            for d in stream.find("job", lambda d: d.get("id") == jid)[:3]:
+                api.validate(d, "Job", "SSE job event")
+            stream.close()
             lt = [e for e in execs if e["udid"] == late["udid"]][0]
             check(lt["agent"] == "st-job-b" and
                   [t["state"] for t in lt["transitions"]][:2] == ["queued", "sent"],
@@ -323,6 +383,50 @@ def rollout(tmp, broker, dash, api, pub):
                   "failure causes: %s" % [e["cause"] for e in failed])
             n_actions = sum(len(cloud_actions(sim_c, p["udid"])) for p in fails)
             check(n_actions == 3, "the aborted job touched %d phones (want 3)" % n_actions)
+            # per_agent 1, unthrottled: one at a time at station c, never two at once
+            fe = api.executions(fj["id"])
+            iv = [([ts(t["at"]) for t in e["transitions"] if t["state"] == "sent"][0],
+                   ts(e["finished_at"])) for e in fe if e["state"] == "failed"]
+            check(max_overlap(iv) == 1, "per_agent 1: %d at once" % max_overlap(iv))
+
+            # retries: the failure cause is retried once, with a new cmd_id, then final
+            rj = api.ok("POST", "/api/v1/jobs",
+                        {"name": "retry, south", "command": {"name": "backup.icloud.enable"},
+                         "target": {"udids": [p["udid"] for p in fails[:2]]},
+                         "retry": {"causes": ["icloud_enable_failed"], "max": 1}}, status=201)
+            j = api.wait_state(rj["id"], ("completed", "aborted"), 40)
+            check(j["state"] == "completed" and j["counts"]["failed"] == 2, "retried: %s" % j)
+            for e in api.executions(rj["id"]):
+                # (accepted / in_progress show only when a pass sees them before the end)
+                states = [t["state"] for t in e["transitions"]
+                          if t["state"] in ("queued", "sent", "failed")]
+                ids = {t["cmd_id"] for t in e["transitions"] if t["state"] == "sent"}
+                check(e["attempt"] == 2 and states == ["queued", "sent", "failed", "queued",
+                                                       "sent", "failed"] and len(ids) == 2,
+                      "retry of %s: attempt %d, %s" % (e["udid"], e["attempt"], states))
+                check(len(cloud_actions(sim_c, e["udid"])) == 2, "two attempts ran")
+
+            # window: outside it nothing starts; deadline: a phone never docked is canceled
+            now_min = int(time.time() // 60) % 1440
+            wj = api.ok("POST", "/api/v1/jobs",
+                        {"name": "closed window", "command": {"name": "device.refresh"},
+                         "target": {"udids": [a_ok[5]["udid"]]},
+                         "window": {"start": "%02d:%02d" % divmod((now_min + 120) % 1440, 60),
+                                    "end": "%02d:%02d" % divmod((now_min + 180) % 1440, 60)}},
+                        status=201)
+            dj = api.ok("POST", "/api/v1/jobs",
+                        {"name": "deadline", "command": {"name": "device.refresh"},
+                         "target": {"udids": ["00008110-00EEB0B1C2D30002"]},
+                         "deadline": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                   time.gmtime(time.time() + 4))}, status=201)
+            j = api.wait_state(dj["id"], ("completed",), 20)
+            check(j["counts"]["canceled"] == 1 and "deadline" in
+                  api.executions(dj["id"])[0]["detail"], "deadline: %s" % j)
+            j = api.job(wj["id"])
+            check(j["state"] == "in_progress" and j["counts"]["queued"] == 1,
+                  "outside the window nothing starts: %s" % j)
+            check(api.ok("POST", "/api/v1/jobs/%d/cancel" % wj["id"])["state"] == "canceled",
+                  "cancel the window job")
 
             # cancel: a job for a phone that never docks stays queued until canceled
             cj = api.ok("POST", "/api/v1/jobs",
@@ -400,6 +504,9 @@ def main():
         r = dash.cli(["token", "add", "job-op", "--role", "operator"])
         check(r.returncode == 0, "token add: %s" % r.stderr)
         api = Api(dash, r.stdout.strip().split()[-1])
+        r = dash.cli(["token", "add", "job-view", "--role", "viewer"])
+        check(r.returncode == 0, "token add: %s" % r.stderr)
+        api.viewer = r.stdout.strip().split()[-1]
         with dash:
             {"rollout": rollout, "restart": restart}[mode](tmp, broker, dash, api, pub)
     print("jobs_test %s: ok" % mode)

@@ -32,3 +32,15 @@ set_tests_properties(sim-device-session PROPERTIES LABELS integration TIMEOUT 60
 add_test(NAME sim-device-robust COMMAND ${PY} ${HERE}/test_robust.py ${SIMBIN}
 	${PROJECT_SOURCE_DIR})
 set_tests_properties(sim-device-robust PROPERTIES LABELS integration TIMEOUT 60)
+
+# Issue 12: live syslog lines, domain_changed to notification_proxy observers, the refusal
+# flag and the compressed clock (time_scale), through idevicesyslog and the np C API.
+add_executable(test-sim-np test_np.c)
+target_link_libraries(test-sim-np PRIVATE project_warnings PkgConfig::IMOBILEDEVICE
+	Threads::Threads)
+add_test(NAME sim-device-live COMMAND ${PY} ${HERE}/test_live.py ${SIMBIN}
+	$<TARGET_FILE:test-sim-np> ${PROJECT_SOURCE_DIR})
+set_tests_properties(sim-device-live PROPERTIES LABELS "integration;threads" TIMEOUT 90)
+add_test(NAME sim-night COMMAND ${PY} ${HERE}/test_night.py ${SIMBIN}
+	$<TARGET_FILE:test-sim-np> ${PROJECT_SOURCE_DIR})
+set_tests_properties(sim-night PROPERTIES LABELS "integration;threads" TIMEOUT 120)

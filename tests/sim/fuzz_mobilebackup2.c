@@ -132,6 +132,30 @@ void sim_journal(struct sim_device *dev, const char *op, struct cJSON *fields)
 	cJSON_Delete(fields);
 }
 
+/* The model's value store, as sim.c keeps it (no notices: there is no device half here). */
+int sim_device_set_value(struct sim *sim, struct sim_device *dev, const char *domain,
+                         const char *key, plist_t value)
+{
+	plist_t dict = plist_dict_get_item(dev->values, domain);
+
+	(void)sim;
+	if (!dict || plist_get_node_type(dict) != PLIST_DICT) {
+		dict = plist_new_dict();
+		plist_dict_set_item(dev->values, domain, dict);
+	}
+	if (value)
+		plist_dict_set_item(dict, key, value);
+	else if (plist_dict_get_item(dict, key))
+		plist_dict_remove_item(dict, key);
+	return 0;
+}
+
+int64_t sim_clock_ms(const struct sim *sim)
+{
+	(void)sim;
+	return 1700000000000; /* a fixed time: runs are reproducible */
+}
+
 /* Fires pending timers, oldest first, the host draining the output before each. */
 static void fz_run_timers(struct svc_conn *c, int *firings)
 {

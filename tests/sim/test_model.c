@@ -3,7 +3,8 @@
  * sim-model: the device model's contract (sim/sim.h) without sockets: what subscribers hear
  * and in which order, DeviceIDs, the port provider's hooks (gone before Detached, pair records
  * of pre-paired phones, per-device state freed with the device), pair records under either
- * UDID form, restarts on the loop, the journal cap.
+ * UDID form, restarts on the loop, the journal cap, notices to the device half (live syslog
+ * lines, value changes), the simulated clock (time_scale) and formatted syslog lines.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -83,11 +84,23 @@ static plist_t fake_make_pair_record(struct sim *sim, struct sim_device *dev)
 	return rec;
 }
 
+/* Every connection "takes" a notice: reports 2 (two open connections). */
+static int fake_notice(struct sim *sim, struct sim_device *dev, const struct sim_notice *n)
+{
+	(void)sim;
+	if (n->kind == SIM_NOTICE_SYSLOG)
+		record("syslog %s %.*s", dev->udid, (int)n->len, n->line);
+	else
+		record("value %s %s %s", dev->udid, n->domain, n->key);
+	return 2;
+}
+
 static const struct sim_ports fake_ports = {
 	.is_open = fake_is_open,
 	.connect = fake_connect,
 	.gone = fake_gone,
 	.make_pair_record = fake_make_pair_record,
+	.notice = fake_notice,
 };
 
 static void fake_port_state_free(struct sim_device *dev)
@@ -236,6 +249,70 @@ static void test_set_value(void **state)
 	assert_string_equal(calls[2], "changed " UDID2 " 0");
 }
 
+/* Notices reach the device half only for an attached device; a syslog line loses its newline. */
+static void test_notices(void **state)
+{
+	struct sim *sim = *state;
+	struct sim_device *d1 = sim->devices[0];
+
+	assert_int_equal(sim_device_syslog(sim, d1, "detached line"), 0);
+	assert_int_equal(sim_device_set_value(sim, d1, "com.apple.mobile.backup", "K", NULL), 0);
+	assert_int_equal(n_calls, 1); /* only "changed" */
+	sim_device_attach(sim, d1);
+	n_calls = 0;
+	assert_int_equal(sim_device_syslog(sim, d1, "a line\n"), 2);
+	assert_string_equal(calls[0], "syslog " UDID1 " a line");
+	assert_int_equal(sim_device_set_value(sim, d1, "com.apple.mobile.backup",
+	                                      "LastCloudBackupDate", plist_new_uint(1)),
+	                 2);
+	assert_string_equal(calls[1], "changed " UDID1 " 1");
+	assert_string_equal(calls[2],
+	                    "value " UDID1 " com.apple.mobile.backup LastCloudBackupDate");
+}
+
+/* time_scale: simulated ms -> real ms rounds up; the clock starts at the wall clock and runs
+ * scale times faster; formatted lines carry the simulated time in UTC. */
+static void test_clock(void **state)
+{
+	struct sim *sim = *state;
+	struct sim_device *d1 = sim->devices[0];
+	char line[256];
+	int64_t t0, t1;
+
+	assert_int_equal(sim_clock_real_ms(sim, 1000), 1000); /* not started: real time */
+	sim_clock_start(sim, 60);
+	assert_int_equal(sim_clock_real_ms(sim, 0), 0);
+	assert_int_equal(sim_clock_real_ms(sim, 60000), 1000);
+	assert_int_equal(sim_clock_real_ms(sim, 60001), 1001);
+	assert_int_equal(sim_clock_real_ms(sim, 8 * 3600 * 1000), 480000);
+	t0 = sim_clock_ms(sim);
+	assert_true(t0 - wall_now_ms() < 1000 && wall_now_ms() - t0 < 1000);
+	usleep(200 * 1000);
+	t1 = sim_clock_ms(sim);
+	assert_true(t1 - t0 >= 60 * 190 && t1 - t0 < 60 * 1000);
+	sim_clock_start(sim, 0); /* <= 0 means 1 */
+	assert_true(sim->time_scale == 1);
+
+	/* "Mon DD HH:MM:SS DeviceName process[pid] <level>: message" */
+	plist_dict_set_item(d1->values, "", plist_new_dict());
+	plist_dict_set_item(plist_dict_get_item(d1->values, ""), "DeviceName",
+	                    plist_new_string("Cart 1"));
+	sim->clock_wall0_ms = 1700000000000; /* 2023-11-14 22:13:20 UTC */
+	sim->clock_mono0_ms = loop_now_ms();
+	assert_true(sim_syslog_format(sim, d1, "backupd", "Error", "boom", line, sizeof(line)) > 0);
+	assert_true(strncmp(line, "Nov 14 22:13:2", 14) == 0);
+	assert_non_null(strstr(line, " Cart-1 backupd["));
+	assert_non_null(strstr(line, "] <Error>: boom"));
+	assert_int_equal(sim_syslog_format(sim, d1, "", "Error", "x", line, sizeof(line)), -EINVAL);
+	/* the pid is stable per device and process */
+	{
+		char again[256];
+
+		sim_syslog_format(sim, d1, "backupd", "Error", "boom", again, sizeof(again));
+		assert_string_equal(strchr(line, '['), strchr(again, '['));
+	}
+}
+
 static void test_subscribers(void **state)
 {
 	struct sim *sim = *state;
@@ -321,6 +398,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pairing_and_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_value, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subscribers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notices, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_clock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_and_free, setup, teardown),
 	};

@@ -51,6 +51,20 @@ expect syslog_type '{"devices":[{'"$U"',"syslog":["a",2]}]}' 'devices[0].syslog[
 expect timeline_op '{"devices":[{'"$U"',"timeline":[{"at_ms":1,"op":"attach"},{"at_ms":5,"op":"explode"}]}]}' \
 	'devices[0].timeline[1].op: expected one of set, attach, detach, pairing'
 expect timeline_at '{"devices":[{'"$U"',"timeline":[{"op":"detach"}]}]}' 'devices[0].timeline[0].at_ms: missing'
+expect time_scale '{"time_scale":0.5,"devices":[]}' 'time_scale: expected a number from 1 to 3600'
+expect time_scale_type '{"time_scale":"fast","devices":[]}' 'time_scale: expected a number'
+expect syslog_both '{"devices":[{'"$U"',"timeline":[{"at_ms":1,"op":"syslog","line":"a","message":"b","process":"p"}]}]}' \
+	'devices[0].timeline[0]: syslog: expected either line or process and message'
+expect syslog_none '{"devices":[{'"$U"',"timeline":[{"at_ms":1,"op":"syslog"}]}]}' \
+	'devices[0].timeline[0]: syslog: expected either line or process and message'
+expect syslog_noproc '{"devices":[{'"$U"',"timeline":[{"at_ms":1,"op":"syslog","message":"m"}]}]}' \
+	'devices[0].timeline[0].process: missing'
+expect now_bool '{"devices":[{'"$U"',"timeline":[{"at_ms":1,"op":"set","domain":"com.apple.mobile.backup","key":"CloudBackupEnabled","value":{"$now":0}}]}]}' \
+	'devices[0].timeline[0].value: expected boolean'
+expect now_range '{"devices":[{'"$U"',"values":{"x":{"T":{"$now":99999999999}}}}]}' \
+	'devices[0].values["x"].T: $now: expected seconds'
+expect refuse_type '{"devices":[{'"$U"',"refuse_services":["com.apple.mobile.notification_proxy",7]}]}' \
+	'devices[0].refuse_services[1]: expected a service name'
 expect no_devices '{"phones":[]}' 'phones: unknown key'
 expect not_array '{"devices":{}}' 'devices: expected array'
 expect bad_json '{"devices":[' 'invalid JSON'
