@@ -138,7 +138,7 @@ export async function logout() {
 	}
 }
 
-// Subscribes to GET /api/v1/stream. handlers: {device(obj), agent(obj), command(obj),
+// Subscribes to GET /api/v1/stream. handlers: {device(obj), agent(obj), command(obj), job(obj),
 // summary(), resync()}. EventSource reconnects by itself after a dropped connection (a refused
 // one is retried here every 5 s), and after any gap the page re-reads everything (resync); the
 // indicator says whether it is live. A stream refused because the session ended shows as an
@@ -169,7 +169,7 @@ export function live(handlers) {
 			if (es.readyState === EventSource.CLOSED)
 				setTimeout(open, 5000);
 		};
-		for (const kind of ['device', 'agent', 'command']) {
+		for (const kind of ['device', 'agent', 'command', 'job']) {
 			es.addEventListener(kind, (ev) => {
 				let obj;
 				try {

@@ -437,17 +437,13 @@ start(() => {
 	loadList();
 	if (detailId)
 		loadDetail();
-	const es = live({ resync: () => {
-		loadList();
-		if (detailId)
-			loadDetail();
-	} });
-	es.addEventListener('job', (ev) => {
-		try {
-			onJob(JSON.parse(ev.data));
-		} catch (e) {
-			// not JSON: ignore
-		}
+	live({
+		job: onJob,
+		resync: () => {
+			loadList();
+			if (detailId)
+				loadDetail();
+		},
 	});
 	// The stream carries every change; a slow poll covers a stream that is down, and keeps the
 	// rate and ETA (which change with time alone) fresh.

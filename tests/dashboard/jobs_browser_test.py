@@ -100,6 +100,7 @@ def job_flow(b, api):
     check(job["created_by"] == "admin", "created by the admin: %s" % job["created_by"])
     b.wait(lambda: b.q("#detail").is_displayed() and
            b.text("#d-title").upper().startswith("JOB #%d" % job_id), "the job's detail panel")
+    check(not b.qa("#notice"), "no notice on the job page: %s" % b.text("#notice"))
     b.d.execute_script("window.cradleNoReload = true")
     seen = set()
 
@@ -116,8 +117,10 @@ def job_flow(b, api):
             b.shot("jobs-3-progress")
             mid = True
         if time.monotonic() > end:
-            fail("the job did not complete on the page: %s, seen %s" % (
-                b.text("#detail"), sorted(seen)))
+            # an exception, not fail(): the handler below saves a screenshot and the page
+            raise AssertionError("the job did not complete on the page: %s, seen %s, "
+                                 "console %s" % (b.text("#detail"), sorted(seen),
+                                                 b.d.get_log("browser")))
         time.sleep(0.1)
     check(b.d.execute_script("return window.cradleNoReload === true"),
           "the page was not reloaded")
