@@ -97,8 +97,9 @@ struct client {
 	struct loop_mailbox *mbox; /* Paho threads -> loop thread */
 	unsigned busy;             /* client code that may call back is on the stack */
 	bool connected;
-	bool closed; /* failed or lost: nothing more is sent */
-	bool dead;   /* client_free() was called while busy: no more callbacks, freed when idle */
+	unsigned recv_max; /* the broker's Receive Maximum from the CONNACK (65535 when absent) */
+	bool closed;       /* failed or lost: nothing more is sent */
+	bool dead; /* client_free() was called while busy: no more callbacks, freed when idle */
 	struct client_sub subs[CLIENT_SUBS_MAX];
 	unsigned n_subs;
 	struct client_cmd *cmds;
@@ -135,8 +136,13 @@ static void post(struct client *c, enum client_event_kind kind, int token, int c
 
 static void on_connect(void *context, MQTTAsync_successData5 *response)
 {
-	(void)response;
-	post(context, CLIENT_EV_CONNECTED, 0, 0, NULL, NULL, 0);
+	int recv_max = 65535; /* MQTT 5: the default when the CONNACK has none */
+
+	if (response &&
+	    MQTTProperties_hasProperty(&response->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM))
+		recv_max = MQTTProperties_getNumericValue(&response->properties,
+		                                          MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
+	post(context, CLIENT_EV_CONNECTED, 0, recv_max, NULL, NULL, 0);
 }
 
 static void on_connect_failure(void *context, MQTTAsync_failureData5 *response)
@@ -493,8 +499,9 @@ static void dispatch(struct client *c, const struct client_event *ev)
 
 	switch (ev->kind) {
 	case CLIENT_EV_CONNECTED:
-		log_debug("client: connected");
+		log_debug("client: connected (the broker's Receive Maximum: %d)", ev->code);
 		c->connected = true;
+		c->recv_max = ev->code > 0 ? (unsigned)ev->code : 65535;
 		if (c->cb.connected)
 			c->cb.connected(c, c->data);
 		if (!c->dead)
@@ -619,6 +626,12 @@ int client_new(struct loop *loop, const struct client_options *o, const struct c
 		snprintf(client_id, sizeof(client_id), "cradle-client-%ld-%.8s", (long)getpid(),
 		         id);
 	}
+	/*
+	 * Publishes beyond the broker's Receive Maximum (mosquitto: 20) wait in Paho's queue, which
+	 * refuses more than maxBufferedMessages (default 100) even while connected: a bulk job
+	 * hands over hundreds at once. Their completions fit the mailbox, so allow as many.
+	 */
+	copts.maxBufferedMessages = CLIENT_PENDING_MAX;
 	rc = MQTTAsync_createWithOptions(&c->paho, o->url, client_id, MQTTCLIENT_PERSISTENCE_NONE,
 	                                 NULL, &copts);
 	if (rc != MQTTASYNC_SUCCESS) {
@@ -740,6 +753,11 @@ void client_forget(struct client *c, const char *cmd_id)
 	cmd = cmd_find(c, id);
 	if (cmd)
 		cmd_remove(c, cmd);
+}
+
+unsigned client_receive_maximum(const struct client *c)
+{
+	return c->recv_max ? c->recv_max : 65535;
 }
 
 unsigned client_in_flight(const struct client *c)

@@ -107,6 +107,11 @@ int client_send(struct client *c, const struct command *cmd, int ttl_s);
 /* Stops passing on results of cmd_id (the owner gave up on it). No-op when unknown. */
 void client_forget(struct client *c, const char *cmd_id);
 
+/* The broker's Receive Maximum (publishes unacknowledged at once) from its CONNACK; 65535
+ * before the connection or when the broker named none. Beyond it Paho queues publishes and
+ * sends them from a timer, slowly: a sender of many commands keeps within it. */
+unsigned client_receive_maximum(const struct client *c);
+
 /* Number of commands whose final result has not been seen yet. */
 unsigned client_in_flight(const struct client *c);
 

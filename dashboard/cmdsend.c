@@ -56,10 +56,16 @@ struct cmdsend {
 	uint64_t gen; /* of the current client */
 	atomic_bool connected;
 	uint64_t retry_timer;
+	uint64_t pump_timer; /* sends more pending commands after an ack */
+	size_t n_inflight;   /* handed to the current client, not yet acknowledged */
 	uint64_t backoff_ms;
 	char client_id[192];
 	struct cmdsend_pending *pending;
 	size_t n_pending;
+	/* submitted and not yet acknowledged (mailbox + pending): cmdsend_submit refuses more than
+	 * CMDSEND_PENDING_MAX with -ENOBUFS, so a caller (a bulk job) learns to try again later
+	 * instead of having its command dropped on the loop thread after it was accepted */
+	atomic_size_t held;
 };
 
 /* ---- the signing key ---- */
@@ -167,6 +173,7 @@ static void connect_now(struct cmdsend *c);
 static void pending_remove(struct cmdsend *c, size_t i)
 {
 	c->pending[i] = c->pending[--c->n_pending];
+	atomic_fetch_sub(&c->held, 1);
 }
 
 static ssize_t pending_find(struct cmdsend *c, const char *cmd_id)
@@ -202,7 +209,39 @@ static bool pending_send(struct cmdsend *c, size_t i)
 		return false;
 	}
 	p->gen = c->gen;
+	c->n_inflight++;
 	return true;
+}
+
+/*
+ * Commands handed to Paho and not yet acknowledged, at most: the broker's Receive Maximum
+ * (mosquitto's default: 20). Beyond it Paho queues publishes and sends them from its own timer,
+ * about 20 a second (bench/jobs); the rest wait in pending and go out as acks return.
+ */
+static bool room(struct cmdsend *c)
+{
+	return c->n_inflight < client_receive_maximum(c->client);
+}
+
+/* Hands pending commands not yet with the current client to it, as far as there is room. */
+static void pump(struct cmdsend *c)
+{
+	if (!c->client || !atomic_load(&c->connected))
+		return;
+	for (size_t i = 0; i < c->n_pending && room(c);) {
+		if (c->pending[i].gen == c->gen || pending_send(c, i))
+			i++;
+	}
+}
+
+static void on_pump(struct loop *loop, uint64_t id, void *data)
+{
+	struct cmdsend *c = data;
+
+	(void)loop;
+	(void)id;
+	c->pump_timer = 0;
+	pump(c);
 }
 
 static void on_connected(struct client *cl, void *data)
@@ -213,10 +252,8 @@ static void on_connected(struct client *cl, void *data)
 	log_info("cmdsend: connected to %s", c->cfg->broker_url);
 	c->backoff_ms = CMDSEND_BACKOFF_MIN;
 	atomic_store(&c->connected, true);
-	for (size_t i = 0; i < c->n_pending;) {
-		if (c->pending[i].gen == c->gen || pending_send(c, i))
-			i++;
-	}
+	c->n_inflight = 0; /* a new client: nothing handed to it yet */
+	pump(c);
 }
 
 static void on_retry(struct loop *loop, uint64_t id, void *data)
@@ -259,6 +296,11 @@ static void on_published(struct client *cl, const char *cmd_id, int err, const c
 
 	/* results are ingest's: the client need not follow this command any longer */
 	client_forget(cl, cmd_id);
+	if (i >= 0 && c->pending[i].gen == c->gen && c->n_inflight > 0)
+		c->n_inflight--;
+	/* room for more: sent from the loop, not from inside the client's callback */
+	if (!c->pump_timer && c->n_pending > 0)
+		c->pump_timer = loop_add_timer(c->loop, 0, on_pump, c);
 	if (err == -EIO)
 		return; /* not handed to Paho: kept for the next connection */
 	if (i >= 0)
@@ -308,6 +350,7 @@ static void deliver(struct loop *loop, void *msg, void *ctx)
 	if (c->n_pending == CMDSEND_PENDING_MAX) {
 		log_error("cmdsend: %d commands wait for the broker; command %s dropped",
 		          CMDSEND_PENDING_MAX, cmd->cmd_id);
+		atomic_fetch_sub(&c->held, 1);
 		free(cmd);
 		return;
 	}
@@ -315,7 +358,7 @@ static void deliver(struct loop *loop, void *msg, void *ctx)
 	c->pending[i].cmd = *cmd;
 	c->pending[i].gen = 0;
 	free(cmd);
-	if (c->client && atomic_load(&c->connected))
+	if (c->client && atomic_load(&c->connected) && room(c))
 		pending_send(c, i);
 }
 
@@ -368,6 +411,8 @@ struct cmdsend *cmdsend_free(struct cmdsend *c)
 		return NULL;
 	if (c->retry_timer)
 		loop_cancel_timer(c->loop, c->retry_timer);
+	if (c->pump_timer)
+		loop_cancel_timer(c->loop, c->pump_timer);
 	client_free(c->client);
 	loop_mailbox_free(c->mb);
 	if (c->n_pending)
@@ -385,13 +430,23 @@ struct cmdsend *cmdsend_free(struct cmdsend *c)
 int cmdsend_submit(struct cmdsend *c, const struct command *cmd, int ttl_s)
 {
 	struct command *copy;
+	int r;
 
 	(void)ttl_s; /* the expiry is cmd->expires_at_ms: a resend uses what is left of it */
 	if (!c || !atomic_load(&c->connected))
 		return -ENOTCONN;
+	if (atomic_fetch_add(&c->held, 1) >= CMDSEND_PENDING_MAX) {
+		atomic_fetch_sub(&c->held, 1);
+		return -ENOBUFS;
+	}
 	copy = malloc(sizeof(*copy));
-	if (!copy)
+	if (!copy) {
+		atomic_fetch_sub(&c->held, 1);
 		return -ENOMEM;
+	}
 	*copy = *cmd;
-	return loop_mailbox_post(c->mb, copy);
+	r = loop_mailbox_post(c->mb, copy);
+	if (r < 0)
+		atomic_fetch_sub(&c->held, 1);
+	return r;
 }

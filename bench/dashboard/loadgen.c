@@ -17,6 +17,15 @@
  * stdout at the end:
  *   loadgen: published MSGS messages (STATES device states, AGENTS agents) in S s: R msg/s
  * Exit status 0 when every message was acknowledged, 1 otherwise, 2 for bad usage.
+ *
+ * With --answer N (bench/jobs) it also answers commands as the agents would: it subscribes to
+ * every agent's cmd topic before it publishes anything, and for each command received (on
+ * Paho's thread: decoded with the proto codec, queued) the main thread publishes accepted,
+ * in_progress (progress 50) and succeeded on that agent's result topic, each with the agent's
+ * session and next seq and the command's Correlation Data echoed, as proto/COMMANDS.md says.
+ * Signatures are not checked (the dashboard under test is the only sender). It exits once N
+ * commands were answered, or after --answer-timeout s, and then prints a second line:
+ *   loadgen: answered CMDS commands (BAD undecodable) first_ms F last_ms L (wall clock, Unix ms)
  */
 #include <errno.h>
 #include <getopt.h>
@@ -31,6 +40,7 @@
 
 #include <MQTTAsync.h>
 
+#include "command.h"
 #include "proto.h"
 #include "topics.h"
 
@@ -52,6 +62,21 @@ struct loadgen {
 	long acked, failed;
 	bool connected, connect_failed;
 	int64_t *seq; /* per agent: next seq */
+
+	/* --answer: commands received, answered by the main thread in arrival order */
+	long answer, answer_timeout;
+	struct loadgen_cmd *cmd_head, *cmd_tail;
+	long cmds, cmds_bad, answered;
+	int64_t cmd_first_ms, cmd_last_ms;
+	bool subscribed;
+};
+
+struct loadgen_cmd {
+	struct loadgen_cmd *next;
+	long agent;
+	char cmd_id[COMMAND_ID_MAX];
+	char udid[COMMAND_UDID_MAX];
+	char name[COMMAND_NAME_MAX];
 };
 
 static int64_t loadgen_now_ms(void)
@@ -149,10 +174,14 @@ static void loadgen_on_lost(void *context, char *cause)
 	pthread_mutex_unlock(&g->lock);
 }
 
-/* Takes ownership of payload. Waits while the window is full. */
-static int loadgen_publish(struct loadgen *g, const char *topic, char *payload)
+/* Takes ownership of payload. Waits while the window is full. corr: Correlation Data or NULL;
+ * retain: device states and agent topics are retained, command results never. */
+static int loadgen_publish_props(struct loadgen *g, const char *topic, char *payload,
+                                 const char *corr, int retain)
 {
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	MQTTProperty prop = { .identifier = MQTTPROPERTY_CODE_CORRELATION_DATA };
+	char corr_buf[COMMAND_ID_MAX];
 	int rc = 0;
 
 	if (!payload)
@@ -171,7 +200,15 @@ static int loadgen_publish(struct loadgen *g, const char *topic, char *payload)
 	ro.onSuccess5 = loadgen_on_pub;
 	ro.onFailure5 = loadgen_on_pub_failure;
 	ro.context = g;
-	rc = MQTTAsync_send(g->client, topic, (int)strlen(payload), payload, 1, 1, &ro);
+	if (corr) {
+		/* Paho copies the property; it only wants a non-const pointer */
+		snprintf(corr_buf, sizeof(corr_buf), "%s", corr);
+		prop.value.data.data = corr_buf;
+		prop.value.data.len = (int)strlen(corr_buf);
+		MQTTProperties_add(&ro.properties, &prop);
+	}
+	rc = MQTTAsync_send(g->client, topic, (int)strlen(payload), payload, 1, retain, &ro);
+	MQTTProperties_free(&ro.properties);
 	if (rc != MQTTASYNC_SUCCESS) {
 		fprintf(stderr, "loadgen: MQTTAsync_send: %s\n", MQTTAsync_strerror(rc));
 		pthread_mutex_lock(&g->lock);
@@ -186,12 +223,195 @@ out:
 	return rc;
 }
 
+static int loadgen_publish(struct loadgen *g, const char *topic, char *payload)
+{
+	return loadgen_publish_props(g, topic, payload, NULL, 1);
+}
+
 static void loadgen_header(struct loadgen *g, long agent, struct proto_header *h)
 {
 	snprintf(h->agent, sizeof(h->agent), "%s-%04ld", g->prefix, agent);
 	h->session = g->session;
 	h->seq = g->seq[agent]++;
 	h->ts_ms = loadgen_now_ms();
+}
+
+/* Paho's thread: decode, queue for the main thread (publishing here could wait on the window,
+ * whose acknowledgements arrive on this very thread). */
+static int loadgen_on_message(void *context, char *topic, int topic_len, MQTTAsync_message *m)
+{
+	struct loadgen *g = context;
+	struct loadgen_cmd *c = calloc(1, sizeof(*c));
+	struct command *cmd = calloc(1, sizeof(*cmd));
+	char agent[TOPICS_AGENT_MAX], corr[COMMAND_ID_MAX] = "";
+	enum topics_kind kind;
+	MQTTProperty *p;
+	bool ok = false;
+	long idx = -1;
+	size_t plen = strlen(g->prefix);
+
+	(void)topic_len;
+	p = MQTTProperties_getProperty(&m->properties, MQTTPROPERTY_CODE_CORRELATION_DATA);
+	if (p)
+		command_id_normalize(p->value.data.data, (size_t)p->value.data.len, corr);
+	if (c && cmd && topics_parse(topic, &kind, agent, NULL) == 0 && kind == TOPICS_CMD &&
+	    strncmp(agent, g->prefix, plen) == 0 && agent[plen] == '-' &&
+	    command_decode(m->payload, (size_t)m->payloadlen, cmd, NULL, 0) ==
+	            COMMAND_REJECT_NONE &&
+	    strcmp(cmd->agent, agent) == 0 && strcmp(corr, cmd->cmd_id) == 0) {
+		idx = strtol(agent + plen + 1, NULL, 10);
+		ok = idx >= 0 && idx < g->agents;
+	}
+	pthread_mutex_lock(&g->lock);
+	if (ok) {
+		c->agent = idx;
+		snprintf(c->cmd_id, sizeof(c->cmd_id), "%s", cmd->cmd_id);
+		snprintf(c->udid, sizeof(c->udid), "%s", cmd->udid);
+		snprintf(c->name, sizeof(c->name), "%s", cmd->name);
+		if (g->cmd_tail)
+			g->cmd_tail->next = c;
+		else
+			g->cmd_head = c;
+		g->cmd_tail = c;
+		c = NULL;
+		if (g->cmds++ == 0)
+			g->cmd_first_ms = loadgen_now_ms();
+		g->cmd_last_ms = loadgen_now_ms();
+		pthread_cond_broadcast(&g->cond);
+	} else {
+		g->cmds_bad++;
+	}
+	pthread_mutex_unlock(&g->lock);
+	free(c);
+	free(cmd);
+	MQTTAsync_freeMessage(&m);
+	MQTTAsync_free(topic);
+	return 1;
+}
+
+static void loadgen_on_subscribe(void *context, MQTTAsync_successData5 *resp)
+{
+	struct loadgen *g = context;
+
+	(void)resp;
+	pthread_mutex_lock(&g->lock);
+	g->subscribed = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void loadgen_on_subscribe_failure(void *context, MQTTAsync_failureData5 *resp)
+{
+	struct loadgen *g = context;
+
+	(void)resp;
+	fprintf(stderr, "loadgen: subscribe to the cmd topics failed\n");
+	pthread_mutex_lock(&g->lock);
+	g->connect_failed = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static int loadgen_subscribe(struct loadgen *g)
+{
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	int rc;
+
+	ro.onSuccess5 = loadgen_on_subscribe;
+	ro.onFailure5 = loadgen_on_subscribe_failure;
+	ro.context = g;
+	rc = MQTTAsync_subscribe(g->client, TOPICS_ROOT "/agent/+/cmd", 1, &ro);
+	if (rc != MQTTASYNC_SUCCESS) {
+		fprintf(stderr, "loadgen: subscribe: %s\n", MQTTAsync_strerror(rc));
+		return -EIO;
+	}
+	pthread_mutex_lock(&g->lock);
+	while (!g->subscribed && !g->connect_failed)
+		pthread_cond_wait(&g->cond, &g->lock);
+	rc = g->subscribed ? 0 : -EIO;
+	pthread_mutex_unlock(&g->lock);
+	return rc;
+}
+
+/* accepted, in_progress, succeeded for one command, as its agent would send them. */
+static int loadgen_answer_one(struct loadgen *g, const struct loadgen_cmd *c)
+{
+	static const enum command_status steps[] = { COMMAND_STATUS_ACCEPTED,
+		                                     COMMAND_STATUS_IN_PROGRESS,
+		                                     COMMAND_STATUS_SUCCEEDED };
+	char topic[TOPICS_MAX];
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]) && rc == 0; i++) {
+		struct command_result r = { .status = steps[i],
+			                    .has_session = true,
+			                    .progress = -1 };
+		struct proto_header h;
+
+		pthread_mutex_lock(&g->lock);
+		loadgen_header(g, c->agent, &h);
+		pthread_mutex_unlock(&g->lock);
+		snprintf(r.agent, sizeof(r.agent), "%s", h.agent);
+		snprintf(r.cmd_id, sizeof(r.cmd_id), "%s", c->cmd_id);
+		snprintf(r.udid, sizeof(r.udid), "%s", c->udid);
+		snprintf(r.name, sizeof(r.name), "%s", c->name);
+		r.session = h.session;
+		r.seq = h.seq;
+		r.ts_ms = h.ts_ms;
+		if (steps[i] == COMMAND_STATUS_IN_PROGRESS)
+			r.progress = 50;
+		rc = topics_build(topic, sizeof(topic), TOPICS_RESULT, h.agent, NULL);
+		if (rc == 0)
+			rc = loadgen_publish_props(g, topic, command_result_encode(&r), c->cmd_id,
+			                           0);
+	}
+	return rc;
+}
+
+/* Main thread: answers queued commands until --answer were answered or the timeout. */
+static int loadgen_answer(struct loadgen *g)
+{
+	double end = loadgen_mono() + (double)g->answer_timeout;
+	int rc = 0;
+
+	while (rc == 0) {
+		struct loadgen_cmd *c;
+
+		pthread_mutex_lock(&g->lock);
+		while (!g->cmd_head && g->answered < g->answer && !g->connect_failed &&
+		       loadgen_mono() < end) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 100000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&g->cond, &g->lock, &ts);
+		}
+		c = g->cmd_head;
+		if (c) {
+			g->cmd_head = c->next;
+			if (!g->cmd_head)
+				g->cmd_tail = NULL;
+		}
+		pthread_mutex_unlock(&g->lock);
+		if (!c) {
+			if (g->answered >= g->answer)
+				break;
+			fprintf(stderr, "loadgen: %ld of %ld commands answered when %s\n",
+			        g->answered, g->answer,
+			        g->connect_failed ? "the connection failed" : "the time ran out");
+			rc = -ETIMEDOUT;
+			break;
+		}
+		rc = loadgen_answer_one(g, c);
+		free(c);
+		if (rc == 0)
+			g->answered++;
+	}
+	return rc;
 }
 
 static int loadgen_agent(struct loadgen *g, long agent)
@@ -335,7 +555,8 @@ static int loadgen_connect(struct loadgen *g)
 		fprintf(stderr, "loadgen: %s: %s\n", g->broker, MQTTAsync_strerror(rc));
 		return -EINVAL;
 	}
-	MQTTAsync_setCallbacks(g->client, g, loadgen_on_lost, NULL, NULL);
+	MQTTAsync_setCallbacks(g->client, g, loadgen_on_lost,
+	                       g->answer > 0 ? loadgen_on_message : NULL, NULL);
 	c.MQTTVersion = MQTTVERSION_5;
 	c.cleanstart = 1;
 	c.keepAliveInterval = 30;
@@ -373,12 +594,16 @@ static void loadgen_usage(FILE *f)
 {
 	fprintf(f, "usage: cradle-loadgen --broker URL [--phones N] [--agents M] [--sites K]\n"
 	           "                      [--window W] [--repeat R] [--prefix P]\n"
+	           "                      [--answer N [--answer-timeout S]]\n"
 	           "  --phones N   distinct phones (default 100000)\n"
 	           "  --agents M   agent ids the phones are spread over (default 2000)\n"
 	           "  --sites K    sites the agents are grouped into (default 20)\n"
 	           "  --window W   QoS 1 messages in flight at most (default 1000)\n"
 	           "  --repeat R   rounds of device states, each one per phone (default 1)\n"
-	           "  --prefix P   agent ids are P-NNNN (default lg)\n");
+	           "  --prefix P   agent ids are P-NNNN (default lg)\n"
+	           "  --answer N   then answer commands as the agents would, until N were\n"
+	           "               answered (accepted, in_progress, succeeded)\n"
+	           "  --answer-timeout S  give up answering after S seconds (default 300)\n");
 }
 
 int main(int argc, char **argv)
@@ -391,6 +616,8 @@ int main(int argc, char **argv)
 		{ "window", required_argument, NULL, 'w' },
 		{ "repeat", required_argument, NULL, 'r' },
 		{ "prefix", required_argument, NULL, 'p' },
+		{ "answer", required_argument, NULL, 'a' },
+		{ "answer-timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -401,6 +628,7 @@ int main(int argc, char **argv)
 		.window = 1000,
 		.sites = 20,
 		.repeat = 1,
+		.answer_timeout = 300,
 		.lock = PTHREAD_MUTEX_INITIALIZER,
 		.cond = PTHREAD_COND_INITIALIZER,
 	};
@@ -433,6 +661,12 @@ int main(int argc, char **argv)
 			break;
 		case 'p':
 			g.prefix = optarg;
+			break;
+		case 'a':
+			ok = loadgen_long(optarg, 0, 10000000, &g.answer);
+			break;
+		case 't':
+			ok = loadgen_long(optarg, 1, 86400, &g.answer_timeout);
 			break;
 		case 'h':
 			loadgen_usage(stdout);
@@ -469,6 +703,8 @@ int main(int argc, char **argv)
 		return 1;
 	if (loadgen_connect(&g) < 0)
 		goto out;
+	if (g.answer > 0 && loadgen_subscribe(&g) < 0)
+		goto out;
 
 	t0 = loadgen_mono();
 	for (long a = 0; a < g.agents && rc == 0; a++)
@@ -497,6 +733,22 @@ int main(int argc, char **argv)
 	       "msg/s\n",
 	       total, g.phones * g.repeat, g.agents, t1 - t0, (double)total / (t1 - t0));
 	fflush(stdout);
+	if (g.answer > 0) {
+		if (loadgen_answer(&g) < 0)
+			goto out;
+		pthread_mutex_lock(&g.lock);
+		while (g.inflight > 0 && !g.connect_failed)
+			pthread_cond_wait(&g.cond, &g.lock);
+		pthread_mutex_unlock(&g.lock);
+		if (g.failed || g.connect_failed) {
+			fprintf(stderr, "loadgen: %ld results not acknowledged\n", g.failed);
+			goto out;
+		}
+		printf("loadgen: answered %ld commands (%ld undecodable) first_ms %" PRId64
+		       " last_ms %" PRId64 "\n",
+		       g.answered, g.cmds_bad, g.cmd_first_ms, g.cmd_last_ms);
+		fflush(stdout);
+	}
 	status = 0;
 out:
 	if (g.client) {
@@ -508,6 +760,12 @@ out:
 		for (int i = 0; i < 100 && MQTTAsync_isConnected(g.client); i++)
 			nanosleep(&(struct timespec){ .tv_nsec = 20000000 }, NULL);
 		MQTTAsync_destroy(&g.client);
+	}
+	while (g.cmd_head) {
+		struct loadgen_cmd *c = g.cmd_head;
+
+		g.cmd_head = c->next;
+		free(c);
 	}
 	free(g.seq);
 	return status;

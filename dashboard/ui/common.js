@@ -116,7 +116,8 @@ export function fill(node, ...children) {
 // The header bar: brand, navigation, live indicator, user and logout.
 export function header(here) {
 	const pages = [['/', 'Overview', 'overview'], ['/devices', 'Devices', 'devices'],
-		['/alerts', 'Alerts', 'alerts'], ['/kiosk', 'Wall screen', 'kiosk']];
+		['/alerts', 'Alerts', 'alerts'], ['/jobs', 'Jobs', 'jobs'],
+		['/kiosk', 'Wall screen', 'kiosk']];
 	const live = el('span', { class: 'live', id: 'live', title: 'live updates' }, 'connecting');
 	const who = el('span', { class: 'who', id: 'who' });
 	const out = el('button', { type: 'button', id: 'logout', onclick: logout }, 'Log out');
@@ -138,10 +139,10 @@ export async function logout() {
 }
 
 // Subscribes to GET /api/v1/stream. handlers: {device(obj), agent(obj), command(obj),
-// alert(obj), summary(), resync()}. EventSource reconnects by itself after a dropped connection
-// (a refused one is retried here every 5 s), and after any gap the page re-reads everything
-// (resync); the indicator says whether it is live. A stream refused because the session ended
-// shows as an error: ask /me, which sends us to /login on a 401.
+// alert(obj), job(obj), summary(), resync()}. EventSource reconnects by itself after a dropped
+// connection (a refused one is retried here every 5 s), and after any gap the page re-reads
+// everything (resync); the indicator says whether it is live. A stream refused because the
+// session ended shows as an error: ask /me, which sends us to /login on a 401.
 export function live(handlers) {
 	const ind = document.getElementById('live');
 	const mark = (cls, text) => {
@@ -168,7 +169,7 @@ export function live(handlers) {
 			if (es.readyState === EventSource.CLOSED)
 				setTimeout(open, 5000);
 		};
-		for (const kind of ['device', 'agent', 'command', 'alert']) {
+		for (const kind of ['device', 'agent', 'command', 'alert', 'job']) {
 			es.addEventListener(kind, (ev) => {
 				let obj;
 				try {

@@ -208,6 +208,23 @@ async function loadCommands() {
 	renderCommands();
 }
 
+// The bulk jobs that touched this phone (GET /api/v1/jobs?udid=), with its execution's state.
+// Jobs are for operators and admins: viewers do not see the panel.
+async function loadJobs() {
+	if (!canOperate())
+		return;
+	const res = await api('/api/v1/jobs?limit=20&udid=' + enc);
+	const list = res.jobs || [];
+	$('#jobs-panel').hidden = false;
+	fill($('#jobs tbody'), list.length ? list.map((j) => el('tr', { 'data-job': j.id },
+		el('td', {}, el('a', { href: '/jobs?id=' + j.id }, '#' + j.id + ' ' + j.name)),
+		el('td', { class: 'mono' }, (j.command || {}).name || '—'),
+		el('td', {}, badge(j.state, 'job-' + j.state)),
+		el('td', {}, badge(j.execution_state || '—')),
+		el('td', {}, timeEl(j.created_at), ' by ', j.created_by || '?'))) :
+		el('tr', {}, el('td', { colspan: 5, class: 'muted' }, 'No job has touched this phone.')));
+}
+
 function report(e) {
 	if (e.status === 404)
 		notice('No phone with UDID ' + udid + ' is known to the dashboard.', true);
@@ -218,7 +235,7 @@ function report(e) {
 async function loadAll() {
 	try {
 		await loadDevice();
-		await Promise.all([loadHistory(true), loadCommands()]);
+		await Promise.all([loadHistory(true), loadCommands(), loadJobs()]);
 	} catch (e) {
 		report(e);
 	}
@@ -226,6 +243,7 @@ async function loadAll() {
 
 const reloadDevice = debounce(() => loadDevice().catch(report), 500);
 const reloadHistory = debounce(() => loadHistory(true).catch(report), 1500);
+const reloadJobs = debounce(() => loadJobs().catch(() => {}), 1500);
 
 function onCommand(c) {
 	if (c.udid !== udid)
@@ -249,7 +267,11 @@ start(() => {
 				reloadHistory();
 			}
 		},
-		command: onCommand,
+		command: (c) => {
+			onCommand(c);
+			if (c.udid === udid) // may be a job's execution
+				reloadJobs();
+		},
 		agent: (a) => {
 			if (device && a.agent === device.agent) {
 				const box = document.getElementById('agent-presence');

@@ -3,7 +3,7 @@
 // that change in place as the live stream reports phones.
 import {
 	api, header, live, el, fill, $, debounce, fmtAge, fmtAgo, timeEl, badge, notice, start,
-	deviceHref, CAUSES
+	deviceHref, CAUSES, canOperate
 } from './common.js';
 
 const FILTERS = ['q', 'site', 'agent', 'status', 'cause', 'ios_below'];
@@ -46,6 +46,11 @@ function writeUrl() {
 	const csv = params(false);
 	csv.set('format', 'csv');
 	$('#csv').href = '/api/v1/devices?' + csv;
+	// the jobs page takes the same filter keys (target.filter of POST /api/v1/jobs)
+	const job = new URLSearchParams(params(false));
+	job.delete('sort');
+	job.set('new', '1');
+	$('#job-from-filter').href = '/jobs?' + job;
 }
 
 function ensureOption(sel, value, label) {
@@ -237,6 +242,7 @@ header('devices');
 readUrl();
 wire();
 start(() => {
+	$('#job-from-filter').hidden = !canOperate();
 	loadOptions().catch(() => {});
 	load();
 	live({ device: onDevice, resync: load });
