@@ -46,13 +46,13 @@ struct jobs;
 #define JOBS_TARGET_MAX       100000      /* phones of one job */
 
 /* Execution states, as stored and on the wire. */
-#define JOBS_EXEC_STATES                                                                \
- X(QUEUED, "queued")                                                                    \
- X(SENT, "sent")                                                                        \
- X(ACCEPTED, "accepted")                                                                \
- X(IN_PROGRESS, "in_progress") X(WAITING, "waiting_for_user") X(SUCCEEDED, "succeeded") \
-	 X(FAILED, "failed") X(TIMED_OUT, "timed_out") X(REJECTED, "rejected")          \
-	         X(CANCELED, "canceled")
+#define JOBS_EXEC_STATES                                                      \
+ X(QUEUED, "queued")                                                          \
+ X(SENT, "sent")                                                              \
+ X(ACCEPTED, "accepted")                                                      \
+ X(IN_PROGRESS, "in_progress")                                                \
+ X(WAITING, "waiting_for_user") X(SUCCEEDED, "succeeded") X(FAILED, "failed") \
+	 X(TIMED_OUT, "timed_out") X(REJECTED, "rejected") X(CANCELED, "canceled")
 
 enum jobs_exec_state {
 #define X(e, s) JOBS_EXEC_##e,
