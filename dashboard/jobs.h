@@ -45,21 +45,27 @@ struct jobs;
 #define JOBS_TIMEOUT_DEFAULT  600         /* s an execution may stay in flight */
 #define JOBS_TARGET_MAX       100000      /* phones of one job */
 
-/* Execution states, as stored and on the wire. */
-#define JOBS_EXEC_STATES                                                      \
- X(QUEUED, "queued")                                                          \
- X(SENT, "sent")                                                              \
- X(ACCEPTED, "accepted")                                                      \
- X(IN_PROGRESS, "in_progress")                                                \
- X(WAITING, "waiting_for_user") X(SUCCEEDED, "succeeded") X(FAILED, "failed") \
-	 X(TIMED_OUT, "timed_out") X(REJECTED, "rejected") X(CANCELED, "canceled")
+/* Execution states, as stored and on the wire. (clang-format is not stable on X-macros.) */
+// clang-format off
+#define JOBS_EXEC_STATES \
+	X(QUEUED, "queued") \
+	X(SENT, "sent") \
+	X(ACCEPTED, "accepted") \
+	X(IN_PROGRESS, "in_progress") \
+	X(WAITING, "waiting_for_user") \
+	X(SUCCEEDED, "succeeded") \
+	X(FAILED, "failed") \
+	X(TIMED_OUT, "timed_out") \
+	X(REJECTED, "rejected") \
+	X(CANCELED, "canceled")
 
 enum jobs_exec_state {
 #define X(e, s) JOBS_EXEC_##e,
 	JOBS_EXEC_STATES
 #undef X
-	        _JOBS_EXEC_MAX,
+	_JOBS_EXEC_MAX,
 };
+// clang-format on
 
 const char *jobs_exec_state_name(enum jobs_exec_state st);
 /* 0 and *ret, or -EINVAL. */
