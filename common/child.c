@@ -169,15 +169,16 @@ static void child_on_output(struct loop *loop, int fd, uint32_t events, void *da
 }
 
 /*
- * A helper starts with an empty signal mask and default dispositions. The parent blocks the
- * signals its loop reads through signalfd (SIGTERM, SIGINT, ...) and may ignore SIGPIPE; both
- * survive exec, and a helper that inherited a blocked SIGTERM could only be ended by SIGKILL —
- * and outlived a killed agent when it did not watch its stdout.
+ * A helper starts with an empty signal mask: the parent blocks the signals its loop reads through
+ * signalfd (SIGTERM, SIGINT, ...), the mask survives exec, and a helper with SIGTERM blocked could
+ * only be ended by SIGKILL (and outlived a killed agent when it did not watch its stdout). Those
+ * signals get their default action back too. SIGPIPE keeps the parent's disposition (ignored):
+ * helpers talk to phones through sockets the phone may close at any time (a restarting phone),
+ * and a write there must fail with EPIPE, not kill the helper before it reports.
  */
 static int spawn_attr_init(posix_spawnattr_t *attr)
 {
-	static const int reset[] = { SIGTERM, SIGINT,  SIGHUP,  SIGQUIT,
-		                     SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2 };
+	static const int reset[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2 };
 	sigset_t none, def;
 	int r;
 
