@@ -21,6 +21,7 @@ from harness import Agent, Broker, Sim, check, fail, wait_for  # noqa: E402
 import dash  # noqa: E402
 from browser_test import AGENT, SIM, Api, Browser, login, phone, scenario  # noqa: E402
 
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
@@ -168,9 +169,17 @@ def cancel_flow(b, api):
     b.wait(lambda: b.path().startswith("/jobs?id="), "the second job's page")
     job_id = int(b.path().split("=", 1)[1])
     b.get("/jobs")
-    btn = b.wait(lambda: b.qa('#jobs tr[data-job="%d"] button.cancel' % job_id),
-                 "a cancel button on the running job")[0]
-    btn.click()
+    # the list is redrawn by every live `job` event: a button found a moment ago may be gone,
+    # so finding and clicking are one step, retried
+    def click_cancel():
+        try:
+            btns = b.qa('#jobs tr[data-job="%d"] button.cancel' % job_id)
+            if btns:
+                btns[0].click()
+            return bool(btns)
+        except StaleElementReferenceException:
+            return False
+    b.wait(click_cancel, "a cancel button on the running job, clicked")
     b.d.switch_to.alert.accept()
     b.wait(lambda: "canceled" in b.q('#jobs tr[data-job="%d"]' % job_id).text,
            "the canceled job in the list")
