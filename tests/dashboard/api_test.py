@@ -24,6 +24,7 @@ import urllib.request
 import jsonschema
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from dash import Stream  # noqa: E402
 from harness import Agent, Broker, Proc, Sim, check, fail, free_port, wait_for  # noqa: E402
 
 DASHBOARD = os.environ["CRADLE_DASHBOARD"]
@@ -191,50 +192,6 @@ class Api:
             check(doc["error"]["code"] == code, "%s %s: code %s, want %s" % (
                 method, path, doc["error"]["code"], code))
         return doc["error"]["message"]
-
-
-class Stream:
-    """GET /api/v1/stream read on a thread: every (event, data) as it arrives."""
-
-    def __init__(self, dash, token):
-        import http.client
-        import threading
-        self.events = []
-        self.lock = threading.Lock()
-        self.conn = http.client.HTTPConnection("127.0.0.1", dash.port, timeout=60)
-        self.conn.request("GET", "/api/v1/stream", headers={"Authorization": "Bearer " + token,
-                                                            "Accept": "text/event-stream"})
-        self.resp = self.conn.getresponse()
-        check(self.resp.status == 200, "stream: %d" % self.resp.status)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        event, data = None, []
-        try:
-            for raw in self.resp:
-                line = raw.decode().rstrip("\r\n")
-                if line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line.startswith("data:"):
-                    data.append(line[5:].strip())
-                elif line == "":
-                    if event and data:
-                        with self.lock:
-                            self.events.append((event, json.loads("\n".join(data))))
-                    event, data = None, []
-        except Exception:
-            pass
-
-    def find(self, event, pred):
-        with self.lock:
-            return [d for e, d in self.events if e == event and pred(d)]
-
-    def close(self):
-        try:
-            self.conn.sock.shutdown(2)
-        except Exception:
-            pass
-        self.conn.close()
 
 
 def udids(doc):
@@ -409,7 +366,7 @@ def test_commands(api, viewer, operator, north, broker, dash):
                                                    "backup.local.start", "device.restart"]),
           "operator's commands_allowed: %s" % d["commands_allowed"])
     north.ctl({"op": "journal"})  # clear
-    stream = Stream(dash, viewer)
+    stream = Stream(dash.port, viewer, timeout=60)
     st, _, body = call(dash, "POST", "/api/v1/devices/%s/commands" % target, operator,
                        body={"name": "device.restart"})
     check(st == 202, "POST command: %d %s" % (st, body))

@@ -10,16 +10,19 @@ The database is read with Python's sqlite3 in read-only mode (WAL lets it read w
 service writes). CRADLE_DASHBOARD (the binary) and CRADLE_SRC come from CMake; the agent's and
 the simulator's binaries too, for the end-to-end tests.
 """
+import http.client
+import json
 import os
 import shutil
 import signal
 import sqlite3
 import sys
 import tempfile
+import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import harness  # noqa: E402
-from harness import Proc, fail, free_port, wait_for  # noqa: E402
+from harness import Proc, check, fail, free_port, wait_for  # noqa: E402
 
 DASH = os.environ.get("CRADLE_DASHBOARD", "")
 AGENT = os.environ.get("CRADLE_AGENT", "")
@@ -148,3 +151,45 @@ def wait_http(d, timeout=20):
         except (OSError, urllib.error.URLError):
             return False
     wait_for(up, timeout, what="the dashboard's HTTP listener at " + d.url)
+
+
+class Stream:
+    """GET /api/v1/stream read on a thread: every (event, data) as it arrives."""
+
+    def __init__(self, port, token, timeout=120):
+        self.events = []
+        self.lock = threading.Lock()
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self.conn.request("GET", "/api/v1/stream", headers={"Authorization": "Bearer " + token,
+                                                            "Accept": "text/event-stream"})
+        self.resp = self.conn.getresponse()
+        check(self.resp.status == 200, "stream: %d" % self.resp.status)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        event, data = None, []
+        try:
+            for raw in self.resp:
+                line = raw.decode().rstrip("\r\n")
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].strip())
+                elif line == "":
+                    if event and data:
+                        with self.lock:
+                            self.events.append((event, json.loads("\n".join(data))))
+                    event, data = None, []
+        except Exception:
+            pass
+
+    def find(self, event, pred):
+        with self.lock:
+            return [d for e, d in self.events if e == event and pred(d)]
+
+    def close(self):
+        try:
+            self.conn.sock.shutdown(2)
+        except Exception:
+            pass
+        self.conn.close()

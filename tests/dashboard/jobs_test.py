@@ -22,7 +22,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from dash import AGENT, DASH, SIM, Dashboard, key_public  # noqa: E402
+from dash import AGENT, DASH, SIM, Dashboard, Stream, key_public  # noqa: E402
 from harness import Agent, Broker, Sim, check, fail, wait_for  # noqa: E402
 
 HOUR = 3600
@@ -142,50 +142,6 @@ class Api:
         return self.job(jid)
 
 
-class Stream:
-    """GET /api/v1/stream read on a thread: every (event, data) as it arrives."""
-
-    def __init__(self, dash, token):
-        import http.client
-        import threading
-        self.events = []
-        self.lock = threading.Lock()
-        self.conn = http.client.HTTPConnection("127.0.0.1", dash.http_port, timeout=120)
-        self.conn.request("GET", "/api/v1/stream", headers={"Authorization": "Bearer " + token,
-                                                            "Accept": "text/event-stream"})
-        self.resp = self.conn.getresponse()
-        check(self.resp.status == 200, "stream: %d" % self.resp.status)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        event, data = None, []
-        try:
-            for raw in self.resp:
-                line = raw.decode().rstrip("\r\n")
-                if line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line.startswith("data:"):
-                    data.append(line[5:].strip())
-                elif line == "":
-                    if event and data:
-                        with self.lock:
-                            self.events.append((event, json.loads("\n".join(data))))
-                    event, data = None, []
-        except Exception:
-            pass
-
-    def find(self, event, pred):
-        with self.lock:
-            return [d for e, d in self.events if e == event and pred(d)]
-
-    def close(self):
-        try:
-            self.conn.sock.shutdown(2)
-        except Exception:
-            pass
-        self.conn.close()
-
-
 def ts(s):
     """RFC 3339 (ms) to seconds."""
     import datetime
@@ -297,7 +253,7 @@ def rollout(tmp, broker, dash, api, pub):
                   {"st-job-a": 6, "st-job-b": 3}, "dry run: %s" % dry)
             check(api.ok("GET", "/api/v1/jobs")["total"] == 0, "a dry run stores nothing")
 
-            stream = Stream(dash, api.token)
+            stream = Stream(dash.http_port, api.token)
             t0 = time.time()
             job = api.ok("POST", "/api/v1/jobs", body, status=201)
             jid = job["id"]
