@@ -114,7 +114,8 @@ def check_installed(version):
                 continue
             check(path.startswith(ALLOWED), "%s: %s is outside the layout" % (p, path))
     for path in ["/usr/sbin/cradle-agent", "/usr/libexec/cradle/cradle-agent-probe",
-                 "/usr/libexec/cradle/cradle-agent-action", "/usr/libexec/cradle/cradle-agent-watch",
+                 "/usr/libexec/cradle/cradle-agent-action",
+                 "/usr/libexec/cradle/cradle-agent-watch",
                  "/usr/sbin/cradle-dashboard", "/usr/bin/cradle-sim", "/usr/bin/cradle-send",
                  "/lib/systemd/system/cradle-agent.service",
                  "/lib/systemd/system/cradle-dashboard.service",
@@ -261,7 +262,8 @@ def main():
         run(["dpkg", "--purge"] + PKGS)
         for p in PKGS:
             check(installed_version(p) == "", "%s purged: %s" % (p, installed_version(p)))
-        leftovers = [p for p in ["/etc/cradle", "/var/lib/cradle-agent", "/var/lib/cradle-dashboard",
+        leftovers = [p for p in ["/etc/cradle", "/var/lib/cradle-agent",
+                                 "/var/lib/cradle-dashboard",
                                  "/usr/libexec/cradle", "/usr/sbin/cradle-agent",
                                  "/usr/sbin/cradle-dashboard", "/usr/bin/cradle-sim",
                                  "/lib/systemd/system/cradle-agent.service"]
