@@ -10,7 +10,8 @@
                                                  row in tests/docs/CMakeLists.txt; every page's
                                                  title line names its file (comma lists of pages)
     man_test.py render PAGE...                   groff formats each generated page without a
-                                                 warning (-ww)
+                                                 warning (-ww), and so do lintian's man
+                                                 --warnings and lexgrog
     man_test.py version CHANGELOG NAME=COMMAND... `COMMAND --version` prints "NAME VERSION",
                                                  VERSION the changelog's top entry; COMMAND may
                                                  carry arguments separated by blanks
@@ -166,21 +167,38 @@ def check_coverage(argv):
 
 
 def check_render(argv):
-    groff = shutil.which("groff")
+    """groff -ww, then what lintian runs on an installed page: man --warnings (groff-message)
+    and lexgrog (bad-whatis-entry: the NAME line must parse)."""
+    groff, man, lexgrog = shutil.which("groff"), shutil.which("man"), shutil.which("lexgrog")
+    env = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8", "MANWIDTH": "80",
+           "MANROFFSEQ": ""}
     msgs = []
     for page in argv:
         if not os.path.isfile(page) or os.path.getsize(page) == 0:
             msgs.append("%s: not generated (build the target man)" % page)
             continue
-        if not groff:
-            continue
-        rc, out, err = run([groff, "-man", "-Tutf8", "-ww", "-z", page])
-        if rc != 0 or err.strip():
-            msgs.append("%s: groff: exit %d: %s" % (page, rc, err.strip()))
+        checks = []
+        if groff:
+            checks.append(("groff", [groff, "-man", "-Tutf8", "-ww", "-z", page]))
+        if man:
+            checks.append(("man", [man, "--warnings", "-E", "UTF-8", "-l", "-Tutf8", "-Z",
+                                   page]))
+        for what, cmd in checks:
+            p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                               timeout=30, encoding="utf-8", errors="replace")
+            if p.returncode != 0 or p.stderr.strip():
+                msgs.append("%s: %s: exit %d: %s" % (page, what, p.returncode, p.stderr.strip()))
+        if lexgrog:
+            p = subprocess.run([lexgrog, page], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=env, timeout=30, encoding="utf-8", errors="replace")
+            if p.returncode != 0:
+                msgs.append("%s: lexgrog cannot read the NAME section: %s" %
+                            (page, (p.stdout + p.stderr).strip()))
     if not groff:
         print("groff not found: only checked that scdoc generated every page", file=sys.stderr)
     if not msgs:
-        print("%d pages render cleanly" % len(argv))
+        print("%d pages render cleanly (%s)" % (len(argv), ", ".join(
+            t for t, ok in (("groff", groff), ("man", man), ("lexgrog", lexgrog)) if ok)))
     return fail(msgs)
 
 
