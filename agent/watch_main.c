@@ -41,6 +41,7 @@
 #include "idev.h"
 #include "log.h"
 #include "loop.h"
+#include "version.h"
 
 #define WATCH_STACK       (256 * 1024)
 #define WATCH_BACKOFF_MAX 30000
@@ -272,6 +273,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "rescan-ms", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
 	struct timespec ts;
@@ -294,7 +296,11 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'h':
-			printf("usage: cradle-agent-watch [--rescan-ms N]\n");
+			printf("usage: cradle-agent-watch [--rescan-ms N]\n"
+			       "       cradle-agent-watch --version | -h | --help\n");
+			return 0;
+		case 'V':
+			puts("cradle-agent-watch " CRADLE_VERSION);
 			return 0;
 		default:
 			fprintf(stderr, "usage: cradle-agent-watch [--rescan-ms N]\n");

@@ -23,6 +23,7 @@
 #include "loop.h"
 #include "notify.h"
 #include "store.h"
+#include "version.h"
 
 #define DAEMON_HUB_RING          8192 /* notices kept for SSE readers */
 #define DAEMON_ALERT_COALESCE_MS 5000 /* alert pass after ingest news, at most this often */

@@ -10,6 +10,7 @@
  *   cradle-dashboard -c FILE token list
  *   cradle-dashboard -c FILE token revoke NAME
  *   cradle-dashboard -c FILE key public                   (for the agents' command_keys)
+ *   cradle-dashboard --version | --help
  *
  * Flags override the file. A usage error is exit status 2, a bad configuration 1, a failed
  * subcommand 1.
@@ -27,6 +28,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "version.h"
 
 struct main_args {
 	const char *file;
@@ -45,7 +47,8 @@ static void usage(FILE *f)
 	      "       cradle-dashboard -c FILE token add NAME --role viewer|operator|admin\n"
 	      "       cradle-dashboard -c FILE token list\n"
 	      "       cradle-dashboard -c FILE token revoke NAME\n"
-	      "       cradle-dashboard -c FILE key public\n",
+	      "       cradle-dashboard -c FILE key public\n"
+	      "       cradle-dashboard --version | -h | --help\n",
 	      f);
 }
 
