@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""cradle-pki's commands and errors, checked with openssl (no broker).
+"""cradle-pki's commands and errors, checked with openssl (no broker); the man page's OPTIONS
+are exactly those of --help.
 
 The CA and every key are mode 0600 whatever the umask, and no key is ever printed; a station's
 CN is its agent id (proto's charset, dashboards' names reserved), the broker's certificate
@@ -55,6 +56,17 @@ def main():
         for word in ("init", "issue station", "issue dashboard", "issue broker", "revoke",
                      "--dir", "--days", "--help", "--version"):
             check(word in r.stdout, "--help mentions %s" % word)
+        # the man page's OPTIONS are exactly the options --help lists
+        helpopts = set(re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*",
+                                  r.stdout.split("\noptions:\n")[1].split("\n\n")[0]))
+        with open(os.path.join(os.environ["CRADLE_SRC"], "docs", "man", "cradle-pki.1.scd")) as f:
+            man = f.read()
+        manopts = set(re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*",
+                                 "\n".join(ln for ln in man.split("# OPTIONS")[1]
+                                           .split("\n# ")[0].splitlines()
+                                           if ln.startswith("*"))))
+        check(helpopts == manopts and len(helpopts) == 7,
+              "--help options %s, man page OPTIONS %s" % (sorted(helpopts), sorted(manopts)))
         for args, why in (((), "no command"), (("--bogus", "init"), "unknown option"),
                           (("frobnicate",), "unknown command"), (("--days", "0", "init"),
                                                                  "--days wants")):
