@@ -10,6 +10,7 @@
  *   cradle-dashboard -c FILE token list
  *   cradle-dashboard -c FILE token revoke NAME
  *   cradle-dashboard -c FILE key public                   (for the agents' command_keys)
+ *   cradle-dashboard --version | --help
  *
  * FILE is DASH_DEFAULT_CONFIG (the package's conffile) unless -c names another, for the
  * subcommands too. Flags override the file. A usage error is exit status 2, a bad configuration 1,
@@ -28,6 +29,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "version.h"
 
 /* the installed layout's configuration file (packaging/debian, docs/packaging.md) */
 #define DASH_DEFAULT_CONFIG "/etc/cradle/cradle-dashboard.conf"
@@ -49,7 +51,8 @@ static void usage(FILE *f)
 	      "       cradle-dashboard -c FILE token add NAME --role viewer|operator|admin\n"
 	      "       cradle-dashboard -c FILE token list\n"
 	      "       cradle-dashboard -c FILE token revoke NAME\n"
-	      "       cradle-dashboard -c FILE key public\n",
+	      "       cradle-dashboard -c FILE key public\n"
+	      "       cradle-dashboard --version | -h | --help\n",
 	      f);
 }
 
