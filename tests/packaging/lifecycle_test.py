@@ -117,6 +117,14 @@ def check_installed(version):
                  "/usr/libexec/cradle/cradle-agent-action",
                  "/usr/libexec/cradle/cradle-agent-watch",
                  "/usr/sbin/cradle-dashboard", "/usr/bin/cradle-sim", "/usr/bin/cradle-send",
+                 "/usr/bin/cradle-pki", "/usr/share/cradle/mosquitto/cradle.conf",
+                 "/usr/share/cradle/mosquitto/cradle.acl", "/usr/share/cradle/grafana/cradle.json",
+                 "/usr/share/man/man8/cradle-agent.8.gz",
+                 "/usr/share/man/man5/cradle-agent.conf.5.gz",
+                 "/usr/share/man/man8/cradle-dashboard.8.gz",
+                 "/usr/share/man/man5/cradle-dashboard.conf.5.gz",
+                 "/usr/share/man/man1/cradle-sim.1.gz", "/usr/share/man/man1/cradle-send.1.gz",
+                 "/usr/share/man/man1/cradle-pki.1.gz",
                  "/lib/systemd/system/cradle-agent.service",
                  "/lib/systemd/system/cradle-dashboard.service",
                  "/usr/lib/sysusers.d/cradle-agent.conf",
@@ -142,7 +150,8 @@ def check_installed(version):
 def check_versions(version):
     """--version of every installed program is the changelog's version."""
     for prog in ["/usr/sbin/cradle-agent", "/usr/sbin/cradle-dashboard", "/usr/bin/cradle-sim",
-                 "/usr/bin/cradle-send", "/usr/libexec/cradle/cradle-agent-probe",
+                 "/usr/bin/cradle-send", "/usr/bin/cradle-pki",
+                 "/usr/libexec/cradle/cradle-agent-probe",
                  "/usr/libexec/cradle/cradle-agent-action",
                  "/usr/libexec/cradle/cradle-agent-watch"]:
         out = run([prog, "--version"]).stdout.strip()
