@@ -19,3 +19,10 @@ set_tests_properties(packaging-lintian packaging-lifecycle PROPERTIES LABELS pac
 	FIXTURES_REQUIRED cradle_debs ENVIRONMENT "${PACKAGING_ENV}" TIMEOUT 600
 	SKIP_RETURN_CODE 77)
 set_tests_properties(packaging-lifecycle PROPERTIES RESOURCE_LOCK dpkg)
+
+# docs/deploy.md block by block (it builds the packages itself, with scripts/package into dist/,
+# as the page says): mosquitto with the drop-in, the dashboard and a station on this host
+add_test(NAME packaging-deploy
+	COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/deploy_test.py)
+set_tests_properties(packaging-deploy PROPERTIES LABELS packaging ENVIRONMENT "${PACKAGING_ENV}"
+	TIMEOUT 1500 SKIP_RETURN_CODE 77 RESOURCE_LOCK dpkg)
