@@ -10,7 +10,8 @@ import os
 import re
 import sys
 
-SKIP_DIRS = {".git", "node_modules"}
+# dist/: scripts/package's output, a copy of the tree being packaged
+SKIP_DIRS = {".git", "node_modules", "dist"}
 
 
 def slug(heading):
