@@ -46,7 +46,6 @@ def main():
         fail("the dump does not read back: %r" % (r2,))
 
     for args, want, what in [
-            ([], 2, "no -c"),
             (["-c", conf, "--bogus"], 2, "unknown flag"),
             (["-c", conf, "--broker"], 2, "flag without value"),
             (["-c", conf, "user", "add", "bob"], 2, "user add without --role"),
@@ -57,6 +56,11 @@ def main():
         r = run(args)
         if r.returncode != want or not r.stderr:
             fail("%s: want exit %d with a message, got %r" % (what, want, r))
+    # without -c: the installed layout's file (checked, never started here), named in the
+    # answer whether this host has it (configuration ok) or not (cannot read)
+    r = run(["--test-config"])
+    if "/etc/cradle/cradle-dashboard.conf" not in r.stdout + r.stderr:
+        fail("--test-config without -c reads /etc/cradle/cradle-dashboard.conf: %r" % (r,))
     bad = os.path.join(tmp, "bad.conf")
     with open(bad, "w") as f:
         f.write("history_days 0\n")
