@@ -5,7 +5,7 @@
 set(PACKAGING_DIST ${CMAKE_BINARY_DIR}/packaging-dist)
 set(PACKAGING_ENV CRADLE_SRC=${PROJECT_SOURCE_DIR} CRADLE_DIST=${PACKAGING_DIST})
 
-# the one package build of the run (about 30 s with a warm ccache, a few minutes cold)
+# the one package build of the run (about 30 s on two cores)
 add_test(NAME packaging-build
 	COMMAND ${PROJECT_SOURCE_DIR}/scripts/package --out ${PACKAGING_DIST} --no-lintian)
 set_tests_properties(packaging-build PROPERTIES LABELS packaging TIMEOUT 1200
