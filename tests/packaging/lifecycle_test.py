@@ -1,8 +1,10 @@
 """The packages' life on a real host, with dpkg, as root: install the three .debs of the
 packaging-build fixture, check what they put where (files, conffiles and their modes, users,
 state directories, --version, the installed agent finding its helpers in /usr/libexec/cradle),
-write a configuration and state as an admin and the daemons would, upgrade to a newer version,
-check that configuration, state, outbox and backups survived, remove (everything kept), purge
+let the installed agent fill its real outbox (simulated phones, broker down), add the rest of the
+state and an admin's configuration, upgrade to a newer version, check that configuration, state,
+outbox and backups survived byte for byte and that the new agent delivers the old outbox, remove
+(everything kept), purge
 (everything of the packages gone, the system users kept: docs/packaging.md).
 
 The newer version is the same build repacked with dpkg-deb and a bumped Version (and a changed
@@ -17,6 +19,8 @@ packages are purged whatever happens (the system users stay, by design).
 """
 import grp
 import hashlib
+import re
+import signal
 import os
 import pwd
 import shutil
@@ -26,7 +30,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Sim, check, fail  # noqa: E402
+from harness import Broker, Collector, Sim, check, fail, free_port, wait_for  # noqa: E402
 
 SRC = os.environ["CRADLE_SRC"]
 DIST = os.environ["CRADLE_DIST"]
@@ -182,22 +186,79 @@ def check_running(tmp):
           "/usr/libexec/cradle/cradle-agent-probe" % len(lines))
 
 
-def write_admin_and_state():
-    """What an admin and the running daemons leave behind; returns {path: sha256}."""
+AGENT_ID = "station-upgrade-test"
+
+
+def agent_config(broker_port):
+    """The admin's edit of the conffile: an id, a broker, metrics to watch the outbox by."""
     with open("/etc/cradle/cradle-agent.conf") as f:
         text = f.read()
     check("\nagent_id station-001\n" in text, "the shipped agent config sets agent_id")
+    text = text.replace("\nagent_id station-001\n", "\nagent_id %s\n" % AGENT_ID)
+    text += ("broker_url tcp://127.0.0.1:%d\nmetrics_file /var/lib/cradle-agent/agent.prom\n"
+             "metrics_interval 1s\nlog_level info\n" % broker_port)
     with open("/etc/cradle/cradle-agent.conf", "w") as f:
-        f.write(text.replace("\nagent_id station-001\n", "\nagent_id station-upgrade-test\n"))
+        f.write(text)
+
+
+def start_agent(usbmuxd, log):
+    """The installed daemon with its default config, as cradle-agent (as its unit runs it)."""
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/var/lib/cradle-agent",
+           "USBMUXD_SOCKET_ADDRESS": usbmuxd}
+    return subprocess.Popen(["setpriv", "--reuid", "cradle-agent", "--regid", "cradle-agent",
+                             "--init-groups", "--", "/usr/sbin/cradle-agent"],
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd="/")
+
+
+def stop_agent(p):
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def outbox_records():
+    try:
+        with open("/var/lib/cradle-agent/agent.prom") as f:
+            m = re.search(r"^cradle_agent_outbox_records (\d+)", f.read(), re.M)
+    except OSError:
+        return None
+    return int(m.group(1)) if m else None
+
+
+def fill_outbox(broker_port, tmp):
+    """The installed agent probes the installed cradle-sim's 24 phones while its broker is
+    down: its device states wait in the outbox (outbox.log), the daemon's real state files."""
+    agent_config(broker_port)
+    scenario = os.path.join(SRC, "sim", "scenarios", "demo.json")
+    log_path = os.path.join(tmp, "agent-v1.log")
+    with Sim("/usr/bin/cradle-sim", scenario) as sim, open(log_path, "ab") as log:
+        p = start_agent(sim.addr, log)
+        try:
+            wait_for(lambda: (outbox_records() or 0) >= 24, 90,
+                     what="24 device states in the outbox (broker down)")
+        finally:
+            stop_agent(p)
+    n = outbox_records()  # the metrics file is written at exit too: the final count
+    with open(log_path, errors="replace") as f:
+        log_text = f.read()
+    for name in ["outbox.log", "agent.state"]:
+        check(os.path.exists("/var/lib/cradle-agent/" + name),
+              "the agent wrote /var/lib/cradle-agent/%s: %s" % (name, log_text[-2000:]))
+    print("ok: the installed agent (as cradle-agent) left %d records in its outbox, broker down"
+          % n)
+    return n
+
+
+def write_admin_and_state():
+    """The rest of what an admin and the daemons leave behind; returns {path: sha256} of every
+    file in both state directories and both configs."""
     with open("/etc/cradle/cradle-dashboard.conf", "a") as f:
         f.write("history_days 30\n")
     files = {
-        # agent/README.md: state_dir holds outbox.log, agent.state, cmdtable, cmdtable.guard,
-        # and backup_dir defaults to state_dir/backups
-        "/var/lib/cradle-agent/outbox.log": b"CRADLEOB unsent records of the test\n",
-        "/var/lib/cradle-agent/agent.state": b"session 7\nnext_seq 42\n",
-        "/var/lib/cradle-agent/cmdtable": b"cmd table of the test\n",
-        "/var/lib/cradle-agent/cmdtable.guard": b"guard\n",
+        # backup_dir defaults to state_dir/backups (agent/README.md)
         "/var/lib/cradle-agent/backups/00008110-001C0FFEE0000001/Manifest.db": b"backup\n",
         "/var/lib/cradle-dashboard/cradle.db": b"SQLite format 3\0 of the test\n",
         "/var/lib/cradle-dashboard/command.key": b"key of the test\n",
@@ -209,10 +270,43 @@ def write_admin_and_state():
             f.write(data)
         shutil.chown(path, p, p)
         shutil.chown(os.path.dirname(path), p, p)
-    keep = {path: sha(path) for path in files}
+    return state_digests()
+
+
+def state_digests():
+    keep = {}
+    for d in ["/var/lib/cradle-agent", "/var/lib/cradle-dashboard"]:
+        for root, _, names in os.walk(d):
+            for n in names:
+                if not n.startswith("agent.prom"):  # the metrics file, rewritten, not state
+                    keep[os.path.join(root, n)] = sha(os.path.join(root, n))
     for p in ["cradle-agent", "cradle-dashboard"]:
         keep["/etc/cradle/%s.conf" % p] = sha("/etc/cradle/%s.conf" % p)
+    for name in ["outbox.log", "agent.state", "backups/00008110-001C0FFEE0000001/Manifest.db"]:
+        check("/var/lib/cradle-agent/" + name in keep, "state file %s in place" % name)
     return keep
+
+
+def replay_outbox(broker_port, n, tmp):
+    """The new version's agent, with no phones now, delivers what the old one left."""
+    log_path = os.path.join(tmp, "agent-v2.log")
+    with Broker(port=broker_port) as broker, open(log_path, "ab") as log:
+        col = Collector(broker.port, "cradle/v1/agent/%s/#" % AGENT_ID)
+        p = start_agent("127.0.0.1:%d" % free_port(), log)
+        try:
+            states = wait_for(lambda: len(col.all("cradle/v1/agent/+/device/+/state")) >= 24 and
+                              col.all("cradle/v1/agent/+/device/+/state"), 60,
+                              what="the 24 device states of the old outbox at the broker")
+            wait_for(lambda: outbox_records() == 0, 30, what="the outbox emptied")
+        finally:
+            stop_agent(p)
+            col.close()
+    with open(log_path, errors="replace") as f:
+        log_text = f.read()
+    check("%d unsent records" % n in log_text and "kept from before" in log_text,
+          "the upgraded agent took over the outbox: %s" % log_text[-2000:])
+    print("ok: the upgraded agent found %d unsent records kept from before and delivered them "
+          "(%d device states at the broker)" % (n, len(states)))
 
 
 def check_kept(keep, what):
@@ -248,6 +342,8 @@ def main():
         check_versions(version)
         check_running(tmp)
 
+        broker_port = free_port()
+        n = fill_outbox(broker_port, tmp)
         keep = write_admin_and_state()
         new_debs = repack(version, newer, tmp)
         # the admin edited the dashboard's conffile and the new version changed it: the
@@ -258,6 +354,8 @@ def main():
         check_kept(keep, "the upgrade %s -> %s" % (version, newer))
         check(os.path.exists("/etc/cradle/cradle-dashboard.conf.dpkg-dist"),
               "the new dashboard conffile is beside the admin's (.dpkg-dist)")
+        replay_outbox(broker_port, n, tmp)
+        keep = state_digests()  # the delivery moved the outbox on
 
         run(["dpkg", "--remove"] + PKGS)
         for p in ["cradle-agent", "cradle-dashboard"]:
