@@ -4,8 +4,8 @@ state directories, --version, the installed agent finding its helpers in /usr/li
 let the installed agent fill its real outbox (simulated phones, broker down), add the rest of the
 state and an admin's configuration, upgrade to a newer version, check that configuration, state,
 outbox and backups survived byte for byte and that the new agent delivers the old outbox, remove
-(everything kept), purge
-(everything of the packages gone, the system users kept: docs/packaging.md).
+(everything kept), purge (everything of the packages gone, the system users kept:
+docs/packaging.md).
 
 The newer version is the same build repacked with dpkg-deb and a bumped Version (and a changed
 dashboard conffile), so what is tested is the upgrade path of the maintainer scripts, not a
