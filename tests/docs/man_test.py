@@ -4,7 +4,8 @@
     man_test.py options PAGE.scd -- COMMAND...   the OPTIONS section lists exactly the options
                                                  `COMMAND --help` prints
     man_test.py keys PAGE.scd -- COMMAND...      the KEYS section lists exactly the keys
-                                                 COMMAND (a --dump-config) prints
+                                                 COMMAND (a --dump-config with -c FILE) prints,
+                                                 and the defaults it states are the program's
     man_test.py coverage MANDIR OPTIONS_PAGES KEYS_PAGES
                                                  every page with an OPTIONS (KEYS) section has a
                                                  row in tests/docs/CMakeLists.txt; every page's
@@ -104,32 +105,72 @@ def check_options(argv):
     return fail(msgs)
 
 
+def dump_keys(out):
+    """{key: value line} of a --dump-config output."""
+    keys = {}
+    for line in out.split("\n"):
+        m = re.match(r"^([a-z][a-z0-9_]*)(\s|$)", line)
+        if m:
+            keys[m.group(1)] = line
+    return keys
+
+
 def check_keys(argv):
+    """The KEYS section against the dump, then the defaults the page states: a file that sets
+    every key to its page default must dump exactly as the program's own defaults do (the
+    program's parser reads the page's values, so "72h" and "3d" agree)."""
     (page,), cmd = split_command(argv)
     secs = sections(page)
     if "KEYS" not in secs:
         return fail(["%s: no KEYS section" % page])
-    listed, msgs = [], []
+    listed, defaults, msgs = [], {}, []
     for line in term_lines(secs["KEYS"]):
         m = TERM_KEYS.match(line)
-        if m:
-            listed += [k.replace("\\", "") for k in re.findall(r"\*([^*]+)\*", m.group(1))]
+        if not m:
+            continue
+        keys = [k.replace("\\", "") for k in re.findall(r"\*([^*]+)\*", m.group(1))]
+        listed += keys
+        d = re.search(r"\(default \*([^*]*)\*", line[m.end():])
+        for k in keys:
+            if d:
+                defaults[k] = d.group(1).replace("\\", "")
     for k in sorted(set(k for k in listed if listed.count(k) > 1)):
         msgs.append("%s: key %s is listed more than once" % (page, k))
     rc, out, err = run(cmd)
     if rc != 0:
         return fail(["%s: exit status %d: %s" % (" ".join(cmd), rc, err.strip())])
-    dumped = set()
-    for line in out.split("\n"):
-        m = re.match(r"^([a-z][a-z0-9_]*)(\s|$)", line)
-        if m:
-            dumped.add(m.group(1))
+    dumped = dump_keys(out)
     if not dumped or not listed:
         return fail(["%s: no keys found (dump %d, page %d): the parser is broken" %
                      (page, len(dumped), len(listed))])
-    msgs += compare(os.path.basename(page), "key", set(listed), dumped, " ".join(cmd[-1:]))
+    name = os.path.basename(page)
+    msgs += compare(name, "key", set(listed), set(dumped), " ".join(cmd[-1:]))
+    if msgs:
+        return fail(msgs)
+
+    # the defaults: the base file (-c FILE of the command) plus `key <page default>` lines
+    base = cmd[cmd.index("-c") + 1]
+    with open(base, encoding="utf-8") as f:
+        text = f.read()
+    in_base = set(dump_keys(text))
+    lines = ["%s %s" % (k, v) for k, v in defaults.items() if k not in in_base and k in dumped]
+    tmp = os.path.join(os.environ.get("TMPDIR", "/tmp"), "man_test_%d.conf" % os.getpid())
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text + "\n" + "\n".join(lines) + "\n")
+        rc, out2, err = run([tmp if a == base else a for a in cmd])
+    finally:
+        os.unlink(tmp)
+    if rc != 0:
+        return fail(["%s: the page's defaults do not parse: %s" % (name, err.strip())])
+    with_page = dump_keys(out2)
+    for k in sorted(defaults):
+        if k in dumped and with_page.get(k) != dumped[k]:
+            msgs.append("%s: %s: the page's default %r means %r, the program's default is %r" %
+                        (name, k, defaults[k], with_page.get(k), dumped[k]))
     if not msgs:
-        print("%s: %d keys, as in the dump" % (os.path.basename(page), len(listed)))
+        print("%s: %d keys, as in the dump; %d defaults as the program's" %
+              (name, len(listed), len(lines)))
     return fail(msgs)
 
 
