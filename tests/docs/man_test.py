@@ -5,7 +5,8 @@
                                                  `COMMAND --help` prints
     man_test.py keys PAGE.scd -- COMMAND...      the KEYS section lists exactly the keys
                                                  COMMAND (a --dump-config with -c FILE) prints,
-                                                 and the defaults it states are the program's
+                                                 and the defaults it states are the program's,
+                                                 and its EXAMPLE configuration is accepted
     man_test.py coverage MANDIR OPTIONS_PAGES KEYS_PAGES
                                                  every page with an OPTIONS (KEYS) section has a
                                                  row in tests/docs/CMakeLists.txt; every page's
@@ -168,9 +169,22 @@ def check_keys(argv):
         if k in dumped and with_page.get(k) != dumped[k]:
             msgs.append("%s: %s: the page's default %r means %r, the program's default is %r" %
                         (name, k, defaults[k], with_page.get(k), dumped[k]))
+
+    # the EXAMPLE section's configuration is one the program accepts
+    example = "\n".join(secs.get("EXAMPLE", []))
+    blocks = re.findall(r"^```\n(.*?)^```", example, flags=re.S | re.M)
+    for i, block in enumerate(blocks):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(block.replace("\\\\", "\\"))
+        try:
+            rc, _, err = run([tmp if a == base else a for a in cmd])
+        finally:
+            os.unlink(tmp)
+        if rc != 0:
+            msgs.append("%s: EXAMPLE %d is refused: %s" % (name, i + 1, err.strip()))
     if not msgs:
-        print("%s: %d keys, as in the dump; %d defaults as the program's" %
-              (name, len(listed), len(lines)))
+        print("%s: %d keys, as in the dump; %d defaults as the program's; %d examples accepted" %
+              (name, len(listed), len(lines), len(blocks)))
     return fail(msgs)
 
 
