@@ -3,7 +3,7 @@
  * cradle-agent: the command line. One getopt_long pass over every flag, in any order, then the
  * mode they select:
  *
- *   cradle-agent -c FILE [--test-config] [--dump-config] [--agent-id ID] [--broker URL]
+ *   cradle-agent [-c FILE] [--test-config] [--dump-config] [--agent-id ID] [--broker URL]
  *                [--state-dir DIR]                                       daemon (daemon.h)
  *   cradle-agent --once [-c FILE] [--udid U] [--concurrency N] [--timeout 30s] [--syslog 5s]
  *                [--agent ID] [--publish-device-name] [--probe-helper PATH] [--log-level L]
@@ -16,7 +16,9 @@
  * --once selects the one-shot probe and anything else is the daemon. A flag of the other mode,
  * an unknown flag, a missing or bad value, or a stray argument is a usage error: a message and
  * the usage on stderr, exit status 2. A bad configuration file is exit status 1. With --once the
- * file is read first and the flags override it, wherever -c stands.
+ * file is read first and the flags override it, wherever -c stands. The daemon's file is
+ * AGENT_DEFAULT_CONFIG (the package's conffile) unless -c names another; --once reads none
+ * unless -c names one.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -39,6 +41,8 @@
 #include "version.h"
 
 #define MAIN_PATH_MAX 512
+/* the installed layout's configuration file (packaging/debian, docs/packaging.md) */
+#define AGENT_DEFAULT_CONFIG "/etc/cradle/cradle-agent.conf"
 
 /* The flags of both modes, as parsed; NULL / false = not given. */
 struct main_args {
@@ -71,7 +75,7 @@ static int parse_flag_ms(const char *s, uint64_t min_ms, uint64_t max_ms, uint64
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: cradle-agent -c FILE [--test-config] [--dump-config] [--agent-id ID]\n"
+	        "usage: cradle-agent [-c FILE] [--test-config] [--dump-config] [--agent-id ID]\n"
 	        "                    [--broker URL] [--state-dir DIR]\n"
 	        "       cradle-agent --once [-c FILE] [--udid U] [--concurrency N] [--timeout 30s]\n"
 	        "                    [--syslog 5s] [--agent ID] [--publish-device-name]\n"
@@ -370,9 +374,7 @@ int main(int argc, char **argv)
 		log_error("--%s is an option of --once only", a.once_flag);
 		return usage_error();
 	}
-	if (!a.file) {
-		log_error("no configuration file: use -c FILE (or --once)");
-		return usage_error();
-	}
+	if (!a.file)
+		a.file = AGENT_DEFAULT_CONFIG;
 	return run_daemon(&a);
 }
