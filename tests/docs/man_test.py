@@ -20,7 +20,8 @@
 
 How a page marks options and keys (docs/man/README.md): a term line starts at column 0 with a
 bold item, `*--flag* _ARG_`, `*-c*, *--config* _FILE_` or `*key*`, and its text follows
-indented by a tab. The options of a term line are its bold words that start with '-'; the key
+indented by a tab. The options of a term line are the words starting with '-' in its bold
+parts (`*-d, --dir*` is two); the key
 of a KEYS term line are its leading bold words (`*receiver1*, *receiver2* _receiver_`). From --help every word that starts with '-' or
 '--' (not inside a word: cradle-agent is no option) counts.
 
@@ -34,7 +35,7 @@ import subprocess
 import sys
 
 HELP_OPTION = re.compile(r"(?<![\w/.-])(--?[A-Za-z][A-Za-z0-9-]*)")
-TERM_OPTION = re.compile(r"\*(--?[A-Za-z][A-Za-z0-9-]*)\*")
+BOLD = re.compile(r"\*([^*]+)\*")
 TERM_KEYS = re.compile(r"^((?:\*[a-z][a-z0-9_\\]*\*(?:, )?)+)")
 
 
@@ -92,7 +93,8 @@ def check_options(argv):
         return fail(["%s: no OPTIONS section" % page])
     in_page = set()
     for line in term_lines(secs["OPTIONS"]):
-        in_page.update(TERM_OPTION.findall(line))
+        for bold in BOLD.findall(line):
+            in_page.update(HELP_OPTION.findall(bold))
     rc, out, err = run(cmd + ["--help"])
     if rc != 0:
         return fail(["%s --help: exit status %d: %s" % (cmd[0], rc, err.strip())])
