@@ -5,7 +5,8 @@
                                                  `COMMAND --help` prints
     man_test.py keys PAGE.scd -- COMMAND...      the KEYS section lists exactly the keys
                                                  COMMAND (a --dump-config with -c FILE) prints,
-                                                 and the defaults it states are the program's,
+                                                 and the defaults and ranges it states are
+                                                 the program's,
                                                  and its EXAMPLE configuration is accepted
     man_test.py coverage MANDIR OPTIONS_PAGES KEYS_PAGES
                                                  every page with an OPTIONS (KEYS) section has a
@@ -108,6 +109,21 @@ def check_options(argv):
     return fail(msgs)
 
 
+# "(default *X*; 1m..365d)", "(...; count 1..10000; interval 1s..30d)": the key's own range
+RANGE = re.compile(r";\s*(count\s+)?([0-9]+[A-Za-z]*)\.\.([0-9]+[A-Za-z]*)")
+UNITS = {"duration": {"s": 1, "m": 60, "h": 3600, "d": 86400},
+         "size": {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}}
+
+
+def to_number(typ, text):
+    """A range bound of the page in the unit the program counts (seconds, bytes, items)."""
+    m = re.fullmatch(r"([0-9]+)([A-Za-z]*)", text)
+    units = UNITS.get(typ, {})
+    if not m or (m.group(2) and m.group(2) not in units):
+        raise ValueError("%r is not a %s" % (text, typ))
+    return int(m.group(1)) * units.get(m.group(2), 1)
+
+
 def dump_keys(out):
     """{key: value line} of a --dump-config output."""
     keys = {}
@@ -126,7 +142,7 @@ def check_keys(argv):
     secs = sections(page)
     if "KEYS" not in secs:
         return fail(["%s: no KEYS section" % page])
-    listed, defaults, msgs = [], {}, []
+    listed, defaults, ranges, msgs = [], {}, {}, []
     for line in term_lines(secs["KEYS"]):
         m = TERM_KEYS.match(line)
         if not m:
@@ -134,9 +150,13 @@ def check_keys(argv):
         keys = [k.replace("\\", "") for k in re.findall(r"\*([^*]+)\*", m.group(1))]
         listed += keys
         d = re.search(r"\(default \*([^*]*)\*", line[m.end():])
+        r = RANGE.search(line[m.end():])
+        t = re.match(r"\s*_([a-z ]+)_", line[m.end():])
         for k in keys:
             if d:
                 defaults[k] = d.group(1).replace("\\", "")
+            if r and t:
+                ranges[k] = (t.group(1), r.group(1), r.group(2), r.group(3))
     for k in sorted(set(k for k in listed if listed.count(k) > 1)):
         msgs.append("%s: key %s is listed more than once" % (page, k))
     rc, out, err = run(cmd)
@@ -172,6 +192,29 @@ def check_keys(argv):
             msgs.append("%s: %s: the page's default %r means %r, the program's default is %r" %
                         (name, k, defaults[k], with_page.get(k), dumped[k]))
 
+    # the ranges: one past the page's maximum must be refused with exactly the page's range
+    for k in sorted(ranges):
+        if k in in_base:
+            continue
+        typ, count, lo, hi = ranges[k]
+        try:
+            lo, hi = to_number(typ, lo), to_number(typ, hi)
+        except ValueError as e:
+            msgs.append("%s: %s: range %s..%s: %s" % (name, k, ranges[k][2], ranges[k][3], e))
+            continue
+        value = "%d/1h" % (hi + 1) if count else str(hi + 1)
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("%s\n%s %s\n" % (text, k, value))
+        try:
+            rc, _, err = run([tmp if a == base else a for a in cmd])
+        finally:
+            os.unlink(tmp)
+        want = "'%s': value %d out of range [%d, %d]" % (k, hi + 1, lo, hi)
+        if rc == 0 or want not in err:
+            msgs.append("%s: %s: the page's range %s..%s is not the program's: %s %s gives %s" %
+                        (name, k, ranges[k][2], ranges[k][3], k, value,
+                         err.strip() or "no error"))
+
     # the EXAMPLE section's configuration is one the program accepts
     example = "\n".join(secs.get("EXAMPLE", []))
     blocks = re.findall(r"^```\n(.*?)^```", example, flags=re.S | re.M)
@@ -185,8 +228,8 @@ def check_keys(argv):
         if rc != 0:
             msgs.append("%s: EXAMPLE %d is refused: %s" % (name, i + 1, err.strip()))
     if not msgs:
-        print("%s: %d keys, as in the dump; %d defaults as the program's; %d examples accepted" %
-              (name, len(listed), len(lines), len(blocks)))
+        print("%s: %d keys, as in the dump; %d defaults and %d ranges as the program's; "
+              "%d examples accepted" % (name, len(listed), len(lines), len(ranges), len(blocks)))
     return fail(msgs)
 
 
