@@ -5,9 +5,8 @@
                                                  `COMMAND --help` prints
     man_test.py keys PAGE.scd -- COMMAND...      the KEYS section lists exactly the keys
                                                  COMMAND (a --dump-config with -c FILE) prints,
-                                                 and the defaults and ranges it states are
-                                                 the program's,
-                                                 and its EXAMPLE configuration is accepted
+                                                 the defaults and ranges it states are the
+                                                 program's, its EXAMPLE is accepted
     man_test.py coverage MANDIR OPTIONS_PAGES KEYS_PAGES
                                                  every page with an OPTIONS (KEYS) section has a
                                                  row in tests/docs/CMakeLists.txt; every page's
@@ -22,9 +21,10 @@
 How a page marks options and keys (docs/man/README.md): a term line starts at column 0 with a
 bold item, `*--flag* _ARG_`, `*-c*, *--config* _FILE_` or `*key*`, and its text follows
 indented by a tab. The options of a term line are the words starting with '-' in its bold
-parts (`*-d, --dir*` is two); the key
-of a KEYS term line are its leading bold words (`*receiver1*, *receiver2* _receiver_`). From --help every word that starts with '-' or
-'--' (not inside a word: cradle-agent is no option) counts.
+parts (`*-d, --dir*` is two); the keys of a KEYS term line are its leading bold words
+(`*receiver1*, *receiver2* _receiver_`), followed by `(default *X*; MIN..MAX)` when the key has
+one default and a range. From --help every word that starts with '-' or '--' (not inside a
+word: cradle-agent is no option) counts.
 
 Exit status 0 when all holds, 1 with every difference listed.
 """
