@@ -113,6 +113,8 @@ static const struct conftab_key config_keys[] = {
 	{ "agent_id", CONFIG_AGENT_ID, STR(agent_id), NOLIMIT, CONFTAB_REQUIRED, NULL },
 	{ "broker_url", CONFTAB_STRING, STR(broker_url), NOLIMIT, 0, "tcp://127.0.0.1:1883" },
 	{ "state_dir", CONFTAB_STRING, STR(state_dir), NOLIMIT, 0, "/var/lib/cradle-agent" },
+	{ "metrics_file", CONFTAB_STRING, STR(metrics_file), NOLIMIT, 0, "\"\"" },
+	{ "metrics_interval", CONFTAB_DURATION, OFF(metrics_interval_s), 0, 1, 3600, 0, "15s" },
 	{ "stale_after", CONFTAB_DURATION, OFF(diagnose.stale_after_s), 0, 60, 365 * DAY, 0,
 	  "72h" },
 	{ "probe_interval", CONFTAB_DURATION, OFF(probe_interval_s), 0, 10, 7 * DAY, 0, "15m" },

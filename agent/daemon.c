@@ -27,11 +27,13 @@
 #include "devmon.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "mqtt.h"
 #include "outbox.h"
 #include "proto.h"
 #include "publish.h"
 #include "registry.h"
+#include "sdnotify.h"
 #include "statefile.h"
 #include "topics.h"
 #include "watch.h"
@@ -67,7 +69,10 @@ struct daemon {
 	char topic_status[TOPICS_MAX];
 	char topic_meta[TOPICS_MAX];
 	struct watch *watch;         /* evidence capture, NULL when evidence_capture is off */
+	struct sdnotify *notify;     /* the service manager, NULL without one */
 	struct device_facts scratch; /* merged(): facts plus the capture, for one publish */
+	struct metrics *metrics;     /* metrics_file; NULL when off */
+	uint64_t metrics_timer;
 };
 
 /* ---- device registry -> publisher, actions ---- */
@@ -120,6 +125,7 @@ static void on_probed(void *data, const char *udid, const struct device_facts *f
 {
 	struct daemon *d = data;
 
+	metrics_probe(d->metrics, facts->probe, facts->probe_duration_ms);
 	actions_probe_done(d->actions, udid, facts);
 }
 
@@ -148,6 +154,7 @@ static void on_action_report(void *data, const struct command *cmd, enum command
 	if (r < 0)
 		log_warn_errno(r, "command '%s': cannot record its state", cmd->cmd_id);
 	publish_action_report(d->pub, cmd, st, progress, cause, detail);
+	metrics_command(d->metrics, st);
 }
 
 static void on_action_probe(void *data, const char *udid)
@@ -241,9 +248,10 @@ static void handle_command(struct daemon *d, const struct mqtt_message *msg)
 		d->refusals_unsent++; /* the phones' states and events keep the room */
 		return;
 	}
-	if (cmd_decision_result(d->cmd, &dec, &res) == 0)
+	if (cmd_decision_result(d->cmd, &dec, &res) == 0) {
 		publish_result(d->pub, &res);
-	else if (dec.reason != COMMAND_REJECT_NONE)
+		metrics_command(d->metrics, res.status);
+	} else if (dec.reason != COMMAND_REJECT_NONE)
 		log_notice("command without a usable cmd_id refused: %s",
 		           command_reject_str(dec.reason));
 	if (dec.reason == COMMAND_REJECT_NONE && dec.parsed)
@@ -258,6 +266,7 @@ static void on_connected(struct mqtt *m, void *data)
 	char *p;
 
 	log_info("connected to '%s'", d->cfg->broker_url);
+	sdnotify_status(d->notify, "running, connected to %s", d->cfg->broker_url);
 	if (d->cmd) /* else once the command table opens */
 		mqtt_subscribe(m, d->topic_cmd, 1);
 	p = publish_status_payload(d->pub, true, false);
@@ -275,8 +284,11 @@ static void on_connected(struct mqtt *m, void *data)
 
 static void on_disconnected(struct mqtt *m, const char *cause, void *data)
 {
+	struct daemon *d = data;
+
 	(void)m;
-	(void)data;
+	sdnotify_status(d->notify, "running, broker %s unreachable: keeping messages in the outbox",
+	                d->cfg->broker_url);
 	log_warn("connection to the broker lost%s%s, reconnecting", cause ? ": " : "",
 	         cause ? cause : "");
 }
@@ -468,6 +480,48 @@ static void on_retry_timer(struct loop *loop, uint64_t id, void *data)
 	d->retry_timer = loop_add_timer(loop, DAEMON_RETRY_MS, on_retry_timer, d);
 }
 
+/* ---- metrics ---- */
+
+static void write_metrics(struct daemon *d)
+{
+	struct metrics_gauges g = { 0 };
+	struct outbox_stats os;
+	struct mqtt_stats ms;
+
+	if (!d->metrics)
+		return;
+	registry_count(d->reg, &g.phones_known, &g.phones_attached);
+	if (d->outbox) {
+		outbox_get_stats(d->outbox, &os);
+		g.outbox_records = os.depth;
+		g.outbox_bytes = os.bytes;
+		g.outbox_dropped = os.dropped;
+		g.outbox_write_failures = os.write_failures;
+	}
+	if (d->mqtt) {
+		mqtt_get_stats(d->mqtt, &ms);
+		g.broker_connected = mqtt_is_connected(d->mqtt);
+		g.messages_acked = ms.acked;
+	}
+	if (d->cmd) {
+		struct cmd_stats cs;
+
+		cmd_get_stats(d->cmd, &cs);
+		g.commands_shed = cs.shed + cs.quiet + d->refusals_unsent;
+	}
+	(void)metrics_write(d->metrics, &g); /* counted and logged there */
+}
+
+static void on_metrics_timer(struct loop *loop, uint64_t id, void *data)
+{
+	struct daemon *d = data;
+
+	(void)id;
+	write_metrics(d);
+	d->metrics_timer = loop_add_timer(loop, (uint64_t)d->cfg->metrics_interval_s * 1000,
+	                                  on_metrics_timer, d);
+}
+
 static void on_usbmuxd(bool up, size_t devices, void *data)
 {
 	struct daemon *d = data;
@@ -623,11 +677,30 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 		log_error_errno(r, "cannot watch for devices");
 		goto out;
 	}
+	/* READY=1 from the loop's first turn: state loaded, outbox open, devices watched. Not
+	 * after the broker connects: a station must come up (and keep its outbox) with the broker
+	 * down, and the unit's start must not wait for the network */
+	r = sdnotify_new(d.loop, "running, connecting to the broker", &d.notify);
+	if (r < 0) {
+		log_error_errno(r, "cannot set up service notifications");
+		goto out;
+	}
+
+	if (cfg->metrics_file[0]) {
+		d.metrics = metrics_new(cfg->metrics_file, d.started_at);
+		if (!d.metrics) {
+			log_error("cannot set up metrics");
+			goto out;
+		}
+		/* the first file at once: a scraper sees the agent up within a second */
+		d.metrics_timer = loop_add_timer(d.loop, 0, on_metrics_timer, &d);
+	}
 
 	r = loop_run(d.loop);
 	if (r < 0)
 		log_error_errno(r, "event loop failed");
 	status = r < 0 ? 1 : 0;
+	sdnotify_stopping(d.notify, "stopping: finishing probes, saying goodbye to the broker");
 
 	/* stop producing before saying goodbye */
 	d.devmon = devmon_free(d.devmon);
@@ -650,6 +723,10 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 		free(offline);
 	}
 out:
+	if (d.metrics_timer)
+		loop_cancel_timer(d.loop, d.metrics_timer);
+	write_metrics(&d); /* the last numbers: broker disconnected, outbox as left */
+	d.metrics = metrics_free(d.metrics);
 	devmon_free(d.devmon);
 	actions_free(d.actions);
 	watch_free(d.watch);
@@ -681,6 +758,7 @@ out:
 	agentev_free(d.agentev);
 	publish_free(d.pub);
 	outbox_close(d.outbox);
+	sdnotify_free(d.notify);
 	loop_free(d.loop);
 	log_info("agent stopped");
 	return status;
