@@ -463,6 +463,9 @@ def run(tmp, procs, brokers):
             check(p.alive(), "%s: the agent keeps running" % what)
             check(rd.alive() and "connected to" not in rd.stderr_text(),
                   "%s: the dashboard connected or died:\n%s" % (what, rd.stderr_text()))
+            if pdir == other:  # OpenSSL's reason, not only Paho's "TCP/TLS connect failure"
+                wait_for(lambda: "TLS: certificate verify failed" in rd.stderr_text(), 20,
+                         what="%s: the dashboard's log giving OpenSSL's reason" % what)
             rd.stop()
             procs.remove(rd)
             check("as %s" % A not in rogue.log() and "connected to" not in p.stderr_text(),
