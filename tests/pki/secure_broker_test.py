@@ -89,6 +89,10 @@ class SecureBroker:
         check("listener 8883\n" in dropin, "the drop-in has the listener on 8883")
         dropin = dropin.replace("/etc/mosquitto/cradle/", self.dir + "/")
         dropin = dropin.replace("listener 8883\n", "listener %d 127.0.0.1\n" % self.port)
+        # a listener without TLS, as an administrator might add later (global settings: the
+        # drop-in's allow_anonymous false and no password file keep everybody out of it)
+        self.plain_port = free_port()
+        dropin += "\n# added by an administrator\nlistener %d 127.0.0.1\n" % self.plain_port
         self.conf = os.path.join(self.dir, "mosquitto.conf")
         with open(self.conf, "w") as f:
             # what Debian's mosquitto.conf adds (persistence, log), then the drop-in as included
@@ -406,6 +410,10 @@ def run(tmp, procs, brokers):
         r = handshake(broker.port, None)
         check(r != "connected", "plain MQTT on the TLS port: connected")
         print("ok: plain MQTT on the TLS port refused (%s)" % r)
+        for user in (None, B):
+            r = handshake(broker.plain_port, None, username=user)
+            check(r != "connected", "a listener without TLS let %s in" % (user or "anonymous"))
+        print("ok: a listener added without TLS lets nobody in (%s)" % r)
         # B revoked while the broker runs: the admin copies the new CRL and reloads. The
         # thief kept a copy of B's certificate and key.
         b.close()
@@ -509,10 +517,16 @@ def run(tmp, procs, brokers):
         sim.stop()
 
 
-def handshake(port, ca, cert=None, key=None):
+def handshake(port, ca, cert=None, key=None, username=None):
     """TLS (ca None: plain TCP) and an MQTT 3.1.1 CONNECT by hand: "connected" only for a
     CONNACK that accepts, else what went wrong. Synchronous, so a refusal is seen at once."""
-    connect = bytes([0x10, 12 + 4, 0, 4]) + b"MQTT" + bytes([4, 2, 0, 30, 0, 4]) + b"prob"
+    payload = b"\x00\x04prob"
+    flags = 0x02
+    if username:
+        payload += len(username).to_bytes(2, "big") + username.encode()
+        flags |= 0x80
+    body = b"\x00\x04MQTT" + bytes([4, flags, 0, 30]) + payload
+    connect = bytes([0x10, len(body)]) + body
     try:
         s = socket.create_connection(("127.0.0.1", port), 5)
         s.settimeout(5)
