@@ -33,6 +33,7 @@
 #include "proto.h"
 #include "publish.h"
 #include "registry.h"
+#include "sdnotify.h"
 #include "statefile.h"
 #include "topics.h"
 #include "watch.h"
@@ -68,6 +69,7 @@ struct daemon {
 	char topic_status[TOPICS_MAX];
 	char topic_meta[TOPICS_MAX];
 	struct watch *watch;         /* evidence capture, NULL when evidence_capture is off */
+	struct sdnotify *notify;     /* the service manager, NULL without one */
 	struct device_facts scratch; /* merged(): facts plus the capture, for one publish */
 	struct metrics *metrics;     /* metrics_file; NULL when off */
 	uint64_t metrics_timer;
@@ -264,6 +266,7 @@ static void on_connected(struct mqtt *m, void *data)
 	char *p;
 
 	log_info("connected to '%s'", d->cfg->broker_url);
+	sdnotify_status(d->notify, "running, connected to %s", d->cfg->broker_url);
 	if (d->cmd) /* else once the command table opens */
 		mqtt_subscribe(m, d->topic_cmd, 1);
 	p = publish_status_payload(d->pub, true, false);
@@ -281,8 +284,11 @@ static void on_connected(struct mqtt *m, void *data)
 
 static void on_disconnected(struct mqtt *m, const char *cause, void *data)
 {
+	struct daemon *d = data;
+
 	(void)m;
-	(void)data;
+	sdnotify_status(d->notify, "running, broker %s unreachable: keeping messages in the outbox",
+	                d->cfg->broker_url);
 	log_warn("connection to the broker lost%s%s, reconnecting", cause ? ": " : "",
 	         cause ? cause : "");
 }
@@ -671,6 +677,14 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 		log_error_errno(r, "cannot watch for devices");
 		goto out;
 	}
+	/* READY=1 from the loop's first turn: state loaded, outbox open, devices watched. Not
+	 * after the broker connects: a station must come up (and keep its outbox) with the broker
+	 * down, and the unit's start must not wait for the network */
+	r = sdnotify_new(d.loop, "running, connecting to the broker", &d.notify);
+	if (r < 0) {
+		log_error_errno(r, "cannot set up service notifications");
+		goto out;
+	}
 
 	if (cfg->metrics_file[0]) {
 		d.metrics = metrics_new(cfg->metrics_file, d.started_at);
@@ -686,6 +700,7 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 	if (r < 0)
 		log_error_errno(r, "event loop failed");
 	status = r < 0 ? 1 : 0;
+	sdnotify_stopping(d.notify, "stopping: finishing probes, saying goodbye to the broker");
 
 	/* stop producing before saying goodbye */
 	d.devmon = devmon_free(d.devmon);
@@ -743,6 +758,7 @@ out:
 	agentev_free(d.agentev);
 	publish_free(d.pub);
 	outbox_close(d.outbox);
+	sdnotify_free(d.notify);
 	loop_free(d.loop);
 	log_info("agent stopped");
 	return status;

@@ -17,6 +17,7 @@
 #include "loop.h"
 #include "macro.h"
 #include "promtext.h"
+#include "version.h"
 
 /* seconds: a probe is one lockdown session, seconds at most unless it times out (30 s) */
 static const double probe_bounds[] = { 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60 };

@@ -8,6 +8,11 @@
  * "last message repeated N times" is written before the next different line, at the next
  * identical line after the window, or by log_flush() (also at exit). A flood of one message
  * thus costs a counter, not a disk.
+ *
+ * Under systemd, stderr is a stream to journald (the manager sets JOURNAL_STREAM to its
+ * "device:inode"): every line then starts with its syslog priority, "<3>" for error to "<7>"
+ * for debug (sd-daemon(3)), so `journalctl -p warning` and the colours work. Anywhere else
+ * (a terminal, a file, a test's pipe, a helper whose stderr the parent reads) no prefix.
  */
 #include "log.h"
 
@@ -20,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,15 +38,44 @@ static pthread_mutex_t repeat_lock = PTHREAD_MUTEX_INITIALIZER;
 static char repeat_line[LOG_LINE_MAX];
 static size_t repeat_len;
 static unsigned long repeat_count;
+static enum log_level repeat_level;
 static uint64_t repeat_since_ms;
 
 static const char *log_ident = "cradle";
 static enum log_level log_level = LOG_LEVEL_INFO;
+static bool log_journal; /* stderr is journald's stream: "<N>" prefixes */
 
 static const char *const level_names[_LOG_LEVEL_MAX] = {
 	[LOG_LEVEL_ERROR] = "error", [LOG_LEVEL_WARN] = "warn",   [LOG_LEVEL_NOTICE] = "notice",
 	[LOG_LEVEL_INFO] = "info",   [LOG_LEVEL_DEBUG] = "debug",
 };
+
+/* the syslog priorities (LOG_ERR .. LOG_DEBUG of syslog.h) as journald reads them */
+static const char *const prio_prefix[_LOG_LEVEL_MAX] = {
+	[LOG_LEVEL_ERROR] = "<3>", [LOG_LEVEL_WARN] = "<4>",  [LOG_LEVEL_NOTICE] = "<5>",
+	[LOG_LEVEL_INFO] = "<6>",  [LOG_LEVEL_DEBUG] = "<7>",
+};
+_Static_assert(LOG_ERR == 3 && LOG_WARNING == 4 && LOG_NOTICE == 5 && LOG_INFO == 6 &&
+                       LOG_DEBUG == 7,
+               "syslog priorities");
+
+/*
+ * Whether stderr is the journal stream the manager connected: JOURNAL_STREAM's device and
+ * inode are stderr's (a child that kept the variable but not the stream must not prefix).
+ */
+static bool stderr_is_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	int n = 0;
+
+	if (!env || sscanf(env, "%llu:%llu%n", &dev, &ino, &n) != 2 || env[n] != '\0')
+		return false;
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void log_init(const char *ident, enum log_level level)
 {
@@ -54,6 +90,7 @@ void log_init(const char *ident, enum log_level level)
 		log_ident = slash ? slash + 1 : ident;
 	}
 	log_level = level;
+	log_journal = stderr_is_journal();
 }
 
 void log_set_level(enum log_level level)
@@ -107,8 +144,8 @@ static void flush_repeats_locked(void)
 
 	if (repeat_count == 0)
 		return;
-	n = snprintf(note, sizeof(note), "%s: last message repeated %lu times\n", log_ident,
-	             repeat_count);
+	n = snprintf(note, sizeof(note), "%s%s: last message repeated %lu times\n",
+	             log_journal ? prio_prefix[repeat_level] : "", log_ident, repeat_count);
 	if (n > 0 && (size_t)n < sizeof(note))
 		write_all(note, (size_t)n);
 	repeat_count = 0;
@@ -122,7 +159,7 @@ void log_flush(void)
 }
 
 /* Writes line unless it repeats the last one within the window. */
-static void emit(const char *line, size_t n)
+static void emit(enum log_level level, const char *line, size_t n)
 {
 	uint64_t now = mono_ms();
 
@@ -137,6 +174,7 @@ static void emit(const char *line, size_t n)
 	write_all(line, n);
 	memcpy(repeat_line, line, n);
 	repeat_len = n;
+	repeat_level = level;
 	repeat_since_ms = now;
 	pthread_mutex_unlock(&repeat_lock);
 }
@@ -147,7 +185,8 @@ __attribute__((format(printf, 3, 0))) static void log_write(enum log_level level
 	char line[LOG_LINE_MAX];
 	int n, m;
 
-	n = snprintf(line, sizeof(line), "%s: %s: ", log_ident, level_names[level]);
+	n = snprintf(line, sizeof(line), "%s%s: %s: ", log_journal ? prio_prefix[level] : "",
+	             log_ident, level_names[level]);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return;
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
@@ -161,7 +200,7 @@ __attribute__((format(printf, 3, 0))) static void log_write(enum log_level level
 	if ((size_t)n >= sizeof(line) - 1)
 		n = (int)sizeof(line) - 2;
 	line[n++] = '\n';
-	emit(line, (size_t)n);
+	emit(level, line, (size_t)n);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

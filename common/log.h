@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * log: one line per event on stderr (journald picks it up under systemd).
+ * log: one line per event on stderr (journald picks it up under systemd; when stderr is the
+ * journal's stream, JOURNAL_STREAM, each line starts with its syslog priority "<3>".."<7>").
  *
  * The only global state in the project: the program name, the level and the last line (repeats
  * of it are collapsed into "last message repeated N times", as syslog does).

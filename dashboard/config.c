@@ -265,8 +265,21 @@ static bool listen_valid(const char *s)
 
 int dash_config_check(const struct dash_config *cfg, char *err, size_t errsz)
 {
+	int tls = parse_broker_url_tls(cfg->broker_url);
+
 	if (cfg->broker_url[0] == '\0')
 		return check_error(err, errsz, "broker_url is empty");
+	if (tls < 0)
+		return check_error(
+		        err, errsz,
+		        "broker_url '%s': want tcp://, mqtt://, ssl://, mqtts://, ws:// or "
+		        "wss:// followed by host:port",
+		        cfg->broker_url);
+	/* Paho would connect in plaintext and send the password in clear */
+	if (!tls && (cfg->mqtt_cafile[0] || cfg->mqtt_certfile[0]))
+		return check_error(err, errsz,
+		                   "mqtt_cafile/mqtt_certfile set but broker_url is plaintext: use "
+		                   "ssl:// (or mqtts://) for TLS");
 	if (!listen_valid(cfg->http_listen))
 		return check_error(err, errsz,
 		                   "http_listen '%s' is not ADDR:PORT (e.g. 127.0.0.1:8080)",

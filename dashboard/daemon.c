@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +24,9 @@
 #include "loop.h"
 #include "metrics.h"
 #include "notify.h"
+#include "sdnotify.h"
 #include "store.h"
+#include "version.h"
 
 #define DAEMON_HUB_RING          8192 /* notices kept for SSE readers */
 #define DAEMON_ALERT_COALESCE_MS 5000 /* alert pass after ingest news, at most this often */
@@ -44,6 +47,7 @@ struct daemon {
 	uint64_t alert_timer, alert_seq;
 	int64_t alert_last_ms;
 	struct notify *notify;
+	struct sdnotify *sd; /* the service manager, NULL without one */
 };
 
 static void on_signal(struct loop *loop, int signo, void *data)
@@ -164,6 +168,14 @@ static int start(struct daemon *d)
 	log_notice("cradle-dashboard " CRADLE_VERSION " running: broker %s, http %s%s, db %s",
 	           d->cfg->broker_url, d->cfg->tls_cert[0] ? "https://" : "http://",
 	           d->cfg->http_listen, d->cfg->db);
+	/* READY=1 from the loop's first turn: the database is open and the HTTP listener bound
+	 * (http_start() fails when it cannot bind); the broker may still be connecting */
+	snprintf(err, sizeof(err), "running: http %s%s, broker %s",
+	         d->cfg->tls_cert[0] ? "https://" : "http://", d->cfg->http_listen,
+	         d->cfg->broker_url);
+	r = sdnotify_new(d->loop, err, &d->sd);
+	if (r < 0)
+		return log_error_errno(r, "cannot set up service notifications");
 	return 0;
 }
 
@@ -171,6 +183,7 @@ static void stop(struct daemon *d)
 {
 	struct ingest_stats st = { 0 };
 
+	sdnotify_stopping(d->sd, "stopping: committing the last batch");
 	d->notify = notify_stop(d->notify); /* an attempt in flight stays queued */
 	if (d->ingest) {
 		ingest_stop(d->ingest); /* stores what Paho delivered, commits the batch */
@@ -192,6 +205,7 @@ static void stop(struct daemon *d)
 	d->alerts = alerts_free(d->alerts);
 	d->hub = hub_free(d->hub);
 	d->store = store_close(d->store);
+	d->sd = sdnotify_free(d->sd);
 	d->loop = loop_free(d->loop);
 	log_info("stopped: %" PRIu64 " messages, %" PRIu64 " malformed, %" PRIu64
 	         " duplicates, %" PRId64 " lost, %" PRIu64 " batches",

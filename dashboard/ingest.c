@@ -34,6 +34,7 @@
 #include "loop.h"
 #include "macro.h"
 #include "metrics.h"
+#include "parse.h"
 #include "proto.h"
 #include "ratelimit.h"
 #include "store.h"
@@ -1564,9 +1565,8 @@ static int connect_now(struct ingest *in)
 	c.password = cfg->mqtt_password[0] ? cfg->mqtt_password : NULL;
 	c.onFailure5 = on_connect_failure;
 	c.context = in;
-	if (cfg->mqtt_cafile[0] || cfg->mqtt_certfile[0] ||
-	    strncmp(cfg->broker_url, "ssl://", 6) == 0 ||
-	    strncmp(cfg->broker_url, "mqtts://", 8) == 0) {
+	/* the scheme decides (dash_config_check() refuses certificates with a plaintext one) */
+	if (parse_broker_url_tls(cfg->broker_url) > 0) {
 		ssl.trustStore = cfg->mqtt_cafile[0] ? cfg->mqtt_cafile : NULL;
 		ssl.keyStore = cfg->mqtt_certfile[0] ? cfg->mqtt_certfile : NULL;
 		ssl.privateKey = cfg->mqtt_keyfile[0] ? cfg->mqtt_keyfile : NULL;

@@ -29,6 +29,7 @@
 #include "promtext.h"
 #include "query.h"
 #include "store.h"
+#include "version.h"
 
 #define METRICS_CONNECTIONS 16 /* scrapers at once */
 #define METRICS_TIMEOUT_S   10
