@@ -176,10 +176,12 @@ int metrics_write(struct metrics *m, const struct metrics_gauges *g)
 		m->unlogged++;
 		return r;
 	}
-	log_warn_errno(r,
-	               "metrics: cannot write '%s' (%llu more failures not logged); the agent "
-	               "goes on",
-	               m->path, (unsigned long long)m->unlogged);
+	if (m->unlogged)
+		log_warn_errno(r,
+		               "metrics: cannot write '%s' (and %llu times since the last message)",
+		               m->path, (unsigned long long)m->unlogged);
+	else
+		log_warn_errno(r, "metrics: cannot write '%s'; the agent goes on without", m->path);
 	m->logged_ms = now ? now : 1;
 	m->unlogged = 0;
 	return r;
