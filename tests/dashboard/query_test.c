@@ -556,6 +556,18 @@ static void test_site_status_metrics(void **state)
 	assert_int_equal(seen.b[JUDGE_UNKNOWN], 1);
 	assert_int_equal(seen.b[JUDGE_MISSING], 1);
 
+	exec(fx->s,
+	     "INSERT INTO alerts(rule, subject_kind, subject, state, fired_at) VALUES"
+	     " ('backup_stale', 'udid', 'U2', 'firing', 1),"
+	     " ('backup_stale', 'udid', 'U3', 'firing', 1),"
+	     " ('backup_stale', 'udid', 'U1', 'resolved', 1),"
+	     " ('agent_offline', 'agent', 'st-c', 'firing', 1);"
+	     "INSERT INTO jobs(id, name, state, command, target_json, timeout_s, deadline_ms,"
+	     " created_by, created_ms, updated_ms) VALUES"
+	     " (1, 'j', 'in_progress', 'device.refresh', '{}', 60, 1, 'a', 1, 1);"
+	     "INSERT INTO job_executions(job_id, udid, state, queued_ms, updated_ms) VALUES"
+	     " (1, 'U1', 'succeeded', 1, 1), (1, 'U2', 'succeeded', 1, 1),"
+	     " (1, 'U3', 'queued', 1, 1), (1, 'U4', 'timed_out', 1, 1);");
 	assert_int_equal(metrics_render(fx->s, &fx->cfg, NOW, &page, &len), 0);
 	assert_int_equal(strlen(page), len);
 	assert_non_null(
@@ -565,7 +577,15 @@ static void test_site_status_metrics(void **state)
 	assert_non_null(strstr(page, "\ncradle_dashboard_agents{presence=\"online\"} 2\n"));
 	assert_non_null(strstr(page, "\ncradle_dashboard_agents{presence=\"lost\"} 1\n"));
 	assert_non_null(
-	        strstr(page, "\ncradle_dashboard_alerts_firing{rule=\"backup_stale\"} 0\n"));
+	        strstr(page, "\ncradle_dashboard_alerts_firing{rule=\"backup_stale\"} 2\n"));
+	assert_non_null(
+	        strstr(page, "\ncradle_dashboard_alerts_firing{rule=\"agent_offline\"} 1\n"));
+	assert_non_null(
+	        strstr(page, "\ncradle_dashboard_alerts_firing{rule=\"site_network\"} 0\n"));
+	assert_non_null(strstr(page, "\ncradle_dashboard_job_executions{state=\"succeeded\"} 2\n"));
+	assert_non_null(strstr(page, "\ncradle_dashboard_job_executions{state=\"queued\"} 1\n"));
+	assert_non_null(strstr(page, "\ncradle_dashboard_job_executions{state=\"timed_out\"} 1\n"));
+	assert_non_null(strstr(page, "\ncradle_dashboard_job_executions{state=\"failed\"} 0\n"));
 	assert_non_null(strstr(page, "\n# TYPE cradle_dashboard_http_request_duration_seconds "
 	                             "histogram\n"));
 	assert_int_equal(page[len - 1], '\n');
