@@ -38,6 +38,12 @@ struct promtext_hist {
 	atomic_uint_fast64_t sum_micro;                       /* sum of the values * 1e6 */
 };
 
+/* A histogram of static storage over a static array of bounds: no promtext_hist_init(). */
+#define PROMTEXT_HIST_INIT(b)                    \
+ {                                               \
+  .bounds = (b), .n = sizeof(b) / sizeof((b)[0]) \
+ }
+
 /* bounds borrowed (a static array): must outlive h. */
 void promtext_hist_init(struct promtext_hist *h, const double *bounds, size_t n);
 /* Thread-safe. Negative values count as 0. */
