@@ -56,4 +56,13 @@ void promtext_hist_observe(struct promtext_hist *h, double v);
 void promtext_hist_write(FILE *f, const char *name, const struct promtext_hist *h, ...)
         __attribute__((sentinel));
 
+/*
+ * The process's own basics as gauges/counters named <prefix>cpu_seconds_total (user + system,
+ * every thread), <prefix>resident_memory_bytes and <prefix>open_fds, read from getrusage(2)
+ * and /proc/self at the call: a few system calls. prefix "process_" gives Prometheus' usual
+ * names (for a program's own /metrics; never in a textfile, where node_exporter's own
+ * process_* would clash).
+ */
+void promtext_process(FILE *f, const char *prefix);
+
 #endif

@@ -107,6 +107,12 @@ static void render_counters(FILE *f)
 	promtext_sample(f, "cradle_dashboard_start_time_seconds",
 	                (double)atomic_load_explicit(&G.start_s, memory_order_relaxed), NULL);
 
+	promtext_process(f, "process_");
+	promtext_family(f, "process_start_time_seconds", "gauge",
+	                "When the process started (Unix time).");
+	promtext_sample(f, "process_start_time_seconds",
+	                (double)atomic_load_explicit(&G.start_s, memory_order_relaxed), NULL);
+
 	promtext_family(f, "cradle_dashboard_messages_received_total", "counter",
 	                "MQTT messages received from the agents, malformed and duplicates "
 	                "included.");

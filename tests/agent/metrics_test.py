@@ -140,6 +140,11 @@ def run(mounted):
                 fail("broker_connected should be 1")
             if m.find("cradle_agent_build_info")[0][1] != 1:
                 fail("build_info")
+            if m.get("cradle_agent_process_resident_memory_bytes") < 1 << 20 or \
+                    m.get("cradle_agent_process_open_fds") < 5 or \
+                    m.get("cradle_agent_helpers_cpu_seconds_total") <= 0:
+                fail("process basics: %r" % [(n, v) for n, _, v in m.order
+                                             if "process" in n or "helpers" in n])
 
             # -- a reader loops over the file while phones come and go
             stop = threading.Event()

@@ -92,11 +92,34 @@ static void test_histogram(void **state)
 	               "e_bucket{le=\"+Inf\"} 0\ne_sum 0\ne_count 0\n");
 }
 
+static void test_process(void **state)
+{
+	struct page p;
+	unsigned long long rss = 0, fds = 0;
+	const char *at;
+
+	(void)state;
+	page_open(&p);
+	promtext_process(p.f, "t_");
+	assert_int_equal(fclose(p.f), 0);
+	assert_non_null(strstr(p.buf, "# TYPE t_cpu_seconds_total counter\nt_cpu_seconds_total "));
+	at = strstr(p.buf, "\nt_resident_memory_bytes ");
+	assert_non_null(at);
+	assert_int_equal(sscanf(at, "\nt_resident_memory_bytes %llu", &rss), 1);
+	assert_true(rss > 100 * 1024);
+	at = strstr(p.buf, "\nt_open_fds ");
+	assert_non_null(at);
+	assert_int_equal(sscanf(at, "\nt_open_fds %llu", &fds), 1);
+	assert_true(fds >= 3 && fds < 1000); /* stdin, stdout, stderr at least */
+	free(p.buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_family_and_samples),
 		cmocka_unit_test(test_histogram),
+		cmocka_unit_test(test_process),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

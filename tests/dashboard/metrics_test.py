@@ -72,6 +72,10 @@ def main():
             fail("build_info")
         if abs(m0.get("cradle_dashboard_start_time_seconds") - time.time()) > 120:
             fail("start time: %r" % m0.get("cradle_dashboard_start_time_seconds"))
+        if m0.get("process_resident_memory_bytes") < 1 << 20 or \
+                m0.get("process_open_fds") < 5 or m0.get("process_cpu_seconds_total") <= 0:
+            fail("process basics: %r" % [(n, v) for n, _, v in m0.order
+                                         if n.startswith("process_")])
         if m0.get("cradle_dashboard_broker_connected") != 1:
             fail("broker_connected should be 1")
 
