@@ -4,8 +4,9 @@ runs as PID 1 in the container the suite runs in, so the test is the manager: it
 AF_UNIX datagram socket (tests/lib/notifysock.py) and starts the real daemon with
 NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID. It asserts:
 - READY=1 arrives with the broker down (a station comes up without its broker; READY means the
-  state is loaded, the outbox open and the loop turning), STATUS says it is connecting, and
-  says "connected" once the broker is up;
+  state is loaded, the outbox open and the loop turning), STATUS says it is connecting, then
+  counts the phone usbmuxd lists, and says "connected" once the broker is up; an unchanged
+  status is not sent again;
 - WATCHDOG=1 comes again and again at half the interval (never a gap the manager would kill
   for), and stops while the process is stopped (SIGSTOP: a hung loop stops pinging), then
   resumes;
@@ -29,7 +30,8 @@ WATCHDOG_USEC = 2000000  # pings every 1 s
 def main():
     scenario = write_scenario([device(1)])
     with Broker() as broker, Sim(SIM, scenario) as sim, NotifySocket() as ns:
-        agent = Agent(AGENT, broker, sim, agent_id="station-notify")
+        agent = Agent(AGENT, broker, sim, agent_id="station-notify",
+                      extra_conf="resync_interval 1s\n")
         broker.stop()  # the station must come up without its broker
         agent.proc = Proc("agent", agent.tmp)
         agent.proc.spawn(ns.argv([agent.bin, "-c", agent.conf]),
@@ -40,10 +42,16 @@ def main():
             if "connecting" not in status:
                 fail("the ready status does not say it is connecting: %r" % status)
 
+            # the phones usbmuxd (the simulator) lists, from the next resync
+            wait_for(lambda: any("; 1 phone on usbmuxd" in m for _, m in ns.lines("STATUS=")),
+                     10, what="STATUS with the phone count")
             broker.start()
             t, status = wait_for(lambda: next(((t, m) for t, m in ns.lines("STATUS=")
                                                if "connected to" in m), None),
                                  30, what="STATUS connected")
+            if "1 phone on usbmuxd" not in status:
+                fail("the status lost the phone count: %r" % status)
+            n_status = len(ns.lines("STATUS="))
 
             # the cadence: half the interval, never a gap the manager would kill for
             t0 = time.monotonic()
@@ -56,6 +64,10 @@ def main():
             med = statistics.median(gaps)
             if not 0.7 <= med <= 1.4:
                 fail("pings not at half the interval (1 s): median %.2f s, gaps %r" % (med, gaps))
+
+            # the same status again (every resync) is not sent again
+            if len(ns.lines("STATUS=")) != n_status:
+                fail("unchanged status sent again: %r" % ns.lines("STATUS=")[n_status - 1:])
 
             # a stopped process (as a hung loop) stops pinging; it resumes after SIGCONT
             agent.proc.signal(signal.SIGSTOP)
