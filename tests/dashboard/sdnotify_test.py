@@ -3,7 +3,8 @@
 systemd runs as PID 1 in the container the suite runs in, so the test binds the AF_UNIX
 datagram socket itself (tests/lib/notifysock.py). It asserts:
 - READY=1 comes once the database is open and the HTTP listener bound: the port accepts a
-  connection as soon as READY arrives, and STATUS names the listener;
+  connection as soon as READY arrives, and STATUS names the listener, then the broker
+  connected;
 - WATCHDOG=1 pings at half of WATCHDOG_USEC, none while the process is stopped (SIGSTOP);
 - SIGTERM: STOPPING=1, exit 0;
 - a WATCHDOG_PID that is not the dashboard's (a variable inherited from a parent the manager
@@ -43,6 +44,11 @@ def main():
                 _, status = ns.wait_for("STATUS=", 2)
                 if "127.0.0.1:%d" % dash.http_port not in status:
                     fail("the ready status does not name the listener: %r" % status)
+
+                # the status follows ingest: connected to the broker
+                wait_for(lambda: any("%s connected" % broker.url() in m
+                                     for _, m in ns.lines("STATUS=")), 15,
+                         what="STATUS: broker connected")
 
                 t0 = time.monotonic()
                 wait_for(lambda: len([x for x in ns.times("WATCHDOG=1") if x > t0]) >= 6, 10,
