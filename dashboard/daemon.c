@@ -92,7 +92,7 @@ static void show_status(struct daemon *d)
 	struct ingest_stats st = { 0 };
 
 	ingest_get_stats(d->ingest, &st);
-	sdnotify_status(d->sd, "http %s%s; broker %s %s; %" PRIu64 " messages ingested",
+	sdnotify_status(d->sd, "serving %s%s; broker %s %s; %" PRIu64 " messages ingested",
 	                d->cfg->tls_cert[0] ? "https://" : "http://", d->cfg->http_listen,
 	                d->cfg->broker_url, st.connected ? "connected" : "unreachable",
 	                st.messages);
@@ -177,7 +177,7 @@ static int start(struct daemon *d)
 	           d->cfg->http_listen, d->cfg->db);
 	/* READY=1 from the loop's first turn: the database is open and the HTTP listener bound
 	 * (http_start() fails when it cannot bind); the broker may still be connecting */
-	snprintf(err, sizeof(err), "http %s%s; broker %s connecting",
+	snprintf(err, sizeof(err), "serving %s%s; broker %s connecting",
 	         d->cfg->tls_cert[0] ? "https://" : "http://", d->cfg->http_listen,
 	         d->cfg->broker_url);
 	r = sdnotify_new(d->loop, err, &d->sd);
