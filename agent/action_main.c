@@ -31,6 +31,7 @@
 #include <cjson/cJSON.h>
 
 #include "idev.h"
+#include "version.h"
 
 static void print_outcome(const struct idev_outcome *out)
 {
@@ -50,9 +51,11 @@ static void print_outcome(const struct idev_outcome *out)
 	cJSON_Delete(o);
 }
 
-static void usage(void)
+static void usage(FILE *f)
 {
-	fprintf(stderr, "usage: cradle-agent-action --udid UDID cloud-on|cloud-off|restart\n");
+	fprintf(f, "usage: cradle-agent-action --udid UDID cloud-on|cloud-off|restart\n"
+	           "       cradle-agent-action --exec TOOL [ARG...]\n"
+	           "       cradle-agent-action --version | -h | --help\n");
 }
 
 int main(int argc, char **argv)
@@ -77,13 +80,21 @@ int main(int argc, char **argv)
 		perror(argv[2]);
 		return 2;
 	}
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		puts("cradle-agent-action " CRADLE_VERSION);
+		return 0;
+	}
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		usage(stdout);
+		return 0;
+	}
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--udid") == 0 && i + 1 < argc)
 			udid = argv[++i];
 		else if (!name && argv[i][0] != '-')
 			name = argv[i];
 		else {
-			usage();
+			usage(stderr);
 			return 2;
 		}
 	}
@@ -91,7 +102,7 @@ int main(int argc, char **argv)
 		if (strcmp(name, actions[k].name) == 0)
 			break;
 	if (!udid || !name || k == sizeof(actions) / sizeof(actions[0])) {
-		usage();
+		usage(stderr);
 		return 2;
 	}
 	idev_act(udid, actions[k].action, &out);

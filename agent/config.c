@@ -18,6 +18,7 @@
 #include "command.h"
 #include "log.h"
 #include "macro.h"
+#include "parse.h"
 #include "topics.h"
 
 enum config_type {
@@ -112,6 +113,8 @@ static const struct conftab_key config_keys[] = {
 	{ "agent_id", CONFIG_AGENT_ID, STR(agent_id), NOLIMIT, CONFTAB_REQUIRED, NULL },
 	{ "broker_url", CONFTAB_STRING, STR(broker_url), NOLIMIT, 0, "tcp://127.0.0.1:1883" },
 	{ "state_dir", CONFTAB_STRING, STR(state_dir), NOLIMIT, 0, "/var/lib/cradle-agent" },
+	{ "metrics_file", CONFTAB_STRING, STR(metrics_file), NOLIMIT, 0, "\"\"" },
+	{ "metrics_interval", CONFTAB_DURATION, OFF(metrics_interval_s), 0, 1, 3600, 0, "15s" },
 	{ "stale_after", CONFTAB_DURATION, OFF(diagnose.stale_after_s), 0, 60, 365 * DAY, 0,
 	  "72h" },
 	{ "probe_interval", CONFTAB_DURATION, OFF(probe_interval_s), 0, 10, 7 * DAY, 0, "15m" },
@@ -188,25 +191,12 @@ void agent_config_defaults(struct agent_config *cfg)
 	conftab_defaults(&config_table, cfg);
 }
 
-/* Paho's schemes; the scheme alone decides whether the connection is TLS. */
-static const struct {
-	const char *prefix;
-	bool tls;
-} url_schemes[] = {
-	{ "tcp://", false }, { "mqtt://", false }, { "ws://", false },
-	{ "ssl://", true },  { "mqtts://", true }, { "wss://", true },
-};
-
 /* 1 TLS, 0 plaintext, -1 not a broker URL (no known scheme or no host). */
 int agent_config_url_tls(const char *url)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(url_schemes); i++) {
-		size_t n = strlen(url_schemes[i].prefix);
+	int r = parse_broker_url_tls(url);
 
-		if (strncmp(url, url_schemes[i].prefix, n) == 0)
-			return url[n] && url[n] != ':' && url[n] != '/' ? url_schemes[i].tls : -1;
-	}
-	return -1;
+	return r < 0 ? -1 : r;
 }
 
 /* "17", "16.4", "16.4.1": one to four numbers of at most 5 digits, dot separated. */

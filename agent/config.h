@@ -28,6 +28,8 @@ struct agent_config {
 	char agent_id[64]; /* required, topics_agent_id_valid() */
 	char broker_url[AGENT_CONFIG_PATH_MAX];
 	char state_dir[AGENT_CONFIG_PATH_MAX];
+	char metrics_file[AGENT_CONFIG_PATH_MAX]; /* "" = off; metrics.h */
+	int64_t metrics_interval_s;
 	/* stale_after, min_ios_version and the three pattern lists live here */
 	struct diagnose_config diagnose;
 	int64_t probe_interval_s;

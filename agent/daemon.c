@@ -27,6 +27,7 @@
 #include "devmon.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "mqtt.h"
 #include "outbox.h"
 #include "proto.h"
@@ -73,6 +74,8 @@ struct daemon {
 	enum { BROKER_CONNECTING, BROKER_UP, BROKER_LOST } broker;
 	int mux_devices;             /* -1: usbmuxd not asked yet, -2: not answering */
 	struct device_facts scratch; /* merged(): facts plus the capture, for one publish */
+	struct metrics *metrics;     /* metrics_file; NULL when off */
+	uint64_t metrics_timer;
 };
 
 /* ---- device registry -> publisher, actions ---- */
@@ -125,6 +128,7 @@ static void on_probed(void *data, const char *udid, const struct device_facts *f
 {
 	struct daemon *d = data;
 
+	metrics_probe(d->metrics, facts->probe, facts->probe_duration_ms);
 	actions_probe_done(d->actions, udid, facts);
 }
 
@@ -153,6 +157,7 @@ static void on_action_report(void *data, const struct command *cmd, enum command
 	if (r < 0)
 		log_warn_errno(r, "command '%s': cannot record its state", cmd->cmd_id);
 	publish_action_report(d->pub, cmd, st, progress, cause, detail);
+	metrics_command(d->metrics, st);
 }
 
 static void on_action_probe(void *data, const char *udid)
@@ -246,9 +251,10 @@ static void handle_command(struct daemon *d, const struct mqtt_message *msg)
 		d->refusals_unsent++; /* the phones' states and events keep the room */
 		return;
 	}
-	if (cmd_decision_result(d->cmd, &dec, &res) == 0)
+	if (cmd_decision_result(d->cmd, &dec, &res) == 0) {
 		publish_result(d->pub, &res);
-	else if (dec.reason != COMMAND_REJECT_NONE)
+		metrics_command(d->metrics, res.status);
+	} else if (dec.reason != COMMAND_REJECT_NONE)
 		log_notice("command without a usable cmd_id refused: %s",
 		           command_reject_str(dec.reason));
 	if (dec.reason == COMMAND_REJECT_NONE && dec.parsed)
@@ -496,6 +502,48 @@ static void on_retry_timer(struct loop *loop, uint64_t id, void *data)
 	d->retry_timer = loop_add_timer(loop, DAEMON_RETRY_MS, on_retry_timer, d);
 }
 
+/* ---- metrics ---- */
+
+static void write_metrics(struct daemon *d)
+{
+	struct metrics_gauges g = { 0 };
+	struct outbox_stats os;
+	struct mqtt_stats ms;
+
+	if (!d->metrics)
+		return;
+	registry_count(d->reg, &g.phones_known, &g.phones_attached);
+	if (d->outbox) {
+		outbox_get_stats(d->outbox, &os);
+		g.outbox_records = os.depth;
+		g.outbox_bytes = os.bytes;
+		g.outbox_dropped = os.dropped;
+		g.outbox_write_failures = os.write_failures;
+	}
+	if (d->mqtt) {
+		mqtt_get_stats(d->mqtt, &ms);
+		g.broker_connected = mqtt_is_connected(d->mqtt);
+		g.messages_acked = ms.acked;
+	}
+	if (d->cmd) {
+		struct cmd_stats cs;
+
+		cmd_get_stats(d->cmd, &cs);
+		g.commands_shed = cs.shed + cs.quiet + d->refusals_unsent;
+	}
+	(void)metrics_write(d->metrics, &g); /* counted and logged there */
+}
+
+static void on_metrics_timer(struct loop *loop, uint64_t id, void *data)
+{
+	struct daemon *d = data;
+
+	(void)id;
+	write_metrics(d);
+	d->metrics_timer = loop_add_timer(loop, (uint64_t)d->cfg->metrics_interval_s * 1000,
+	                                  on_metrics_timer, d);
+}
+
 static void on_usbmuxd(bool up, size_t devices, void *data)
 {
 	struct daemon *d = data;
@@ -663,6 +711,16 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 		goto out;
 	}
 
+	if (cfg->metrics_file[0]) {
+		d.metrics = metrics_new(cfg->metrics_file, d.started_at);
+		if (!d.metrics) {
+			log_error("cannot set up metrics");
+			goto out;
+		}
+		/* the first file at once: a scraper sees the agent up within a second */
+		d.metrics_timer = loop_add_timer(d.loop, 0, on_metrics_timer, &d);
+	}
+
 	r = loop_run(d.loop);
 	if (r < 0)
 		log_error_errno(r, "event loop failed");
@@ -690,6 +748,10 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 		free(offline);
 	}
 out:
+	if (d.metrics_timer)
+		loop_cancel_timer(d.loop, d.metrics_timer);
+	write_metrics(&d); /* the last numbers: broker disconnected, outbox as left */
+	d.metrics = metrics_free(d.metrics);
 	devmon_free(d.devmon);
 	actions_free(d.actions);
 	watch_free(d.watch);

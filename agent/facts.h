@@ -100,6 +100,7 @@ struct device_facts {
 	int64_t capture_since_unix;  /* the stream's continuous coverage began (0 = unknown) */
 	int64_t docked_at_unix;      /* this docking began (0 = unknown) */
 	int64_t on_power_since_unix; /* every probe since then saw ExternalConnected (0 = not) */
+	int64_t probe_duration_ms;   /* the helper's run, set by probe.c (metrics) */
 	int n_ring;
 	struct facts_evline ring[FACTS_RING_MAX]; /* oldest first */
 };

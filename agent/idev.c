@@ -464,7 +464,7 @@ static void watch_bytes(struct watch_lines *wl, const char *buf, uint32_t n,
 }
 
 int idev_watch(const char *udid, const struct idev_watch_ops *ops, void *data,
-               const volatile int *stop)
+               const atomic_int *stop)
 {
 	idevice_t dev = NULL;
 	lockdownd_client_t lc = NULL;
@@ -519,6 +519,11 @@ int idev_watch(const char *udid, const struct idev_watch_ops *ops, void *data,
 	    np_observe_notification(np, IDEV_BACKUP_DOMAIN_CHANGED) == NP_E_SUCCESS &&
 	    np_set_notify_callback(np, watch_np_cb, &wnp) == NP_E_SUCCESS)
 		np_on = true;
+	/* the phone granted the service and still nothing observes it (e.g. the notifier thread
+	 * could not start): not the phone's refusal, say so rather than fall back in silence */
+	if (np_svc && !np_on)
+		log_warn("device '%s': cannot observe %s: re-probed on the interval", udid,
+		         IDEV_BACKUP_DOMAIN_CHANGED);
 	if (ops->up)
 		ops->up(np_on, data);
 	while (!*stop) {

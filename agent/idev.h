@@ -24,6 +24,7 @@
 #ifndef CRADLE_IDEV_H
 #define CRADLE_IDEV_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "facts.h"
@@ -157,8 +158,8 @@ int idev_syslog_line_relevant(const char *line);
 #define IDEV_BACKUP_DOMAIN_CHANGED "com.apple.mobile.backup.domain_changed"
 
 struct idev_watch_ops {
-	/* the stream is up; np: domain_changed is observed (false: the phone refused the service)
-	 */
+	/* the stream is up; np: domain_changed is observed (false: the phone refused the service,
+	 * or it granted it and observing failed, which idev_watch() logs as a warning) */
 	void (*up)(bool np, void *data);
 	/* a relevant line (borrowed, control bytes blanked, at most FACTS_LINE_MAX - 1 bytes) */
 	void (*line)(const char *line, void *data);
@@ -169,12 +170,13 @@ struct idev_watch_ops {
 /*
  * Keeps udid's syslog_relay stream (and, when ops->changed is set, a notification_proxy
  * observing IDEV_BACKUP_DOMAIN_CHANGED) open and reports through ops until *stop becomes
- * non-zero (checked every second) or the stream ends. Blocking: run it on a thread of its own.
+ * non-zero (checked every second; atomic: another thread sets it) or the stream ends. Blocking:
+ * run it on a thread of its own.
  * 0 after *stop; -ENODEV (not on usbmuxd), -EPERM (no pair record or the handshake refused:
  * never pairs), -EIO (the relay could not be started), -ECONNRESET (the stream ended: the phone
  * or usbmuxd dropped it), -EINVAL.
  */
 int idev_watch(const char *udid, const struct idev_watch_ops *ops, void *data,
-               const volatile int *stop);
+               const atomic_int *stop);
 
 #endif

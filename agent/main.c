@@ -3,19 +3,22 @@
  * cradle-agent: the command line. One getopt_long pass over every flag, in any order, then the
  * mode they select:
  *
- *   cradle-agent -c FILE [--test-config] [--dump-config] [--agent-id ID] [--broker URL]
+ *   cradle-agent [-c FILE] [--test-config] [--dump-config] [--agent-id ID] [--broker URL]
  *                [--state-dir DIR]                                       daemon (daemon.h)
  *   cradle-agent --once [-c FILE] [--udid U] [--concurrency N] [--timeout 30s] [--syslog 5s]
  *                [--agent ID] [--publish-device-name] [--probe-helper PATH] [--log-level L]
  *                                                                        once (once.h)
  *   cradle-agent send --broker URL --agent ID --udid U COMMAND [...]
  *                                            client/send.c, which parses its own options
+ *   cradle-agent --version | --help
  *
  * `send` is a subcommand: it must be the first argument and gets the rest of argv. Otherwise
  * --once selects the one-shot probe and anything else is the daemon. A flag of the other mode,
  * an unknown flag, a missing or bad value, or a stray argument is a usage error: a message and
  * the usage on stderr, exit status 2. A bad configuration file is exit status 1. With --once the
- * file is read first and the flags override it, wherever -c stands.
+ * file is read first and the flags override it, wherever -c stands. The daemon's file is
+ * AGENT_DEFAULT_CONFIG (the package's conffile) unless -c names another; --once reads none
+ * unless -c names one.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -35,8 +38,11 @@
 #include "selfpath.h"
 #include "send.h"
 #include "topics.h"
+#include "version.h"
 
 #define MAIN_PATH_MAX 512
+/* the installed layout's configuration file (packaging/debian, docs/packaging.md) */
+#define AGENT_DEFAULT_CONFIG "/etc/cradle/cradle-agent.conf"
 
 /* The flags of both modes, as parsed; NULL / false = not given. */
 struct main_args {
@@ -69,13 +75,14 @@ static int parse_flag_ms(const char *s, uint64_t min_ms, uint64_t max_ms, uint64
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: cradle-agent -c FILE [--test-config] [--dump-config] [--agent-id ID]\n"
+	        "usage: cradle-agent [-c FILE] [--test-config] [--dump-config] [--agent-id ID]\n"
 	        "                    [--broker URL] [--state-dir DIR]\n"
 	        "       cradle-agent --once [-c FILE] [--udid U] [--concurrency N] [--timeout 30s]\n"
 	        "                    [--syslog 5s] [--agent ID] [--publish-device-name]\n"
 	        "                    [--probe-helper PATH] [--log-level L]\n"
-	        "       cradle-agent send --broker URL --agent ID --udid UDID COMMAND\n"
-	        "                    [--param K=V] [--ttl S] [--timeout S] [--cmd-id UUID] [--json]\n");
+	        "       cradle-agent send --broker URL --agent ID --udid UDID [options] COMMAND\n"
+	        "                    (the options of cradle-send: cradle-agent send --help)\n"
+	        "       cradle-agent --version | -h | --help\n");
 }
 
 static int usage_error(void)
@@ -84,7 +91,10 @@ static int usage_error(void)
 	return 2;
 }
 
-/* Parses argv into a. 0, 1 when --help was given (usage printed), or -EINVAL (reported). */
+/*
+ * Parses argv into a. 0, 1 when --help or --version was given (and answered), or -EINVAL
+ * (reported).
+ */
 static int parse_args(int argc, char **argv, struct main_args *a)
 {
 	enum {
@@ -102,10 +112,12 @@ static int parse_args(int argc, char **argv, struct main_args *a)
 		OPT_PUBLISH_DEVICE_NAME,
 		OPT_PROBE_HELPER,
 		OPT_LOG_LEVEL,
+		OPT_VERSION,
 	};
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "once", no_argument, NULL, OPT_ONCE },
 		{ "test-config", no_argument, NULL, OPT_TEST_CONFIG },
 		{ "dump-config", no_argument, NULL, OPT_DUMP_CONFIG },
@@ -135,7 +147,7 @@ static int parse_args(int argc, char **argv, struct main_args *a)
 
 		if (c >= OPT_TEST_CONFIG && c <= OPT_STATE_DIR && !a->daemon_flag)
 			a->daemon_flag = opts[idx].name;
-		else if (c >= OPT_UDID && !a->once_flag)
+		else if (c >= OPT_UDID && c <= OPT_LOG_LEVEL && !a->once_flag)
 			a->once_flag = opts[idx].name;
 		switch (c) {
 		case 'c':
@@ -143,6 +155,9 @@ static int parse_args(int argc, char **argv, struct main_args *a)
 			break;
 		case 'h':
 			usage(stdout);
+			return 1;
+		case OPT_VERSION:
+			puts("cradle-agent " CRADLE_VERSION);
 			return 1;
 		case OPT_ONCE:
 			a->once = true;
@@ -359,9 +374,7 @@ int main(int argc, char **argv)
 		log_error("--%s is an option of --once only", a.once_flag);
 		return usage_error();
 	}
-	if (!a.file) {
-		log_error("no configuration file: use -c FILE (or --once)");
-		return usage_error();
-	}
+	if (!a.file)
+		a.file = AGENT_DEFAULT_CONFIG;
 	return run_daemon(&a);
 }

@@ -28,6 +28,7 @@ struct probe_job {
 	char *out; /* first stdout line, NULL until it arrives */
 	size_t out_len;
 	bool overlong;
+	uint64_t started_ms; /* monotonic: the probe's duration (metrics) */
 };
 
 struct probe_sched {
@@ -203,6 +204,7 @@ static void job_exit(struct child *c, int status, bool timed_out, void *data)
 		f = malloc(sizeof(*f));
 		if (f) {
 			job_result(j, status, timed_out, f);
+			f->probe_duration_ms = (int64_t)(loop_now_ms() - j->started_ms);
 			if (f->probe == FACTS_PROBE_TIMEOUT)
 				log_warn("device '%s': probe timed out, helper killed", j->udid);
 			s->done(f, s->data);
@@ -235,6 +237,7 @@ static int job_start(struct probe_sched *s, const char *udid)
 	if (!j)
 		return -ENOMEM;
 	j->s = s;
+	j->started_ms = loop_now_ms();
 	snprintf(j->udid, sizeof(j->udid), "%s", udid);
 	/* the helper's own alarm is a backstop for an agent that died: a bit after ours */
 	snprintf(self_timeout, sizeof(self_timeout), "%llu",

@@ -22,6 +22,7 @@
 #include "idev.h"
 #include "log.h"
 #include "loop.h"
+#include "version.h"
 
 static char arg_udid[FACTS_UDID_MAX];
 
@@ -61,7 +62,8 @@ static int prepare_timeout_line(void)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: cradle-agent-probe --udid UDID [--syslog-ms N] [--timeout SECONDS]\n");
+	fprintf(f, "usage: cradle-agent-probe --udid UDID [--syslog-ms N] [--timeout SECONDS]\n"
+	           "       cradle-agent-probe --version | -h | --help\n");
 }
 
 static int parse_int(const char *s, long lo, long hi, long *ret)
@@ -84,6 +86,7 @@ int main(int argc, char **argv)
 		{ "syslog-ms", required_argument, NULL, 's' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
 	struct idev_probe_opts po = { 0 };
@@ -117,6 +120,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			puts("cradle-agent-probe " CRADLE_VERSION);
 			return 0;
 		default:
 			usage(stderr);

@@ -22,10 +22,8 @@
 #include "outbox.h"
 #include "state.h"
 #include "topics.h"
+#include "version.h"
 
-#ifndef CRADLE_VERSION
-# define CRADLE_VERSION "0"
-#endif
 #ifndef CRADLE_LIMD_VERSION
 # define CRADLE_LIMD_VERSION "unknown"
 #endif

@@ -116,6 +116,18 @@ bool registry_attached(const char *udid, void *data)
 	return dev && dev->pub.attached;
 }
 
+void registry_count(const struct registry *reg, unsigned *ret_known, unsigned *ret_attached)
+{
+	unsigned known = 0, attached = 0;
+
+	for (const struct device *dev = reg ? reg->devices : NULL; dev; dev = dev->next) {
+		known++;
+		attached += dev->pub.attached;
+	}
+	*ret_known = known;
+	*ret_attached = attached;
+}
+
 /* ---- probe state machine ---- */
 
 static void probe_device(struct registry *reg, struct device *dev)

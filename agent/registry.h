@@ -62,6 +62,9 @@ struct registry_device *registry_find(struct registry *reg, const char *udid);
 /* Whether udid is known and attached (cmd's device_known). data is the registry. */
 bool registry_attached(const char *udid, void *data);
 
+/* How many devices are known, and how many of them are attached now (metrics). */
+void registry_count(const struct registry *reg, unsigned *ret_known, unsigned *ret_attached);
+
 /* Probe udid now (or right after the one running). -ENOENT when the device is not known. */
 int registry_probe(struct registry *reg, const char *udid);
 

@@ -26,6 +26,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,7 @@
 #include "idev.h"
 #include "log.h"
 #include "loop.h"
+#include "version.h"
 
 #define WATCH_STACK       (256 * 1024)
 #define WATCH_BACKOFF_MAX 30000
@@ -47,9 +49,9 @@
 struct phone {
 	char udid[FACTS_UDID_MAX];
 	pthread_t thread;
-	volatile int stop;
-	bool listed; /* seen in the last listing */
-	bool up;     /* "up" was printed and "down" not yet */
+	atomic_int stop; /* set by the main thread, read by the phone's (volatile would race) */
+	bool listed;     /* seen in the last listing */
+	bool up;         /* "up" was printed and "down" not yet */
 	struct phone *next;
 };
 
@@ -162,7 +164,6 @@ static struct phone *phone_find(const char *udid)
 static void phone_start(const char *udid)
 {
 	struct phone *p = calloc(1, sizeof(*p));
-	pthread_attr_t attr;
 	int r;
 
 	if (!p) {
@@ -171,10 +172,8 @@ static void phone_start(const char *udid)
 	}
 	snprintf(p->udid, sizeof(p->udid), "%s", udid);
 	p->listed = true;
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, WATCH_STACK);
-	r = pthread_create(&p->thread, &attr, phone_thread, p);
-	pthread_attr_destroy(&attr);
+	/* the default attributes: the stack default_stack() proved */
+	r = pthread_create(&p->thread, NULL, phone_thread, p);
 	if (r != 0) {
 		log_error("device '%s': cannot start a thread (%s), not watched", udid,
 		          strerror(r));
@@ -219,16 +218,66 @@ static void rescan(void)
 	}
 }
 
+static void *stack_trial(void *arg)
+{
+	return arg;
+}
+
+/*
+ * Makes the default stack of threads created without attributes (ours and libimobiledevice's
+ * notifier, one each per phone) the smallest size from want up that a thread can be created
+ * with. glibc carves a thread's static TLS out of its stack and refuses (EINVAL) a stack the
+ * TLS does not fit: a plain build's TLS is a few KiB, but ThreadSanitizer's is ~800 KiB (and a
+ * preloaded library can add its own), where a fixed 256 KiB default made every notifier thread
+ * fail to start, so np_set_notify_callback() failed for every phone and domain_changed was
+ * silently lost. A trial thread proves the size; failing that, the default stays as it was.
+ */
+static void default_stack(size_t want)
+{
+	pthread_attr_t orig, a;
+	pthread_t t;
+	size_t size, orig_size = 0;
+	int r;
+
+	if (pthread_getattr_default_np(&orig) != 0)
+		return;
+	(void)pthread_attr_getstacksize(&orig, &orig_size);
+	for (size = want; size < orig_size; size *= 2) {
+		if (pthread_attr_init(&a) != 0)
+			break;
+		r = pthread_attr_setstacksize(&a, size);
+		if (r == 0)
+			r = pthread_setattr_default_np(&a);
+		pthread_attr_destroy(&a);
+		if (r != 0)
+			break;
+		r = pthread_create(&t, NULL, stack_trial, NULL);
+		if (r == 0)
+			pthread_join(t, NULL);
+		/* only EINVAL is the size's fault (EAGAIN is a limit a bigger stack cannot help) */
+		if (r != EINVAL) {
+			if (size != want)
+				log_info("thread stacks: %zu KiB (%zu KiB is too small for this "
+				         "process's thread-local storage)",
+				         size / 1024, want / 1024);
+			goto out;
+		}
+	}
+	(void)pthread_setattr_default_np(&orig);
+out:
+	pthread_attr_destroy(&orig);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "rescan-ms", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
 	struct timespec ts;
 	struct rlimit rl;
-	pthread_attr_t dattr;
 	sigset_t mask;
 	long rescan_ms = 5000;
 	char *end;
@@ -247,7 +296,11 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'h':
-			printf("usage: cradle-agent-watch [--rescan-ms N]\n");
+			printf("usage: cradle-agent-watch [--rescan-ms N]\n"
+			       "       cradle-agent-watch --version | -h | --help\n");
+			return 0;
+		case 'V':
+			puts("cradle-agent-watch " CRADLE_VERSION);
 			return 0;
 		default:
 			fprintf(stderr, "usage: cradle-agent-watch [--rescan-ms N]\n");
@@ -263,11 +316,7 @@ int main(int argc, char **argv)
 	 * gets a small stack. Capping glibc's malloc arenas (M_ARENA_MAX 2) was tried and doubled
 	 * the RSS at 500 phones (bench/agent/README.md): the default stays.
 	 */
-	if (pthread_attr_init(&dattr) == 0) {
-		pthread_attr_setstacksize(&dattr, WATCH_STACK);
-		pthread_setattr_default_np(&dattr);
-		pthread_attr_destroy(&dattr);
-	}
+	default_stack(WATCH_STACK);
 	/* two sockets per phone (relay, notifications): 500 phones pass the usual soft 1024 */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;

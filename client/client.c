@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "parse.h"
 #include "topics.h"
 
 #define CLIENT_SUBS_MAX 256 /* agents one client talks to */
@@ -602,10 +603,23 @@ int client_new(struct loop *loop, const struct client_options *o, const struct c
 	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
 	struct client *c = NULL;
 	char client_id[64], id[COMMAND_ID_MAX];
-	int rc, r = -EINVAL;
+	int rc, tls, r = -EINVAL;
 
 	if (!loop || !o || !o->url || !ret)
 		goto out;
+	tls = parse_broker_url_tls(o->url);
+	if (tls < 0) {
+		log_error("client: bad broker '%s': want tcp://, ssl://, mqtts://, ... host:port",
+		          o->url);
+		goto out;
+	}
+	/* Paho ignores TLS options on a plaintext URL: no silent fallback to plaintext */
+	if (!tls && (o->cafile || o->certfile)) {
+		log_error("client: a CA or client certificate with the plaintext broker '%s': use "
+		          "ssl:// (or mqtts://) for TLS",
+		          o->url);
+		goto out;
+	}
 	r = -ENOMEM;
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -653,8 +667,7 @@ int client_new(struct loop *loop, const struct client_options *o, const struct c
 	conn.context = c;
 	conn.username = o->username;
 	conn.password = o->password;
-	if (o->cafile || o->certfile || strncmp(o->url, "ssl://", 6) == 0 ||
-	    strncmp(o->url, "mqtts://", 8) == 0) {
+	if (tls) {
 		ssl.trustStore = o->cafile;
 		ssl.keyStore = o->certfile;
 		ssl.privateKey = o->keyfile;

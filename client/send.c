@@ -25,6 +25,7 @@
 #include "parse.h"
 #include "timefmt.h"
 #include "topics.h"
+#include "version.h"
 
 #define SEND_EXIT_OK     0
 #define SEND_EXIT_FAILED 1
@@ -41,31 +42,41 @@ struct send_ctx {
 	struct command cmd;
 };
 
-static void usage(FILE *f)
+/* "cradle-agent send" or "cradle-send": argv[0] is "send" for the agent's subcommand */
+static const char *program(char **argv)
 {
-	fputs("usage: cradle-agent send --broker URL --agent ID --udid UDID [options] COMMAND\n"
-	      "       cradle-agent send --print-public-key --sign-key FILE\n"
-	      "\n"
-	      "Sends COMMAND (device.refresh, backup.icloud.enable, backup.local.start,\n"
-	      "device.restart) to an agent and prints its results until a final state.\n"
-	      "\n"
-	      "  --broker URL      tcp://host:1883 or ssl://host:8883\n"
-	      "  --agent ID        the agent id\n"
-	      "  --udid UDID       the target device\n"
-	      "  --param K=V       a command parameter (true/false, integer, else string); repeatable\n"
-	      "  --ttl DURATION    command lifetime: MQTT message expiry and expires_at (300;\n"
-	      "                    a bare number is seconds, or e.g. 30s, 5m, 1h30m)\n"
-	      "  --timeout DURATION  give up waiting for a final state (60)\n"
-	      "  --cmd-id UUID     use this cmd_id (to repeat a command) instead of a new one\n"
-	      "  --json            print each result message as received, one JSON per line\n"
-	      "  --sign-key FILE   sign the command with this Ed25519 private key (PEM)\n"
-	      "  --print-public-key  print the base64 public key of --sign-key (for command_keys)\n"
-	      "  --username NAME   MQTT user name; password from $CRADLE_MQTT_PASSWORD\n"
-	      "  --cafile FILE  --cert FILE  --key FILE   TLS (ssl:// or mqtts://)\n"
-	      "  --verbose         log connection steps on stderr\n"
-	      "\n"
-	      "Exit status: 0 succeeded, 1 failed or rejected, 2 timeout, usage or broker error.\n",
-	      f);
+	return strcmp(argv[0], "send") == 0 ? "cradle-agent send" : "cradle-send";
+}
+
+static void usage(FILE *f, const char *prog)
+{
+	fprintf(f,
+	        "usage: %s --broker URL --agent ID --udid UDID [options] COMMAND\n"
+	        "       %s --print-public-key --sign-key FILE\n"
+	        "       %s --version | -h | --help\n"
+	        "\n"
+	        "Sends COMMAND (device.refresh, backup.icloud.enable, backup.local.start,\n"
+	        "device.restart) to an agent and prints its results until a final state.\n"
+	        "\n"
+	        "  --broker URL      tcp://host:1883 or ssl://host:8883\n"
+	        "  --agent ID        the agent id\n"
+	        "  --udid UDID       the target device\n"
+	        "  --param K=V       a command parameter (true/false, integer, else string); repeatable\n"
+	        "  --ttl DURATION    command lifetime: MQTT message expiry and expires_at (300;\n"
+	        "                    a bare number is seconds, or e.g. 30s, 5m, 1h30m)\n"
+	        "  --timeout DURATION  give up waiting for a final state (60)\n"
+	        "  --cmd-id UUID     use this cmd_id (to repeat a command) instead of a new one\n"
+	        "  --json            print each result message as received, one JSON per line\n"
+	        "  --sign-key FILE   sign the command with this Ed25519 private key (PEM)\n"
+	        "  --print-public-key  print the base64 public key of --sign-key (for command_keys)\n"
+	        "  --username NAME   MQTT user name; password from $CRADLE_MQTT_PASSWORD\n"
+	        "  --cafile FILE  --cert FILE  --key FILE   TLS (ssl:// or mqtts://)\n"
+	        "  --verbose         log connection steps on stderr\n"
+	        "  --version         print the version and exit\n"
+	        "  -h, --help        print this help and exit\n"
+	        "\n"
+	        "Exit status: 0 succeeded, 1 failed or rejected, 2 timeout, usage or broker error.\n",
+	        prog, prog, prog);
 }
 
 /* ---- loop thread ---- */
@@ -232,6 +243,7 @@ static int parse_args(int argc, char **argv, struct send_ctx *ctx, struct send_o
 		{ "print-public-key", no_argument, NULL, 'P' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct command *cmd = &ctx->cmd;
@@ -296,10 +308,16 @@ static int parse_args(int argc, char **argv, struct send_ctx *ctx, struct send_o
 			o->verbose = true;
 			break;
 		case 'h':
-			usage(stdout);
+			usage(stdout, program(argv));
+			return 1;
+		case 'V':
+			/* the program, without the subcommand */
+			printf("%s %s\n",
+			       strcmp(argv[0], "send") == 0 ? "cradle-agent" : "cradle-send",
+			       CRADLE_VERSION);
 			return 1;
 		default:
-			usage(stderr);
+			usage(stderr, program(argv));
 			return -EINVAL;
 		}
 	}
@@ -312,7 +330,7 @@ static int parse_args(int argc, char **argv, struct send_ctx *ctx, struct send_o
 		return 0;
 	}
 	if (optind != argc - 1 || !o->broker || !cmd->agent[0] || !cmd->udid[0]) {
-		usage(stderr);
+		usage(stderr, program(argv));
 		return -EINVAL;
 	}
 	if (strlen(argv[optind]) >= sizeof(cmd->name))

@@ -182,3 +182,28 @@ int parse_bool(const char *s, bool *ret)
 	}
 	return -EINVAL;
 }
+
+/* Paho's schemes (MQTTAsync_createWithOptions() accepts these and no others). */
+static const struct {
+	const char *prefix;
+	bool tls;
+} broker_schemes[] = {
+	{ "tcp://", false }, { "mqtt://", false }, { "ws://", false },
+	{ "ssl://", true },  { "mqtts://", true }, { "wss://", true },
+};
+
+int parse_broker_url_tls(const char *url)
+{
+	if (!url)
+		return -EINVAL;
+	for (size_t i = 0; i < ARRAY_SIZE(broker_schemes); i++) {
+		size_t n = strlen(broker_schemes[i].prefix);
+
+		if (strncmp(url, broker_schemes[i].prefix, n) != 0)
+			continue;
+		if (url[n] == '\0' || url[n] == ':' || url[n] == '/')
+			return -EINVAL;
+		return broker_schemes[i].tls ? 1 : 0;
+	}
+	return -EINVAL;
+}

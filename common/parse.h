@@ -8,7 +8,8 @@
  *    1500ms, 1s500ms. parse_duration() wants whole seconds ("1500ms" is an error there);
  *  - sizes: a bare number is bytes; one binary suffix K, M, G or T (1K = 1024): 512, 64K, 1G;
  *  - booleans: true/false, yes/no, on/off, 1/0 (lower case);
- *  - unsigned integers: decimal digits only.
+ *  - unsigned integers: decimal digits only;
+ *  - broker URLs: Paho's schemes followed by a host; the scheme alone says whether it is TLS.
  *
  * The whole string must be the value: no sign, no blanks, no trailing junk. Every function
  * returns 0, -EINVAL (not the syntax) or -ERANGE (too large), and writes *ret only on success.
@@ -30,5 +31,12 @@ int parse_duration(const char *s, uint64_t *ret_s);
 int parse_duration_ms(const char *s, uint64_t *ret_ms);
 int parse_size(const char *s, uint64_t *ret_bytes);
 int parse_bool(const char *s, bool *ret);
+/*
+ * Whether a broker URL means TLS: 1 for ssl://, mqtts://, wss://; 0 for tcp://, mqtt://,
+ * ws://; -EINVAL for no known scheme or no host after it. Paho connects in plaintext for a
+ * plaintext scheme even when TLS options are given, so every program that takes a CA or client
+ * certificate checks the URL with this and refuses the pair (no silent plaintext fallback).
+ */
+int parse_broker_url_tls(const char *url);
 
 #endif

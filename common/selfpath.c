@@ -8,6 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifndef CRADLE_LIBEXECDIR
+# error "CRADLE_LIBEXECDIR must be defined (common/CMakeLists.txt)"
+#endif
+
 int selfpath_sibling(char *buf, size_t size, const char *name)
 {
 	char self[PATH_MAX];
@@ -22,8 +26,12 @@ int selfpath_sibling(char *buf, size_t size, const char *name)
 	if (slash) {
 		*slash = '\0';
 		w = snprintf(buf, size, "%s/%s", self, name);
-	} else {
-		w = snprintf(buf, size, "%s", name);
+		if (w < 0 || (size_t)w >= size)
+			return -ENAMETOOLONG;
+		if (access(buf, F_OK) == 0)
+			return 0;
 	}
+	/* installed: the helpers are not next to /usr/sbin/cradle-agent */
+	w = snprintf(buf, size, "%s/%s", CRADLE_LIBEXECDIR, name);
 	return (w < 0 || (size_t)w >= size) ? -ENAMETOOLONG : 0;
 }

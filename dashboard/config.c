@@ -166,6 +166,7 @@ static const struct conftab_key config_keys[] = {
 	{ "http_max_connections", CONFTAB_UINT, OFF(http_max_connections), 0, 1, 65536, 0, "256" },
 	{ "session_ttl", CONFTAB_DURATION, OFF(session_ttl_s), 0, 60, 90 * DAY, 0, "12h" },
 	{ "login_rate", CONFTAB_RATE, OFF(login_rate), 0, 1, 100000, 0, "5/1m" },
+	{ "metrics_listen", CONFTAB_STRING, STR(metrics_listen), NOLIMIT, 0, "\"\"" },
 	{ "db", CONFTAB_STRING, STR(db), NOLIMIT, 0, "/var/lib/cradle-dashboard/cradle.db" },
 	{ "history_days", CONFTAB_UINT, OFF(history_days), 0, 1, 36500, 0, "90" },
 	{ "stale_after", CONFTAB_DURATION, OFF(stale_after_s), 0, 60, 365 * DAY, 0, "72h" },
@@ -264,12 +265,31 @@ static bool listen_valid(const char *s)
 
 int dash_config_check(const struct dash_config *cfg, char *err, size_t errsz)
 {
+	int tls = parse_broker_url_tls(cfg->broker_url);
+
 	if (cfg->broker_url[0] == '\0')
 		return check_error(err, errsz, "broker_url is empty");
+	if (tls < 0)
+		return check_error(
+		        err, errsz,
+		        "broker_url '%s': want tcp://, mqtt://, ssl://, mqtts://, ws:// or "
+		        "wss:// followed by host:port",
+		        cfg->broker_url);
+	/* Paho would connect in plaintext and send the password in clear */
+	if (!tls && (cfg->mqtt_cafile[0] || cfg->mqtt_certfile[0]))
+		return check_error(err, errsz,
+		                   "mqtt_cafile/mqtt_certfile set but broker_url is plaintext: use "
+		                   "ssl:// (or mqtts://) for TLS");
 	if (!listen_valid(cfg->http_listen))
 		return check_error(err, errsz,
 		                   "http_listen '%s' is not ADDR:PORT (e.g. 127.0.0.1:8080)",
 		                   cfg->http_listen);
+	if (cfg->metrics_listen[0] && !listen_valid(cfg->metrics_listen))
+		return check_error(err, errsz,
+		                   "metrics_listen '%s' is not ADDR:PORT (e.g. 127.0.0.1:9108)",
+		                   cfg->metrics_listen);
+	if (cfg->metrics_listen[0] && strcmp(cfg->metrics_listen, cfg->http_listen) == 0)
+		return check_error(err, errsz, "metrics_listen must differ from http_listen");
 	if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0'))
 		return check_error(err, errsz, "tls_cert and tls_key must be set together");
 	if ((cfg->mqtt_certfile[0] == '\0') != (cfg->mqtt_keyfile[0] == '\0'))

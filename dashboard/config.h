@@ -74,6 +74,7 @@ struct dash_config {
 	unsigned http_max_connections;
 	int64_t session_ttl_s;          /* UI login session lifetime */
 	struct conftab_rate login_rate; /* failed logins per client address */
+	char metrics_listen[128];       /* "" = off; ADDR:PORT of /metrics (metrics.h) */
 
 	/* store */
 	char db[PATH_MAX];     /* SQLite file */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * daemon: wires the modules together on one loop (daemon.h). Start order: store (writer),
- * hub, ingest, command sender, HTTP; stop order: ingest (its last batch committed), HTTP, the
- * command sender, the hub, the store.
+ * hub, ingest, command sender, HTTP, metrics; stop order: ingest (its last batch committed),
+ * HTTP, metrics, the command sender, the hub, the store.
  */
 #include "daemon.h"
 
@@ -22,9 +22,11 @@
 #include "jobs.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "notify.h"
 #include "sdnotify.h"
 #include "store.h"
+#include "version.h"
 
 #define DAEMON_HUB_RING          8192 /* notices kept for SSE readers */
 #define DAEMON_ALERT_COALESCE_MS 5000 /* alert pass after ingest news, at most this often */
@@ -38,6 +40,7 @@ struct daemon {
 	struct cmdsend *cmdsend;
 	struct jobs *jobs;
 	struct http *http;
+	struct metrics *metrics;
 	struct http_services svc;
 	uint64_t retention_timer, sample_timer;
 	struct alerts *alerts;
@@ -163,6 +166,9 @@ static int start(struct daemon *d)
 	else if (r < 0)
 		return r; /* logged; e.g. the port is taken: a service that cannot serve must say so
 		           */
+	r = metrics_start(d->cfg, &d->metrics);
+	if (r < 0)
+		return r; /* logged: a scraper would see the target down, the admin must know */
 	r = notify_start(d->cfg, &d->notify); /* before alerts: they queue for its receivers */
 	if (r < 0)
 		return r;
@@ -199,6 +205,7 @@ static void stop(struct daemon *d)
 	if (d->hub)
 		hub_shutdown(d->hub); /* ends the SSE streams */
 	d->http = http_stop(d->http);
+	d->metrics = metrics_stop(d->metrics);
 	d->jobs = jobs_free(d->jobs);
 	d->cmdsend = cmdsend_free(d->cmdsend);
 	d->ingest = ingest_free(d->ingest);

@@ -46,6 +46,7 @@
 #include "hub.h"
 #include "log.h"
 #include "macro.h"
+#include "metrics.h"
 #include "store.h"
 #include "timefmt.h"
 #include "ui.h"
@@ -120,6 +121,28 @@ static int64_t now_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * When the request this thread is handling arrived (monotonic us): one thread per connection,
+ * and a connection's requests come one after the other, so a thread-local is the request's.
+ */
+static _Thread_local int64_t request_t0_us;
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Every response goes out here: counted by code, timed from the request's arrival. */
+static enum MHD_Result queue(struct MHD_Connection *connection, unsigned status,
+                             struct MHD_Response *r)
+{
+	metrics_http(status, (double)(mono_us() - request_t0_us) / 1e6);
+	return MHD_queue_response(connection, status, r);
 }
 
 static int64_t mono_ms(void)
@@ -254,7 +277,7 @@ static enum MHD_Result send_response(struct MHD_Connection *connection, struct h
 	if (res->status == 401)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 		                        "Bearer realm=\"cradle\"");
-	ret = MHD_queue_response(connection, (unsigned)res->status, r);
+	ret = queue(connection, (unsigned)res->status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -493,7 +516,7 @@ static enum MHD_Result serve_asset(struct MHD_Connection *connection, const char
 	add_common_headers(r, false);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, a->content_type);
 	MHD_add_response_header(r, "Cache-Control", "no-cache");
-	ret = MHD_queue_response(connection, MHD_HTTP_OK, r);
+	ret = queue(connection, MHD_HTTP_OK, r);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -737,7 +760,7 @@ static enum MHD_Result stream_start(struct conn *c, struct MHD_Connection *conne
 	add_common_headers(r, true);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
 	MHD_add_response_header(r, "X-Accel-Buffering", "no");
-	ret = MHD_queue_response(connection, MHD_HTTP_OK, r);
+	ret = queue(connection, MHD_HTTP_OK, r);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -945,6 +968,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 
 	(void)version;
 	if (!c) {
+		request_t0_us = mono_us();
 		c = calloc(1, sizeof(*c));
 		if (!c)
 			return MHD_NO;
@@ -1068,8 +1092,7 @@ out:
 	return r;
 }
 
-/* cfg->http_listen (ADDR:PORT, [IPv6]:PORT, or NAME:PORT) as a socket address. */
-static int listen_addr(const char *listen, struct sockaddr_storage *ss)
+int http_listen_addr(const char *listen, struct sockaddr_storage *ss)
 {
 	struct addrinfo hints = { 0 }, *ai = NULL;
 	char host[128];
@@ -1114,7 +1137,7 @@ int http_start(const struct http_services *svc, struct http **ret)
 		return log_error_errno(-ENOMEM, "http");
 	h->svc = svc;
 	pthread_mutex_init(&h->pool_lock, NULL);
-	r = listen_addr(cfg->http_listen, &ss);
+	r = http_listen_addr(cfg->http_listen, &ss);
 	if (r < 0) {
 		log_error("http: cannot listen on '%s': not ADDR:PORT, or the address is unknown",
 		          cfg->http_listen);

@@ -90,6 +90,11 @@ void http_json(struct http_response *res, int status, struct cJSON *root);
 void http_error(struct http_response *res, int status, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 
+/* listen (ADDR:PORT, [IPv6]:PORT or NAME:PORT) as a socket address (ss: a struct
+ * sockaddr_storage). 0, -EINVAL (not that form) or -EADDRNOTAVAIL (unknown name). */
+struct sockaddr_storage;
+int http_listen_addr(const char *listen, struct sockaddr_storage *ss);
+
 /* Starts serving on cfg->http_listen. 0, or -errno (logged). svc borrowed: must outlive it. */
 int http_start(const struct http_services *svc, struct http **ret);
 /* Stops accepting, ends streams, waits for running handlers. NULL-safe; returns NULL. */

@@ -31,8 +31,10 @@
 #include "config.h"
 #include "hub.h"
 #include "log.h"
+#include "metrics.h"
 #include "loop.h"
 #include "macro.h"
+#include "parse.h"
 #include "proto.h"
 #include "ratelimit.h"
 #include "store.h"
@@ -200,6 +202,7 @@ struct ingest {
 	/* the open batch */
 	bool in_tx;
 	unsigned batch_n;
+	int64_t batch_rx_ms; /* arrival of the batch's first message (metrics: ingest lag) */
 	uint64_t batch_timer;
 	struct strmap *dirty_dev, *dirty_agent, *dirty_cmd;
 	int64_t d_messages, d_malformed, d_dups, d_lost; /* counters table deltas */
@@ -1143,6 +1146,12 @@ int ingest_flush(struct ingest *in)
 	}
 	in->in_tx = false;
 	in->d_messages = in->d_malformed = in->d_dups = in->d_lost = 0;
+	{
+		struct ingest_stats st;
+
+		ingest_get_stats(in, &st);
+		metrics_ingest(&st, (double)(wall_now_ms() - in->batch_rx_ms) / 1000.0);
+	}
 	if (r == 0 && in->hub) {
 		struct announce an = { in->hub, HUB_DEVICE };
 
@@ -1179,7 +1188,8 @@ int ingest_message(struct ingest *in, const char *topic, const char *payload, si
 		return r;
 	in->stats.messages++;
 	in->d_messages++;
-	in->batch_n++;
+	if (in->batch_n++ == 0)
+		in->batch_rx_ms = now_ms;
 	if (topics_parse(topic, &kind, agent, udid) < 0) {
 		malformed(in, topic, "not a cradle/v1 agent topic");
 		goto out;
@@ -1479,6 +1489,7 @@ static void deliver(struct loop *loop, void *msg, void *ctx)
 	case EV_CONNECTED:
 		in->connected = true;
 		in->retry_s = 1;
+		metrics_ingest_connected(true);
 		log_info("ingest: connected to %s", in->cfg->broker_url);
 		(void)subscribe(in);
 		break;
@@ -1492,6 +1503,7 @@ static void deliver(struct loop *loop, void *msg, void *ctx)
 		break;
 	case EV_LOST:
 		in->connected = false;
+		metrics_ingest_connected(false);
 		/* Paho reconnects by itself (automaticReconnect) */
 		if (!in->stopped)
 			log_warn("ingest: connection to %s lost%s%s; reconnecting",
@@ -1553,9 +1565,8 @@ static int connect_now(struct ingest *in)
 	c.password = cfg->mqtt_password[0] ? cfg->mqtt_password : NULL;
 	c.onFailure5 = on_connect_failure;
 	c.context = in;
-	if (cfg->mqtt_cafile[0] || cfg->mqtt_certfile[0] ||
-	    strncmp(cfg->broker_url, "ssl://", 6) == 0 ||
-	    strncmp(cfg->broker_url, "mqtts://", 8) == 0) {
+	/* the scheme decides (dash_config_check() refuses certificates with a plaintext one) */
+	if (parse_broker_url_tls(cfg->broker_url) > 0) {
 		ssl.trustStore = cfg->mqtt_cafile[0] ? cfg->mqtt_cafile : NULL;
 		ssl.keyStore = cfg->mqtt_certfile[0] ? cfg->mqtt_certfile : NULL;
 		ssl.privateKey = cfg->mqtt_keyfile[0] ? cfg->mqtt_keyfile : NULL;

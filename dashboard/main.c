@@ -2,17 +2,19 @@
 /*
  * cradle-dashboard: the command line. One getopt_long pass over every flag, then the mode:
  *
- *   cradle-dashboard -c FILE [--broker URL] [--http ADDR:PORT] [--db PATH]   the service
- *   cradle-dashboard -c FILE [flags] --test-config | --dump-config
+ *   cradle-dashboard [-c FILE] [--broker URL] [--http ADDR:PORT] [--db PATH]  the service
+ *   cradle-dashboard [-c FILE] [flags] --test-config | --dump-config
  *   cradle-dashboard -c FILE user add NAME --role ROLE    (password: first line of stdin)
  *   cradle-dashboard -c FILE user list
  *   cradle-dashboard -c FILE token add NAME --role ROLE   (prints the token once)
  *   cradle-dashboard -c FILE token list
  *   cradle-dashboard -c FILE token revoke NAME
  *   cradle-dashboard -c FILE key public                   (for the agents' command_keys)
+ *   cradle-dashboard --version | --help
  *
- * Flags override the file. A usage error is exit status 2, a bad configuration 1, a failed
- * subcommand 1.
+ * FILE is DASH_DEFAULT_CONFIG (the package's conffile) unless -c names another, for the
+ * subcommands too. Flags override the file. A usage error is exit status 2, a bad configuration 1,
+ * a failed subcommand 1.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,6 +29,10 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "version.h"
+
+/* the installed layout's configuration file (packaging/debian, docs/packaging.md) */
+#define DASH_DEFAULT_CONFIG "/etc/cradle/cradle-dashboard.conf"
 
 struct main_args {
 	const char *file;
@@ -38,14 +44,15 @@ struct main_args {
 
 static void usage(FILE *f)
 {
-	fputs("usage: cradle-dashboard -c FILE [--broker URL] [--http ADDR:PORT] [--db PATH]\n"
+	fputs("usage: cradle-dashboard [-c FILE] [--broker URL] [--http ADDR:PORT] [--db PATH]\n"
 	      "                        [--test-config] [--dump-config]\n"
 	      "       cradle-dashboard -c FILE user add NAME --role viewer|operator|admin\n"
 	      "       cradle-dashboard -c FILE user list\n"
 	      "       cradle-dashboard -c FILE token add NAME --role viewer|operator|admin\n"
 	      "       cradle-dashboard -c FILE token list\n"
 	      "       cradle-dashboard -c FILE token revoke NAME\n"
-	      "       cradle-dashboard -c FILE key public\n",
+	      "       cradle-dashboard -c FILE key public\n"
+	      "       cradle-dashboard --version | -h | --help\n",
 	      f);
 }
 
@@ -129,7 +136,7 @@ static int parse_args(int argc, char **argv, struct main_args *a)
 	a->words = argv + optind;
 	a->n_words = argc - optind;
 	if (!a->file)
-		return usage_error("-c FILE is required");
+		a->file = DASH_DEFAULT_CONFIG;
 	return 0;
 }
 

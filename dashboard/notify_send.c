@@ -23,6 +23,7 @@
 #include "config.h"
 #include "notify.h"
 #include "timefmt.h"
+#include "version.h"
 
 /* A growing heap string. */
 struct buf {

@@ -1418,6 +1418,70 @@ cJSON *query_summary_json(struct store *s, int64_t now)
 	return root;
 }
 
+/* ---- phones by site and status (metrics.c) ---- */
+
+struct site_count {
+	char site[DASH_SITE_MAX];
+	int64_t count[_JUDGE_STATUS_MAX];
+};
+
+struct site_emit {
+	query_site_status_fn fn;
+	void *ctx;
+};
+
+static void site_emit(const char *key, void *value, void *ctx)
+{
+	const struct site_emit *e = ctx;
+	const struct site_count *c = value;
+
+	(void)key;
+	e->fn(e->ctx, c->site, c->count);
+}
+
+/* Counted in a hash map, like summary_devices(): a GROUP BY would sort every phone first. */
+int query_site_status(struct store *s, int64_t now, query_site_status_fn fn, void *ctx)
+{
+	sqlite3_stmt *st = prepare(s, "SELECT d.site, " STATUS_EXPR DEVICE_FROM);
+	struct strmap *map = strmap_new();
+	struct site_emit e = { fn, ctx };
+	int r = -EIO, rc;
+
+	if (!st || !map) {
+		r = map ? -EIO : -ENOMEM;
+		goto out;
+	}
+	bind_int(st, ":now", now);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *site = col_text(st, 0);
+		enum judge_status js = JUDGE_UNKNOWN;
+		struct site_count *c = strmap_get(map, site);
+
+		if (!c) {
+			c = calloc(1, sizeof(*c));
+			if (!c || strmap_put(map, site, c, NULL) < 0) {
+				free(c);
+				r = -ENOMEM;
+				goto out;
+			}
+			snprintf(c->site, sizeof(c->site), "%s", site);
+		}
+		if (judge_status_from_name(col_text(st, 1), &js) < 0)
+			js = JUDGE_UNKNOWN;
+		c->count[js]++;
+	}
+	if (rc != SQLITE_DONE) {
+		step_failed(s);
+		goto out;
+	}
+	strmap_foreach(map, site_emit, &e);
+	r = 0;
+out:
+	strmap_free(map, free);
+	sqlite3_finalize(st);
+	return r;
+}
+
 /* ---- commands ---- */
 
 cJSON *query_command_json(struct store *s, const char *cmd_id)

@@ -117,6 +117,15 @@ struct cJSON *query_agents_json(struct store *s, int64_t now);
 /* The overview's numbers (dashboard/API.md, "summary"). NULL on error. */
 struct cJSON *query_summary_json(struct store *s, int64_t now);
 
+/*
+ * Phones by site ("" = none) and status, the judge's verdict at now, in one pass over the
+ * devices_judge index (metrics.c). fn is called once per site, with a count per status. 0 or
+ * -errno.
+ */
+typedef void (*query_site_status_fn)(void *ctx, const char *site,
+                                     const int64_t count[_JUDGE_STATUS_MAX]);
+int query_site_status(struct store *s, int64_t now, query_site_status_fn fn, void *ctx);
+
 /* The command object (the shape), NULL when unknown or on error. */
 struct cJSON *query_command_json(struct store *s, const char *cmd_id);
 

@@ -27,6 +27,7 @@
 #include "scenario.h"
 #include "sim.h"
 #include "timeline.h"
+#include "version.h"
 
 #define MAIN_LISTEN_MAX MUX_LISTENERS_MAX
 
@@ -35,6 +36,7 @@ static void usage(FILE *f)
 	fputs("usage: cradle-sim --listen ADDR [--listen ADDR...] [--control unix:PATH]\n"
 	      "                  [--scenario FILE] [--generate N [--seed S]] [--plaintext]\n"
 	      "                  [--log-level error|warn|notice|info|debug]\n"
+	      "       cradle-sim --version | -h | --help\n"
 	      "  ADDR: unix:/path or HOST:PORT (PORT 0 picks a free port)\n"
 	      "Prints 'cradle-sim: ready usbmuxd=ADDR[,ADDR] control=PATH' when serving.\n"
 	      "See sim/README.md.\n",
@@ -96,6 +98,7 @@ int main(int argc, char **argv)
 		{ "plaintext", no_argument, NULL, 'p' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *listens[MAIN_LISTEN_MAX], *control_spec = NULL, *scenario_path = NULL;
@@ -153,6 +156,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			puts("cradle-sim " CRADLE_VERSION);
 			return 0;
 		default:
 			usage(stderr);

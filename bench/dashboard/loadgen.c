@@ -43,6 +43,7 @@
 #include "command.h"
 #include "proto.h"
 #include "topics.h"
+#include "version.h"
 
 #define LOADGEN_DAY 86400
 
@@ -595,6 +596,7 @@ static void loadgen_usage(FILE *f)
 	fprintf(f, "usage: cradle-loadgen --broker URL [--phones N] [--agents M] [--sites K]\n"
 	           "                      [--window W] [--repeat R] [--prefix P]\n"
 	           "                      [--answer N [--answer-timeout S]]\n"
+	           "       cradle-loadgen --version | -h | --help\n"
 	           "  --phones N   distinct phones (default 100000)\n"
 	           "  --agents M   agent ids the phones are spread over (default 2000)\n"
 	           "  --sites K    sites the agents are grouped into (default 20)\n"
@@ -619,6 +621,7 @@ int main(int argc, char **argv)
 		{ "answer", required_argument, NULL, 'a' },
 		{ "answer-timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct loadgen g = {
@@ -670,6 +673,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			loadgen_usage(stdout);
+			return 0;
+		case 'V':
+			puts("cradle-loadgen " CRADLE_VERSION);
 			return 0;
 		default:
 			loadgen_usage(stderr);

@@ -7,7 +7,9 @@
   broker within seconds, far inside probe_interval;
 - a phone refusing notification_proxy falls back to the interval, and still streams its lines;
 - an unplugged phone keeps its ring (the unplug message repeats the cause); the next docking
-  starts a new ring, and the stream reconnects by itself after the re-dock."""
+  starts a new ring, and the stream reconnects by itself after the re-dock;
+- the watch helper runs the whole test without a restart and without a warning that it cannot
+  observe domain_changed (a notifier thread that cannot start loses every one, silently)."""
 import time
 
 from common import AGENT, SIM, device, udid, write_scenario
@@ -100,6 +102,13 @@ def main():
                      what="lines after the reconnect")
             if not ag.proc.alive():
                 fail("agent died")
+            # the helper ran the whole test (a restart would hide a crash or a sanitizer's
+            # abort) and observed domain_changed on every phone that grants the service
+            err = ag.proc.stderr_text()
+            for bad in ("cradle-agent-watch ended", "cannot observe", "ThreadSanitizer",
+                        "AddressSanitizer"):
+                if bad in err:
+                    fail("agent stderr has %r:\n%s" % (bad, err[-4000:]))
     print("ok")
 
 

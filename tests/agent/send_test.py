@@ -225,6 +225,10 @@ def main():
             rc, out, err, _ = run_send(args, base + ["--udid", "UDID-OK", "--sign-key",
                                                      args.schema, "device.refresh"])
             expect(rc == 2 and "Ed25519" in err, "--sign-key not a key", (out, err))
+            # TLS files with a plaintext URL: refused, not sent in clear (Paho would)
+            rc, out, err, _ = run_send(args, base + ["--udid", "UDID-OK", "--cafile",
+                                                     args.schema, "device.refresh"])
+            expect(rc == 2 and "plaintext" in err, "--cafile with tcp://", (out, err))
             holds(lambda: len(resp.received) == n, 0.3, what="usage errors publish nothing")
             # 7. without --sign-key: sent unsigned (no user properties), with a notice
             rc, out, err, _ = run_send(args, ["--broker", broker.url(), "--agent", AGENT,

@@ -177,13 +177,32 @@ static void test_bool_and_uint(void **state)
 	assert_int_equal(parse_uint("", &u), -EINVAL);
 }
 
+/* The scheme alone says TLS; a scheme without a host, or an unknown one, is no broker URL. */
+static void test_broker_url(void **state)
+{
+	static const char *const tls[] = { "ssl://h:8883", "mqtts://h", "wss://h:443/mqtt" };
+	static const char *const plain[] = { "tcp://h:1883", "mqtt://127.0.0.1:1883", "ws://h" };
+	static const char *const junk[] = { "",        "h:1883",      "http://h",
+		                            "ssl://",  "tcp://:1883", "ssl:///x",
+		                            "SSL://h", "ssl:/h" };
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(tls); i++)
+		assert_int_equal(parse_broker_url_tls(tls[i]), 1);
+	for (size_t i = 0; i < ARRAY_SIZE(plain); i++)
+		assert_int_equal(parse_broker_url_tls(plain[i]), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(junk); i++)
+		if (parse_broker_url_tls(junk[i]) != -EINVAL)
+			fail_msg("parse_broker_url_tls('%s') accepted", junk[i]);
+	assert_int_equal(parse_broker_url_tls(NULL), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_duration),
-		cmocka_unit_test(test_duration_ms),
-		cmocka_unit_test(test_size),
-		cmocka_unit_test(test_bool_and_uint),
+		cmocka_unit_test(test_duration),   cmocka_unit_test(test_duration_ms),
+		cmocka_unit_test(test_size),       cmocka_unit_test(test_bool_and_uint),
+		cmocka_unit_test(test_broker_url),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -122,6 +122,23 @@ static void test_errors(void **state)
 	assert_int_equal(dash_config_check(&cfg, err, sizeof(err)), 0);
 	assert_int_equal(load_text(&cfg, "mqtt_share_group a/b\n", err, sizeof(err)), 0);
 	assert_int_equal(dash_config_check(&cfg, err, sizeof(err)), -EINVAL);
+	/* certificates with a plaintext URL: Paho would connect in plaintext; refused */
+	assert_int_equal(load_text(&cfg, "mqtt_cafile /ca.pem\n", err, sizeof(err)), 0);
+	assert_int_equal(dash_config_check(&cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "plaintext"));
+	assert_int_equal(load_text(&cfg,
+	                           "broker_url mqtt://b:1883\nmqtt_certfile /c.pem\n"
+	                           "mqtt_keyfile /c.key\n",
+	                           err, sizeof(err)),
+	                 0);
+	assert_int_equal(dash_config_check(&cfg, err, sizeof(err)), -EINVAL);
+	assert_int_equal(
+	        load_text(&cfg, "broker_url ssl://b:8883\nmqtt_cafile /ca.pem\n", err, sizeof(err)),
+	        0);
+	assert_int_equal(dash_config_check(&cfg, err, sizeof(err)), 0);
+	assert_int_equal(load_text(&cfg, "broker_url http://b:80\n", err, sizeof(err)), 0);
+	assert_int_equal(dash_config_check(&cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "broker_url"));
 }
 
 /* The dump of a configured file parses back to the same structure; the password is masked. */
