@@ -11,8 +11,10 @@ NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID. It asserts:
   for), and stops while the process is stopped (SIGSTOP: a hung loop stops pinging), then
   resumes;
 - SIGTERM: STOPPING=1, exit 0;
-- without NOTIFY_SOCKET the daemon runs as before (nothing to tell)."""
+- without NOTIFY_SOCKET the daemon runs as before (nothing to tell); with its stderr the
+  journal's stream (JOURNAL_STREAM) every line starts with its syslog priority "<N>"."""
 import os
+import re
 import signal
 import statistics
 import sys
@@ -95,16 +97,42 @@ def main():
         finally:
             agent.__exit__(None, None, None)
 
-        # no manager: no NOTIFY_SOCKET, the agent runs and stops as before
-        with Agent(AGENT, broker, sim, agent_id="station-plain") as plain:
-            time.sleep(2)
+        # no manager: no NOTIFY_SOCKET, the agent runs and stops as before. Its stderr is made
+        # the journal's stream (JOURNAL_STREAM = the file's device:inode, as systemd sets it):
+        # every line carries its syslog priority
+        plain = Agent(AGENT, broker, sim, agent_id="station-plain",
+                      extra_conf="log_level debug\n")
+        plain.proc = Proc("agent", plain.tmp)
+        open(plain.proc.err_path, "ab").close()
+        st = os.stat(plain.proc.err_path)
+        env = {k: v for k, v in sim.env().items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC",
+                                                                "WATCHDOG_PID")}
+        env["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
+        plain.proc.spawn([plain.bin, "-c", plain.conf], env=env)
+        try:
+            wait_for(lambda: "connected to" in plain.proc.stderr_text(), 20,
+                     what="agent connected")
             if not plain.proc.alive():
                 fail("agent without NOTIFY_SOCKET exited: " + plain.proc.stderr_text()[-2000:])
-            if "service manager" in plain.proc.stderr_text():
-                fail("agent without a manager complains about notifications: "
-                     + plain.proc.stderr_text()[-2000:])
+            rc = plain.proc.stop()
+            err = plain.proc.stderr_text()
+            plain.proc = None
+            if rc != 0:
+                fail("agent exited %s: %s" % (rc, err[-2000:]))
+            if "service manager" in err:
+                fail("agent without a manager complains about notifications: " + err[-2000:])
+            lines = [ln for ln in err.splitlines() if ln.startswith("<") or "cradle-agent" in ln]
+            bad = [ln for ln in lines if not re.match(r"<[3-7]>cradle-agent", ln)]
+            if bad:
+                fail("journal lines without their priority: %r" % bad[:5])
+            for want in (r"<6>cradle-agent: info: connected to", r"<5>cradle-agent: notice: "
+                         r"received Terminated, stopping", r"<7>cradle-agent: debug: "):
+                if not re.search("^" + want, err, re.M):
+                    fail("no line %r in the journal stream: %s" % (want, err[-2000:]))
+        finally:
+            plain.__exit__(None, None, None)
     print("ok: READY with the broker down, STATUS, WATCHDOG every ~1 s (median %.2f s), none "
-          "while stopped, STOPPING on SIGTERM" % med)
+          "while stopped, STOPPING on SIGTERM; <N> priorities on the journal stream" % med)
 
 
 if __name__ == "__main__":
