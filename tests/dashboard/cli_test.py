@@ -45,8 +45,16 @@ def main():
     if r2.returncode != 0:
         fail("the dump does not read back: %r" % (r2,))
 
+    # Without -c the dashboard reads the packaged default, /etc/cradle/cradle-dashboard.conf.
+    # The packaging tests install it on this host (this test shares their dpkg lock), so it is
+    # only checked when absent: a clear error naming the file, exit 1.
+    default = "/etc/cradle/cradle-dashboard.conf"
+    if not os.path.exists(default):
+        r = run(["--test-config"])
+        if r.returncode != 1 or default not in r.stderr:
+            fail("no -c and no %s: want exit 1 naming it, got %r" % (default, r))
+
     for args, want, what in [
-            ([], 2, "no -c"),
             (["-c", conf, "--bogus"], 2, "unknown flag"),
             (["-c", conf, "--broker"], 2, "flag without value"),
             (["-c", conf, "user", "add", "bob"], 2, "user add without --role"),
