@@ -68,8 +68,11 @@ struct daemon {
 	char topic_cmd[TOPICS_MAX];
 	char topic_status[TOPICS_MAX];
 	char topic_meta[TOPICS_MAX];
-	struct watch *watch;         /* evidence capture, NULL when evidence_capture is off */
-	struct sdnotify *notify;     /* the service manager, NULL without one */
+	struct watch *watch;     /* evidence capture, NULL when evidence_capture is off */
+	struct sdnotify *notify; /* the service manager, NULL without one */
+	/* for its STATUS= line: the broker's and usbmuxd's last known state */
+	enum { BROKER_CONNECTING, BROKER_UP, BROKER_LOST } broker;
+	int mux_devices;             /* -1: usbmuxd not asked yet, -2: not answering */
 	struct device_facts scratch; /* merged(): facts plus the capture, for one publish */
 	struct metrics *metrics;     /* metrics_file; NULL when off */
 	uint64_t metrics_timer;
@@ -260,13 +263,32 @@ static void handle_command(struct daemon *d, const struct mqtt_message *msg)
 
 /* ---- MQTT ---- */
 
+/* The line `systemctl status` shows: the broker and the phones, as last seen. */
+static void show_status(struct daemon *d)
+{
+	static const char *const broker[] = {
+		[BROKER_CONNECTING] = "connecting to",
+		[BROKER_UP] = "connected to",
+		[BROKER_LOST] = "outbox buffering, cannot reach",
+	};
+	char mux[64] = "";
+
+	if (d->mux_devices == -2)
+		snprintf(mux, sizeof(mux), "; usbmuxd not running (no phone plugged in?)");
+	else if (d->mux_devices >= 0)
+		snprintf(mux, sizeof(mux), "; %d phone%s on usbmuxd", d->mux_devices,
+		         d->mux_devices == 1 ? "" : "s");
+	sdnotify_status(d->notify, "%s %s%s", broker[d->broker], d->cfg->broker_url, mux);
+}
+
 static void on_connected(struct mqtt *m, void *data)
 {
 	struct daemon *d = data;
 	char *p;
 
 	log_info("connected to '%s'", d->cfg->broker_url);
-	sdnotify_status(d->notify, "running, connected to %s", d->cfg->broker_url);
+	d->broker = BROKER_UP;
+	show_status(d);
 	if (d->cmd) /* else once the command table opens */
 		mqtt_subscribe(m, d->topic_cmd, 1);
 	p = publish_status_payload(d->pub, true, false);
@@ -287,8 +309,8 @@ static void on_disconnected(struct mqtt *m, const char *cause, void *data)
 	struct daemon *d = data;
 
 	(void)m;
-	sdnotify_status(d->notify, "running, broker %s unreachable: keeping messages in the outbox",
-	                d->cfg->broker_url);
+	d->broker = BROKER_LOST;
+	show_status(d);
 	log_warn("connection to the broker lost%s%s, reconnecting", cause ? ": " : "",
 	         cause ? cause : "");
 }
@@ -527,6 +549,8 @@ static void on_usbmuxd(bool up, size_t devices, void *data)
 	struct daemon *d = data;
 
 	agentev_usbmuxd(d->agentev, up, devices);
+	d->mux_devices = up ? (int)(devices < 9999 ? devices : 9999) : -2;
+	show_status(d);
 }
 
 /* The agent-level events, watching the outbox, state_dir and usbmuxd. */
@@ -598,9 +622,9 @@ static int build_topics(struct daemon *d)
 
 int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 {
-	struct daemon d = { .cfg = cfg, .paths = paths };
+	struct daemon d = { .cfg = cfg, .paths = paths, .mux_devices = -1 };
 	struct outbox_limits limits = { cfg->outbox_max_bytes, cfg->outbox_max_records };
-	char *offline;
+	char *offline, ready[DAEMON_PATH_MAX];
 	int r, status = 1;
 
 	d.started_at = wall_now_ms() / 1000;
@@ -680,7 +704,8 @@ int daemon_run(const struct agent_config *cfg, const struct daemon_paths *paths)
 	/* READY=1 from the loop's first turn: state loaded, outbox open, devices watched. Not
 	 * after the broker connects: a station must come up (and keep its outbox) with the broker
 	 * down, and the unit's start must not wait for the network */
-	r = sdnotify_new(d.loop, "running, connecting to the broker", &d.notify);
+	snprintf(ready, sizeof(ready), "connecting to %s", cfg->broker_url);
+	r = sdnotify_new(d.loop, ready, &d.notify);
 	if (r < 0) {
 		log_error_errno(r, "cannot set up service notifications");
 		goto out;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "durable.h"
@@ -68,11 +69,23 @@ void metrics_command(struct metrics *m, enum command_status status)
 
 static void render(const struct metrics *m, const struct metrics_gauges *g, FILE *f)
 {
+	struct rusage ru;
+
 	promtext_family(f, "cradle_agent_build_info", "gauge", "The agent's version (always 1).");
 	promtext_sample(f, "cradle_agent_build_info", 1, "version", CRADLE_VERSION, NULL);
 	promtext_family(f, "cradle_agent_start_time_seconds", "gauge",
 	                "When the agent started (Unix time).");
 	promtext_sample(f, "cradle_agent_start_time_seconds", (double)m->started_at, NULL);
+	promtext_process(f, "cradle_agent_process_");
+	if (getrusage(RUSAGE_CHILDREN, &ru) == 0) {
+		promtext_family(f, "cradle_agent_helpers_cpu_seconds_total", "counter",
+		                "CPU time used by the agent's helpers that have ended (probes, "
+		                "actions, the evidence capture).");
+		promtext_sample(f, "cradle_agent_helpers_cpu_seconds_total",
+		                (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+		                        (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
+		                NULL);
+	}
 	promtext_family(f, "cradle_agent_phones_attached", "gauge",
 	                "Phones attached to this station now.");
 	promtext_sample(f, "cradle_agent_phones_attached", g->phones_attached, NULL);
@@ -176,10 +189,12 @@ int metrics_write(struct metrics *m, const struct metrics_gauges *g)
 		m->unlogged++;
 		return r;
 	}
-	log_warn_errno(r,
-	               "metrics: cannot write '%s' (%llu more failures not logged); the agent "
-	               "goes on",
-	               m->path, (unsigned long long)m->unlogged);
+	if (m->unlogged)
+		log_warn_errno(r,
+		               "metrics: cannot write '%s' (and %llu times since the last message)",
+		               m->path, (unsigned long long)m->unlogged);
+	else
+		log_warn_errno(r, "metrics: cannot write '%s'; the agent goes on without", m->path);
 	m->logged_ms = now ? now : 1;
 	m->unlogged = 0;
 	return r;

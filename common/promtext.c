@@ -10,11 +10,14 @@
  */
 #include "promtext.h"
 
+#include <dirent.h>
 #include <math.h> /* isnan, isinf: macros, no libm */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 static void put_escaped(FILE *f, const char *s, bool quote)
 {
@@ -153,4 +156,47 @@ void promtext_hist_write(FILE *f, const char *name, const struct promtext_hist *
 	put_head(f, name, "_count", ap, NULL, NULL);
 	va_end(ap);
 	fprintf(f, " %llu\n", (unsigned long long)cum);
+}
+
+/* name = prefix + suffix, for the process's families */
+static void pname(char *out, size_t size, const char *prefix, const char *suffix)
+{
+	snprintf(out, size, "%s%s", prefix, suffix);
+}
+
+void promtext_process(FILE *f, const char *prefix)
+{
+	struct rusage ru;
+	char name[128];
+	FILE *statm;
+	DIR *d;
+	unsigned long long pages = 0, rss = 0, fds = 0;
+	long page = sysconf(_SC_PAGESIZE);
+
+	if (getrusage(RUSAGE_SELF, &ru) == 0) {
+		pname(name, sizeof(name), prefix, "cpu_seconds_total");
+		promtext_family(f, name, "counter",
+		                "CPU time used by the process (user and system).");
+		promtext_sample(f, name,
+		                (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+		                        (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
+		                NULL);
+	}
+	statm = fopen("/proc/self/statm", "re");
+	if (statm && fscanf(statm, "%llu %llu", &pages, &rss) == 2 && page > 0) {
+		pname(name, sizeof(name), prefix, "resident_memory_bytes");
+		promtext_family(f, name, "gauge", "Resident memory of the process.");
+		promtext_sample_u64(f, name, rss * (unsigned long long)page, NULL);
+	}
+	if (statm)
+		fclose(statm);
+	d = opendir("/proc/self/fd");
+	if (d) {
+		for (struct dirent *e; (e = readdir(d)) != NULL;)
+			fds += e->d_name[0] != '.';
+		closedir(d);
+		pname(name, sizeof(name), prefix, "open_fds");
+		promtext_family(f, name, "gauge", "Open file descriptors of the process.");
+		promtext_sample_u64(f, name, fds - 1, NULL); /* less the one reading the list */
+	}
 }

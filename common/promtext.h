@@ -38,6 +38,12 @@ struct promtext_hist {
 	atomic_uint_fast64_t sum_micro;                       /* sum of the values * 1e6 */
 };
 
+/* A histogram of static storage over a static array of bounds: no promtext_hist_init(). */
+#define PROMTEXT_HIST_INIT(b)                    \
+ {                                               \
+  .bounds = (b), .n = sizeof(b) / sizeof((b)[0]) \
+ }
+
 /* bounds borrowed (a static array): must outlive h. */
 void promtext_hist_init(struct promtext_hist *h, const double *bounds, size_t n);
 /* Thread-safe. Negative values count as 0. */
@@ -49,5 +55,14 @@ void promtext_hist_observe(struct promtext_hist *h, double v);
  */
 void promtext_hist_write(FILE *f, const char *name, const struct promtext_hist *h, ...)
         __attribute__((sentinel));
+
+/*
+ * The process's own basics as gauges/counters named <prefix>cpu_seconds_total (user + system,
+ * every thread), <prefix>resident_memory_bytes and <prefix>open_fds, read from getrusage(2)
+ * and /proc/self at the call: a few system calls. prefix "process_" gives Prometheus' usual
+ * names (for a program's own /metrics; never in a textfile, where node_exporter's own
+ * process_* would clash).
+ */
+void promtext_process(FILE *f, const char *prefix);
 
 #endif

@@ -23,7 +23,8 @@ struct sdnotify {
 	char ready_status[SDNOTIFY_STATUS_MAX];
 	uint64_t ping_ms; /* half the manager's watchdog interval; 0 = no watchdog */
 	uint64_t timer;
-	bool failed; /* a send failed: said once, not at every ping */
+	bool failed;                      /* a send failed: said once, not at every ping */
+	char status[SDNOTIFY_STATUS_MAX]; /* the last STATUS= sent: the same again is not sent */
 };
 
 /* Sends state; a failure is logged once (the manager may be gone: nothing else to do). */
@@ -37,6 +38,7 @@ static void send_state(struct sdnotify *n, const char *state)
 	}
 }
 
+/* prefix and STATUS=text; a status equal to the last one alone is not sent again */
 static void send_statusv(struct sdnotify *n, const char *prefix, const char *fmt, va_list ap)
 {
 	char text[SDNOTIFY_STATUS_MAX], msg[SDNOTIFY_STATUS_MAX + 32];
@@ -46,6 +48,9 @@ static void send_statusv(struct sdnotify *n, const char *prefix, const char *fmt
 	for (char *p = text; *p; p++)
 		if (*p == '\n')
 			*p = ' ';
+	if (!*prefix && strcmp(text, n->status) == 0)
+		return;
+	snprintf(n->status, sizeof(n->status), "%s", text);
 	snprintf(msg, sizeof(msg), "%sSTATUS=%s", prefix, text);
 	send_state(n, msg);
 }
@@ -57,6 +62,8 @@ static void on_ping(struct loop *loop, uint64_t id, void *data)
 	(void)id;
 	send_state(n, "WATCHDOG=1");
 	n->timer = loop_add_timer(loop, n->ping_ms, on_ping, n);
+	if (!n->timer) /* out of memory: the manager will restart us */
+		log_error("watchdog: cannot schedule the next ping");
 }
 
 /* The loop's first turn: everything built before loop_run() is in place and the loop runs. */
@@ -66,7 +73,9 @@ static void on_ready(struct loop *loop, uint64_t id, void *data)
 	char msg[SDNOTIFY_STATUS_MAX + 32];
 
 	(void)id;
-	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s", n->ready_status);
+	if (!n->status[0]) /* else a newer status came before the loop turned: that one */
+		snprintf(n->status, sizeof(n->status), "%s", n->ready_status);
+	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s", n->status);
 	send_state(n, msg);
 	n->timer = 0;
 	if (n->ping_ms > 0)

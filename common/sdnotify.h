@@ -23,7 +23,7 @@ struct sdnotify;
  */
 int sdnotify_new(struct loop *loop, const char *ready_status, struct sdnotify **ret);
 
-/* STATUS=<text>; no-op when n is NULL. */
+/* STATUS=<text>, unless it is the status sent last; no-op when n is NULL. */
 void sdnotify_status(struct sdnotify *n, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 

@@ -89,6 +89,18 @@ static void sample_fired(struct loop *loop, uint64_t id, void *data)
 	d->sample_timer = loop_add_timer(loop, DAEMON_SAMPLE_MS, sample_fired, d);
 }
 
+/* The line `systemctl status` shows (sent when it changes): the listener, the broker, ingest. */
+static void show_status(struct daemon *d)
+{
+	struct ingest_stats st = { 0 };
+
+	ingest_get_stats(d->ingest, &st);
+	sdnotify_status(d->sd, "serving %s%s; broker %s %s; %" PRIu64 " messages ingested",
+	                d->cfg->tls_cert[0] ? "https://" : "http://", d->cfg->http_listen,
+	                d->cfg->broker_url, st.connected ? "connected" : "unreachable",
+	                st.messages);
+}
+
 /* alerts: a pass every alert_interval, and one within DAEMON_ALERT_COALESCE_MS of what ingest
  * committed (the hub's sequence moved), so a burst of batches costs one pass */
 static void alert_fired(struct loop *loop, uint64_t id, void *data)
@@ -98,6 +110,7 @@ static void alert_fired(struct loop *loop, uint64_t id, void *data)
 	uint64_t seq;
 
 	(void)id;
+	show_status(d); /* every few seconds: often enough for a status line */
 	(void)ingest_flush(d->ingest);
 	seq = hub_next_seq(d->hub);
 	if (seq != d->alert_seq || now_ms - d->alert_last_ms >= interval_ms) {
@@ -170,7 +183,7 @@ static int start(struct daemon *d)
 	           d->cfg->http_listen, d->cfg->db);
 	/* READY=1 from the loop's first turn: the database is open and the HTTP listener bound
 	 * (http_start() fails when it cannot bind); the broker may still be connecting */
-	snprintf(err, sizeof(err), "running: http %s%s, broker %s",
+	snprintf(err, sizeof(err), "serving %s%s; broker %s connecting",
 	         d->cfg->tls_cert[0] ? "https://" : "http://", d->cfg->http_listen,
 	         d->cfg->broker_url);
 	r = sdnotify_new(d->loop, err, &d->sd);

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,9 +32,9 @@
 #include "config.h"
 #include "hub.h"
 #include "log.h"
-#include "metrics.h"
 #include "loop.h"
 #include "macro.h"
+#include "metrics.h"
 #include "parse.h"
 #include "proto.h"
 #include "ratelimit.h"
@@ -221,6 +222,8 @@ struct ingest {
 	char client_id[160];
 	MQTTProperties connect_props;
 	MQTTAsync_SSLOptions ssl;
+	pthread_mutex_t tls_lock; /* Paho threads: tls_error */
+	char tls_error[128];      /* OpenSSL's reason for the last TLS failure, "" when none */
 
 	struct ratelimit *log_rl;
 	uint64_t log_suppressed;
@@ -1343,10 +1346,46 @@ static void on_connected(void *context, char *cause)
 	post_simple(context, EV_CONNECTED, 0, NULL);
 }
 
+/*
+ * Paho thread: OpenSSL's error queue, one line per call, as
+ * "<thread>:error:<code>:<library>:<function>:<reason>:<file>:<line>:"; the reason of the last
+ * line is kept ("certificate verify failed" says what to fix, Paho's own message does not).
+ */
+static int on_tls_error(const char *str, size_t len, void *u)
+{
+	struct ingest *in = u;
+	const char *p = str, *end = str + len, *colon;
+	int field = 0;
+
+	while (field < 5 && (colon = memchr(p, ':', (size_t)(end - p)))) {
+		p = colon + 1;
+		field++;
+	}
+	if (field == 5 && (colon = memchr(p, ':', (size_t)(end - p))))
+		end = colon;
+	else
+		p = str; /* not that format: the whole line */
+	while (end > p && (end[-1] == '\n' || end[-1] == '\r'))
+		end--;
+	pthread_mutex_lock(&in->tls_lock);
+	snprintf(in->tls_error, sizeof(in->tls_error), "TLS: %.*s", (int)(end - p), p);
+	pthread_mutex_unlock(&in->tls_lock);
+	return 0;
+}
+
 static void on_connect_failure(void *context, MQTTAsync_failureData5 *response)
 {
-	post_simple(context, EV_CONNECT_FAILED, response ? response->code : -1,
-	            response && response->message ? response->message : NULL);
+	struct ingest *in = context;
+	char tls[sizeof(in->tls_error)];
+
+	pthread_mutex_lock(&in->tls_lock);
+	memcpy(tls, in->tls_error, sizeof(tls));
+	in->tls_error[0] = '\0';
+	pthread_mutex_unlock(&in->tls_lock);
+	post_simple(in, EV_CONNECT_FAILED, response ? response->code : -1,
+	            tls[0]                          ? tls
+	            : response && response->message ? response->message
+	                                            : NULL);
 }
 
 static void on_lost(void *context, char *cause)
@@ -1572,6 +1611,8 @@ static int connect_now(struct ingest *in)
 		ssl.privateKey = cfg->mqtt_keyfile[0] ? cfg->mqtt_keyfile : NULL;
 		ssl.enableServerCertAuth = 1;
 		ssl.verify = 1;
+		ssl.ssl_error_cb = on_tls_error;
+		ssl.ssl_error_context = in;
 		in->ssl = ssl;
 		c.ssl = &in->ssl;
 	}
@@ -1697,6 +1738,7 @@ struct ingest *ingest_free(struct ingest *in)
 	strmap_free(in->dirty_cmd, NULL);
 	ratelimit_free(in->log_rl);
 	MQTTProperties_free(&in->connect_props);
+	pthread_mutex_destroy(&in->tls_lock);
 	free(in);
 	return NULL;
 }
@@ -1711,6 +1753,7 @@ int ingest_new(struct loop *loop, struct store *store, struct hub *hub,
 	in = calloc(1, sizeof(*in));
 	if (!in)
 		return -ENOMEM;
+	pthread_mutex_init(&in->tls_lock, NULL);
 	in->loop = loop;
 	in->store = store;
 	in->db = store_db(store);

@@ -42,36 +42,25 @@ static const double http_bounds[] = {
 	0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 };
 
+_Static_assert(ARRAY_SIZE(lag_bounds) <= PROMTEXT_BUCKETS_MAX, "lag_bounds");
+_Static_assert(ARRAY_SIZE(http_bounds) <= PROMTEXT_BUCKETS_MAX, "http_bounds");
+
 static struct {
 	atomic_uint_fast64_t messages, malformed, duplicates, batches, deferred;
 	atomic_int_fast64_t lost;
 	atomic_bool connected;
 	atomic_uint_fast64_t last_lag_micro;
-	atomic_bool hist_ready;
-	atomic_flag hist_init;
 	struct promtext_hist lag, http;
 	atomic_uint_fast64_t http_codes[HTTP_CODES];
 	atomic_llong start_s;
-} G;
-
-/* the histograms' bounds are set once, by whoever comes first */
-static void hist_ready(void)
-{
-	if (atomic_load_explicit(&G.hist_ready, memory_order_acquire))
-		return;
-	if (!atomic_flag_test_and_set(&G.hist_init)) {
-		promtext_hist_init(&G.lag, lag_bounds, ARRAY_SIZE(lag_bounds));
-		promtext_hist_init(&G.http, http_bounds, ARRAY_SIZE(http_bounds));
-		atomic_store_explicit(&G.hist_ready, true, memory_order_release);
-		return;
-	}
-	while (!atomic_load_explicit(&G.hist_ready, memory_order_acquire))
-		; /* the first caller is a few stores away */
-}
+} G = {
+	/* the counts start at 0 (static storage); only the bounds are set */
+	.lag = PROMTEXT_HIST_INIT(lag_bounds),
+	.http = PROMTEXT_HIST_INIT(http_bounds),
+};
 
 void metrics_ingest(const struct ingest_stats *st, double lag_s)
 {
-	hist_ready();
 	atomic_store_explicit(&G.messages, st->messages, memory_order_relaxed);
 	atomic_store_explicit(&G.malformed, st->malformed, memory_order_relaxed);
 	atomic_store_explicit(&G.duplicates, st->duplicates, memory_order_relaxed);
@@ -93,7 +82,6 @@ void metrics_ingest_connected(bool connected)
 
 void metrics_http(unsigned status, double seconds)
 {
-	hist_ready();
 	atomic_fetch_add_explicit(&G.http_codes[status < HTTP_CODES ? status : 0], 1,
 	                          memory_order_relaxed);
 	promtext_hist_observe(&G.http, seconds);
@@ -111,13 +99,18 @@ static void render_counters(FILE *f)
 {
 	char code[8];
 
-	hist_ready();
 	promtext_family(f, "cradle_dashboard_build_info", "gauge",
 	                "The dashboard's version (always 1).");
 	promtext_sample(f, "cradle_dashboard_build_info", 1, "version", CRADLE_VERSION, NULL);
 	promtext_family(f, "cradle_dashboard_start_time_seconds", "gauge",
 	                "When the dashboard started (Unix time).");
 	promtext_sample(f, "cradle_dashboard_start_time_seconds",
+	                (double)atomic_load_explicit(&G.start_s, memory_order_relaxed), NULL);
+
+	promtext_process(f, "process_");
+	promtext_family(f, "process_start_time_seconds", "gauge",
+	                "When the process started (Unix time).");
+	promtext_sample(f, "process_start_time_seconds",
 	                (double)atomic_load_explicit(&G.start_s, memory_order_relaxed), NULL);
 
 	promtext_family(f, "cradle_dashboard_messages_received_total", "counter",
@@ -452,7 +445,6 @@ int metrics_start(const struct dash_config *cfg, struct metrics **ret)
 	int r;
 
 	*ret = NULL;
-	hist_ready();
 	atomic_store(&G.start_s, (long long)(wall_now_ms() / 1000));
 	if (!cfg->metrics_listen[0])
 		return 0;

@@ -37,6 +37,8 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg.agent_id, "st-001");
 	assert_string_equal(cfg.broker_url, "tcp://127.0.0.1:1883");
 	assert_string_equal(cfg.state_dir, "/var/lib/cradle-agent");
+	assert_string_equal(cfg.metrics_file, ""); /* off */
+	assert_int_equal(cfg.metrics_interval_s, 15);
 	assert_int_equal(cfg.diagnose.stale_after_s, 72 * 3600);
 	assert_int_equal(cfg.probe_interval_s, 15 * 60);
 	assert_int_equal(cfg.refresh_interval_s, 3600);

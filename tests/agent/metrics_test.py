@@ -5,6 +5,8 @@ parsed strictly (tests/lib/promparse.py).
 
 - the file's directory missing at start: the agent runs on, logs the failure once (rate limit),
   and once the directory exists writes the file, mode 0644, with the failed writes counted;
+- (as root) the directory a full tmpfs: the failure logged and counted, the last complete file
+  left in place, and written again once there is room;
 - phones attached follows the simulator (attach, detach); probes by outcome, their duration
   histogram counting every probe;
 - a command: command_results_total{status} accepted +1, succeeded +1;
@@ -44,7 +46,44 @@ def send(broker, u, name):
     return subprocess.run(argv, capture_output=True, text=True, timeout=90)
 
 
+def full_disk(agent, tdir, path):
+    failures = read(path).get("cradle_agent_metrics_write_failures_total")
+    filler = os.path.join(tdir, "filler")
+    try:
+        with open(filler, "wb") as f:
+            while True:
+                f.write(b"x" * 512)
+                f.flush()
+    except OSError:
+        pass
+    wait_for(lambda: agent.proc.stderr_text().count("metrics: cannot write") == 2, 10,
+             what="the full disk logged")
+    if "No space left" not in agent.proc.stderr_text():
+        fail("the log does not say the disk is full")
+    time.sleep(2.2)
+    if agent.proc.stderr_text().count("metrics: cannot write") != 2:
+        fail("a full disk should be logged once, not every second")
+    read(path)  # the last complete file is still there and parses
+    os.unlink(filler)
+    wait_for(lambda: agent.proc.stderr_text().count("written again") == 2, 10,
+             what="written again after the disk has room")
+    got = read(path).get("cradle_agent_metrics_write_failures_total")
+    if got < failures + 2:
+        fail("full disk: failures %r -> %r, want at least +2" % (failures, got))
+    print("full disk: logged once, %d failures counted, the old file intact, then written"
+          % (got - failures))
+
+
 def main():
+    mounted = []
+    try:
+        run(mounted)
+    finally:
+        for d in mounted:
+            subprocess.run(["umount", "-l", d])
+
+
+def run(mounted):
     scenario = write_scenario([device(1), device(2), device(3), device(4, attached=False)])
     with Broker() as broker, Sim(SIM, scenario) as sim:
         agent = Agent(AGENT, broker, sim, agent_id=AID, extra_conf="metrics_interval 1s\n")
@@ -63,6 +102,10 @@ def main():
             if n_logged != 1:
                 fail("the failure should be logged once (rate limit), got %d" % n_logged)
             os.mkdir(tdir)
+            if os.geteuid() == 0:  # a small file system of its own, to fill later
+                subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", tdir],
+                               check=True)
+                mounted.append(tdir)
             wait_for(lambda: os.path.exists(path), 5, what="the metrics file")
             m = read(path)
             if m.get("cradle_agent_metrics_write_failures_total") < 3:
@@ -75,6 +118,12 @@ def main():
                 fail("the recovery is not logged")
             print("missing directory: logged once, %d failures counted, then written (0644)" %
                   m.get("cradle_agent_metrics_write_failures_total"))
+
+            # -- a full disk: logged, counted, the last file intact, then written again
+            if mounted:
+                full_disk(agent, tdir, path)
+            else:
+                print("full disk: SKIPPED, needs root to mount a tmpfs")
 
             # -- phones attached, probes
             wait_for(lambda: read(path).get("cradle_agent_phones_attached") == 3 and
@@ -91,6 +140,11 @@ def main():
                 fail("broker_connected should be 1")
             if m.find("cradle_agent_build_info")[0][1] != 1:
                 fail("build_info")
+            if m.get("cradle_agent_process_resident_memory_bytes") < 1 << 20 or \
+                    m.get("cradle_agent_process_open_fds") < 5 or \
+                    m.get("cradle_agent_helpers_cpu_seconds_total") <= 0:
+                fail("process basics: %r" % [(n, v) for n, _, v in m.order
+                                             if "process" in n or "helpers" in n])
 
             # -- a reader loops over the file while phones come and go
             stop = threading.Event()
@@ -177,6 +231,9 @@ def main():
             if m.get("cradle_agent_broker_connected") != 0:
                 fail("the file written at exit should say disconnected")
             print("exit: written once more, broker_connected 0")
+            for d in mounted:  # before the agent's directory is removed
+                subprocess.run(["umount", d], check=True)
+            mounted.clear()
 
 
 if __name__ == "__main__":

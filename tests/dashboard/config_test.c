@@ -68,6 +68,7 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg.command_key, "/var/lib/cradle-dashboard/command.key");
 	assert_int_equal(cfg.command_ttl_s, 600);
 	assert_int_equal(cfg.log_level, LOG_LEVEL_INFO);
+	assert_string_equal(cfg.metrics_listen, ""); /* off */
 	assert_int_equal(dash_config_check(&cfg, err, sizeof(err)), 0);
 }
 
@@ -119,6 +120,15 @@ static void test_errors(void **state)
 	assert_int_equal(load_text(&cfg, "http_listen 0.0.0.0:99999\n", err, sizeof(err)), 0);
 	assert_int_equal(dash_config_check(&cfg, err, sizeof(err)), -EINVAL);
 	assert_int_equal(load_text(&cfg, "http_listen [::1]:8443\n", err, sizeof(err)), 0);
+	assert_int_equal(dash_config_check(&cfg, err, sizeof(err)), 0);
+	/* metrics_listen: ADDR:PORT like http_listen, and not the same one */
+	assert_int_equal(load_text(&cfg, "metrics_listen 9108\n", err, sizeof(err)), 0);
+	assert_int_equal(dash_config_check(&cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "metrics_listen"));
+	assert_int_equal(load_text(&cfg, "metrics_listen 127.0.0.1:8080\n", err, sizeof(err)), 0);
+	assert_int_equal(dash_config_check(&cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "differ"));
+	assert_int_equal(load_text(&cfg, "metrics_listen [::1]:9108\n", err, sizeof(err)), 0);
 	assert_int_equal(dash_config_check(&cfg, err, sizeof(err)), 0);
 	assert_int_equal(load_text(&cfg, "mqtt_share_group a/b\n", err, sizeof(err)), 0);
 	assert_int_equal(dash_config_check(&cfg, err, sizeof(err)), -EINVAL);

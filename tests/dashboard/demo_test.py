@@ -4,7 +4,10 @@ build), it prints the dashboard's URL and an admin login; with that login the AP
 phones of the two simulated stations at their two sites; Ctrl-C (SIGINT) stops everything with
 status 0, leaves no process behind and removes the temporary directory.
 
-argv: SOURCE_DIR BUILD_DIR"""
+argv: SOURCE_DIR BUILD_DIR [--secure]. With --secure (test integration-pki-demo_secure) the
+same holds for the secure recipe: a PKI made by cradle-pki, mosquitto with packaging/mosquitto/,
+every program connected over ssl:// with its certificate, and the broker refusing a client
+without one."""
 import http.cookiejar
 import json
 import os
@@ -20,8 +23,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from harness import check, fail, wait_for  # noqa: E402
 
 src, build = sys.argv[1], sys.argv[2]
+extra = sys.argv[3:]
 err = open(os.path.join(build, "demo_test.stderr"), "w+")
-demo = subprocess.Popen([os.path.join(src, "scripts", "demo"), "--build-dir", build],
+demo = subprocess.Popen([os.path.join(src, "scripts", "demo"), "--build-dir", build] + extra,
                         stdout=subprocess.PIPE, stderr=err, start_new_session=True)
 
 
@@ -88,6 +92,19 @@ try:
     names = sorted(a["agent"] for a in agents)
     check(names == ["demo-north-1", "demo-south-1"], "both agents known: %r" % names)
     print("ok demo: %d phones, sites %r, agents %r" % (summary["total"], sites, names))
+    if "--secure" in extra:
+        for name in ("agent-north-1", "agent-south-1", "dashboard"):
+            with open(os.path.join(tmp, name + ".log"), errors="replace") as f:
+                log = f.read()
+            check("connected to 'ssl://" in log or "connected to ssl://" in log,
+                  "%s connected over TLS:\n%s" % (name, log[-2000:]))
+        port = re.search(r"^  broker +mosquitto on 127.0.0.1:(\d+), mutual TLS", text, re.M)
+        check(port, "the banner names the secure broker:\n" + text)
+        sub = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", port.group(1),
+                              "--cafile", os.path.join(tmp, "pki", "ca.pem"), "-t", "#",
+                              "-C", "1", "-W", "5"], capture_output=True, text=True, timeout=20)
+        check(sub.returncode != 0, "a client without a certificate was let in: %s" % sub.stdout)
+        print("ok demo --secure: agents and dashboard on ssl://, no certificate no entry")
 
     # Ctrl-C
     demo.send_signal(signal.SIGINT)

@@ -3,7 +3,8 @@
  * query: the read side against a store filled by SQL with rows whose answers are known —
  * status by the judge's rule (docked, stale, never backed up, missing), every filter, sorts and
  * pages, CSV (quoting, formula guard, the whole filter), one phone with causes, history, agents,
- * the summary and commands with their results. Parameter parsing refuses bad values with a
+ * the summary and commands with their results, phones by site and status and the metrics page
+ * over them. Parameter parsing refuses bad values with a
  * message naming the parameter.
  */
 #include <errno.h>
@@ -22,6 +23,7 @@
 
 #include "command.h"
 #include "config.h"
+#include "metrics.h"
 #include "query.h"
 #include "store.h"
 
@@ -517,6 +519,79 @@ static void test_docked_lookup(void **state)
 	list(fx->s, (const char *[]){ "status", "ok", "sort", "udid", NULL }, 2, "U1,U6");
 }
 
+/* query_site_status(): one call per site with the judge's counts; and the metrics page over the
+ * same store (metrics.c) carries them, with the agents by presence */
+struct site_seen {
+	int n;
+	int64_t a[_JUDGE_STATUS_MAX], b[_JUDGE_STATUS_MAX];
+};
+
+static void site_cb(void *ctx, const char *site, const int64_t count[_JUDGE_STATUS_MAX])
+{
+	struct site_seen *seen = ctx;
+
+	seen->n++;
+	if (strcmp(site, "site-a") == 0)
+		memcpy(seen->a, count, sizeof(seen->a));
+	else if (strcmp(site, "site-b") == 0)
+		memcpy(seen->b, count, sizeof(seen->b));
+	else
+		fail_msg("unexpected site '%s'", site);
+}
+
+static void test_site_status_metrics(void **state)
+{
+	struct fixture *fx = *state;
+	struct site_seen seen = { 0 };
+	char *page = NULL;
+	size_t len = 0;
+
+	assert_int_equal(query_site_status(fx->s, NOW, site_cb, &seen), 0);
+	assert_int_equal(seen.n, 2);
+	assert_int_equal(seen.a[JUDGE_OK], 1);
+	assert_int_equal(seen.a[JUDGE_STALE], 1);
+	assert_int_equal(seen.a[JUDGE_UNKNOWN] + seen.a[JUDGE_MISSING], 0);
+	assert_int_equal(seen.b[JUDGE_OK], 0);
+	assert_int_equal(seen.b[JUDGE_STALE], 1);
+	assert_int_equal(seen.b[JUDGE_UNKNOWN], 1);
+	assert_int_equal(seen.b[JUDGE_MISSING], 1);
+
+	exec(fx->s,
+	     "INSERT INTO alerts(rule, subject_kind, subject, state, fired_at) VALUES"
+	     " ('backup_stale', 'udid', 'U2', 'firing', 1),"
+	     " ('backup_stale', 'udid', 'U3', 'firing', 1),"
+	     " ('backup_stale', 'udid', 'U1', 'resolved', 1),"
+	     " ('agent_offline', 'agent', 'st-c', 'firing', 1);"
+	     "INSERT INTO jobs(id, name, state, command, target_json, timeout_s, deadline_ms,"
+	     " created_by, created_ms, updated_ms) VALUES"
+	     " (1, 'j', 'in_progress', 'device.refresh', '{}', 60, 1, 'a', 1, 1);"
+	     "INSERT INTO job_executions(job_id, udid, state, queued_ms, updated_ms) VALUES"
+	     " (1, 'U1', 'succeeded', 1, 1), (1, 'U2', 'succeeded', 1, 1),"
+	     " (1, 'U3', 'queued', 1, 1), (1, 'U4', 'timed_out', 1, 1);");
+	assert_int_equal(metrics_render(fx->s, &fx->cfg, NOW, &page, &len), 0);
+	assert_int_equal(strlen(page), len);
+	assert_non_null(
+	        strstr(page, "\ncradle_dashboard_phones{site=\"site-b\",status=\"missing\"} 1\n"));
+	assert_non_null(
+	        strstr(page, "\ncradle_dashboard_phones{site=\"site-a\",status=\"ok\"} 1\n"));
+	assert_non_null(strstr(page, "\ncradle_dashboard_agents{presence=\"online\"} 2\n"));
+	assert_non_null(strstr(page, "\ncradle_dashboard_agents{presence=\"lost\"} 1\n"));
+	assert_non_null(
+	        strstr(page, "\ncradle_dashboard_alerts_firing{rule=\"backup_stale\"} 2\n"));
+	assert_non_null(
+	        strstr(page, "\ncradle_dashboard_alerts_firing{rule=\"agent_offline\"} 1\n"));
+	assert_non_null(
+	        strstr(page, "\ncradle_dashboard_alerts_firing{rule=\"site_network\"} 0\n"));
+	assert_non_null(strstr(page, "\ncradle_dashboard_job_executions{state=\"succeeded\"} 2\n"));
+	assert_non_null(strstr(page, "\ncradle_dashboard_job_executions{state=\"queued\"} 1\n"));
+	assert_non_null(strstr(page, "\ncradle_dashboard_job_executions{state=\"timed_out\"} 1\n"));
+	assert_non_null(strstr(page, "\ncradle_dashboard_job_executions{state=\"failed\"} 0\n"));
+	assert_non_null(strstr(page, "\n# TYPE cradle_dashboard_http_request_duration_seconds "
+	                             "histogram\n"));
+	assert_int_equal(page[len - 1], '\n');
+	free(page);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -530,6 +605,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
 		cmocka_unit_test(test_ios_key),
 		cmocka_unit_test_setup_teardown(test_docked_lookup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_site_status_metrics, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,7 +4,9 @@
     man_test.py options PAGE.scd -- COMMAND...   the OPTIONS section lists exactly the options
                                                  `COMMAND --help` prints
     man_test.py keys PAGE.scd -- COMMAND...      the KEYS section lists exactly the keys
-                                                 COMMAND (a --dump-config) prints
+                                                 COMMAND (a --dump-config with -c FILE) prints,
+                                                 the defaults and ranges it states are the
+                                                 program's, its EXAMPLE is accepted
     man_test.py coverage MANDIR OPTIONS_PAGES KEYS_PAGES
                                                  every page with an OPTIONS (KEYS) section has a
                                                  row in tests/docs/CMakeLists.txt; every page's
@@ -18,9 +20,11 @@
 
 How a page marks options and keys (docs/man/README.md): a term line starts at column 0 with a
 bold item, `*--flag* _ARG_`, `*-c*, *--config* _FILE_` or `*key*`, and its text follows
-indented by a tab. The options of a term line are its bold words that start with '-'; the key
-of a KEYS term line are its leading bold words (`*receiver1*, *receiver2* _receiver_`). From --help every word that starts with '-' or
-'--' (not inside a word: cradle-agent is no option) counts.
+indented by a tab. The options of a term line are the words starting with '-' in its bold
+parts (`*-d, --dir*` is two); the keys of a KEYS term line are its leading bold words
+(`*receiver1*, *receiver2* _receiver_`), followed by `(default *X*; MIN..MAX)` when the key has
+one default and a range. From --help every word that starts with '-' or '--' (not inside a
+word: cradle-agent is no option) counts.
 
 Exit status 0 when all holds, 1 with every difference listed.
 """
@@ -32,7 +36,7 @@ import subprocess
 import sys
 
 HELP_OPTION = re.compile(r"(?<![\w/.-])(--?[A-Za-z][A-Za-z0-9-]*)")
-TERM_OPTION = re.compile(r"\*(--?[A-Za-z][A-Za-z0-9-]*)\*")
+BOLD = re.compile(r"\*([^*]+)\*")
 TERM_KEYS = re.compile(r"^((?:\*[a-z][a-z0-9_\\]*\*(?:, )?)+)")
 
 
@@ -90,7 +94,8 @@ def check_options(argv):
         return fail(["%s: no OPTIONS section" % page])
     in_page = set()
     for line in term_lines(secs["OPTIONS"]):
-        in_page.update(TERM_OPTION.findall(line))
+        for bold in BOLD.findall(line):
+            in_page.update(HELP_OPTION.findall(bold))
     rc, out, err = run(cmd + ["--help"])
     if rc != 0:
         return fail(["%s --help: exit status %d: %s" % (cmd[0], rc, err.strip())])
@@ -104,32 +109,127 @@ def check_options(argv):
     return fail(msgs)
 
 
+# "(default *X*; 1m..365d)", "(...; count 1..10000; interval 1s..30d)": the key's own range
+RANGE = re.compile(r";\s*(count\s+)?([0-9]+[A-Za-z]*)\.\.([0-9]+[A-Za-z]*)")
+UNITS = {"duration": {"s": 1, "m": 60, "h": 3600, "d": 86400},
+         "size": {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}}
+
+
+def to_number(typ, text):
+    """A range bound of the page in the unit the program counts (seconds, bytes, items)."""
+    m = re.fullmatch(r"([0-9]+)([A-Za-z]*)", text)
+    units = UNITS.get(typ, {})
+    if not m or (m.group(2) and m.group(2) not in units):
+        raise ValueError("%r is not a %s" % (text, typ))
+    return int(m.group(1)) * units.get(m.group(2), 1)
+
+
+def dump_keys(out):
+    """{key: value line} of a --dump-config output."""
+    keys = {}
+    for line in out.split("\n"):
+        m = re.match(r"^([a-z][a-z0-9_]*)(\s|$)", line)
+        if m:
+            keys[m.group(1)] = line
+    return keys
+
+
 def check_keys(argv):
+    """The KEYS section against the dump, then the defaults the page states: a file that sets
+    every key to its page default must dump exactly as the program's own defaults do (the
+    program's parser reads the page's values, so "72h" and "3d" agree)."""
     (page,), cmd = split_command(argv)
     secs = sections(page)
     if "KEYS" not in secs:
         return fail(["%s: no KEYS section" % page])
-    listed, msgs = [], []
+    listed, defaults, ranges, msgs = [], {}, {}, []
     for line in term_lines(secs["KEYS"]):
         m = TERM_KEYS.match(line)
-        if m:
-            listed += [k.replace("\\", "") for k in re.findall(r"\*([^*]+)\*", m.group(1))]
+        if not m:
+            continue
+        keys = [k.replace("\\", "") for k in re.findall(r"\*([^*]+)\*", m.group(1))]
+        listed += keys
+        d = re.search(r"\(default \*([^*]*)\*", line[m.end():])
+        r = RANGE.search(line[m.end():])
+        t = re.match(r"\s*_([a-z ]+)_", line[m.end():])
+        for k in keys:
+            if d:
+                defaults[k] = d.group(1).replace("\\", "")
+            if r and t:
+                ranges[k] = (t.group(1), r.group(1), r.group(2), r.group(3))
     for k in sorted(set(k for k in listed if listed.count(k) > 1)):
         msgs.append("%s: key %s is listed more than once" % (page, k))
     rc, out, err = run(cmd)
     if rc != 0:
         return fail(["%s: exit status %d: %s" % (" ".join(cmd), rc, err.strip())])
-    dumped = set()
-    for line in out.split("\n"):
-        m = re.match(r"^([a-z][a-z0-9_]*)(\s|$)", line)
-        if m:
-            dumped.add(m.group(1))
+    dumped = dump_keys(out)
     if not dumped or not listed:
         return fail(["%s: no keys found (dump %d, page %d): the parser is broken" %
                      (page, len(dumped), len(listed))])
-    msgs += compare(os.path.basename(page), "key", set(listed), dumped, " ".join(cmd[-1:]))
+    name = os.path.basename(page)
+    msgs += compare(name, "key", set(listed), set(dumped), " ".join(cmd[-1:]))
+    if msgs:
+        return fail(msgs)
+
+    # the defaults: the base file (-c FILE of the command) plus `key <page default>` lines
+    base = cmd[cmd.index("-c") + 1]
+    with open(base, encoding="utf-8") as f:
+        text = f.read()
+    in_base = set(dump_keys(text))
+    lines = ["%s %s" % (k, v) for k, v in defaults.items() if k not in in_base and k in dumped]
+    tmp = os.path.join(os.environ.get("TMPDIR", "/tmp"), "man_test_%d.conf" % os.getpid())
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text + "\n" + "\n".join(lines) + "\n")
+        rc, out2, err = run([tmp if a == base else a for a in cmd])
+    finally:
+        os.unlink(tmp)
+    if rc != 0:
+        return fail(["%s: the page's defaults do not parse: %s" % (name, err.strip())])
+    with_page = dump_keys(out2)
+    for k in sorted(defaults):
+        if k in dumped and with_page.get(k) != dumped[k]:
+            msgs.append("%s: %s: the page's default %r means %r, the program's default is %r" %
+                        (name, k, defaults[k], with_page.get(k), dumped[k]))
+
+    # the ranges: one past the page's maximum must be refused with exactly the page's range
+    for k in sorted(ranges):
+        if k in in_base:
+            continue
+        typ, count, lo, hi = ranges[k]
+        try:
+            lo, hi = to_number(typ, lo), to_number(typ, hi)
+        except ValueError as e:
+            msgs.append("%s: %s: range %s..%s: %s" % (name, k, ranges[k][2], ranges[k][3], e))
+            continue
+        value = "%d/1h" % (hi + 1) if count else str(hi + 1)
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("%s\n%s %s\n" % (text, k, value))
+        try:
+            rc, _, err = run([tmp if a == base else a for a in cmd])
+        finally:
+            os.unlink(tmp)
+        want = "'%s': value %d out of range [%d, %d]" % (k, hi + 1, lo, hi)
+        if rc == 0 or want not in err:
+            msgs.append("%s: %s: the page's range %s..%s is not the program's: %s %s gives %s" %
+                        (name, k, ranges[k][2], ranges[k][3], k, value,
+                         err.strip() or "no error"))
+
+    # the EXAMPLE section's configuration is one the program accepts
+    example = "\n".join(secs.get("EXAMPLE", []))
+    blocks = re.findall(r"^```\n(.*?)^```", example, flags=re.S | re.M)
+    for i, block in enumerate(blocks):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(block.replace("\\\\", "\\"))
+        try:
+            rc, _, err = run([tmp if a == base else a for a in cmd])
+        finally:
+            os.unlink(tmp)
+        if rc != 0:
+            msgs.append("%s: EXAMPLE %d is refused: %s" % (name, i + 1, err.strip()))
     if not msgs:
-        print("%s: %d keys, as in the dump" % (os.path.basename(page), len(listed)))
+        print("%s: %d keys, as in the dump; %d defaults and %d ranges as the program's; "
+              "%d examples accepted" % (name, len(listed), len(lines), len(ranges), len(blocks)))
     return fail(msgs)
 
 

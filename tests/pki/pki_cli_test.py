@@ -154,6 +154,14 @@ def main():
         check("no certificate named 'nobody'" in r.stderr, "revoke unknown: %r" % r.stderr)
         r = run(d, "revoke", "../ca", rc=1)
         check("not a certificate name" in r.stderr, "revoke ../ca: %r" % r.stderr)
+        for name in ("ca", "crl"):
+            r = run(d, "revoke", name, rc=1)
+            check("no certificate named" in r.stderr, "revoke %s: %r" % (name, r.stderr))
+        r = run(d, "issue", "station", "crl", rc=1)
+        check("uses for its own files" in r.stderr, "issue station crl: %r" % r.stderr)
+        r = run(d, "issue", "broker", "ca", rc=1)
+        check("uses for its own files" in r.stderr, "issue broker ca: %r" % r.stderr)
+        check(text_of(ca) and os.path.exists(cakey), "the CA survived")
         saved = os.path.join(tmp, "st-1.pem")
         with open(saved, "w") as f:
             f.write(st1)

@@ -9,8 +9,9 @@ packaging/mosquitto/cradle.conf and cradle.acl, its certificates made by cradle-
    neither into B's nor to its own cmd, and never receives B's commands.
 3. A client without a certificate, with a revoked one (revoked while the broker runs: new CRL,
    SIGHUP) or with one of another CA is refused; so is plain MQTT on the TLS port.
-4. The agent refuses a broker whose certificate is of another CA, or names another host (the
-   handshake happens, the MQTT CONNECT never follows).
+4. The agent, the dashboard and `cradle-agent send` refuse a broker whose certificate is of
+   another CA, or names another host (the handshake happens, the MQTT CONNECT never follows):
+   Paho's `verify` checks the host name.
 5. No password or private key appears in any log, in `ps` or in --dump-config.
 """
 import json
@@ -55,30 +56,62 @@ def pki(d, *args, ok=True):
     return r
 
 
+def mosquitto_ids():
+    """(uid, gid) of Debian's mosquitto user when this runs as root, else None."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        import pwd
+        pw = pwd.getpwnam("mosquitto")
+        return pw.pw_uid, pw.pw_gid
+    except KeyError:
+        return None
+
+
 class SecureBroker:
     """mosquitto with the drop-in and ACL as shipped; only the paths and the port differ.
-    Its files are laid out as on a broker host (/etc/mosquitto/cradle/)."""
+    Its files are laid out as packaging/mosquitto/README.md installs them in
+    /etc/mosquitto/cradle/: as root, mosquitto drops to its user and reads the key and the ACL
+    through group mosquitto (0640 in a 0750 directory), so the documented modes are tested."""
 
     def __init__(self, tmp, pki_dir, broker_name):
         self.dir = tempfile.mkdtemp(prefix="broker-", dir=tmp)
         self.port = free_port()
-        self.log_path = os.path.join(self.dir, "mosquitto.log")
         self.pki_dir = pki_dir
+        self.ids = mosquitto_ids()
         for src, dst in (("ca.pem", "ca.pem"), (broker_name + ".pem", "broker.pem"),
                          ("private/%s.key" % broker_name, "broker.key"), ("crl.pem", "crl.pem")):
             shutil.copy(os.path.join(pki_dir, src), os.path.join(self.dir, dst))
         shutil.copy(ACL, os.path.join(self.dir, "acl"))
+        self.lay_out()
         with open(DROPIN) as f:
             dropin = f.read()
         check("listener 8883\n" in dropin, "the drop-in has the listener on 8883")
         dropin = dropin.replace("/etc/mosquitto/cradle/", self.dir + "/")
         dropin = dropin.replace("listener 8883\n", "listener %d 127.0.0.1\n" % self.port)
+        # a listener without TLS, as an administrator might add later (global settings: the
+        # drop-in's allow_anonymous false and no password file keep everybody out of it)
+        self.plain_port = free_port()
+        dropin += "\n# added by an administrator\nlistener %d 127.0.0.1\n" % self.plain_port
         self.conf = os.path.join(self.dir, "mosquitto.conf")
         with open(self.conf, "w") as f:
-            # what Debian's /etc/mosquitto/mosquitto.conf adds, then the drop-in as included
-            f.write("persistence false\nlog_dest file %s\nlog_type all\nuser %s\n%s" %
-                    (self.log_path, os.environ.get("USER") or "root", dropin))
+            # what Debian's mosquitto.conf adds (persistence, log), then the drop-in as included
+            f.write("persistence false\nlog_dest stderr\nlog_type all\n")
+            if not self.ids:  # not root: mosquitto stays this user
+                f.write("user %s\n" % pwd_name())
+            f.write(dropin)
         self.proc = None
+
+    def lay_out(self):
+        """The modes of packaging/mosquitto/README.md (as root; else all this user's)."""
+        if not self.ids:
+            return
+        os.chown(self.dir, 0, self.ids[1])
+        os.chmod(self.dir, 0o750)
+        for name, m in (("ca.pem", 0o644), ("crl.pem", 0o644), ("broker.pem", 0o644),
+                        ("broker.key", 0o640), ("acl", 0o640)):
+            os.chown(os.path.join(self.dir, name), 0, self.ids[1])
+            os.chmod(os.path.join(self.dir, name), m)
 
     def start(self):
         self.proc = Proc("mosquitto", self.dir)
@@ -90,15 +123,14 @@ class SecureBroker:
         return self
 
     def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return self.proc.stderr_text() if self.proc else self.last_log
+
+    last_log = ""
 
     def install_crl(self):
         """As the admin does after a revoke: copy the CRL, reload mosquitto."""
         shutil.copy(os.path.join(self.pki_dir, "crl.pem"), os.path.join(self.dir, "crl.pem"))
+        self.lay_out()
         n = self.log().count("Reloading config")
         self.proc.signal(signal.SIGHUP)
         wait_for(lambda: self.log().count("Reloading config") > n, 10, what="mosquitto reload")
@@ -108,6 +140,7 @@ class SecureBroker:
 
     def stop(self):
         if self.proc:
+            self.last_log = self.proc.stderr_text()
             self.proc.stop()
             self.proc = None
 
@@ -176,6 +209,11 @@ class Client:
             self.c.disconnect()
         except OSError:
             pass
+
+
+def pwd_name():
+    import pwd
+    return pwd.getpwuid(os.geteuid()).pw_name
 
 
 def write_agent_conf(tmp, name, broker_url, ca, cert, key, cmd_key):
@@ -258,6 +296,13 @@ def run(tmp, procs, brokers):
 
     broker = SecureBroker(tmp, ca, "localhost").start()
     brokers.append(broker)
+    if broker.ids:
+        user = subprocess.run(["ps", "-o", "user=", "-p", str(broker.proc.p.pid)],
+                              capture_output=True, text=True).stdout.strip()
+        check(user.startswith("mosquit"), "mosquitto dropped to its user: %r" % user)
+        print("ok: mosquitto runs as its own user and reads the files with the documented modes")
+
+    texts_extra = []
 
     # ---- 1. agent and dashboard with their certificates, end to end ----
     dtmp = os.path.join(tmp, "dash")
@@ -365,6 +410,10 @@ def run(tmp, procs, brokers):
         r = handshake(broker.port, None)
         check(r != "connected", "plain MQTT on the TLS port: connected")
         print("ok: plain MQTT on the TLS port refused (%s)" % r)
+        for user in (None, B):
+            r = handshake(broker.plain_port, None, username=user)
+            check(r != "connected", "a listener without TLS let %s in" % (user or "anonymous"))
+        print("ok: a listener added without TLS lets nobody in (%s)" % r)
         # B revoked while the broker runs: the admin copies the new CRL and reloads. The
         # thief kept a copy of B's certificate and key.
         b.close()
@@ -383,6 +432,17 @@ def run(tmp, procs, brokers):
         watcher.close()
 
         # ---- 4. the agent refuses a broker of another CA, or for another host ----
+        def send(url):
+            """cradle-agent send with the dashboard's certificate, unsigned: A's agent rejects
+            it (exit 1) once it arrives; exit 2 is a broker that could not be reached."""
+            r = subprocess.run([AGENT, "send", "--broker", url, "--agent", A, "--udid", udid(1),
+                                "--cafile", cafile, "--cert", dcert, "--key", dkey,
+                                "--timeout", "15", "device.refresh"],
+                               capture_output=True, text=True, timeout=60)
+            texts_extra.append(r.stdout + r.stderr)
+            return r.returncode, r.stdout + r.stderr
+        rc, err = send(broker.url())
+        check(rc == 1 and "rejected" in err, "control: send over TLS: exit %d %s" % (rc, err))
         for what, pdir, name in (("another CA", other, "localhost"),
                                  ("another host name", ca, "wrong.example")):
             rogue = SecureBroker(tmp, pdir, name).start()
@@ -394,13 +454,37 @@ def run(tmp, procs, brokers):
                 f.write(text)
             p = start_agent(tmp, A + "-r", conf, sim)
             procs.append(p)
-            wait_for(lambda: rogue.log().count("New connection from") >= 2, 30,
-                     what="%s: the agent tried twice" % what)
+            # the dashboard too, with its own database, at this broker by host name
+            rtmp = tempfile.mkdtemp(prefix="dash-r-", dir=tmp)
+            with open(dconf) as f:
+                text = f.read().replace(broker.url("localhost"), rogue.url("localhost"))
+            text = text.replace("%s/cradle.db" % dtmp, "%s/cradle.db" % rtmp)
+            text = text.replace("127.0.0.1:%d" % http_port, "127.0.0.1:%d" % free_port())
+            rconf = os.path.join(rtmp, "dashboard.conf")
+            with open(rconf, "w") as f:
+                f.write(text)
+            rd = Proc("dashboard-r", rtmp)
+            procs.append(rd)
+            rd.spawn([DASH, "-c", rconf])
+            wait_for(lambda: rogue.log().count("New connection from") >= 4, 30,
+                     what="%s: the agent and the dashboard tried" % what)
             check(p.alive(), "%s: the agent keeps running" % what)
+            check(rd.alive() and "connected to" not in rd.stderr_text(),
+                  "%s: the dashboard connected or died:\n%s" % (what, rd.stderr_text()))
+            if pdir == other:  # OpenSSL's reason, not only Paho's "TCP/TLS connect failure"
+                wait_for(lambda: "TLS: certificate verify failed" in rd.stderr_text(), 20,
+                         what="%s: the dashboard's log giving OpenSSL's reason" % what)
+            rd.stop()
+            procs.remove(rd)
             check("as %s" % A not in rogue.log() and "connected to" not in p.stderr_text(),
                   "%s: the agent sent its CONNECT:\n%s" % (what, rogue.log()[-2000:]))
-            print("ok: the agent refuses a broker with %s (%s)" % (
-                what, [ln for ln in p.stderr_text().splitlines() if "cannot connect" in ln][-1:]))
+            rc, err = send(rogue.url())
+            check(rc == 2, "%s: cradle-agent send got through: exit %d %s" % (what, rc, err))
+            check("New client connected" not in rogue.log(),
+                  "%s: a client sent its CONNECT:\n%s" % (what, rogue.log()[-2000:]))
+            why = [ln for ln in p.stderr_text().splitlines() if "cannot connect" in ln][-1:]
+            print("ok: the agent, the dashboard and cradle-agent send refuse a broker with %s "
+                  "(%s)" % (what, why))
             p.stop()
             procs.remove(p)
             rogue.stop()
@@ -419,6 +503,7 @@ def run(tmp, procs, brokers):
         for p in procs:
             if p is not None:
                 texts[p.name + " log"] = p.stderr_text()
+        texts["cradle-agent send"] = "\n".join(texts_extra)
         secrets = [PASSWORD]
         for k in (akey, dkey, os.path.join(ca, "private", "ca.key"),
                   os.path.join(broker.dir, "broker.key")):
@@ -432,10 +517,16 @@ def run(tmp, procs, brokers):
         sim.stop()
 
 
-def handshake(port, ca, cert=None, key=None):
+def handshake(port, ca, cert=None, key=None, username=None):
     """TLS (ca None: plain TCP) and an MQTT 3.1.1 CONNECT by hand: "connected" only for a
     CONNACK that accepts, else what went wrong. Synchronous, so a refusal is seen at once."""
-    connect = bytes([0x10, 12 + 4, 0, 4]) + b"MQTT" + bytes([4, 2, 0, 30, 0, 4]) + b"prob"
+    payload = b"\x00\x04prob"
+    flags = 0x02
+    if username:
+        payload += len(username).to_bytes(2, "big") + username.encode()
+        flags |= 0x80
+    body = b"\x00\x04MQTT" + bytes([4, flags, 0, 30]) + payload
+    connect = bytes([0x10, len(body)]) + body
     try:
         s = socket.create_connection(("127.0.0.1", port), 5)
         s.settimeout(5)
