@@ -14,8 +14,8 @@ links, no manager needed); starting a unit runs the unit file's ExecStartPre= as
 ExecStart= as its User=/Group= (setpriv) with its Environment=, StateDirectory=, UMask= and a
 notify socket of this test's own, and waits for READY=1 as systemd does for Type=notify; `reload`
 sends what ExecReload= sends; `status`/`is-active` report that process; journalctl prints what it
-wrote to stdout and stderr. The sandboxing options are not applied (packaging-units checks them
-with systemd-analyze); the test prints that for every unit it starts.
+wrote to stdout and stderr. The sandboxing options are not applied (packaging-units and
+packaging-sandbox check them); the test prints that for every unit it starts.
 """
 import json
 import os
