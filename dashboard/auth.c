@@ -30,7 +30,7 @@
 #include "timefmt.h"
 
 #define RANDOM_BYTES 32
-#define HEX_SHA256   (2 * 32 + 1)
+#define HEX_SHA256   AUTH_HASH_MAX /* 2 * 32 + 1 */
 #define HASH_MAX     CRYPT_OUTPUT_SIZE
 /* Keys of the login rate limit: client addresses; older quiet ones are forgotten first. */
 #define LIMITER_KEYS 4096
@@ -197,6 +197,31 @@ out:
 	return r;
 }
 
+/*
+ * Runs a statement that can end credentials (text parameters a, b; b may be NULL) and, when it
+ * changed a row, adds 1 to AUTH_GEN_COUNTER in the same transaction: whoever sees the new
+ * count also sees the change. 0 (*ret_changes set), -EIO.
+ */
+static int exec_ending(struct store *s, const char *sql, const char *a, const char *b,
+                       int *ret_changes)
+{
+	int r;
+
+	*ret_changes = 0;
+	r = store_begin(s);
+	if (r < 0)
+		goto out;
+	r = exec_text(s, sql, ret_changes, a, b, (const char *)NULL);
+	if (r == 0 && *ret_changes > 0)
+		r = store_counter_add(s, AUTH_GEN_COUNTER, 1);
+	if (r == 0)
+		r = store_commit(s);
+out:
+	if (r < 0)
+		store_rollback(s);
+	return r;
+}
+
 /* --- passwords -------------------------------------------------------------------------- */
 
 static int password_hash(const char *password, char *out, size_t size)
@@ -260,6 +285,36 @@ int auth_user_add(struct store *s, const char *name, enum auth_role role, const 
 	              name, auth_role_name(role), hash, ms, (const char *)NULL);
 out:
 	OPENSSL_cleanse(hash, sizeof(hash));
+	return r;
+}
+
+int auth_user_delete(struct store *s, const char *name)
+{
+	int changes, r;
+
+	r = exec_ending(s, "DELETE FROM users WHERE name = ?", name ? name : "", NULL, &changes);
+	return r == 0 && changes == 0 ? -ENOENT : r;
+}
+
+int auth_user_set_role(struct store *s, const char *name, enum auth_role role)
+{
+	int changes, r;
+
+	if (!auth_role_name(role))
+		return -EINVAL;
+	/* the same role again changes nothing: open streams need no recheck */
+	r = exec_ending(s, "UPDATE users SET role = ?1 WHERE name = ?2 AND role <> ?1",
+	                auth_role_name(role), name ? name : "", &changes);
+	if (r == 0 && changes == 0) {
+		sqlite3_stmt *st = NULL;
+
+		if (sqlite3_prepare_v2(store_db(s), "SELECT 1 FROM users WHERE name = ?", -1, &st,
+		                       NULL) != SQLITE_OK)
+			return sql_fail(s, "prepare");
+		sqlite3_bind_text(st, 1, name ? name : "", -1, SQLITE_STATIC);
+		r = sqlite3_step(st) == SQLITE_ROW ? 0 : -ENOENT;
+		sqlite3_finalize(st);
+	}
 	return r;
 }
 
@@ -337,7 +392,7 @@ int auth_token_revoke(struct store *s, const char *name)
 {
 	int changes = 0, r;
 
-	r = exec_text(s, "DELETE FROM tokens WHERE name = ?", &changes, name, (const char *)NULL);
+	r = exec_ending(s, "DELETE FROM tokens WHERE name = ?", name ? name : "", NULL, &changes);
 	if (r == 0 && changes == 0)
 		r = -ENOENT;
 	return r;
@@ -375,6 +430,7 @@ int auth_token_check(struct store *s, const char *token, struct auth_principal *
 	who->via_cookie = false;
 	who->csrf[0] = '\0';
 	who->expires_ms = 0;
+	snprintf(who->cred, sizeof(who->cred), "%s", hash);
 	r = 0;
 	/* last use, at minute resolution: not a write per request */
 	if (sqlite3_column_type(st, 3) == SQLITE_NULL ||
@@ -415,6 +471,7 @@ int auth_session_new(struct store *s, const char *user, enum auth_role role, int
 	snprintf(who->name, sizeof(who->name), "%s", user);
 	who->via_cookie = true;
 	who->expires_ms = now + ttl_s * 1000;
+	snprintf(who->cred, sizeof(who->cred), "%s", hash);
 	if (sqlite3_prepare_v2(store_db(s),
 	                       "INSERT INTO sessions(id_hash, user, csrf, created_ms, expires_ms) "
 	                       "VALUES(?, ?, ?, ?, ?)",
@@ -478,6 +535,7 @@ int auth_session_check(struct store *s, const char *cookie, struct auth_principa
 	snprintf(who->csrf, sizeof(who->csrf), "%s", (const char *)sqlite3_column_text(st, 3));
 	who->expires_ms = sqlite3_column_int64(st, 4);
 	who->via_cookie = true;
+	snprintf(who->cred, sizeof(who->cred), "%s", hash);
 	r = 0;
 out:
 	sqlite3_finalize(st);
@@ -487,13 +545,53 @@ out:
 int auth_session_delete(struct store *s, const char *cookie)
 {
 	char hash[HEX_SHA256];
+	int changes;
 
 	if (!cookie || !*cookie)
 		return 0;
 	if (sha256_hex(cookie, hash) < 0)
 		return -EIO;
-	return exec_text(s, "DELETE FROM sessions WHERE id_hash = ?", NULL, hash,
-	                 (const char *)NULL);
+	return exec_ending(s, "DELETE FROM sessions WHERE id_hash = ?", hash, NULL, &changes);
+}
+
+int auth_recheck(struct store *s, struct auth_principal *who, const char **ret_reason)
+{
+	sqlite3_stmt *st = NULL;
+	enum auth_role role = AUTH_NONE;
+	int r = -EACCES, rc;
+
+	*ret_reason = who->via_cookie ? "logged_out" : "revoked";
+	if (sqlite3_prepare_v2(store_db(s),
+	                       who->via_cookie ? "SELECT u.role, s.expires_ms FROM sessions s "
+	                                         "JOIN users u ON u.name = s.user "
+	                                         "WHERE s.id_hash = ?"
+	                                       : "SELECT role, 0 FROM tokens WHERE hash = ?",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return sql_fail(s, "prepare");
+	sqlite3_bind_text(st, 1, who->cred, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		goto out;
+	if (rc != SQLITE_ROW) {
+		r = sql_fail(s, "step");
+		goto out;
+	}
+	if (who->via_cookie && sqlite3_column_int64(st, 1) <= now_ms()) {
+		*ret_reason = "expired";
+		goto out;
+	}
+	if (auth_role_from_name((const char *)sqlite3_column_text(st, 0), &role) < 0 ||
+	    role != who->role) {
+		*ret_reason = "role_changed";
+		goto out;
+	}
+	if (who->via_cookie)
+		who->expires_ms = sqlite3_column_int64(st, 1);
+	*ret_reason = NULL;
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	return r;
 }
 
 /* --- login rate limit ------------------------------------------------------------------- */
@@ -709,6 +807,48 @@ int auth_cli_token_list(const struct dash_config *cfg, FILE *out)
 	return cli_list(cfg,
 	                "SELECT name, role, created_ms, last_used_ms FROM tokens ORDER BY name",
 	                true, out);
+}
+
+int auth_cli_user_role(const struct dash_config *cfg, const char *name, const char *role)
+{
+	struct store *s = NULL;
+	enum auth_role rl;
+	int r;
+
+	r = cli_role(role, &rl);
+	if (r < 0)
+		goto out;
+	r = cli_open(cfg, &s);
+	if (r < 0)
+		goto out;
+	r = auth_user_set_role(s, name, rl);
+	if (r == -ENOENT)
+		fprintf(stderr, "cradle-dashboard: no user named '%s'\n", name ? name : "");
+	else if (r < 0)
+		fprintf(stderr, "cradle-dashboard: changing the role of '%s' failed: %s\n", name,
+		        strerror(-r));
+out:
+	store_close(s);
+	return r;
+}
+
+int auth_cli_user_delete(const struct dash_config *cfg, const char *name)
+{
+	struct store *s = NULL;
+	int r;
+
+	r = cli_open(cfg, &s);
+	if (r < 0)
+		goto out;
+	r = auth_user_delete(s, name);
+	if (r == -ENOENT)
+		fprintf(stderr, "cradle-dashboard: no user named '%s'\n", name ? name : "");
+	else if (r < 0)
+		fprintf(stderr, "cradle-dashboard: deleting user '%s' failed: %s\n", name,
+		        strerror(-r));
+out:
+	store_close(s);
+	return r;
 }
 
 int auth_cli_token_add(const struct dash_config *cfg, const char *name, const char *role, FILE *out)

@@ -26,6 +26,14 @@ enum auth_role {
 #define AUTH_CSRF_MAX     48 /* base64url of 32 random bytes, NUL included */
 #define AUTH_SECRET_MAX   64 /* a session cookie or an API token, NUL included */
 #define AUTH_TOKEN_PREFIX "cradle_"
+#define AUTH_HASH_MAX     65 /* hex SHA-256 of a token or session cookie, NUL included */
+/*
+ * The store counter (counters table) every change that can end a credential adds 1 to: a token
+ * revoked, a session deleted (logout), a user deleted or given another role. It lives in the
+ * database, so the command line (another process) bumps it too; the web server polls it to
+ * recheck its open streams (http.c).
+ */
+#define AUTH_GEN_COUNTER "auth_gen"
 
 struct dash_config;
 struct store;
@@ -38,6 +46,7 @@ struct auth_principal {
 	bool via_cookie;          /* a UI session: state-changing requests need the CSRF token */
 	char csrf[AUTH_CSRF_MAX]; /* the session's CSRF token ("" for API tokens) */
 	int64_t expires_ms;       /* the session's end (0 for API tokens) */
+	char cred[AUTH_HASH_MAX]; /* the stored hash of the token or cookie: auth_recheck's key */
 };
 
 /* "viewer", "operator", "admin"; NULL for AUTH_NONE / out of range. */
@@ -59,12 +68,19 @@ int auth_user_check(struct store *s, const char *name, const char *password,
                     enum auth_role *ret_role);
 
 /*
+ * del: -ENOENT when there is no such user; the user's sessions go with it. set_role: -ENOENT,
+ * -EINVAL for a role out of range. Both add 1 to AUTH_GEN_COUNTER (in the same transaction).
+ */
+int auth_user_delete(struct store *s, const char *name);
+int auth_user_set_role(struct store *s, const char *name, enum auth_role role);
+
+/*
  * API tokens: AUTH_TOKEN_PREFIX + base64url of 32 random bytes, written to secret (at least
  * AUTH_SECRET_MAX bytes); only its SHA-256 is stored. -EEXIST when name is taken.
  */
 int auth_token_add(struct store *s, const char *name, enum auth_role role, char *secret,
                    size_t size);
-/* -ENOENT when no token has that name. */
+/* -ENOENT when no token has that name. Adds 1 to AUTH_GEN_COUNTER. */
 int auth_token_revoke(struct store *s, const char *name);
 /* 0 and who ("token:NAME") for a valid token, -EACCES otherwise, -EIO. */
 int auth_token_check(struct store *s, const char *token, struct auth_principal *who);
@@ -77,8 +93,17 @@ int auth_token_check(struct store *s, const char *token, struct auth_principal *
 int auth_session_new(struct store *s, const char *user, enum auth_role role, int64_t ttl_s,
                      char *cookie, size_t size, struct auth_principal *who);
 int auth_session_check(struct store *s, const char *cookie, struct auth_principal *who);
-/* Deletes the session of cookie (none: 0). */
+/* Deletes the session of cookie (none: 0; one: AUTH_GEN_COUNTER + 1). */
 int auth_session_delete(struct store *s, const char *cookie);
+
+/*
+ * Whether who's credential (who->cred) still stands as it did: 0 (who->expires_ms refreshed),
+ * -EACCES with *ret_reason ("revoked": the token is gone; "logged_out": the session is gone,
+ * by logout or with its user; "expired"; "role_changed": the role is no longer who->role), or
+ * -EIO. Writes nothing (a cheap point lookup: a live stream calls it when AUTH_GEN_COUNTER
+ * moved).
+ */
+int auth_recheck(struct store *s, struct auth_principal *who, const char **ret_reason);
 
 /* Constant-time comparison of two NUL-terminated secrets (CSRF tokens). */
 bool auth_secret_equal(const char *a, const char *b);
@@ -101,6 +126,9 @@ void auth_limiter_failed(struct auth_limiter *l, const char *addr);
  */
 int auth_cli_user_add(const struct dash_config *cfg, const char *name, const char *role, FILE *in);
 int auth_cli_user_list(const struct dash_config *cfg, FILE *out);
+/* user role NAME --role ROLE, user delete NAME: open streams of the user end (http.c). */
+int auth_cli_user_role(const struct dash_config *cfg, const char *name, const char *role);
+int auth_cli_user_delete(const struct dash_config *cfg, const char *name);
 int auth_cli_token_add(const struct dash_config *cfg, const char *name, const char *role,
                        FILE *out);
 int auth_cli_token_list(const struct dash_config *cfg, FILE *out);

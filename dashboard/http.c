@@ -71,6 +71,9 @@ extern cJSON *jobs_job_json(struct store *s, int64_t id, int64_t now_ms) __attri
 #define STREAM_SLICE      500   /* ms a stream waits before looking at the stop flag */
 #define STREAM_BATCH      64    /* notices rendered per wakeup */
 #define SESSION_COOKIE    "cradle_session"
+/* ms between reads of AUTH_GEN_COUNTER while streams are open: with STREAM_SLICE, how late a
+ * stream notices a credential ended by another process (the command line) */
+#define AUTH_POLL_MS 2000
 
 struct http {
 	struct MHD_Daemon *d;
@@ -82,6 +85,9 @@ struct http {
 	struct store *pool[POOL_MAX];
 	size_t n_pool;
 	atomic_bool stopping;
+	/* AUTH_GEN_COUNTER as last read, and when (monotonic ms; 0: read at the next chance) */
+	_Atomic int64_t auth_gen;
+	_Atomic int64_t auth_polled_ms;
 };
 
 /* One request, from its headers to its completion. */
@@ -528,10 +534,62 @@ struct stream {
 	uint64_t seq;
 	char *buf; /* pending output */
 	size_t len, off, cap;
-	int64_t last_ms;    /* monotonic time of the last bytes handed out */
-	int64_t expires_ms; /* a session's stream ends with the session (0: a token's) */
-	int fd;             /* the client's socket, to notice it hung up */
+	int64_t last_ms;           /* monotonic time of the last bytes handed out */
+	int64_t expires_ms;        /* a session's stream ends with the session (0: a token's) */
+	int fd;                    /* the client's socket, to notice it hung up */
+	struct auth_principal who; /* whose stream: rechecked when auth_gen moves */
+	int64_t auth_gen;          /* the auth_gen who was last checked at */
+	bool ending;               /* the "end" event is out: close once it is sent */
 };
+
+/*
+ * AUTH_GEN_COUNTER, read from the store at most every AUTH_POLL_MS by whichever stream comes
+ * first (one read for all streams, however many). A change made here (logout) asks for a read
+ * at once.
+ */
+static int64_t auth_gen_get(struct http *h)
+{
+	int64_t now = mono_ms(), last = atomic_load(&h->auth_polled_ms), v;
+	struct store *s;
+
+	if (now - last >= AUTH_POLL_MS &&
+	    atomic_compare_exchange_strong(&h->auth_polled_ms, &last, now)) {
+		s = pool_get(h);
+		if (s && store_counter_get(s, AUTH_GEN_COUNTER, &v) == 0)
+			atomic_store(&h->auth_gen, v);
+		pool_put(h, s);
+	}
+	return atomic_load(&h->auth_gen);
+}
+
+/*
+ * Whether the stream's credential still stands: the session's end, and a recheck of the
+ * credential once auth_gen moved since the last one. NULL, or why it ended (the "end" event's
+ * reason). A store that fails keeps the stream (the next change rechecks again).
+ */
+static const char *stream_auth_ended(struct stream *st)
+{
+	const char *why = NULL;
+	struct store *s;
+	int64_t gen;
+
+	if (st->expires_ms && now_ms() >= st->expires_ms)
+		return "expired";
+	gen = auth_gen_get(st->h);
+	if (gen == st->auth_gen)
+		return NULL;
+	s = pool_get(st->h);
+	if (!s)
+		return NULL;
+	if (auth_recheck(s, &st->who, &why) != -EACCES)
+		why = NULL;
+	else
+		log_info("http: stream of '%s' ended: %s", st->who.name, why);
+	pool_put(st->h, s);
+	st->auth_gen = gen;
+	st->expires_ms = st->who.via_cookie ? st->who.expires_ms : 0;
+	return why;
+}
 
 /*
  * Whether the client hung up. A quiet stream writes nothing for up to STREAM_KEEPALIVE, so
@@ -664,6 +722,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct stream *st = cls;
 	struct hub_notice ns[STREAM_BATCH];
+	const char *why;
 	size_t n;
 
 	(void)pos;
@@ -672,10 +731,18 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 		int r;
 
 		st->off = st->len = 0;
-		if (atomic_load(&st->h->stopping) || (st->expires_ms && now_ms() >= st->expires_ms))
+		if (atomic_load(&st->h->stopping) || st->ending)
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		if (stream_hung_up(st))
 			return MHD_CONTENT_READER_END_WITH_ERROR;
+		why = stream_auth_ended(st);
+		if (why) {
+			/* the client is told why, and not to come back with this credential */
+			if (stream_append(st, "event: end\ndata: {\"reason\":\"%s\"}\n\n", why) < 0)
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+			st->ending = true;
+			break;
+		}
 		quiet = mono_ms() - st->last_ms;
 		if (quiet >= STREAM_KEEPALIVE) {
 			if (stream_append(st, ": keepalive\n\n") < 0)
@@ -733,6 +800,10 @@ static enum MHD_Result stream_start(struct conn *c, struct MHD_Connection *conne
 		return MHD_NO;
 	st->h = c->h;
 	st->expires_ms = c->req.who.via_cookie ? c->req.who.expires_ms : 0;
+	st->who = c->req.who;
+	/* no generation yet: the first look rechecks, so a credential ended between admit() and
+	 * here is not missed */
+	st->auth_gen = INT64_MIN;
 	ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
 	st->fd = ci ? ci->connect_fd : -1;
 	st->seq = hub_next_seq(c->h->svc->hub);
@@ -861,6 +932,8 @@ static void logout_route(struct http_request *req, struct http_response *res)
 		http_error(res, 503, "unavailable", "the database failed");
 		return;
 	}
+	/* the session's open streams end at their next look (STREAM_SLICE), not the next poll */
+	atomic_store(&c->h->auth_polled_ms, 0);
 	if (asprintf(&sc, "%s=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0%s", SESSION_COOKIE,
 	             c->h->tls ? "; Secure" : "") < 0)
 		sc = NULL;
