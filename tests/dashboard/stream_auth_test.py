@@ -11,11 +11,15 @@ import sys
 import threading
 import time
 
+import jsonschema
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dweb import WebServer, expect_error, login  # noqa: E402
 from harness import check  # noqa: E402
 
 DRIVE = os.environ["HTTP_DRIVE"]
+with open(os.path.join(os.environ["CRADLE_SRC"], "dashboard", "openapi.json")) as _f:
+    SPEC = json.load(_f)
 # what http.c promises for a change made by another process: AUTH_POLL_MS (2 s) + STREAM_SLICE
 # (0.5 s); the test allows for a loaded machine on top
 PROMISED_S = 2.5
@@ -79,6 +83,10 @@ class Stream:
         with self.lock:
             check(self.events[-1][0] == "end", "end is the last event: %r" % self.events[-1:])
         d, t = ends[0]
+        # the end event's data is openapi.json's StreamEnd
+        jsonschema.validate(d, {"components": SPEC["components"],
+                                "$ref": "#/components/schemas/StreamEnd"},
+                            cls=jsonschema.Draft202012Validator)
         return d.get("reason"), t - t0
 
     def close(self):
