@@ -554,44 +554,132 @@ int auth_session_delete(struct store *s, const char *cookie)
 	return exec_ending(s, "DELETE FROM sessions WHERE id_hash = ?", hash, NULL, &changes);
 }
 
-int auth_recheck(struct store *s, struct auth_principal *who, const char **ret_reason)
+/* --- credential snapshots ----------------------------------------------------------- */
+
+struct snap_entry {
+	char cred[HEX_SHA256];
+	bool session;
+	enum auth_role role;
+	int64_t expires_ms; /* sessions; 0 for tokens */
+};
+
+struct auth_snapshot {
+	int64_t gen;
+	size_t n;
+	struct snap_entry *v; /* sorted by cred */
+};
+
+static int snap_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct snap_entry *)a)->cred, ((const struct snap_entry *)b)->cred);
+}
+
+/* Appends the rows of sql (cred, role, expires_ms) to snap. 0, -ENOMEM, -EIO. */
+static int snap_rows(struct store *s, struct auth_snapshot *snap, size_t *cap, const char *sql,
+                     bool session)
 {
 	sqlite3_stmt *st = NULL;
-	enum auth_role role = AUTH_NONE;
-	int r = -EACCES, rc;
+	int r = 0, rc;
 
-	*ret_reason = who->via_cookie ? "logged_out" : "revoked";
-	if (sqlite3_prepare_v2(store_db(s),
-	                       who->via_cookie ? "SELECT u.role, s.expires_ms FROM sessions s "
-	                                         "JOIN users u ON u.name = s.user "
-	                                         "WHERE s.id_hash = ?"
-	                                       : "SELECT role, 0 FROM tokens WHERE hash = ?",
-	                       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) != SQLITE_OK)
 		return sql_fail(s, "prepare");
-	sqlite3_bind_text(st, 1, who->cred, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
-		goto out;
-	if (rc != SQLITE_ROW) {
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct snap_entry *e;
+
+		if (snap->n == *cap) {
+			size_t nc = *cap ? *cap * 2 : 64;
+			struct snap_entry *nv = realloc(snap->v, nc * sizeof(*nv));
+
+			if (!nv) {
+				r = -ENOMEM;
+				goto out;
+			}
+			snap->v = nv;
+			*cap = nc;
+		}
+		e = &snap->v[snap->n];
+		snprintf(e->cred, sizeof(e->cred), "%s", (const char *)sqlite3_column_text(st, 0));
+		e->session = session;
+		e->expires_ms = sqlite3_column_int64(st, 2);
+		/* a row with a role we do not know counts as gone */
+		if (auth_role_from_name((const char *)sqlite3_column_text(st, 1), &e->role) == 0)
+			snap->n++;
+	}
+	if (rc != SQLITE_DONE)
 		r = sql_fail(s, "step");
-		goto out;
-	}
-	if (who->via_cookie && sqlite3_column_int64(st, 1) <= now_ms()) {
-		*ret_reason = "expired";
-		goto out;
-	}
-	if (auth_role_from_name((const char *)sqlite3_column_text(st, 0), &role) < 0 ||
-	    role != who->role) {
-		*ret_reason = "role_changed";
-		goto out;
-	}
-	if (who->via_cookie)
-		who->expires_ms = sqlite3_column_int64(st, 1);
-	*ret_reason = NULL;
-	r = 0;
 out:
 	sqlite3_finalize(st);
 	return r;
+}
+
+int auth_snapshot_load(struct store *s, struct auth_snapshot **ret)
+{
+	struct auth_snapshot *snap = calloc(1, sizeof(*snap));
+	size_t cap = 0;
+	int r;
+
+	if (!snap)
+		return -ENOMEM;
+	/* one read transaction: the counter and the rows it counts agree */
+	if (sqlite3_exec(store_db(s), "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+		r = sql_fail(s, "begin");
+		goto out;
+	}
+	r = store_counter_get(s, AUTH_GEN_COUNTER, &snap->gen);
+	if (r == 0)
+		r = snap_rows(s, snap, &cap, "SELECT hash, role, 0 FROM tokens", false);
+	if (r == 0)
+		r = snap_rows(s, snap, &cap,
+		              "SELECT s.id_hash, u.role, s.expires_ms FROM sessions s "
+		              "JOIN users u ON u.name = s.user",
+		              true);
+	sqlite3_exec(store_db(s), "COMMIT", NULL, NULL, NULL);
+	if (r < 0)
+		goto out;
+	if (snap->n)
+		qsort(snap->v, snap->n, sizeof(*snap->v), snap_cmp);
+	*ret = snap;
+	snap = NULL;
+out:
+	auth_snapshot_free(snap);
+	return r;
+}
+
+int64_t auth_snapshot_gen(const struct auth_snapshot *snap)
+{
+	return snap->gen;
+}
+
+int auth_snapshot_check(const struct auth_snapshot *snap, const struct auth_principal *who,
+                        int64_t now, const char **ret_reason)
+{
+	struct snap_entry key;
+	const struct snap_entry *e;
+
+	snprintf(key.cred, sizeof(key.cred), "%s", who->cred);
+	e = snap->n ? bsearch(&key, snap->v, snap->n, sizeof(*snap->v), snap_cmp) : NULL;
+	*ret_reason = who->via_cookie ? "logged_out" : "revoked";
+	if (!e || e->session != who->via_cookie)
+		return -EACCES;
+	if (e->session && e->expires_ms <= now) {
+		*ret_reason = "expired";
+		return -EACCES;
+	}
+	if (e->role != who->role) {
+		*ret_reason = "role_changed";
+		return -EACCES;
+	}
+	*ret_reason = NULL;
+	return 0;
+}
+
+struct auth_snapshot *auth_snapshot_free(struct auth_snapshot *snap)
+{
+	if (!snap)
+		return NULL;
+	free(snap->v);
+	free(snap);
+	return NULL;
 }
 
 /* --- login rate limit ------------------------------------------------------------------- */

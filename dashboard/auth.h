@@ -46,7 +46,7 @@ struct auth_principal {
 	bool via_cookie;          /* a UI session: state-changing requests need the CSRF token */
 	char csrf[AUTH_CSRF_MAX]; /* the session's CSRF token ("" for API tokens) */
 	int64_t expires_ms;       /* the session's end (0 for API tokens) */
-	char cred[AUTH_HASH_MAX]; /* the stored hash of the token or cookie: auth_recheck's key */
+	char cred[AUTH_HASH_MAX]; /* the stored hash of the token or cookie (snapshots' key) */
 };
 
 /* "viewer", "operator", "admin"; NULL for AUTH_NONE / out of range. */
@@ -97,13 +97,22 @@ int auth_session_check(struct store *s, const char *cookie, struct auth_principa
 int auth_session_delete(struct store *s, const char *cookie);
 
 /*
- * Whether who's credential (who->cred) still stands as it did: 0 (who->expires_ms refreshed),
- * -EACCES with *ret_reason ("revoked": the token is gone; "logged_out": the session is gone,
- * by logout or with its user; "expired"; "role_changed": the role is no longer who->role), or
- * -EIO. Writes nothing (a cheap point lookup: a live stream calls it when AUTH_GEN_COUNTER
- * moved).
+ * A snapshot of every live credential (tokens; sessions with their user's role and their end)
+ * and the AUTH_GEN_COUNTER it goes with, read in one transaction: what the web server checks
+ * its open streams against after a change, one read for all of them (http.c).
+ * load: 0, -ENOMEM, -EIO. check: 0 when who's credential (who->cred) is in it with who->role;
+ * else -EACCES and *ret_reason: "revoked" (a token not in it), "logged_out" (a session not in
+ * it: logged out, or its user deleted), "expired" (its end is at or before now, Unix ms),
+ * "role_changed" (its role is no longer who->role). Immutable once loaded: any number of
+ * threads may check against it at once.
  */
-int auth_recheck(struct store *s, struct auth_principal *who, const char **ret_reason);
+struct auth_snapshot;
+int auth_snapshot_load(struct store *s, struct auth_snapshot **ret);
+int64_t auth_snapshot_gen(const struct auth_snapshot *snap);
+int auth_snapshot_check(const struct auth_snapshot *snap, const struct auth_principal *who,
+                        int64_t now_ms, const char **ret_reason);
+/* NULL-safe; returns NULL. */
+struct auth_snapshot *auth_snapshot_free(struct auth_snapshot *snap);
 
 /* Constant-time comparison of two NUL-terminated secrets (CSRF tokens). */
 bool auth_secret_equal(const char *a, const char *b);

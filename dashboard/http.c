@@ -85,9 +85,19 @@ struct http {
 	struct store *pool[POOL_MAX];
 	size_t n_pool;
 	atomic_bool stopping;
-	/* AUTH_GEN_COUNTER as last read, and when (monotonic ms; 0: read at the next chance) */
-	_Atomic int64_t auth_gen;
-	_Atomic int64_t auth_polled_ms;
+	/* the credential snapshot the streams check against (auth.h), swapped when
+	 * AUTH_GEN_COUNTER moved; its gen, to skip the lock while nothing changed */
+	pthread_mutex_t snap_lock;
+	struct snap_ref *snap;
+	_Atomic int64_t snap_gen;
+	_Atomic int64_t auth_polled_ms; /* last read of the counter (monotonic; 0: at once) */
+};
+
+/* A snapshot shared by the streams, freed by whoever drops the last reference. */
+struct snap_ref {
+	struct auth_snapshot *snap;
+	int64_t taken_ms; /* monotonic, before its read began: it shows every change before */
+	int refs;         /* under snap_lock */
 };
 
 /* One request, from its headers to its completion. */
@@ -537,57 +547,108 @@ struct stream {
 	int64_t last_ms;           /* monotonic time of the last bytes handed out */
 	int64_t expires_ms;        /* a session's stream ends with the session (0: a token's) */
 	int fd;                    /* the client's socket, to notice it hung up */
-	struct auth_principal who; /* whose stream: rechecked when auth_gen moves */
-	int64_t auth_gen;          /* the auth_gen who was last checked at */
+	struct auth_principal who; /* whose stream: checked against each new snapshot */
+	int64_t auth_gen;          /* the snapshot generation last looked at */
+	int64_t verified_ms;       /* monotonic: who was valid at this time */
 	bool ending;               /* the "end" event is out: close once it is sent */
 };
 
-/*
- * AUTH_GEN_COUNTER, read from the store at most every AUTH_POLL_MS by whichever stream comes
- * first (one read for all streams, however many). A change made here (logout) asks for a read
- * at once.
- */
-static int64_t auth_gen_get(struct http *h)
+static struct snap_ref *snap_get(struct http *h)
 {
-	int64_t now = mono_ms(), last = atomic_load(&h->auth_polled_ms), v;
-	struct store *s;
+	struct snap_ref *r;
 
-	if (now - last >= AUTH_POLL_MS &&
-	    atomic_compare_exchange_strong(&h->auth_polled_ms, &last, now)) {
-		s = pool_get(h);
-		if (s && store_counter_get(s, AUTH_GEN_COUNTER, &v) == 0)
-			atomic_store(&h->auth_gen, v);
-		pool_put(h, s);
+	pthread_mutex_lock(&h->snap_lock);
+	r = h->snap;
+	if (r)
+		r->refs++;
+	pthread_mutex_unlock(&h->snap_lock);
+	return r;
+}
+
+static void snap_put(struct http *h, struct snap_ref *r)
+{
+	bool last;
+
+	if (!r)
+		return;
+	pthread_mutex_lock(&h->snap_lock);
+	last = --r->refs == 0;
+	pthread_mutex_unlock(&h->snap_lock);
+	if (last) {
+		auth_snapshot_free(r->snap);
+		free(r);
 	}
-	return atomic_load(&h->auth_gen);
 }
 
 /*
- * Whether the stream's credential still stands: the session's end, and a recheck of the
- * credential once auth_gen moved since the last one. NULL, or why it ended (the "end" event's
- * reason). A store that fails keeps the stream (the next change rechecks again).
+ * Reads AUTH_GEN_COUNTER at most every AUTH_POLL_MS, by whichever stream comes first (one
+ * read for all streams, however many), and when it moved loads a new credential snapshot:
+ * a change costs one read of the tokens and sessions, not one per stream.
+ */
+static void auth_poll(struct http *h)
+{
+	int64_t now = mono_ms(), last = atomic_load(&h->auth_polled_ms), gen;
+	struct snap_ref *r = NULL, *old = NULL;
+	struct store *s;
+
+	if (now - last < AUTH_POLL_MS ||
+	    !atomic_compare_exchange_strong(&h->auth_polled_ms, &last, now))
+		return;
+	s = pool_get(h);
+	if (!s || store_counter_get(s, AUTH_GEN_COUNTER, &gen) < 0 ||
+	    gen == atomic_load(&h->snap_gen))
+		goto out;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		goto out;
+	r->taken_ms = mono_ms();
+	r->refs = 1;
+	if (auth_snapshot_load(s, &r->snap) < 0)
+		goto out;
+	pthread_mutex_lock(&h->snap_lock);
+	/* the counter only grows: never replace a newer snapshot by an older one */
+	if (!h->snap || auth_snapshot_gen(r->snap) > auth_snapshot_gen(h->snap->snap)) {
+		old = h->snap;
+		h->snap = r;
+		atomic_store(&h->snap_gen, auth_snapshot_gen(r->snap));
+		r = NULL;
+	}
+	pthread_mutex_unlock(&h->snap_lock);
+out:
+	pool_put(h, s);
+	snap_put(h, old);
+	if (r) {
+		auth_snapshot_free(r->snap);
+		free(r);
+	}
+}
+
+/*
+ * Whether the stream's credential still stands: the session's end, and, once a new snapshot
+ * is there, the credential looked up in it. NULL, or why it ended (the "end" event's reason).
+ * Only a snapshot taken after the credential was last verified can tell (one from before may
+ * lack a token or session made just now); a change after that makes a newer one.
  */
 static const char *stream_auth_ended(struct stream *st)
 {
 	const char *why = NULL;
-	struct store *s;
-	int64_t gen;
+	struct snap_ref *r;
 
 	if (st->expires_ms && now_ms() >= st->expires_ms)
 		return "expired";
-	gen = auth_gen_get(st->h);
-	if (gen == st->auth_gen)
+	auth_poll(st->h);
+	if (atomic_load(&st->h->snap_gen) == st->auth_gen)
 		return NULL;
-	s = pool_get(st->h);
-	if (!s)
+	r = snap_get(st->h);
+	if (!r)
 		return NULL;
-	if (auth_recheck(s, &st->who, &why) != -EACCES)
-		why = NULL;
-	else
+	if (r->taken_ms > st->verified_ms &&
+	    auth_snapshot_check(r->snap, &st->who, now_ms(), &why) == -EACCES)
 		log_info("http: stream of '%s' ended: %s", st->who.name, why);
-	pool_put(st->h, s);
-	st->auth_gen = gen;
-	st->expires_ms = st->who.via_cookie ? st->who.expires_ms : 0;
+	else
+		why = NULL;
+	st->auth_gen = auth_snapshot_gen(r->snap);
+	snap_put(st->h, r);
 	return why;
 }
 
@@ -801,8 +862,8 @@ static enum MHD_Result stream_start(struct conn *c, struct MHD_Connection *conne
 	st->h = c->h;
 	st->expires_ms = c->req.who.via_cookie ? c->req.who.expires_ms : 0;
 	st->who = c->req.who;
-	/* no generation yet: the first look rechecks, so a credential ended between admit() and
-	 * here is not missed */
+	/* admit() found the credential valid before now; snapshots taken later tell its fate */
+	st->verified_ms = mono_ms();
 	st->auth_gen = INT64_MIN;
 	ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
 	st->fd = ci ? ci->connect_fd : -1;
@@ -1210,6 +1271,8 @@ int http_start(const struct http_services *svc, struct http **ret)
 		return log_error_errno(-ENOMEM, "http");
 	h->svc = svc;
 	pthread_mutex_init(&h->pool_lock, NULL);
+	pthread_mutex_init(&h->snap_lock, NULL);
+	atomic_store(&h->snap_gen, INT64_MIN);
 	r = http_listen_addr(cfg->http_listen, &ss);
 	if (r < 0) {
 		log_error("http: cannot listen on '%s': not ADDR:PORT, or the address is unknown",
@@ -1291,6 +1354,8 @@ struct http *http_stop(struct http *h)
 	}
 	free(h->cert_pem);
 	pthread_mutex_destroy(&h->pool_lock);
+	snap_put(h, h->snap);
+	pthread_mutex_destroy(&h->snap_lock);
 	free(h);
 	return NULL;
 }
