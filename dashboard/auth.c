@@ -198,9 +198,24 @@ out:
 }
 
 /*
- * Runs a statement that can end credentials (text parameters a, b; b may be NULL) and, when it
- * changed a row, adds 1 to AUTH_GEN_COUNTER in the same transaction: whoever sees the new
- * count also sees the change. 0 (*ret_changes set), -EIO.
+ * Ends a transaction that changed credentials (store_begin'd): with r == 0 and changed, adds
+ * 1 to AUTH_GEN_COUNTER and commits — whoever sees the new count also sees the change; else
+ * rolls back (r < 0) or commits nothing. Returns r, or the commit's error.
+ */
+static int cred_commit(struct store *s, int r, bool changed)
+{
+	if (r == 0 && changed)
+		r = store_counter_add(s, AUTH_GEN_COUNTER, 1);
+	if (r == 0)
+		r = store_commit(s);
+	if (r < 0)
+		store_rollback(s);
+	return r;
+}
+
+/*
+ * Runs a statement that can end credentials (text parameters a, b; b may be NULL), counted
+ * in AUTH_GEN_COUNTER when it changed a row. 0 (*ret_changes set), -EIO.
  */
 static int exec_ending(struct store *s, const char *sql, const char *a, const char *b,
                        int *ret_changes)
@@ -210,16 +225,9 @@ static int exec_ending(struct store *s, const char *sql, const char *a, const ch
 	*ret_changes = 0;
 	r = store_begin(s);
 	if (r < 0)
-		goto out;
+		return r;
 	r = exec_text(s, sql, ret_changes, a, b, (const char *)NULL);
-	if (r == 0 && *ret_changes > 0)
-		r = store_counter_add(s, AUTH_GEN_COUNTER, 1);
-	if (r == 0)
-		r = store_commit(s);
-out:
-	if (r < 0)
-		store_rollback(s);
-	return r;
+	return cred_commit(s, r, *ret_changes > 0);
 }
 
 /* --- passwords -------------------------------------------------------------------------- */
@@ -380,8 +388,13 @@ int auth_token_add(struct store *s, const char *name, enum auth_role role, char 
 	if (r < 0)
 		goto out;
 	snprintf(ms, sizeof(ms), "%lld", (long long)now_ms());
+	/* counted too: a stream checks itself only against snapshots that hold its credential */
+	r = store_begin(s);
+	if (r < 0)
+		goto out;
 	r = exec_text(s, "INSERT INTO tokens(name, role, hash, created_ms) VALUES(?, ?, ?, ?)",
 	              NULL, name, auth_role_name(role), hash, ms, (const char *)NULL);
+	r = cred_commit(s, r, true);
 out:
 	if (r < 0)
 		OPENSSL_cleanse(secret, size);
@@ -456,6 +469,7 @@ int auth_session_new(struct store *s, const char *user, enum auth_role role, int
 	sqlite3_stmt *st = NULL;
 	char hash[HEX_SHA256];
 	int64_t now = now_ms();
+	bool began = false;
 	int r;
 
 	r = random_secret("", cookie, size);
@@ -472,6 +486,11 @@ int auth_session_new(struct store *s, const char *user, enum auth_role role, int
 	who->via_cookie = true;
 	who->expires_ms = now + ttl_s * 1000;
 	snprintf(who->cred, sizeof(who->cred), "%s", hash);
+	/* counted, as a new token is */
+	r = store_begin(s);
+	if (r < 0)
+		goto out;
+	began = true;
 	if (sqlite3_prepare_v2(store_db(s),
 	                       "INSERT INTO sessions(id_hash, user, csrf, created_ms, expires_ms) "
 	                       "VALUES(?, ?, ?, ?, ?)",
@@ -498,6 +517,8 @@ int auth_session_new(struct store *s, const char *user, enum auth_role role, int
 	}
 out:
 	sqlite3_finalize(st);
+	if (began)
+		r = cred_commit(s, r, true);
 	if (r < 0)
 		OPENSSL_cleanse(cookie, size);
 	return r;

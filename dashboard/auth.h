@@ -28,10 +28,10 @@ enum auth_role {
 #define AUTH_TOKEN_PREFIX "cradle_"
 #define AUTH_HASH_MAX     65 /* hex SHA-256 of a token or session cookie, NUL included */
 /*
- * The store counter (counters table) every change that can end a credential adds 1 to: a token
- * revoked, a session deleted (logout), a user deleted or given another role. It lives in the
- * database, so the command line (another process) bumps it too; the web server polls it to
- * recheck its open streams (http.c).
+ * The store counter (counters table) every change of credentials adds 1 to, in the same
+ * transaction: a token added or revoked, a session made (login) or deleted (logout), a user
+ * deleted or given another role. It lives in the database, so the command line (another
+ * process) bumps it too; the web server polls it to check its open streams (http.c).
  */
 #define AUTH_GEN_COUNTER "auth_gen"
 
@@ -80,7 +80,7 @@ int auth_user_set_role(struct store *s, const char *name, enum auth_role role);
  */
 int auth_token_add(struct store *s, const char *name, enum auth_role role, char *secret,
                    size_t size);
-/* -ENOENT when no token has that name. Adds 1 to AUTH_GEN_COUNTER. */
+/* -ENOENT when no token has that name. add and revoke add 1 to AUTH_GEN_COUNTER. */
 int auth_token_revoke(struct store *s, const char *name);
 /* 0 and who ("token:NAME") for a valid token, -EACCES otherwise, -EIO. */
 int auth_token_check(struct store *s, const char *token, struct auth_principal *who);
@@ -93,7 +93,7 @@ int auth_token_check(struct store *s, const char *token, struct auth_principal *
 int auth_session_new(struct store *s, const char *user, enum auth_role role, int64_t ttl_s,
                      char *cookie, size_t size, struct auth_principal *who);
 int auth_session_check(struct store *s, const char *cookie, struct auth_principal *who);
-/* Deletes the session of cookie (none: 0; one: AUTH_GEN_COUNTER + 1). */
+/* Deletes the session of cookie (none: 0; one: AUTH_GEN_COUNTER + 1, as new adds 1). */
 int auth_session_delete(struct store *s, const char *cookie);
 
 /*

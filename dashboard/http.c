@@ -96,8 +96,7 @@ struct http {
 /* A snapshot shared by the streams, freed by whoever drops the last reference. */
 struct snap_ref {
 	struct auth_snapshot *snap;
-	int64_t taken_ms; /* monotonic, before its read began: it shows every change before */
-	int refs;         /* under snap_lock */
+	int refs; /* under snap_lock */
 };
 
 /* One request, from its headers to its completion. */
@@ -549,7 +548,7 @@ struct stream {
 	int fd;                    /* the client's socket, to notice it hung up */
 	struct auth_principal who; /* whose stream: checked against each new snapshot */
 	int64_t auth_gen;          /* the snapshot generation last looked at */
-	int64_t verified_ms;       /* monotonic: who was valid at this time */
+	int64_t gen_min;           /* AUTH_GEN_COUNTER once who was found valid */
 	bool ending;               /* the "end" event is out: close once it is sent */
 };
 
@@ -601,7 +600,6 @@ static void auth_poll(struct http *h)
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		goto out;
-	r->taken_ms = mono_ms();
 	r->refs = 1;
 	if (auth_snapshot_load(s, &r->snap) < 0)
 		goto out;
@@ -626,28 +624,33 @@ out:
 /*
  * Whether the stream's credential still stands: the session's end, and, once a new snapshot
  * is there, the credential looked up in it. NULL, or why it ended (the "end" event's reason).
- * Only a snapshot taken after the credential was last verified can tell (one from before may
- * lack a token or session made just now); a change after that makes a newer one.
+ * Only a snapshot of generation gen_min or later can tell: making a credential counts too, so
+ * such a snapshot holds the stream's credential unless it ended (an older one may lack a token
+ * or session made just now); any change after gen_min makes a newer one.
  */
 static const char *stream_auth_ended(struct stream *st)
 {
 	const char *why = NULL;
 	struct snap_ref *r;
+	int64_t gen;
 
 	if (st->expires_ms && now_ms() >= st->expires_ms)
 		return "expired";
 	auth_poll(st->h);
-	if (atomic_load(&st->h->snap_gen) == st->auth_gen)
+	gen = atomic_load(&st->h->snap_gen);
+	if (gen == st->auth_gen || gen < st->gen_min)
 		return NULL;
 	r = snap_get(st->h);
 	if (!r)
 		return NULL;
-	if (r->taken_ms > st->verified_ms &&
-	    auth_snapshot_check(r->snap, &st->who, now_ms(), &why) == -EACCES)
-		log_info("http: stream of '%s' ended: %s", st->who.name, why);
-	else
-		why = NULL;
-	st->auth_gen = auth_snapshot_gen(r->snap);
+	gen = auth_snapshot_gen(r->snap);
+	if (gen >= st->gen_min && gen != st->auth_gen) {
+		if (auth_snapshot_check(r->snap, &st->who, now_ms(), &why) == 0)
+			why = NULL;
+		else
+			log_info("http: stream of '%s' ended: %s", st->who.name, why);
+		st->auth_gen = gen;
+	}
 	snap_put(st->h, r);
 	return why;
 }
@@ -852,7 +855,9 @@ static enum MHD_Result stream_start(struct conn *c, struct MHD_Connection *conne
 	const union MHD_ConnectionInfo *ci;
 	struct MHD_Response *r;
 	struct stream *st;
+	struct store *s;
 	enum MHD_Result ret;
+	int r_gen;
 
 	if (!c->h->svc->hub)
 		return send_error(connection, 503, "unavailable", "live updates are not running");
@@ -862,9 +867,16 @@ static enum MHD_Result stream_start(struct conn *c, struct MHD_Connection *conne
 	st->h = c->h;
 	st->expires_ms = c->req.who.via_cookie ? c->req.who.expires_ms : 0;
 	st->who = c->req.who;
-	/* admit() found the credential valid before now; snapshots taken later tell its fate */
-	st->verified_ms = mono_ms();
 	st->auth_gen = INT64_MIN;
+	/* admit() found the credential valid before this read: a snapshot of this generation or
+	 * later holds it, or its end */
+	s = pool_get(c->h);
+	r_gen = s ? store_counter_get(s, AUTH_GEN_COUNTER, &st->gen_min) : -EIO;
+	pool_put(c->h, s);
+	if (r_gen < 0) {
+		stream_free(st);
+		return send_error(connection, 503, "unavailable", "the database failed");
+	}
 	ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
 	st->fd = ci ? ci->connect_fd : -1;
 	st->seq = hub_next_seq(c->h->svc->hub);

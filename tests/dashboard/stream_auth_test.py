@@ -213,13 +213,28 @@ def main():
         every.remove(s_dave)
         print("ok: an expired session's stream got end/expired")
 
+        # credentials made just now, while others end: a snapshot from before one was made
+        # must not cut its stream (making a token or a session counts as a change too)
+        fresh = []
+        for i in range(3):
+            r = web.cli("token", "add", "fresh%d" % i, "viewer")
+            check(r.returncode == 0, "token add fresh%d: %s" % (i, r.stderr))
+            fresh.append(Stream(web, token=r.stdout.strip()))
+            cli_ok(web, "token", "add", "churn%d" % i, "viewer")
+            cli_ok(web, "token", "revoke", "churn%d" % i)
+            c, _ = login(web, "bob", "bob-pw")
+            fresh.append(Stream(web, cookie=c))
+        time.sleep(PROMISED_S + 1)
+        every += fresh
+        print("ok: 6 streams of credentials made amid changes were not cut")
+
         # the others never saw an end, and still flow
         time.sleep(0.6)
         flowing(web, every)
         for s in every:
             check(s.closed_at is None and not s.find("end"), "an untouched stream ended")
         print("ok: %d untouched streams (tokens keep and ops, bob's 2nd session, alice's new "
-              "one) saw no end and still deliver; CLI-made cuts took max %.2fs"
+              "one, the 6 fresh ones) saw no end and still deliver; CLI-made cuts took max %.2fs"
               % (len(every), max(lat)))
         for s in every:
             s.close()
