@@ -30,7 +30,7 @@
 #include "timefmt.h"
 
 #define RANDOM_BYTES 32
-#define HEX_SHA256   (2 * 32 + 1)
+#define HEX_SHA256   AUTH_HASH_MAX /* 2 * 32 + 1 */
 #define HASH_MAX     CRYPT_OUTPUT_SIZE
 /* Keys of the login rate limit: client addresses; older quiet ones are forgotten first. */
 #define LIMITER_KEYS 4096
@@ -197,6 +197,39 @@ out:
 	return r;
 }
 
+/*
+ * Ends a transaction that changed credentials (store_begin'd): with r == 0 and changed, adds
+ * 1 to AUTH_GEN_COUNTER and commits — whoever sees the new count also sees the change; else
+ * rolls back (r < 0) or commits nothing. Returns r, or the commit's error.
+ */
+static int cred_commit(struct store *s, int r, bool changed)
+{
+	if (r == 0 && changed)
+		r = store_counter_add(s, AUTH_GEN_COUNTER, 1);
+	if (r == 0)
+		r = store_commit(s);
+	if (r < 0)
+		store_rollback(s);
+	return r;
+}
+
+/*
+ * Runs a statement that can end credentials (text parameters a, b; b may be NULL), counted
+ * in AUTH_GEN_COUNTER when it changed a row. 0 (*ret_changes set), -EIO.
+ */
+static int exec_ending(struct store *s, const char *sql, const char *a, const char *b,
+                       int *ret_changes)
+{
+	int r;
+
+	*ret_changes = 0;
+	r = store_begin(s);
+	if (r < 0)
+		return r;
+	r = exec_text(s, sql, ret_changes, a, b, (const char *)NULL);
+	return cred_commit(s, r, *ret_changes > 0);
+}
+
 /* --- passwords -------------------------------------------------------------------------- */
 
 static int password_hash(const char *password, char *out, size_t size)
@@ -263,6 +296,36 @@ out:
 	return r;
 }
 
+int auth_user_delete(struct store *s, const char *name)
+{
+	int changes, r;
+
+	r = exec_ending(s, "DELETE FROM users WHERE name = ?", name ? name : "", NULL, &changes);
+	return r == 0 && changes == 0 ? -ENOENT : r;
+}
+
+int auth_user_set_role(struct store *s, const char *name, enum auth_role role)
+{
+	int changes, r;
+
+	if (!auth_role_name(role))
+		return -EINVAL;
+	/* the same role again changes nothing: open streams need no recheck */
+	r = exec_ending(s, "UPDATE users SET role = ?1 WHERE name = ?2 AND role <> ?1",
+	                auth_role_name(role), name ? name : "", &changes);
+	if (r == 0 && changes == 0) {
+		sqlite3_stmt *st = NULL;
+
+		if (sqlite3_prepare_v2(store_db(s), "SELECT 1 FROM users WHERE name = ?", -1, &st,
+		                       NULL) != SQLITE_OK)
+			return sql_fail(s, "prepare");
+		sqlite3_bind_text(st, 1, name ? name : "", -1, SQLITE_STATIC);
+		r = sqlite3_step(st) == SQLITE_ROW ? 0 : -ENOENT;
+		sqlite3_finalize(st);
+	}
+	return r;
+}
+
 /* The hash an unknown user's password is checked against: same algorithm, same cost. */
 static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
 static char dummy_hash[HASH_MAX];
@@ -325,8 +388,13 @@ int auth_token_add(struct store *s, const char *name, enum auth_role role, char 
 	if (r < 0)
 		goto out;
 	snprintf(ms, sizeof(ms), "%lld", (long long)now_ms());
+	/* counted too: a stream checks itself only against snapshots that hold its credential */
+	r = store_begin(s);
+	if (r < 0)
+		goto out;
 	r = exec_text(s, "INSERT INTO tokens(name, role, hash, created_ms) VALUES(?, ?, ?, ?)",
 	              NULL, name, auth_role_name(role), hash, ms, (const char *)NULL);
+	r = cred_commit(s, r, true);
 out:
 	if (r < 0)
 		OPENSSL_cleanse(secret, size);
@@ -337,7 +405,7 @@ int auth_token_revoke(struct store *s, const char *name)
 {
 	int changes = 0, r;
 
-	r = exec_text(s, "DELETE FROM tokens WHERE name = ?", &changes, name, (const char *)NULL);
+	r = exec_ending(s, "DELETE FROM tokens WHERE name = ?", name ? name : "", NULL, &changes);
 	if (r == 0 && changes == 0)
 		r = -ENOENT;
 	return r;
@@ -375,6 +443,7 @@ int auth_token_check(struct store *s, const char *token, struct auth_principal *
 	who->via_cookie = false;
 	who->csrf[0] = '\0';
 	who->expires_ms = 0;
+	snprintf(who->cred, sizeof(who->cred), "%s", hash);
 	r = 0;
 	/* last use, at minute resolution: not a write per request */
 	if (sqlite3_column_type(st, 3) == SQLITE_NULL ||
@@ -400,6 +469,7 @@ int auth_session_new(struct store *s, const char *user, enum auth_role role, int
 	sqlite3_stmt *st = NULL;
 	char hash[HEX_SHA256];
 	int64_t now = now_ms();
+	bool began = false;
 	int r;
 
 	r = random_secret("", cookie, size);
@@ -415,6 +485,12 @@ int auth_session_new(struct store *s, const char *user, enum auth_role role, int
 	snprintf(who->name, sizeof(who->name), "%s", user);
 	who->via_cookie = true;
 	who->expires_ms = now + ttl_s * 1000;
+	snprintf(who->cred, sizeof(who->cred), "%s", hash);
+	/* counted, as a new token is */
+	r = store_begin(s);
+	if (r < 0)
+		goto out;
+	began = true;
 	if (sqlite3_prepare_v2(store_db(s),
 	                       "INSERT INTO sessions(id_hash, user, csrf, created_ms, expires_ms) "
 	                       "VALUES(?, ?, ?, ?, ?)",
@@ -441,6 +517,8 @@ int auth_session_new(struct store *s, const char *user, enum auth_role role, int
 	}
 out:
 	sqlite3_finalize(st);
+	if (began)
+		r = cred_commit(s, r, true);
 	if (r < 0)
 		OPENSSL_cleanse(cookie, size);
 	return r;
@@ -478,6 +556,7 @@ int auth_session_check(struct store *s, const char *cookie, struct auth_principa
 	snprintf(who->csrf, sizeof(who->csrf), "%s", (const char *)sqlite3_column_text(st, 3));
 	who->expires_ms = sqlite3_column_int64(st, 4);
 	who->via_cookie = true;
+	snprintf(who->cred, sizeof(who->cred), "%s", hash);
 	r = 0;
 out:
 	sqlite3_finalize(st);
@@ -487,13 +566,141 @@ out:
 int auth_session_delete(struct store *s, const char *cookie)
 {
 	char hash[HEX_SHA256];
+	int changes;
 
 	if (!cookie || !*cookie)
 		return 0;
 	if (sha256_hex(cookie, hash) < 0)
 		return -EIO;
-	return exec_text(s, "DELETE FROM sessions WHERE id_hash = ?", NULL, hash,
-	                 (const char *)NULL);
+	return exec_ending(s, "DELETE FROM sessions WHERE id_hash = ?", hash, NULL, &changes);
+}
+
+/* --- credential snapshots ----------------------------------------------------------- */
+
+struct snap_entry {
+	char cred[HEX_SHA256];
+	bool session;
+	enum auth_role role;
+	int64_t expires_ms; /* sessions; 0 for tokens */
+};
+
+struct auth_snapshot {
+	int64_t gen;
+	size_t n;
+	struct snap_entry *v; /* sorted by cred */
+};
+
+static int snap_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct snap_entry *)a)->cred, ((const struct snap_entry *)b)->cred);
+}
+
+/* Appends the rows of sql (cred, role, expires_ms) to snap. 0, -ENOMEM, -EIO. */
+static int snap_rows(struct store *s, struct auth_snapshot *snap, size_t *cap, const char *sql,
+                     bool session)
+{
+	sqlite3_stmt *st = NULL;
+	int r = 0, rc;
+
+	if (sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) != SQLITE_OK)
+		return sql_fail(s, "prepare");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct snap_entry *e;
+
+		if (snap->n == *cap) {
+			size_t nc = *cap ? *cap * 2 : 64;
+			struct snap_entry *nv = realloc(snap->v, nc * sizeof(*nv));
+
+			if (!nv) {
+				r = -ENOMEM;
+				goto out;
+			}
+			snap->v = nv;
+			*cap = nc;
+		}
+		e = &snap->v[snap->n];
+		snprintf(e->cred, sizeof(e->cred), "%s", (const char *)sqlite3_column_text(st, 0));
+		e->session = session;
+		e->expires_ms = sqlite3_column_int64(st, 2);
+		/* a row with a role we do not know counts as gone */
+		if (auth_role_from_name((const char *)sqlite3_column_text(st, 1), &e->role) == 0)
+			snap->n++;
+	}
+	if (rc != SQLITE_DONE)
+		r = sql_fail(s, "step");
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+int auth_snapshot_load(struct store *s, struct auth_snapshot **ret)
+{
+	struct auth_snapshot *snap = calloc(1, sizeof(*snap));
+	size_t cap = 0;
+	int r;
+
+	if (!snap)
+		return -ENOMEM;
+	/* one read transaction: the counter and the rows it counts agree */
+	if (sqlite3_exec(store_db(s), "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+		r = sql_fail(s, "begin");
+		goto out;
+	}
+	r = store_counter_get(s, AUTH_GEN_COUNTER, &snap->gen);
+	if (r == 0)
+		r = snap_rows(s, snap, &cap, "SELECT hash, role, 0 FROM tokens", false);
+	if (r == 0)
+		r = snap_rows(s, snap, &cap,
+		              "SELECT s.id_hash, u.role, s.expires_ms FROM sessions s "
+		              "JOIN users u ON u.name = s.user",
+		              true);
+	sqlite3_exec(store_db(s), "COMMIT", NULL, NULL, NULL);
+	if (r < 0)
+		goto out;
+	if (snap->n)
+		qsort(snap->v, snap->n, sizeof(*snap->v), snap_cmp);
+	*ret = snap;
+	snap = NULL;
+out:
+	auth_snapshot_free(snap);
+	return r;
+}
+
+int64_t auth_snapshot_gen(const struct auth_snapshot *snap)
+{
+	return snap->gen;
+}
+
+int auth_snapshot_check(const struct auth_snapshot *snap, const struct auth_principal *who,
+                        int64_t now, const char **ret_reason)
+{
+	struct snap_entry key;
+	const struct snap_entry *e;
+
+	snprintf(key.cred, sizeof(key.cred), "%s", who->cred);
+	e = snap->n ? bsearch(&key, snap->v, snap->n, sizeof(*snap->v), snap_cmp) : NULL;
+	*ret_reason = who->via_cookie ? "logged_out" : "revoked";
+	if (!e || e->session != who->via_cookie)
+		return -EACCES;
+	if (e->session && e->expires_ms <= now) {
+		*ret_reason = "expired";
+		return -EACCES;
+	}
+	if (e->role != who->role) {
+		*ret_reason = "role_changed";
+		return -EACCES;
+	}
+	*ret_reason = NULL;
+	return 0;
+}
+
+struct auth_snapshot *auth_snapshot_free(struct auth_snapshot *snap)
+{
+	if (!snap)
+		return NULL;
+	free(snap->v);
+	free(snap);
+	return NULL;
 }
 
 /* --- login rate limit ------------------------------------------------------------------- */
@@ -709,6 +916,48 @@ int auth_cli_token_list(const struct dash_config *cfg, FILE *out)
 	return cli_list(cfg,
 	                "SELECT name, role, created_ms, last_used_ms FROM tokens ORDER BY name",
 	                true, out);
+}
+
+int auth_cli_user_role(const struct dash_config *cfg, const char *name, const char *role)
+{
+	struct store *s = NULL;
+	enum auth_role rl;
+	int r;
+
+	r = cli_role(role, &rl);
+	if (r < 0)
+		goto out;
+	r = cli_open(cfg, &s);
+	if (r < 0)
+		goto out;
+	r = auth_user_set_role(s, name, rl);
+	if (r == -ENOENT)
+		fprintf(stderr, "cradle-dashboard: no user named '%s'\n", name ? name : "");
+	else if (r < 0)
+		fprintf(stderr, "cradle-dashboard: changing the role of '%s' failed: %s\n", name,
+		        strerror(-r));
+out:
+	store_close(s);
+	return r;
+}
+
+int auth_cli_user_delete(const struct dash_config *cfg, const char *name)
+{
+	struct store *s = NULL;
+	int r;
+
+	r = cli_open(cfg, &s);
+	if (r < 0)
+		goto out;
+	r = auth_user_delete(s, name);
+	if (r == -ENOENT)
+		fprintf(stderr, "cradle-dashboard: no user named '%s'\n", name ? name : "");
+	else if (r < 0)
+		fprintf(stderr, "cradle-dashboard: deleting user '%s' failed: %s\n", name,
+		        strerror(-r));
+out:
+	store_close(s);
+	return r;
 }
 
 int auth_cli_token_add(const struct dash_config *cfg, const char *name, const char *role, FILE *out)

@@ -71,6 +71,9 @@ extern cJSON *jobs_job_json(struct store *s, int64_t id, int64_t now_ms) __attri
 #define STREAM_SLICE      500   /* ms a stream waits before looking at the stop flag */
 #define STREAM_BATCH      64    /* notices rendered per wakeup */
 #define SESSION_COOKIE    "cradle_session"
+/* ms between reads of AUTH_GEN_COUNTER while streams are open: with STREAM_SLICE, how late a
+ * stream notices a credential ended by another process (the command line) */
+#define AUTH_POLL_MS 2000
 
 struct http {
 	struct MHD_Daemon *d;
@@ -82,6 +85,18 @@ struct http {
 	struct store *pool[POOL_MAX];
 	size_t n_pool;
 	atomic_bool stopping;
+	/* the credential snapshot the streams check against (auth.h), swapped when
+	 * AUTH_GEN_COUNTER moved; its gen, to skip the lock while nothing changed */
+	pthread_mutex_t snap_lock;
+	struct snap_ref *snap;
+	_Atomic int64_t snap_gen;
+	_Atomic int64_t auth_polled_ms; /* last read of the counter (monotonic; 0: at once) */
+};
+
+/* A snapshot shared by the streams, freed by whoever drops the last reference. */
+struct snap_ref {
+	struct auth_snapshot *snap;
+	int refs; /* under snap_lock */
 };
 
 /* One request, from its headers to its completion. */
@@ -528,10 +543,117 @@ struct stream {
 	uint64_t seq;
 	char *buf; /* pending output */
 	size_t len, off, cap;
-	int64_t last_ms;    /* monotonic time of the last bytes handed out */
-	int64_t expires_ms; /* a session's stream ends with the session (0: a token's) */
-	int fd;             /* the client's socket, to notice it hung up */
+	int64_t last_ms;           /* monotonic time of the last bytes handed out */
+	int64_t expires_ms;        /* a session's stream ends with the session (0: a token's) */
+	int fd;                    /* the client's socket, to notice it hung up */
+	struct auth_principal who; /* whose stream: checked against each new snapshot */
+	int64_t auth_gen;          /* the snapshot generation last looked at */
+	int64_t gen_min;           /* AUTH_GEN_COUNTER once who was found valid */
+	bool ending;               /* the "end" event is out: close once it is sent */
 };
+
+static struct snap_ref *snap_get(struct http *h)
+{
+	struct snap_ref *r;
+
+	pthread_mutex_lock(&h->snap_lock);
+	r = h->snap;
+	if (r)
+		r->refs++;
+	pthread_mutex_unlock(&h->snap_lock);
+	return r;
+}
+
+static void snap_put(struct http *h, struct snap_ref *r)
+{
+	bool last;
+
+	if (!r)
+		return;
+	pthread_mutex_lock(&h->snap_lock);
+	last = --r->refs == 0;
+	pthread_mutex_unlock(&h->snap_lock);
+	if (last) {
+		auth_snapshot_free(r->snap);
+		free(r);
+	}
+}
+
+/*
+ * Reads AUTH_GEN_COUNTER at most every AUTH_POLL_MS, by whichever stream comes first (one
+ * read for all streams, however many), and when it moved loads a new credential snapshot:
+ * a change costs one read of the tokens and sessions, not one per stream.
+ */
+static void auth_poll(struct http *h)
+{
+	int64_t now = mono_ms(), last = atomic_load(&h->auth_polled_ms), gen;
+	struct snap_ref *r = NULL, *old = NULL;
+	struct store *s;
+
+	if (now - last < AUTH_POLL_MS ||
+	    !atomic_compare_exchange_strong(&h->auth_polled_ms, &last, now))
+		return;
+	s = pool_get(h);
+	if (!s || store_counter_get(s, AUTH_GEN_COUNTER, &gen) < 0 ||
+	    gen == atomic_load(&h->snap_gen))
+		goto out;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		goto out;
+	r->refs = 1;
+	if (auth_snapshot_load(s, &r->snap) < 0)
+		goto out;
+	pthread_mutex_lock(&h->snap_lock);
+	/* the counter only grows: never replace a newer snapshot by an older one */
+	if (!h->snap || auth_snapshot_gen(r->snap) > auth_snapshot_gen(h->snap->snap)) {
+		old = h->snap;
+		h->snap = r;
+		atomic_store(&h->snap_gen, auth_snapshot_gen(r->snap));
+		r = NULL;
+	}
+	pthread_mutex_unlock(&h->snap_lock);
+out:
+	pool_put(h, s);
+	snap_put(h, old);
+	if (r) {
+		auth_snapshot_free(r->snap);
+		free(r);
+	}
+}
+
+/*
+ * Whether the stream's credential still stands: the session's end, and, once a new snapshot
+ * is there, the credential looked up in it. NULL, or why it ended (the "end" event's reason).
+ * Only a snapshot of generation gen_min or later can tell: making a credential counts too, so
+ * such a snapshot holds the stream's credential unless it ended (an older one may lack a token
+ * or session made just now); any change after gen_min makes a newer one.
+ */
+static const char *stream_auth_ended(struct stream *st)
+{
+	const char *why = NULL;
+	struct snap_ref *r;
+	int64_t gen;
+
+	if (st->expires_ms && now_ms() >= st->expires_ms)
+		return "expired";
+	auth_poll(st->h);
+	gen = atomic_load(&st->h->snap_gen);
+	if (gen == st->auth_gen || gen < st->gen_min)
+		return NULL;
+	r = snap_get(st->h);
+	if (!r)
+		return NULL;
+	gen = auth_snapshot_gen(r->snap);
+	if (gen >= st->gen_min && gen != st->auth_gen) {
+		if (auth_snapshot_check(r->snap, &st->who, now_ms(), &why) == 0)
+			why = NULL;
+		else
+			log_info("http: stream of '%s' ended: %s", st->who.name, why);
+		st->auth_gen = gen;
+	}
+	snap_put(st->h, r);
+	return why;
+}
 
 /*
  * Whether the client hung up. A quiet stream writes nothing for up to STREAM_KEEPALIVE, so
@@ -664,6 +786,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct stream *st = cls;
 	struct hub_notice ns[STREAM_BATCH];
+	const char *why;
 	size_t n;
 
 	(void)pos;
@@ -672,10 +795,18 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 		int r;
 
 		st->off = st->len = 0;
-		if (atomic_load(&st->h->stopping) || (st->expires_ms && now_ms() >= st->expires_ms))
+		if (atomic_load(&st->h->stopping) || st->ending)
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		if (stream_hung_up(st))
 			return MHD_CONTENT_READER_END_WITH_ERROR;
+		why = stream_auth_ended(st);
+		if (why) {
+			/* the client is told why, and not to come back with this credential */
+			if (stream_append(st, "event: end\ndata: {\"reason\":\"%s\"}\n\n", why) < 0)
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+			st->ending = true;
+			break;
+		}
 		quiet = mono_ms() - st->last_ms;
 		if (quiet >= STREAM_KEEPALIVE) {
 			if (stream_append(st, ": keepalive\n\n") < 0)
@@ -724,7 +855,9 @@ static enum MHD_Result stream_start(struct conn *c, struct MHD_Connection *conne
 	const union MHD_ConnectionInfo *ci;
 	struct MHD_Response *r;
 	struct stream *st;
+	struct store *s;
 	enum MHD_Result ret;
+	int r_gen;
 
 	if (!c->h->svc->hub)
 		return send_error(connection, 503, "unavailable", "live updates are not running");
@@ -733,6 +866,17 @@ static enum MHD_Result stream_start(struct conn *c, struct MHD_Connection *conne
 		return MHD_NO;
 	st->h = c->h;
 	st->expires_ms = c->req.who.via_cookie ? c->req.who.expires_ms : 0;
+	st->who = c->req.who;
+	st->auth_gen = INT64_MIN;
+	/* admit() found the credential valid before this read: a snapshot of this generation or
+	 * later holds it, or its end */
+	s = pool_get(c->h);
+	r_gen = s ? store_counter_get(s, AUTH_GEN_COUNTER, &st->gen_min) : -EIO;
+	pool_put(c->h, s);
+	if (r_gen < 0) {
+		stream_free(st);
+		return send_error(connection, 503, "unavailable", "the database failed");
+	}
 	ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
 	st->fd = ci ? ci->connect_fd : -1;
 	st->seq = hub_next_seq(c->h->svc->hub);
@@ -861,6 +1005,8 @@ static void logout_route(struct http_request *req, struct http_response *res)
 		http_error(res, 503, "unavailable", "the database failed");
 		return;
 	}
+	/* the session's open streams end at their next look (STREAM_SLICE), not the next poll */
+	atomic_store(&c->h->auth_polled_ms, 0);
 	if (asprintf(&sc, "%s=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0%s", SESSION_COOKIE,
 	             c->h->tls ? "; Secure" : "") < 0)
 		sc = NULL;
@@ -1137,6 +1283,8 @@ int http_start(const struct http_services *svc, struct http **ret)
 		return log_error_errno(-ENOMEM, "http");
 	h->svc = svc;
 	pthread_mutex_init(&h->pool_lock, NULL);
+	pthread_mutex_init(&h->snap_lock, NULL);
+	atomic_store(&h->snap_gen, INT64_MIN);
 	r = http_listen_addr(cfg->http_listen, &ss);
 	if (r < 0) {
 		log_error("http: cannot listen on '%s': not ADDR:PORT, or the address is unknown",
@@ -1218,6 +1366,8 @@ struct http *http_stop(struct http *h)
 	}
 	free(h->cert_pem);
 	pthread_mutex_destroy(&h->pool_lock);
+	snap_put(h, h->snap);
+	pthread_mutex_destroy(&h->snap_lock);
 	free(h);
 	return NULL;
 }

@@ -6,6 +6,8 @@
  *   cradle-dashboard [-c FILE] [flags] --test-config | --dump-config
  *   cradle-dashboard -c FILE user add NAME --role ROLE    (password: first line of stdin)
  *   cradle-dashboard -c FILE user list
+ *   cradle-dashboard -c FILE user role NAME --role ROLE
+ *   cradle-dashboard -c FILE user delete NAME
  *   cradle-dashboard -c FILE token add NAME --role ROLE   (prints the token once)
  *   cradle-dashboard -c FILE token list
  *   cradle-dashboard -c FILE token revoke NAME
@@ -48,6 +50,8 @@ static void usage(FILE *f)
 	      "                        [--test-config] [--dump-config]\n"
 	      "       cradle-dashboard -c FILE user add NAME --role viewer|operator|admin\n"
 	      "       cradle-dashboard -c FILE user list\n"
+	      "       cradle-dashboard -c FILE user role NAME --role viewer|operator|admin\n"
+	      "       cradle-dashboard -c FILE user delete NAME\n"
 	      "       cradle-dashboard -c FILE token add NAME --role viewer|operator|admin\n"
 	      "       cradle-dashboard -c FILE token list\n"
 	      "       cradle-dashboard -c FILE token revoke NAME\n"
@@ -157,17 +161,23 @@ static bool is(const struct main_args *a, int n, const char *w0, const char *w1)
 /* The subcommands: each opens what it needs and reports on stderr. */
 static int run_subcommand(const struct dash_config *cfg, const struct main_args *a)
 {
-	bool needs_role = (is(a, 3, "user", "add") || is(a, 3, "token", "add"));
+	bool needs_role =
+	        (is(a, 3, "user", "add") || is(a, 3, "token", "add") || is(a, 3, "user", "role"));
 	int r;
 
 	if (a->role && !needs_role)
-		return usage_error("--role goes with 'user add' and 'token add'");
+		return usage_error("--role goes with 'user add', 'user role' and 'token add'");
 	if (needs_role && !a->role)
-		return usage_error("'%s add' needs --role viewer|operator|admin", a->words[0]);
+		return usage_error("'%s %s' needs --role viewer|operator|admin", a->words[0],
+		                   a->words[1]);
 	if (is(a, 3, "user", "add"))
 		r = auth_cli_user_add(cfg, a->words[2], a->role, stdin);
 	else if (is(a, 2, "user", "list"))
 		r = auth_cli_user_list(cfg, stdout);
+	else if (is(a, 3, "user", "role"))
+		r = auth_cli_user_role(cfg, a->words[2], a->role);
+	else if (is(a, 3, "user", "delete"))
+		r = auth_cli_user_delete(cfg, a->words[2]);
 	else if (is(a, 3, "token", "add"))
 		r = auth_cli_token_add(cfg, a->words[2], a->role, stdout);
 	else if (is(a, 2, "token", "list"))
@@ -227,7 +237,7 @@ int main(int argc, char **argv)
 	if (a.n_words > 0)
 		return run_subcommand(&cfg, &a);
 	if (a.role)
-		return usage_error("--role goes with 'user add' and 'token add'");
+		return usage_error("--role goes with 'user add', 'user role' and 'token add'");
 	r = daemon_run(&cfg);
 	log_flush();
 	return r < 0 ? 1 : 0;

@@ -142,7 +142,10 @@ export async function logout() {
 // alert(obj), job(obj), summary(), resync()}. EventSource reconnects by itself after a dropped
 // connection (a refused one is retried here every 5 s), and after any gap the page re-reads
 // everything (resync); the indicator says whether it is live. A stream refused because the
-// session ended shows as an error: ask /me, which sends us to /login on a 401.
+// session ended shows as an error: ask /me, which sends us to /login on a 401. A stream the
+// server ends because its credential ended says why in a last "end" event: after a logout,
+// revocation or expiry the page goes to /login at once (no reconnect loop); after a change of
+// role it reloads, to be served (and show its buttons) under the new role.
 export function live(handlers) {
 	const ind = document.getElementById('live');
 	const mark = (cls, text) => {
@@ -181,6 +184,20 @@ export function live(handlers) {
 					handlers[kind](obj);
 			});
 		}
+		es.addEventListener('end', (ev) => {
+			let why = '';
+			try {
+				why = JSON.parse(ev.data).reason;
+			} catch (e) {
+				// no reason: as good as a logout
+			}
+			es.close();
+			mark('off', 'ended');
+			if (why === 'role_changed')
+				location.reload();
+			else
+				toLogin();
+		});
 		for (const kind of ['summary', 'resync']) {
 			es.addEventListener(kind, () => {
 				if (handlers[kind])

@@ -8,12 +8,15 @@ JSON, unknown phone, unknown command, oversized body, no token, viewer sending);
 sent through the API, signed with the dashboard's key (`key public` in the agents'
 command_keys), reaches the simulated phone and its results show in GET /commands/{id}; that a
 phone not docked gets 409; and that with the broker down a command is refused with 503 and
-recorded as send_failed, and works again once the broker is back.
+recorded as send_failed, and works again once the broker is back. Login, logout, me, the
+stream, users and tokens are checked against what openapi.json declares for their path, and
+every route in the server's tables (http.c, api.c) must be in openapi.json.
 """
 import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -192,6 +195,95 @@ class Api:
             check(doc["error"]["code"] == code, "%s %s: code %s, want %s" % (
                 method, path, doc["error"]["code"], code))
         return doc["error"]["message"]
+
+
+    def by_spec(self, method, pattern, status, headers, body):
+        """Validates a response against what openapi.json declares for pattern, method and
+        status (its status and content type must be declared); returns the JSON, if any."""
+        op = self.spec["paths"].get(pattern, {}).get(method.lower())
+        check(op is not None, "openapi.json has no %s %s" % (method, pattern))
+        resp = op["responses"].get(str(status))
+        check(resp is not None, "openapi.json: %s %s declares no %d" % (method, pattern, status))
+        if status == 204:
+            return None
+        ctype = (headers.get("Content-Type") or "").split(";")[0]
+        check(ctype in resp.get("content", {}), "%s %s %d: Content-Type %r not declared" % (
+            method, pattern, status, ctype))
+        if ctype != "application/json":
+            return None
+        doc = json.loads(body)
+        schema = resp["content"][ctype]["schema"]
+        check("$ref" in schema, "%s %s %d: schema by reference" % (method, pattern, status))
+        self.validate(doc, schema["$ref"].rsplit("/", 1)[1], "%s %s (%d)" % (method, pattern,
+                                                                            status))
+        return doc
+
+
+def server_routes():
+    """(method, pattern) of every route the server has: the tables in http.c and api.c."""
+    src = os.path.dirname(OPENAPI)
+    routes = set()
+    for f in ("http.c", "api.c"):
+        with open(os.path.join(src, f)) as fh:
+            routes |= set(re.findall(r'\{ "(GET|POST|PUT|PATCH|DELETE)", "(/api/v1/[^"]*)"',
+                                     fh.read()))
+    return routes
+
+
+def test_auth_routes(api, dash, viewer):
+    """Login, logout, me, stream, users and tokens: every answer as openapi.json declares it,
+    and every route of the server is in openapi.json."""
+    missing = sorted("%s %s" % r for r in server_routes()
+                     if r[0].lower() not in api.spec["paths"].get(r[1], {}))
+    check(len(server_routes()) >= 25 and not missing,
+          "routes missing from openapi.json: %s" % missing)
+    admin = dash.token_add("api-admin", "admin")
+    dash.cli(["user", "add", "ann", "--role", "operator"], stdin="ann-pw\n")
+
+    def do(method, pattern, status, token=None, body=None, headers=None, path=None):
+        st, h, data = call(api.dash, method, path or pattern, token, body=body, headers=headers)
+        check(st == status, "%s %s: %d, want %d: %s" % (method, pattern, st, status, data[:300]))
+        return h, api.by_spec(method, pattern, st, h, data)
+
+    # login: bad body, wrong password, then a session
+    do("POST", "/api/v1/login", 400, body={"user": "ann"})
+    do("POST", "/api/v1/login", 401, body={"user": "ann", "password": "nope"})
+    h, me = do("POST", "/api/v1/login", 200, body={"user": "ann", "password": "ann-pw"})
+    check(me["user"] == "ann" and me["role"] == "operator" and me["csrf"], "login: %s" % me)
+    cookie = {"Cookie": h["Set-Cookie"].split(";", 1)[0]}
+    _, me = do("GET", "/api/v1/me", 200, headers=cookie)
+    check(me["user"] == "ann" and me["expires_at"], "me by cookie: %s" % me)
+    _, me = do("GET", "/api/v1/me", 200, token=viewer)
+    check(me == {"user": "token:api-view", "role": "viewer", "csrf": None, "expires_at": None},
+          "me by token: %s" % me)
+    do("GET", "/api/v1/me", 401)
+    # users and tokens: admin only
+    _, users = do("GET", "/api/v1/users", 200, token=admin)
+    check([u["name"] for u in users["users"]] == ["ann"] and users["users"][0]["created_at"],
+          "users: %s" % users)
+    _, toks = do("GET", "/api/v1/tokens", 200, token=admin)
+    check({"api-admin", "api-op", "api-view"} <= {t["name"] for t in toks["tokens"]} and
+          all(t["last_used_at"] for t in toks["tokens"] if t["name"] == "api-view"),
+          "tokens: %s" % toks)
+    do("GET", "/api/v1/users", 403, token=viewer)
+    do("GET", "/api/v1/tokens", 403, headers=cookie)
+    do("GET", "/api/v1/tokens", 401)
+    # the stream: declared as text/event-stream, refused without credentials
+    do("GET", "/api/v1/stream", 401)
+    stream = Stream(dash.port, viewer, timeout=30)
+    api.by_spec("GET", "/api/v1/stream", stream.resp.status,
+                {"Content-Type": stream.resp.getheader("Content-Type")}, b"")
+    stream.close()
+    # logout: a cookie without the CSRF token is refused, with it 204
+    do("POST", "/api/v1/logout", 403, headers=cookie)
+    do("POST", "/api/v1/logout", 204, headers=dict(cookie, **{"X-CSRF-Token": me_csrf(api, cookie)}))
+    do("GET", "/api/v1/me", 401, headers=cookie)
+
+
+def me_csrf(api, cookie):
+    st, _, data = call(api.dash, "GET", "/api/v1/me", headers=cookie)
+    check(st == 200, "me: %d" % st)
+    return json.loads(data)["csrf"]
 
 
 def udids(doc):
@@ -472,8 +564,10 @@ def main():
             test_read(api, viewer)
             test_bad_input(api, viewer, operator)
             test_commands(api, viewer, operator, north, broker, dash)
+            test_auth_routes(api, dash, viewer)
             for name in ("DeviceList", "DeviceDetail", "History", "AgentList", "Agent",
-                         "Summary", "Command", "CommandList", "CommandAccepted", "Error"):
+                         "Summary", "Command", "CommandList", "CommandAccepted", "Error",
+                         "Me", "UserList", "TokenList"):
                 check(name in api.checked, "no response was checked against %s" % name)
         except BaseException:
             if dash.proc:

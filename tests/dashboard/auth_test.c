@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -181,6 +182,95 @@ static void test_sessions(void **state)
 	assert_int_equal(auth_session_delete(f->s, cookie), 0);
 }
 
+static int64_t gen(struct fixture *f)
+{
+	int64_t v = -1;
+
+	assert_int_equal(store_counter_get(f->s, AUTH_GEN_COUNTER, &v), 0);
+	return v;
+}
+
+/* who's credential against a fresh snapshot, whose gen must be the counter's */
+static int recheck(struct fixture *f, const struct auth_principal *who, const char **why)
+{
+	struct auth_snapshot *snap = NULL;
+	int r;
+
+	assert_int_equal(auth_snapshot_load(f->s, &snap), 0);
+	assert_int_equal(auth_snapshot_gen(snap), gen(f));
+	r = auth_snapshot_check(snap, who, (int64_t)time(NULL) * 1000, why);
+	auth_snapshot_free(snap);
+	return r;
+}
+
+/* what ends a credential moves AUTH_GEN_COUNTER once; a snapshot says why it ended */
+static void test_recheck(void **state)
+{
+	struct fixture *f = *state;
+	struct auth_principal tw, sw, dw;
+	char tok[AUTH_SECRET_MAX], cookie[AUTH_SECRET_MAX], cookie2[AUTH_SECRET_MAX];
+	const char *why = "x";
+	int64_t g0;
+
+	assert_int_equal(auth_user_add(f->s, "dan", AUTH_OPERATOR, "pw"), 0);
+	assert_int_equal(auth_user_add(f->s, "eve", AUTH_VIEWER, "pw"), 0);
+	assert_int_equal(auth_token_add(f->s, "ci", AUTH_VIEWER, tok, sizeof(tok)), 0);
+	memset(&tw, 0, sizeof(tw));
+	assert_int_equal(auth_token_check(f->s, tok, &tw), 0);
+	memset(&sw, 0, sizeof(sw));
+	assert_int_equal(
+	        auth_session_new(f->s, "dan", AUTH_OPERATOR, 3600, cookie, sizeof(cookie), &sw), 0);
+	memset(&dw, 0, sizeof(dw));
+	assert_int_equal(
+	        auth_session_new(f->s, "eve", AUTH_VIEWER, 3600, cookie2, sizeof(cookie2), &dw), 0);
+	assert_int_equal(strlen(tw.cred), 64);
+	assert_string_not_equal(tw.cred, sw.cred);
+	g0 = gen(f);
+	/* making a token or a session counts (users do not); it ends nothing */
+	assert_int_equal(g0, 3);
+	assert_int_equal(recheck(f, &tw, &why), 0);
+	assert_null(why);
+	assert_int_equal(recheck(f, &sw, &why), 0);
+
+	/* the same role again: no change, no bump; another role: bump, role_changed */
+	assert_int_equal(auth_user_set_role(f->s, "dan", AUTH_OPERATOR), 0);
+	assert_int_equal(gen(f), g0);
+	assert_int_equal(auth_user_set_role(f->s, "nobody", AUTH_VIEWER), -ENOENT);
+	assert_int_equal(auth_user_set_role(f->s, "dan", AUTH_NONE), -EINVAL);
+	assert_int_equal(auth_user_set_role(f->s, "dan", AUTH_VIEWER), 0);
+	assert_int_equal(gen(f), g0 + 1);
+	assert_int_equal(recheck(f, &sw, &why), -EACCES);
+	assert_string_equal(why, "role_changed");
+
+	/* revoke: bump, revoked; a second revoke changes nothing */
+	assert_int_equal(auth_token_revoke(f->s, "ci"), 0);
+	assert_int_equal(gen(f), g0 + 2);
+	assert_int_equal(recheck(f, &tw, &why), -EACCES);
+	assert_string_equal(why, "revoked");
+	assert_int_equal(auth_token_revoke(f->s, "ci"), -ENOENT);
+	assert_int_equal(gen(f), g0 + 2);
+
+	/* expired */
+	assert_int_equal(sqlite3_exec(store_db(f->s),
+	                              "UPDATE sessions SET expires_ms = 1 WHERE user = 'eve'", NULL,
+	                              NULL, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(recheck(f, &dw, &why), -EACCES);
+	assert_string_equal(why, "expired");
+
+	/* logout, and a user deleted (its sessions go with it) */
+	assert_int_equal(auth_session_delete(f->s, cookie), 0);
+	assert_int_equal(gen(f), g0 + 3);
+	assert_int_equal(recheck(f, &sw, &why), -EACCES);
+	assert_string_equal(why, "logged_out");
+	assert_int_equal(auth_session_delete(f->s, cookie), 0);
+	assert_int_equal(gen(f), g0 + 3);
+	assert_int_equal(auth_user_delete(f->s, "eve"), 0);
+	assert_int_equal(gen(f), g0 + 4);
+	assert_int_equal(auth_session_check(f->s, cookie2, &dw), -EACCES);
+	assert_int_equal(auth_user_delete(f->s, "eve"), -ENOENT);
+}
+
 static void test_secret_equal(void **state)
 {
 	(void)state;
@@ -220,6 +310,7 @@ int main(void)
 		cmocka_unit_test(test_roles),
 		cmocka_unit_test_setup_teardown(test_users, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recheck, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
 		cmocka_unit_test(test_secret_equal),
 		cmocka_unit_test(test_limiter),

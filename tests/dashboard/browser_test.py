@@ -6,7 +6,8 @@ Checks what an operator does: an anonymous visit lands on the login page; after 
 overview, the device table (filter, sort, search, CSV link) and the device page show what the
 API returns; a phone unplugged in the simulator changes its row without a reload; a command
 sent with a button reaches the phone and its result arrives on the page live; a viewer sees no
-command buttons; logout ends the session. No page may log a console error. A screenshot of
+command buttons; logout ends the session; the live stream's end (a role changed, the session
+logged out elsewhere) reloads the page or sends it to the login page. No page may log a console error. A screenshot of
 every page goes to $CRADLE_SCREENSHOTS (the build directory's screenshots/), for a human to look
 at.
 """
@@ -450,6 +451,34 @@ def check_viewer(b, api):
     b.no_console_errors("device (viewer)")
 
 
+def check_credential_cut(b, api, dsh):
+    """The live stream ends when the login does: a role changed on the command line reloads
+    the page under the new role; a logout elsewhere sends the page to the login page, both
+    without a click and without a reconnect loop."""
+    b.get("/")
+    b.wait(lambda: b.text("#live") == "live", "the stream is live")
+    b.wait(lambda: b.text("#who") == "viewer · viewer", "the header names the viewer")
+    b.d.execute_script("window.__noReload = 1")
+    r = dsh.cli(["user", "role", "viewer", "--role", "operator"])
+    check(r.returncode == 0, "user role: %s" % r.stderr)
+    b.wait(lambda: b.text("#who") == "viewer · operator", "the page reloaded as operator",
+           timeout=20)
+    check(b.d.execute_script("return window.__noReload") is None, "the page was reloaded")
+    check(b.path() == "/", "still the overview: %s" % b.path())
+    b.wait(lambda: b.text("#live") == "live", "the stream is live again")
+    b.no_console_errors("overview (role changed)")
+    # the same session logged out by another client (its cookie and CSRF token)
+    csrf = api.get("/api/v1/me")["csrf"]
+    req = urllib.request.Request(b.base + "/api/v1/logout", method="POST", headers={
+        "Cookie": b.cookie_header(), "X-CSRF-Token": csrf})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        check(resp.status == 204, "logout from outside: %d" % resp.status)
+    b.wait(lambda: b.path() == "/login?next=%2F", "the login page after the session ended",
+           timeout=10)
+    b.console_errors()  # the login page's own /me is a 401
+    print("ok: browser: a role change reloads the page, a logout elsewhere goes to /login")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="cradle-browser-")
     with Broker() as broker, \
@@ -499,6 +528,7 @@ def main():
                 check_kiosk(b, api)
                 check_viewer(b, api)
                 check_overview_live(b, api, south_agent)
+                check_credential_cut(b, api, dsh)
             except Exception:
                 try:
                     b.shot("failure")

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """cradle-dashboard's command line without a broker: --test-config and --dump-config (flags
 override the file, secrets masked, the dump reads back), exit statuses (2 usage, 1 bad
-configuration), the subcommands dispatched to auth (user add/list, token add/list/revoke)."""
+configuration), the subcommands dispatched to auth (user add/list/role/delete, token add/list/revoke)."""
 import os
 import subprocess
 import tempfile
@@ -58,6 +58,9 @@ def main():
             (["-c", conf, "--bogus"], 2, "unknown flag"),
             (["-c", conf, "--broker"], 2, "flag without value"),
             (["-c", conf, "user", "add", "bob"], 2, "user add without --role"),
+            (["-c", conf, "user", "role", "bob"], 2, "user role without --role"),
+            (["-c", conf, "user", "delete", "bob", "--role", "admin"], 2,
+             "user delete with --role"),
             (["-c", conf, "frobnicate"], 2, "unknown subcommand"),
             (["-c", conf, "--role", "admin"], 2, "--role without a subcommand"),
             (["-c", conf, "--http", "nonsense", "--test-config"], 1, "bad --http"),
@@ -79,6 +82,27 @@ def main():
     r = run(["-c", conf, "user", "list"])
     if r.returncode != 0 or "alice" not in r.stdout or "admin" not in r.stdout:
         fail("user list: %r" % (r,))
+    r = run(["-c", conf, "user", "role", "alice", "--role", "viewer"])
+    if r.returncode != 0:
+        fail("user role: %r" % (r,))
+    r = run(["-c", conf, "user", "list"])
+    if r.returncode != 0 or "viewer" not in r.stdout or "admin" in r.stdout:
+        fail("user list after user role: %r" % (r,))
+    r = run(["-c", conf, "user", "role", "nobody", "--role", "viewer"])
+    if r.returncode != 1 or "no user" not in r.stderr:
+        fail("user role of an unknown user: %r" % (r,))
+    r = run(["-c", conf, "user", "role", "alice", "--role", "root"])
+    if r.returncode != 1 or "role" not in r.stderr:
+        fail("user role with an unknown role: %r" % (r,))
+    r = run(["-c", conf, "user", "delete", "alice"])
+    if r.returncode != 0:
+        fail("user delete: %r" % (r,))
+    r = run(["-c", conf, "user", "list"])
+    if r.returncode != 0 or "alice" in r.stdout:
+        fail("the deleted user is still listed: %r" % (r,))
+    r = run(["-c", conf, "user", "delete", "alice"])
+    if r.returncode != 1 or "no user" not in r.stderr:
+        fail("deleting twice: %r" % (r,))
     r = run(["-c", conf, "token", "add", "ci", "--role", "viewer"])
     if r.returncode != 0 or not r.stdout.strip():
         fail("token add: %r" % (r,))

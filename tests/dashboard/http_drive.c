@@ -6,6 +6,7 @@
  *                                      "device|agent|command|summary KEY" is published into the
  *                                      hub (what ingest does after a batch)
  *   http_drive CONFIG user add NAME ROLE   (password on stdin)
+ *   http_drive CONFIG user role NAME ROLE | user delete NAME
  *   http_drive CONFIG user list | token add NAME ROLE | token list | token revoke NAME
  *
  * The subcommands call the same auth_cli_* functions cradle-dashboard's main.c calls.
@@ -106,6 +107,10 @@ int main(int argc, char **argv)
 		return auth_cli_user_add(&cfg, argv[4], argv[5], stdin) < 0;
 	if (argc == 4 && strcmp(argv[2], "user") == 0 && strcmp(argv[3], "list") == 0)
 		return auth_cli_user_list(&cfg, stdout) < 0;
+	if (argc == 6 && strcmp(argv[2], "user") == 0 && strcmp(argv[3], "role") == 0)
+		return auth_cli_user_role(&cfg, argv[4], argv[5]) < 0;
+	if (argc == 5 && strcmp(argv[2], "user") == 0 && strcmp(argv[3], "delete") == 0)
+		return auth_cli_user_delete(&cfg, argv[4]) < 0;
 	if (argc == 6 && strcmp(argv[2], "token") == 0 && strcmp(argv[3], "add") == 0)
 		return auth_cli_token_add(&cfg, argv[4], argv[5], stdout) < 0;
 	if (argc == 4 && strcmp(argv[2], "token") == 0 && strcmp(argv[3], "list") == 0)
