@@ -1061,6 +1061,7 @@ int alerts_evaluate(struct alerts *a, int64_t now, struct alerts_stats *ret)
 	r = store_begin(a->store);
 	if (r < 0)
 		goto out;
+	notify_hold(); /* thousands of alerts may fire in a pass: the queue is bounded once */
 	r = next_id(a);
 	if (r == 0)
 		r = eval_agents(a, now, agents, &st);
@@ -1076,9 +1077,12 @@ int alerts_evaluate(struct alerts *a, int64_t now, struct alerts_stats *ret)
 		r = fresh_write(a, now);
 	if (r == 0)
 		r = prune(a, now);
-	if (r == 0)
+	if (r == 0) {
+		(void)notify_release(a->store); /* as each enqueue did: a failure is logged */
 		r = store_commit(a->store);
+	}
 	if (r < 0) {
+		notify_release(NULL);
 		store_rollback(a->store);
 		fresh_clear(a);
 		/* the rows written are gone: start again from what the store holds */
