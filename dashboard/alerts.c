@@ -121,9 +121,15 @@ static const char *subject_kind(enum alerts_rule r, const char *subject)
 	}
 }
 
+/* As snprintf(dst, size, "%s", src), without a formatted print: a pass copies a few strings for
+ * each of tens of thousands of alerts. */
 static void copy(char *dst, size_t size, const char *src)
 {
-	snprintf(dst, size, "%s", src ? src : "");
+	size_t n = src ? strnlen(src, size - 1) : 0;
+
+	if (n)
+		memcpy(dst, src, n);
+	dst[n] = '\0';
 }
 
 static int prepare(struct alerts *a, const char *sql, sqlite3_stmt **st)
@@ -804,7 +810,8 @@ static int64_t inhibitor(const struct alerts *a, enum alerts_rule rule, const st
 	char subject[ALERTS_SUBJECT_MAX];
 	int64_t id = 0;
 
-	if (rule == ALERTS_BACKUP_STALE && e->site[0]) {
+	if (rule == ALERTS_BACKUP_STALE && e->site[0] &&
+	    strmap_size(a->ents[ALERTS_SITE_NETWORK]) > 0) {
 		id = firing_id(a, ALERTS_SITE_NETWORK, e->site);
 		if (!id) {
 			snprintf(subject, sizeof(subject), "%s/%s", e->site, e->station);
