@@ -277,6 +277,7 @@ struct alerts *alerts_free(struct alerts *a)
 {
 	if (!a)
 		return NULL;
+	fresh_clear(a); /* empty between passes; before the entries it points to go */
 	for (int i = 0; i < _ALERTS_RULE_MAX; i++)
 		strmap_free(a->ents[i], free);
 	sqlite3_finalize(a->ins);
@@ -287,7 +288,6 @@ struct alerts *alerts_free(struct alerts *a)
 	sqlite3_finalize(a->prune_silences);
 	sqlite3_finalize(a->facts);
 	sqlite3_finalize(a->max_id);
-	fresh_clear(a);
 	free(a->fresh);
 	free(a->sil);
 	free(a);
