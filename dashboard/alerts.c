@@ -47,7 +47,18 @@ struct ent {
 	int64_t silence_id; /* as stored: the silence that covers it, 0 none */
 	int64_t inhibited_by;
 	bool notified;
+	size_t fresh; /* 1 + its index in alerts.fresh: fired this pass, its row not yet written */
 	char site[DASH_SITE_MAX], station[DASH_SITE_MAX], agent[64];
+};
+
+/* An alert fired this pass. Its id is taken at once (the table's next rowid, so ids follow the
+ * order the rules fire in) and its row is written after settling, with the silence, inhibition
+ * and notified it settled with: one INSERT per new alert, neither an UPDATE of the row it just
+ * wrote nor a read of it back for the notification. */
+struct fresh {
+	struct ent *e;
+	enum alerts_rule rule;
+	char *subject, *summary, *detail;
 };
 
 struct silence {
@@ -75,7 +86,11 @@ struct alerts {
 	uint64_t gen;
 	struct silence *sil;
 	size_t n_sil;
-	sqlite3_stmt *ins, *upd_flags, *resolve, *get, *prune_alerts, *prune_silences, *facts;
+	sqlite3_stmt *ins, *upd_flags, *resolve, *get, *prune_alerts, *prune_silences, *facts,
+	        *max_id;
+	int64_t next_id; /* the id of the next alert fired this pass */
+	struct fresh *fresh;
+	size_t n_fresh, cap_fresh;
 	int64_t pruned_at; /* last retention of resolved alerts and ended silences */
 };
 
@@ -106,9 +121,15 @@ static const char *subject_kind(enum alerts_rule r, const char *subject)
 	}
 }
 
+/* As snprintf(dst, size, "%s", src), without a formatted print: a pass copies a few strings for
+ * each of tens of thousands of alerts. */
 static void copy(char *dst, size_t size, const char *src)
 {
-	snprintf(dst, size, "%s", src ? src : "");
+	size_t n = src ? strnlen(src, size - 1) : 0;
+
+	if (n)
+		memcpy(dst, src, n);
+	dst[n] = '\0';
 }
 
 static int prepare(struct alerts *a, const char *sql, sqlite3_stmt **st)
@@ -127,6 +148,17 @@ static void publish(struct alerts *a, int64_t id)
 		return;
 	snprintf(key, sizeof(key), "%" PRId64, id);
 	hub_publish(a->hub, HUB_ALERT, key);
+}
+
+static void fresh_clear(struct alerts *a)
+{
+	for (size_t i = 0; i < a->n_fresh; i++) {
+		a->fresh[i].e->fresh = 0;
+		free(a->fresh[i].subject);
+		free(a->fresh[i].summary);
+		free(a->fresh[i].detail);
+	}
+	a->n_fresh = 0;
 }
 
 /* ---- loading ---- */
@@ -197,11 +229,15 @@ int alerts_new(struct store *store, struct hub *hub, const struct dash_config *c
 		if (!a->ents[i])
 			goto out;
 	}
-	r = prepare(a,
-	            "INSERT INTO alerts(rule, subject_kind, subject, site, station, agent, state,"
-	            " fired_at, summary, detail_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'firing', ?7,"
-	            " ?8, ?9)",
-	            &a->ins);
+	r = prepare(
+	        a,
+	        "INSERT INTO alerts(id, rule, subject_kind, subject, site, station, agent, state,"
+	        " fired_at, silence_id, inhibited_by, notified, summary, detail_json) VALUES"
+	        " (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'firing', ?8, nullif(?9, 0), nullif(?10, 0), ?11,"
+	        " ?12, ?13)",
+	        &a->ins);
+	if (r == 0)
+		r = prepare(a, "SELECT coalesce(max(id), 0) FROM alerts", &a->max_id);
 	if (r == 0)
 		r = prepare(
 		        a,
@@ -241,6 +277,7 @@ struct alerts *alerts_free(struct alerts *a)
 {
 	if (!a)
 		return NULL;
+	fresh_clear(a); /* empty between passes; before the entries it points to go */
 	for (int i = 0; i < _ALERTS_RULE_MAX; i++)
 		strmap_free(a->ents[i], free);
 	sqlite3_finalize(a->ins);
@@ -250,6 +287,8 @@ struct alerts *alerts_free(struct alerts *a)
 	sqlite3_finalize(a->prune_alerts);
 	sqlite3_finalize(a->prune_silences);
 	sqlite3_finalize(a->facts);
+	sqlite3_finalize(a->max_id);
+	free(a->fresh);
 	free(a->sil);
 	free(a);
 	return NULL;
@@ -287,40 +326,80 @@ static bool due(const struct alerts *a, const struct ent *e, int64_t now)
 	return e->id == 0 && now - e->first_true >= a->cfg->alert_for_s;
 }
 
-/* Inserts the firing row of e. detail: an object (consumed). */
+/* Fires e: takes its id and keeps its row for fresh_write(). detail: an object (consumed). */
 static int fire(struct alerts *a, enum alerts_rule rule, struct ent *e, const char *subject,
-                const char *summary, cJSON *detail, int64_t now, struct alerts_stats *st)
+                const char *summary, cJSON *detail, struct alerts_stats *st)
 {
 	char *dj = cJSON_PrintUnformatted(detail);
-	int r = -EIO;
+	struct fresh *f;
 
 	cJSON_Delete(detail);
 	if (!dj)
 		return -ENOMEM;
-	sqlite3_bind_text(a->ins, 1, rule_names[rule], -1, SQLITE_STATIC);
-	sqlite3_bind_text(a->ins, 2, subject_kind(rule, subject), -1, SQLITE_STATIC);
-	sqlite3_bind_text(a->ins, 3, subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(a->ins, 4, e->site, -1, SQLITE_STATIC);
-	sqlite3_bind_text(a->ins, 5, e->station, -1, SQLITE_STATIC);
-	sqlite3_bind_text(a->ins, 6, e->agent, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(a->ins, 7, now);
-	sqlite3_bind_text(a->ins, 8, summary, -1, SQLITE_STATIC);
-	sqlite3_bind_text(a->ins, 9, dj, -1, SQLITE_STATIC);
-	if (sqlite3_step(a->ins) == SQLITE_DONE) {
-		e->id = sqlite3_last_insert_rowid(store_db(a->store));
-		e->silence_id = e->inhibited_by = 0;
-		e->notified = false;
-		st->fired++;
-		r = 0;
-	} else {
-		log_error("alerts: firing %s %s: %s", rule_names[rule], subject,
-		          sqlite3_errmsg(store_db(a->store)));
+	if (a->n_fresh == a->cap_fresh) {
+		size_t nc = a->cap_fresh ? a->cap_fresh * 2 : 256;
+		struct fresh *nv = realloc(a->fresh, nc * sizeof(*nv));
+
+		if (!nv) {
+			free(dj);
+			return -ENOMEM;
+		}
+		a->fresh = nv;
+		a->cap_fresh = nc;
 	}
-	sqlite3_reset(a->ins);
+	f = &a->fresh[a->n_fresh];
+	f->e = e;
+	f->rule = rule;
+	f->subject = strdup(subject);
+	f->summary = strdup(summary);
+	f->detail = dj;
+	if (!f->subject || !f->summary) {
+		free(f->subject);
+		free(f->summary);
+		free(dj);
+		return -ENOMEM;
+	}
+	a->n_fresh++;
+	e->fresh = a->n_fresh;
+	e->id = a->next_id++;
+	e->silence_id = e->inhibited_by = 0;
+	e->notified = false;
+	st->fired++;
+	publish(a, e->id);
+	return 0;
+}
+
+/* The rows of the alerts fired this pass, in id order (appended to the table), as settled. */
+static int fresh_write(struct alerts *a, int64_t now)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < a->n_fresh && r == 0; i++) {
+		const struct fresh *f = &a->fresh[i];
+		const struct ent *e = f->e;
+
+		sqlite3_bind_int64(a->ins, 1, e->id);
+		sqlite3_bind_text(a->ins, 2, rule_names[f->rule], -1, SQLITE_STATIC);
+		sqlite3_bind_text(a->ins, 3, subject_kind(f->rule, f->subject), -1, SQLITE_STATIC);
+		sqlite3_bind_text(a->ins, 4, f->subject, -1, SQLITE_STATIC);
+		sqlite3_bind_text(a->ins, 5, e->site, -1, SQLITE_STATIC);
+		sqlite3_bind_text(a->ins, 6, e->station, -1, SQLITE_STATIC);
+		sqlite3_bind_text(a->ins, 7, e->agent, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(a->ins, 8, now);
+		sqlite3_bind_int64(a->ins, 9, e->silence_id);
+		sqlite3_bind_int64(a->ins, 10, e->inhibited_by);
+		sqlite3_bind_int(a->ins, 11, e->notified);
+		sqlite3_bind_text(a->ins, 12, f->summary, -1, SQLITE_STATIC);
+		sqlite3_bind_text(a->ins, 13, f->detail, -1, SQLITE_STATIC);
+		if (sqlite3_step(a->ins) != SQLITE_DONE) {
+			log_error("alerts: firing %s %s: %s", rule_names[f->rule], f->subject,
+			          sqlite3_errmsg(store_db(a->store)));
+			r = -EIO;
+		}
+		sqlite3_reset(a->ins);
+	}
 	sqlite3_clear_bindings(a->ins);
-	free(dj);
-	if (r == 0)
-		publish(a, e->id);
+	fresh_clear(a);
 	return r;
 }
 
@@ -383,7 +462,7 @@ static int eval_agents(struct alerts *a, int64_t now, struct strmap *agents,
 			cJSON_AddStringToObject(d, "presence", ai->presence);
 			add_time(d, "since", ai->presence_s);
 			cJSON_AddNumberToObject(d, "threshold_s", (double)limit);
-			r = fire(a, ALERTS_AGENT_OFFLINE, e, agent, sum, d, now, st);
+			r = fire(a, ALERTS_AGENT_OFFLINE, e, agent, sum, d, st);
 			if (r < 0)
 				goto out;
 		}
@@ -397,27 +476,46 @@ out:
 	return r;
 }
 
-static struct site_count *count_for(struct site_count **v, size_t *n, size_t *cap, const char *site,
-                                    const char *station)
+/* The stale phones per site and station, in the order they first appear (the order their
+ * site_network alerts fire in), found by a map: a pass counts every stale phone. */
+struct counts {
+	struct site_count *v;
+	size_t n, cap;
+	struct strmap *idx; /* "strlen(site):site/station" -> 1 + index in v */
+};
+
+static void counts_free(struct counts *c)
 {
-	/* sites and stations are few: a linear search over a small array beats hashing here, and
-	 * the last hit is checked first (phones come in agent order often) */
-	for (size_t i = *n; i-- > 0;)
-		if (strcmp((*v)[i].site, site) == 0 && strcmp((*v)[i].station, station) == 0)
-			return &(*v)[i];
-	if (*n == *cap) {
-		size_t nc = *cap ? *cap * 2 : 64;
-		struct site_count *nv = realloc(*v, nc * sizeof(**v));
+	free(c->v);
+	strmap_free(c->idx, NULL);
+}
+
+static struct site_count *count_for(struct counts *c, const char *site, const char *station)
+{
+	char key[2 * DASH_SITE_MAX + 32];
+	size_t i;
+
+	snprintf(key, sizeof(key), "%zu:%s/%s", strlen(site), site, station);
+	if (!c->idx && !(c->idx = strmap_new()))
+		return NULL;
+	i = (size_t)(uintptr_t)strmap_get(c->idx, key);
+	if (i)
+		return &c->v[i - 1];
+	if (c->n == c->cap) {
+		size_t nc = c->cap ? c->cap * 2 : 64;
+		struct site_count *nv = realloc(c->v, nc * sizeof(*nv));
 
 		if (!nv)
 			return NULL;
-		*v = nv;
-		*cap = nc;
+		c->v = nv;
+		c->cap = nc;
 	}
-	memset(&(*v)[*n], 0, sizeof(**v));
-	copy((*v)[*n].site, sizeof((*v)[*n].site), site);
-	copy((*v)[*n].station, sizeof((*v)[*n].station), station);
-	return &(*v)[(*n)++];
+	if (strmap_put(c->idx, key, (void *)(uintptr_t)(c->n + 1), NULL) < 0)
+		return NULL;
+	memset(&c->v[c->n], 0, sizeof(*c->v));
+	copy(c->v[c->n].site, sizeof(c->v[c->n].site), site);
+	copy(c->v[c->n].station, sizeof(c->v[c->n].station), station);
+	return &c->v[c->n++];
 }
 
 /* What a phone's alert says beyond the judge's facts, read only when one fires: the pass itself
@@ -441,11 +539,10 @@ static void phone_facts(struct alerts *a, const char *udid, struct phone_facts *
 		f->causes = cJSON_CreateArray();
 }
 
-static int eval_phones(struct alerts *a, int64_t now, struct strmap *agents,
-                       struct site_count **counts, size_t *n_counts, struct alerts_stats *st)
+static int eval_phones(struct alerts *a, int64_t now, struct strmap *agents, struct counts *counts,
+                       struct alerts_stats *st)
 {
 	sqlite3_stmt *q = NULL;
-	size_t cap = 0;
 	int r = -EIO, s;
 
 	if (sqlite3_prepare_v2(store_db(a->store),
@@ -495,7 +592,7 @@ static int eval_phones(struct alerts *a, int64_t now, struct strmap *agents,
 				add_time(d, "last_seen", last_seen);
 				cJSON_AddStringToObject(d, "agent", agent);
 				cJSON_AddNumberToObject(d, "threshold_s", (double)miss);
-				r = fire(a, ALERTS_DEVICE_MISSING, e, udid, sum, d, now, st);
+				r = fire(a, ALERTS_DEVICE_MISSING, e, udid, sum, d, st);
 				if (r < 0)
 					goto out;
 			}
@@ -506,7 +603,7 @@ static int eval_phones(struct alerts *a, int64_t now, struct strmap *agents,
 		if (has_icloud && now - last_icloud <= stale_limit)
 			continue;
 		{
-			struct site_count *c = count_for(counts, n_counts, &cap, site, station);
+			struct site_count *c = count_for(counts, site, station);
 
 			if (!c) {
 				r = -ENOMEM;
@@ -540,7 +637,7 @@ static int eval_phones(struct alerts *a, int64_t now, struct strmap *agents,
 			cJSON_AddNullToObject(d, "last_icloud");
 		cJSON_AddNumberToObject(d, "threshold_s", (double)stale_limit);
 		cJSON_AddItemToObject(d, "causes", pf.causes);
-		r = fire(a, ALERTS_BACKUP_STALE, e, udid, sum, d, now, st);
+		r = fire(a, ALERTS_BACKUP_STALE, e, udid, sum, d, st);
 		if (r < 0)
 			goto out;
 	}
@@ -583,15 +680,18 @@ static int site_network_fire(struct alerts *a, const char *subject, const char *
 	        d, "remediation",
 	        "fix the site's Wi-Fi / router (backup needs Wi-Fi, never cellular); "
 	        "avoid captive networks");
-	return fire(a, ALERTS_SITE_NETWORK, e, subject, sum, d, now, st);
+	return fire(a, ALERTS_SITE_NETWORK, e, subject, sum, d, st);
 }
 
 /* Per site first; a station alone only when its site as a whole does not qualify. */
-static int eval_sites(struct alerts *a, const struct site_count *c, size_t n, int64_t now,
+static int eval_sites(struct alerts *a, const struct counts *cs, int64_t now,
                       struct alerts_stats *st)
 {
-	struct site_count *sites = NULL;
-	size_t ns = 0, cap = 0;
+	const struct site_count *c = cs->v;
+	size_t n = cs->n;
+	struct counts sc = { 0 };
+	struct site_count *sites;
+	size_t ns;
 	int r = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -599,7 +699,7 @@ static int eval_sites(struct alerts *a, const struct site_count *c, size_t n, in
 
 		if (c[i].site[0] == '\0')
 			continue;
-		s = count_for(&sites, &ns, &cap, c[i].site, "");
+		s = count_for(&sc, c[i].site, "");
 		if (!s) {
 			r = -ENOMEM;
 			goto out;
@@ -607,6 +707,8 @@ static int eval_sites(struct alerts *a, const struct site_count *c, size_t n, in
 		s->stale += c[i].stale;
 		s->network += c[i].network;
 	}
+	sites = sc.v;
+	ns = sc.n;
 	for (size_t i = 0; i < ns && r == 0; i++)
 		if (network_holds(a, sites[i].stale, sites[i].network))
 			r = site_network_fire(a, sites[i].site, sites[i].site, "", sites[i].stale,
@@ -627,7 +729,7 @@ static int eval_sites(struct alerts *a, const struct site_count *c, size_t n, in
 		                      now, st);
 	}
 out:
-	free(sites);
+	counts_free(&sc);
 	return r;
 }
 
@@ -708,7 +810,8 @@ static int64_t inhibitor(const struct alerts *a, enum alerts_rule rule, const st
 	char subject[ALERTS_SUBJECT_MAX];
 	int64_t id = 0;
 
-	if (rule == ALERTS_BACKUP_STALE && e->site[0]) {
+	if (rule == ALERTS_BACKUP_STALE && e->site[0] &&
+	    strmap_size(a->ents[ALERTS_SITE_NETWORK]) > 0) {
 		id = firing_id(a, ALERTS_SITE_NETWORK, e->site);
 		if (!id) {
 			snprintf(subject, sizeof(subject), "%s/%s", e->site, e->station);
@@ -746,14 +849,20 @@ static int notify(struct alerts *a, const char *id_s, enum alerts_rule rule, con
 	return r;
 }
 
-/* The firing notification of e: its summary and detail from the row. */
+/* The firing notification of e: its summary and detail from the row, or as it fired this pass. */
 static int notify_firing(struct alerts *a, enum alerts_rule rule, const char *subject,
-                         const struct ent *e)
+                         const struct ent *e, int64_t now)
 {
 	char id_s[32];
 	int r = -EIO;
 
 	snprintf(id_s, sizeof(id_s), "%" PRId64, e->id);
+	if (e->fresh) {
+		const struct fresh *f = &a->fresh[e->fresh - 1];
+
+		return notify(a, id_s, rule, "firing", subject, e->site, e->station, f->summary,
+		              f->detail, now, 0);
+	}
 	sqlite3_bind_int64(a->get, 1, e->id);
 	if (sqlite3_step(a->get) == SQLITE_ROW)
 		r = notify(a, id_s, rule, "firing", subject, e->site, e->station,
@@ -873,12 +982,19 @@ static void settle_one(const char *subject, void *value, void *ctx)
 	notified = e->notified;
 	/* delivery refusing (its queue full, ...) must not stop the rules: the alert stays
 	 * unnotified and is offered again at the next pass */
-	if (!notified && !sil && !inh && notify_firing(a, x->rule, subject, e) == 0) {
+	if (!notified && !sil && !inh && notify_firing(a, x->rule, subject, e, x->now) == 0) {
 		notified = true;
 		x->st->notified++;
 	}
 	if (sil == e->silence_id && inh == e->inhibited_by && notified == e->notified)
 		return;
+	if (e->fresh) { /* its row, not yet written, takes these */
+		e->silence_id = sil;
+		e->inhibited_by = inh;
+		e->notified = notified;
+		publish(a, e->id);
+		return;
+	}
 	sqlite3_bind_int64(a->upd_flags, 1, e->id);
 	sqlite3_bind_int64(a->upd_flags, 2, sil);
 	sqlite3_bind_int64(a->upd_flags, 3, inh);
@@ -916,6 +1032,22 @@ static int settle(struct alerts *a, int64_t now, struct alerts_stats *st)
 	return x.r;
 }
 
+/* The rowid SQLite would give the next row (max + 1): the alerts fired this pass take theirs in
+ * the order they fire, as when each was inserted at once. */
+static int next_id(struct alerts *a)
+{
+	int r = -EIO;
+
+	if (sqlite3_step(a->max_id) == SQLITE_ROW) {
+		a->next_id = sqlite3_column_int64(a->max_id, 0) + 1;
+		r = 0;
+	} else {
+		log_error("alerts: %s", sqlite3_errmsg(store_db(a->store)));
+	}
+	sqlite3_reset(a->max_id);
+	return r;
+}
+
 static void free_agent(void *p)
 {
 	free(p);
@@ -924,10 +1056,9 @@ static void free_agent(void *p)
 int alerts_evaluate(struct alerts *a, int64_t now, struct alerts_stats *ret)
 {
 	struct alerts_stats st = { 0 };
-	struct site_count *counts = NULL;
+	struct counts counts = { 0 };
 	struct strmap *agents = strmap_new();
 	struct timespec t0, t1;
-	size_t n_counts = 0;
 	int r;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -937,21 +1068,30 @@ int alerts_evaluate(struct alerts *a, int64_t now, struct alerts_stats *ret)
 	r = store_begin(a->store);
 	if (r < 0)
 		goto out;
-	r = eval_agents(a, now, agents, &st);
+	notify_hold(); /* thousands of alerts may fire in a pass: the queue is bounded once */
+	r = next_id(a);
 	if (r == 0)
-		r = eval_phones(a, now, agents, &counts, &n_counts, &st);
+		r = eval_agents(a, now, agents, &st);
 	if (r == 0)
-		r = eval_sites(a, counts, n_counts, now, &st);
+		r = eval_phones(a, now, agents, &counts, &st);
+	if (r == 0)
+		r = eval_sites(a, &counts, now, &st);
 	if (r == 0)
 		r = load_silences(a, now);
 	if (r == 0)
 		r = settle(a, now, &st);
 	if (r == 0)
-		r = prune(a, now);
+		r = fresh_write(a, now);
 	if (r == 0)
+		r = prune(a, now);
+	if (r == 0) {
+		(void)notify_release(a->store); /* as each enqueue did: a failure is logged */
 		r = store_commit(a->store);
+	}
 	if (r < 0) {
+		notify_release(NULL);
 		store_rollback(a->store);
+		fresh_clear(a);
 		/* the rows written are gone: start again from what the store holds */
 		for (int i = 0; i < _ALERTS_RULE_MAX; i++)
 			strmap_clear(a->ents[i], free);
@@ -959,7 +1099,7 @@ int alerts_evaluate(struct alerts *a, int64_t now, struct alerts_stats *ret)
 	}
 out:
 	strmap_free(agents, free_agent);
-	free(counts);
+	counts_free(&counts);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	st.elapsed_us = (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
 	if (st.fired || st.resolved)

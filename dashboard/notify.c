@@ -53,6 +53,8 @@ static bool notify_kicked;
 /* Undelivered rows, an upper bound (loop thread only): enqueue counts the queue only when this
  * says it may be full, since the worker's deletions only ever lower the real number. */
 static int64_t notify_live_hint = -1;
+/* Loop thread: between notify_hold() and notify_release() the bound waits for the release. */
+static bool notify_held, notify_bound_due;
 /* notify_enqueue's INSERT, prepared once per connection (loop thread only): an alert storm
  * queues tens of thousands of rows in one pass. The store closes with sqlite3_close_v2, so a
  * connection closed under it lingers until the statement is finalized here, never reused. */
@@ -270,8 +272,12 @@ int notify_enqueue(struct store *s, const struct notify_alert *a)
 			notify_live_hint += n;
 		/* a failure to bound is logged; the rows stay (the queue a little over its bound)
 		 */
-		if (notify_live_hint < 0 || notify_live_hint > (int64_t)cfg->notify_queue_max)
-			(void)bound(s, cfg);
+		if (notify_live_hint < 0 || notify_live_hint > (int64_t)cfg->notify_queue_max) {
+			if (notify_held)
+				notify_bound_due = true;
+			else
+				(void)bound(s, cfg);
+		}
 		kick();
 	}
 out:
@@ -286,6 +292,23 @@ out:
 	}
 	free(json);
 	return r;
+}
+
+void notify_hold(void)
+{
+	notify_held = true;
+	notify_bound_due = false;
+}
+
+int notify_release(struct store *s)
+{
+	const struct dash_config *cfg = atomic_load(&notify_cfg);
+	bool due = notify_bound_due;
+
+	notify_held = notify_bound_due = false;
+	if (!s || !due || !cfg)
+		return 0;
+	return bound(s, cfg);
 }
 
 /* --- the worker --- */

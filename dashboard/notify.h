@@ -58,6 +58,13 @@ struct notify_alert {
  * rule. 0 or -errno. The receivers are those of the configuration given to notify_start(); none
  * before it (then nothing is queued). */
 int notify_enqueue(struct store *s, const struct notify_alert *a);
+/* Loop thread, around many notify_enqueue() calls in one transaction: the queue is bounded once,
+ * by notify_release(s) before the commit, not at every enqueue past the bound (each of which
+ * counts the queue). The rows that stay, the drops counted per receiver and in total are the
+ * same; the "queue full" warning comes once per receiver. notify_release(NULL): the transaction
+ * is rolled back, nothing to bound. notify_release: 0 or -EIO (logged; the rows stay). */
+void notify_hold(void);
+int notify_release(struct store *s);
 
 /*
  * Starts the worker: opens its own connection to cfg->db (borrowed; must outlive the worker),

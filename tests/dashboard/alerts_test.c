@@ -9,7 +9,8 @@
  * (a new engine on the same store) neither re-fires nor resolves; a station's phones fire a
  * station's site_network when their site as a whole does not qualify; old resolved alerts are
  * pruned. Last, a pass over a fleet in a WAL file is timed and its figures printed: 5 000
- * phones here, ALERTS_BENCH_PHONES more (bench/jobs/run measures 100 000 that way).
+ * phones here, ALERTS_BENCH_PHONES more (bench/jobs/run measures 100 000 that way), with the
+ * notifications queued for a receiver and the SSE notices published, as in the service.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -27,6 +28,8 @@
 
 #include "alerts.h"
 #include "config.h"
+#include "hub.h"
+#include "notify.h"
 #include "store.h"
 
 #define NOW 2000000000LL
@@ -37,6 +40,7 @@ struct fixture {
 	struct dash_config cfg;
 	struct store *s;
 	struct alerts *a;
+	struct hub *hub;
 };
 
 static void exec(struct store *s, const char *sql)
@@ -311,6 +315,61 @@ static void test_station_network(void **state)
 	assert_int_equal(count(fx->s, "1"), 0);
 }
 
+/* Receivers for notify_enqueue() as a config file has them (notify_configure(NULL) after). */
+static void receivers(const char *conf)
+{
+	static struct dash_config rc;
+	char p[] = "/tmp/cradle-alerts-conf-XXXXXX", err[256];
+	int fd = mkstemp(p);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, conf, strlen(conf)), (ssize_t)strlen(conf));
+	close(fd);
+	dash_config_defaults(&rc);
+	if (dash_config_load(&rc, p, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	unlink(p);
+	notify_configure(&rc);
+}
+
+/* A storm: more notifications in one pass than the queue holds. The alerts take their ids in the
+ * order they fire (UDID order), each row written with notified set; the queue keeps the newest
+ * notify_queue_max rows and counts the others dropped, as bounding at every enqueue did. */
+static void test_storm_queue_bound(void **state)
+{
+	struct fixture *fx = *state;
+	struct alerts_stats st;
+	char u[16];
+
+	receivers("receiver1 ops webhook http://127.0.0.1:9/hook secret=0123456789abcdef\n"
+	          "notify_queue_max 8\n");
+	agent(fx->s, "st-a", "north", "cart-1", "online", NOW - DAY);
+	for (int i = 0; i < 20; i++) {
+		snprintf(u, sizeof(u), "U%02d", i);
+		phone(fx->s, u, "st-a", "north", "cart-1", 1, NOW, NOW - 5 * DAY, "");
+	}
+	eval(fx, NOW, &st);
+	assert_int_equal(st.fired, 20);
+	assert_int_equal(st.notified, 20);
+	assert_int_equal(count(fx->s, "state = 'firing' AND notified = 1"), 20);
+	assert_int_equal(q1(fx->s, "SELECT count(*) FROM alerts a JOIN alerts b"
+	                           " ON a.subject < b.subject AND a.id > b.id"),
+	                 0);
+	assert_int_equal(q1(fx->s, "SELECT min(id) FROM alerts"), 1);
+	assert_int_equal(q1(fx->s, "SELECT count(*) FROM notify_queue"), 8);
+	assert_int_equal(q1(fx->s, "SELECT min(id) FROM notify_queue"), 13);
+	assert_int_equal(q1(fx->s, "SELECT max(id) FROM notify_queue"), 20);
+	assert_int_equal(q1(fx->s, "SELECT dropped FROM notify_receivers WHERE name = 'ops'"), 12);
+	/* the next pass's new alert continues the ids and the queue */
+	phone(fx->s, "U99", "st-a", "north", "cart-1", 1, NOW, NOW - 5 * DAY, "");
+	eval(fx, NOW + 30, &st);
+	assert_int_equal(st.fired, 1);
+	assert_int_equal(count(fx->s, "subject = 'U99' AND id = 21 AND notified = 1"), 1);
+	assert_int_equal(q1(fx->s, "SELECT max(id) FROM notify_queue"), 21);
+	assert_int_equal(q1(fx->s, "SELECT dropped FROM notify_receivers WHERE name = 'ops'"), 13);
+	notify_configure(NULL);
+}
+
 /* The bench on a file, as the service runs it (WAL, synchronous=NORMAL). */
 static int setup_file(void **state)
 {
@@ -333,13 +392,37 @@ static int teardown_file(void **state)
 	char p[160];
 
 	fx->a = alerts_free(fx->a);
+	notify_configure(NULL);
+	fx->hub = hub_free(fx->hub);
 	fx->s = store_close(fx->s);
-	for (size_t i = 0; i < 3; i++) {
-		snprintf(p, sizeof(p), "%s%s", fx->path, (const char *[]){ "", "-wal", "-shm" }[i]);
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(p, sizeof(p), "%s%s", fx->path,
+		         (const char *[]){ "", "-wal", "-shm", ".conf" }[i]);
 		unlink(p);
 	}
 	rmdir(fx->dir);
 	return teardown(state);
+}
+
+static void bench_delivery(struct fixture *fx)
+{
+	static struct dash_config rc;
+	char p[160], err[256];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s.conf", fx->path);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fprintf(f, "receiver1 ops webhook http://127.0.0.1:9/hook secret=0123456789abcdef\n");
+	assert_int_equal(fclose(f), 0);
+	dash_config_defaults(&rc);
+	if (dash_config_load(&rc, p, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	notify_configure(&rc);
+	fx->hub = hub_new(8192);
+	assert_non_null(fx->hub);
+	fx->a = alerts_free(fx->a);
+	assert_int_equal(alerts_new(fx->s, fx->hub, &fx->cfg, &fx->a), 0);
 }
 
 static void test_bench(void **state)
@@ -389,6 +472,10 @@ static void test_bench(void **state)
 	}
 	sqlite3_finalize(ins);
 	exec(fx->s, "COMMIT");
+	/* as the service runs the pass: the writer's page cache as ingest sets it, SSE notices to a
+	 * hub, and one receiver taking every rule (its queue bounded at notify_queue_max) */
+	exec(fx->s, "PRAGMA cache_size=-65536");
+	bench_delivery(fx);
 	eval(fx, NOW, &st);
 	printf("alerts bench: %zu phones, %zu agents: first pass %.3f s (%zu fired, %zu notified)\n",
 	       st.phones, st.agents, st.elapsed_us / 1e6, st.fired, st.notified);
@@ -416,6 +503,7 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_site_network_and_silence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_station_network, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_storm_queue_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bench, setup_file, teardown_file),
 	};
 
