@@ -309,8 +309,39 @@ static const char migration_5[] =
         "CREATE INDEX job_transitions_exec ON job_transitions(job_id, udid, id);"
         "CREATE INDEX job_transitions_sent ON job_transitions(job_id, state, ts_ms);";
 
+/*
+ * The q search (query.c): devices_fts indexes serial, name and udid of every phone as trigrams
+ * (FTS5's trigram tokenizer, case-folded), so a search of 3 or more characters reads the few
+ * phones whose fields hold all the query's trigrams in a row instead of every phone. It is an
+ * external-content table over devices (the text lives only there) keyed by devices' rowid,
+ * which nothing renumbers (the store never runs VACUUM, and SQLite's VACUUM keeps rowids); the
+ * triggers keep it in step with every write. An update touches the index only when one of the
+ * three fields changed: ingest's upsert sets them on every state, mostly to the same values.
+ * 'rebuild' indexes the phones an existing file already holds.
+ */
+static const char migration_6[] =
+        "CREATE VIRTUAL TABLE devices_fts USING fts5(serial, name, udid, content='devices',"
+        " content_rowid='rowid', tokenize='trigram');"
+        "CREATE TRIGGER devices_fts_insert AFTER INSERT ON devices BEGIN"
+        " INSERT INTO devices_fts(rowid, serial, name, udid)"
+        " VALUES (new.rowid, new.serial, new.name, new.udid);"
+        " END;"
+        "CREATE TRIGGER devices_fts_delete AFTER DELETE ON devices BEGIN"
+        " INSERT INTO devices_fts(devices_fts, rowid, serial, name, udid)"
+        " VALUES ('delete', old.rowid, old.serial, old.name, old.udid);"
+        " END;"
+        "CREATE TRIGGER devices_fts_update AFTER UPDATE OF serial, name, udid ON devices"
+        " WHEN old.serial IS NOT new.serial OR old.name IS NOT new.name"
+        " OR old.udid IS NOT new.udid BEGIN"
+        " INSERT INTO devices_fts(devices_fts, rowid, serial, name, udid)"
+        " VALUES ('delete', old.rowid, old.serial, old.name, old.udid);"
+        " INSERT INTO devices_fts(rowid, serial, name, udid)"
+        " VALUES (new.rowid, new.serial, new.name, new.udid);"
+        " END;"
+        "INSERT INTO devices_fts(devices_fts) VALUES ('rebuild');";
+
 const struct store_migration store_migrations[] = {
 	{ 1, migration_1 }, { 2, migration_2 }, { 3, migration_3 },
-	{ 4, migration_4 }, { 5, migration_5 },
+	{ 4, migration_4 }, { 5, migration_5 }, { 6, migration_6 },
 };
 const size_t store_n_migrations = ARRAY_SIZE(store_migrations);
