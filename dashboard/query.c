@@ -562,10 +562,12 @@ static int where_sql(const struct query_devices *q, char *buf, size_t size)
 		sep = " AND ";
 	}
 	if (q->q[0] && search_indexed(q)) {
-		/* The trigram index finds every phone whose fields hold the text, folded to lower
-		 * case (Unicode), and perhaps a few more (LIKE folds ASCII only): the LIKE below,
-		 * on those few rows only, keeps exactly the scan's answer. */
-		ADD("%sd.rowid IN (SELECT rowid FROM devices_fts WHERE devices_fts MATCH :qfts)"
+		/* The trigram index finds every indexed phone whose fields hold the text, folded to
+		 * lower case (Unicode), and perhaps a few more (LIKE folds ASCII only); the phones
+		 * not indexed yet are all candidates. The LIKE below, on those rows only, keeps
+		 * exactly the scan's answer. */
+		ADD("%sd.rowid IN (SELECT rowid FROM devices_fts WHERE devices_fts MATCH :qfts"
+		    " UNION ALL SELECT id FROM devices_fts_pending)"
 		    " AND (d.serial LIKE :q ESCAPE '\\' OR d.name LIKE :q ESCAPE '\\' OR"
 		    " d.udid LIKE :q ESCAPE '\\')",
 		    sep);

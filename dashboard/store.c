@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "macro.h"
+
 #include "judge.h"
 #include "log.h"
 
@@ -320,5 +322,69 @@ out:
 	if (r < 0)
 		log_error("store: sample: %s", sqlite3_errmsg(s->db));
 	sqlite3_finalize(st);
+	return r;
+}
+
+/* The pending rows up to the max-th (by id) are indexed and leave the list in one step. */
+int store_search_index(struct store *s, int64_t max, int64_t *ret_left)
+{
+	static const char *const sql[] = {
+		"INSERT INTO devices_fts(rowid, serial, name, udid)"
+		" SELECT d.rowid, d.serial, d.name, d.udid FROM devices_fts_pending p"
+		" JOIN devices d ON d.rowid = p.id WHERE p.id <= ?1",
+		"DELETE FROM devices_fts_pending WHERE id <= ?1",
+		"SELECT count(*) FROM devices_fts_pending",
+	};
+	sqlite3_stmt *st = NULL;
+	int64_t last = -1;
+	int r = -EIO;
+
+	/* nothing pending (the usual case): no write transaction at all */
+	if (sqlite3_prepare_v2(s->db, "SELECT EXISTS (SELECT 1 FROM devices_fts_pending)", -1, &st,
+	                       NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		log_error("store: search index: %s", sqlite3_errmsg(s->db));
+		sqlite3_finalize(st);
+		return -EIO;
+	}
+	if (!sqlite3_column_int(st, 0)) {
+		sqlite3_finalize(st);
+		if (ret_left)
+			*ret_left = 0;
+		return 0;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (store_begin(s) < 0)
+		return -EIO;
+	if (sqlite3_prepare_v2(s->db,
+	                       "SELECT max(id) FROM (SELECT id FROM devices_fts_pending"
+	                       " ORDER BY id LIMIT ?1)",
+	                       -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, max);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		goto out;
+	if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+		last = sqlite3_column_int64(st, 0);
+	for (size_t i = 0; i < ARRAY_SIZE(sql); i++) {
+		sqlite3_finalize(st);
+		if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) != SQLITE_OK)
+			goto out;
+		sqlite3_bind_int64(st, 1, last);
+		if (sqlite3_step(st) != (i == 2 ? SQLITE_ROW : SQLITE_DONE))
+			goto out;
+	}
+	if (ret_left)
+		*ret_left = sqlite3_column_int64(st, 0);
+	r = 0;
+out:
+	if (r < 0)
+		log_error("store: search index: %s", sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	if (r == 0 && store_commit(s) < 0)
+		r = -EIO;
+	if (r < 0)
+		store_rollback(s);
 	return r;
 }
