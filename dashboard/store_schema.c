@@ -322,7 +322,8 @@ static const char migration_5[] =
  * as the scan did. The triggers keep the index exact meanwhile: a phone leaves it as it was
  * indexed ('delete' with the old values), and a rename of an indexed phone is indexed at once
  * (rare: ingest's upsert sets the three fields on every state, mostly to the same values, and
- * then touches nothing). 'rebuild' indexes the phones an existing file already holds.
+ * then touches nothing). The phones an existing file holds start pending: the upgrade itself
+ * takes no time, and the daemon indexes them in its first seconds.
  */
 static const char migration_6[] =
         "CREATE VIRTUAL TABLE devices_fts USING fts5(serial, name, udid, content='devices',"
@@ -346,7 +347,7 @@ static const char migration_6[] =
         " INSERT INTO devices_fts(rowid, serial, name, udid)"
         " VALUES (new.rowid, new.serial, new.name, new.udid);"
         " END;"
-        "INSERT INTO devices_fts(devices_fts) VALUES ('rebuild');";
+        "INSERT INTO devices_fts_pending(id) SELECT rowid FROM devices;";
 
 const struct store_migration store_migrations[] = {
 	{ 1, migration_1 }, { 2, migration_2 }, { 3, migration_3 },
