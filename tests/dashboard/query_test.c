@@ -5,7 +5,9 @@
  * pages, CSV (quoting, formula guard, the whole filter), one phone with causes, history, agents,
  * the summary and commands with their results, phones by site and status and the metrics page
  * over them. Parameter parsing refuses bad values with a
- * message naming the parameter.
+ * message naming the parameter. The q search through the trigram index (indexed and pending
+ * phones) gives exactly what the plain scan gives, on generated phones with LIKE
+ * metacharacters, Unicode names and short texts, before and after writes through the triggers.
  */
 #include <errno.h>
 #include <setjmp.h>
