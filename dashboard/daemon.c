@@ -30,6 +30,13 @@
 
 #define DAEMON_HUB_RING          8192 /* notices kept for SSE readers */
 #define DAEMON_ALERT_COALESCE_MS 5000 /* alert pass after ingest news, at most this often */
+/* the search index (store_search_index): phones indexed per tick while ingest is busy (more
+ * than DAEMON_SEARCH_QUIET messages since the last tick) and while it is quiet */
+#define DAEMON_SEARCH_MS       250
+#define DAEMON_SEARCH_AGAIN_MS 20 /* quiet, more pending: the next chunk this soon */
+#define DAEMON_SEARCH_QUIET    100
+#define DAEMON_SEARCH_TRICKLE  100
+#define DAEMON_SEARCH_CHUNK    2000
 
 struct daemon {
 	const struct dash_config *cfg;
@@ -42,7 +49,8 @@ struct daemon {
 	struct http *http;
 	struct metrics *metrics;
 	struct http_services svc;
-	uint64_t retention_timer, sample_timer;
+	uint64_t retention_timer, sample_timer, search_timer;
+	uint64_t search_messages; /* ingest's message count at the last search tick */
 	struct alerts *alerts;
 	uint64_t alert_timer, alert_seq;
 	int64_t alert_last_ms;
@@ -87,6 +95,32 @@ static void sample_fired(struct loop *loop, uint64_t id, void *data)
 	if (store_sample(d->store, wall_now_ms() / 1000) == 0 && d->hub)
 		hub_publish(d->hub, HUB_SUMMARY, "");
 	d->sample_timer = loop_add_timer(loop, DAEMON_SAMPLE_MS, sample_fired, d);
+}
+
+/*
+ * New phones wait in devices_fts_pending (store_schema.c, migration 6) and the search reads
+ * them as the plain scan did. Indexing costs about as much as ingesting: during a burst only a
+ * trickle, so ingest keeps its pace; once messages slow down, chunks back to back (each about
+ * 100 ms of work on this loop).
+ */
+static void search_fired(struct loop *loop, uint64_t id, void *data)
+{
+	struct daemon *d = data;
+	struct ingest_stats st = { 0 };
+	int64_t left = 0;
+	bool quiet;
+
+	(void)id;
+	ingest_get_stats(d->ingest, &st);
+	quiet = st.messages - d->search_messages < DAEMON_SEARCH_QUIET;
+	d->search_messages = st.messages;
+	(void)ingest_flush(d->ingest); /* its own transaction */
+	if (store_search_index(d->store, quiet ? DAEMON_SEARCH_CHUNK : DAEMON_SEARCH_TRICKLE,
+	                       &left) < 0)
+		left = 0;
+	d->search_timer =
+	        loop_add_timer(loop, quiet && left > 0 ? DAEMON_SEARCH_AGAIN_MS : DAEMON_SEARCH_MS,
+	                       search_fired, d);
 }
 
 /* The line `systemctl status` shows (sent when it changes): the listener, the broker, ingest. */
@@ -178,6 +212,7 @@ static int start(struct daemon *d)
 	d->alert_timer = loop_add_timer(d->loop, 1000, alert_fired, d);
 	d->retention_timer = loop_add_timer(d->loop, 60 * 1000, retention_fired, d);
 	d->sample_timer = loop_add_timer(d->loop, 10 * 1000, sample_fired, d);
+	d->search_timer = loop_add_timer(d->loop, DAEMON_SEARCH_MS, search_fired, d);
 	log_notice("cradle-dashboard " CRADLE_VERSION " running: broker %s, http %s%s, db %s",
 	           d->cfg->broker_url, d->cfg->tls_cert[0] ? "https://" : "http://",
 	           d->cfg->http_listen, d->cfg->db);
@@ -215,6 +250,8 @@ static void stop(struct daemon *d)
 		loop_cancel_timer(d->loop, d->sample_timer);
 	if (d->loop && d->alert_timer)
 		loop_cancel_timer(d->loop, d->alert_timer);
+	if (d->loop && d->search_timer)
+		loop_cancel_timer(d->loop, d->search_timer);
 	d->alerts = alerts_free(d->alerts);
 	d->hub = hub_free(d->hub);
 	d->store = store_close(d->store);

@@ -465,6 +465,53 @@ int query_devices_param(struct query_devices *q, const char *name, const char *v
 
 /* ---- device list ---- */
 
+/* Length of the UTF-8 sequence at s (1..4), or 0 when it is not a valid one. */
+static size_t utf8_seq(const unsigned char *s)
+{
+	size_t n = 0;
+
+	if (s[0] < 0x80)
+		n = 1;
+	else if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	/* overlong forms, surrogates, beyond U+10FFFF */
+	if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
+	    (n == 4 && s[0] == 0xf0 && s[1] < 0x90) || (n == 4 && s[0] == 0xf4 && s[1] >= 0x90))
+		return 0;
+	return n;
+}
+
+/*
+ * Whether q's text search can ask devices_fts (store_schema.c, migration 6): its trigrams
+ * need 3 characters or more (Unicode code points), and a text that is not valid UTF-8 would
+ * not be cut into characters the way the stored fields are. The rest, and a query told to
+ * (q->scan), take the scan.
+ */
+static bool search_indexed(const struct query_devices *q)
+{
+	const unsigned char *p = (const unsigned char *)q->q;
+	size_t chars = 0;
+
+	if (q->scan)
+		return false;
+	while (*p) {
+		size_t n = utf8_seq(p);
+
+		if (!n)
+			return false;
+		p += n;
+		chars++;
+	}
+	return chars >= QUERY_SEARCH_INDEXED_MIN;
+}
+
 /* " WHERE ..." of q into buf. 0, or -ENOSPC when it does not fit (never a filter dropped). */
 static int where_sql(const struct query_devices *q, char *buf, size_t size)
 {
@@ -514,7 +561,18 @@ static int where_sql(const struct query_devices *q, char *buf, size_t size)
 		ADD("%sd.ios_key > 0 AND d.ios_key < :ios_below", sep);
 		sep = " AND ";
 	}
-	if (q->q[0]) {
+	if (q->q[0] && search_indexed(q)) {
+		/* The trigram index finds every indexed phone whose fields hold the text, folded to
+		 * lower case (Unicode), and perhaps a few more (LIKE folds ASCII only); the phones
+		 * not indexed yet are all candidates. The LIKE below, on those rows only, keeps
+		 * exactly the scan's answer. */
+		ADD("%sd.rowid IN (SELECT rowid FROM devices_fts WHERE devices_fts MATCH :qfts"
+		    " UNION ALL SELECT id FROM devices_fts_pending)"
+		    " AND (d.serial LIKE :q ESCAPE '\\' OR d.name LIKE :q ESCAPE '\\' OR"
+		    " d.udid LIKE :q ESCAPE '\\')",
+		    sep);
+		sep = " AND ";
+	} else if (q->q[0]) {
 		/* LIKE: case-insensitive for ASCII, as the UI's search. The match runs on the
 		 * narrow devices_search index (serial, name, udid) and hands the few rowids it
 		 * finds to the outer query, instead of reading every wide row in the sort's order.
@@ -526,6 +584,28 @@ static int where_sql(const struct query_devices *q, char *buf, size_t size)
 	}
 #undef ADD
 	return full ? -ENOSPC : 0;
+}
+
+/*
+ * :qfts, when the statement has it: the text as one FTS5 string ("..." with " doubled), which
+ * the trigram tokenizer cuts into the phrase of its trigrams; nothing else is special inside.
+ */
+static void bind_fts(sqlite3_stmt *st, const char *text)
+{
+	char m[2 * QUERY_TEXT_MAX + 3];
+	size_t n = 0;
+
+	if (sqlite3_bind_parameter_index(st, ":qfts") <= 0)
+		return;
+	m[n++] = '"';
+	for (const char *p = text; *p; p++) {
+		if (*p == '"')
+			m[n++] = '"';
+		m[n++] = *p;
+	}
+	m[n++] = '"';
+	m[n] = '\0';
+	bind_text(st, ":qfts", m);
 }
 
 static void bind_filter(sqlite3_stmt *st, const struct query_devices *q, int64_t now)
@@ -554,6 +634,7 @@ static void bind_filter(sqlite3_stmt *st, const struct query_devices *q, int64_t
 		like[n++] = '%';
 		like[n] = '\0';
 		bind_text(st, ":q", like);
+		bind_fts(st, q->q);
 	}
 }
 

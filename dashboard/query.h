@@ -23,11 +23,12 @@
 struct cJSON;
 struct store;
 
-#define QUERY_LIMIT_DEFAULT 50
-#define QUERY_LIMIT_MAX     1000
-#define QUERY_CSV_MAX       100000 /* rows of one CSV export (the whole filter, capped) */
-#define QUERY_TEXT_MAX      128    /* bytes of a filter value, NUL included */
-#define QUERY_COMMANDS_MAX  200    /* commands of one phone listed at most */
+#define QUERY_LIMIT_DEFAULT      50
+#define QUERY_LIMIT_MAX          1000
+#define QUERY_CSV_MAX            100000 /* rows of one CSV export (the whole filter, capped) */
+#define QUERY_TEXT_MAX           128    /* bytes of a filter value, NUL included */
+#define QUERY_SEARCH_INDEXED_MIN 3      /* characters of q from which devices_fts answers it */
+#define QUERY_COMMANDS_MAX       200    /* commands of one phone listed at most */
 
 /* Sort keys of the device list; a leading '-' on the wire reverses the order. */
 enum query_sort {
@@ -55,6 +56,7 @@ struct query_devices {
 	bool desc;
 	int64_t limit; /* 1..QUERY_LIMIT_MAX */
 	int64_t offset;
+	bool scan; /* q: the plain scan even where devices_fts could answer (tests compare) */
 };
 
 /* Defaults: no filter, sort "-age", limit QUERY_LIMIT_DEFAULT, offset 0. */

@@ -17,6 +17,7 @@
 
 #include "judge.h"
 #include "log.h"
+#include "macro.h"
 
 /* A writer holding the lock commits a batch in milliseconds; waiting this long means trouble. */
 #define STORE_BUSY_TIMEOUT_MS 10000
@@ -320,5 +321,60 @@ out:
 	if (r < 0)
 		log_error("store: sample: %s", sqlite3_errmsg(s->db));
 	sqlite3_finalize(st);
+	return r;
+}
+
+/* The pending rows up to the max-th (by id) are indexed and leave the list in one step. */
+int store_search_index(struct store *s, int64_t max, int64_t *ret_left)
+{
+	static const char *const sql[] = {
+		"SELECT max(id) FROM (SELECT id FROM devices_fts_pending ORDER BY id LIMIT ?1)",
+		"INSERT INTO devices_fts(rowid, serial, name, udid)"
+		" SELECT d.rowid, d.serial, d.name, d.udid FROM devices_fts_pending p"
+		" JOIN devices d ON d.rowid = p.id WHERE p.id <= ?1",
+		"DELETE FROM devices_fts_pending WHERE id <= ?1",
+		"SELECT count(*) FROM devices_fts_pending",
+	};
+	sqlite3_stmt *st = NULL;
+	int64_t arg = max, left = 0;
+	bool tx = false;
+	int r = -EIO;
+
+	/* nothing pending (the usual case): no write transaction at all */
+	if (sqlite3_prepare_v2(s->db, "SELECT EXISTS (SELECT 1 FROM devices_fts_pending)", -1, &st,
+	                       NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW)
+		goto out;
+	if (!sqlite3_column_int(st, 0)) {
+		r = 0;
+		goto out;
+	}
+	if (store_begin(s) < 0)
+		goto out;
+	tx = true;
+	for (size_t i = 0; i < ARRAY_SIZE(sql); i++) {
+		bool row = i == 0 || i == ARRAY_SIZE(sql) - 1;
+
+		sqlite3_finalize(st);
+		if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) != SQLITE_OK)
+			goto out;
+		sqlite3_bind_int64(st, 1, arg);
+		if (sqlite3_step(st) != (row ? SQLITE_ROW : SQLITE_DONE))
+			goto out;
+		if (i == 0) /* the last id of this chunk: the statements after take it */
+			arg = sqlite3_column_int64(st, 0);
+	}
+	left = sqlite3_column_int64(st, 0);
+	r = 0;
+out:
+	if (r < 0)
+		log_error("store: search index: %s", sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	if (tx && r == 0 && store_commit(s) < 0)
+		r = -EIO;
+	if (tx && r < 0)
+		store_rollback(s);
+	if (r == 0 && ret_left)
+		*ret_left = left;
 	return r;
 }

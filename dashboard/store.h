@@ -57,4 +57,10 @@ int store_retention(struct store *s, int64_t before_ms, int64_t *ret_deleted);
 /* Writes the samples row for now (Unix s): phones by the judge's status. 0 or -EIO. */
 int store_sample(struct store *s, int64_t now);
 
+/*
+ * Indexes up to max phones still pending for the search index (migration 6), oldest first, in
+ * a transaction of its own (none may be open); *ret_left: how many stay pending. 0 or -EIO.
+ */
+int store_search_index(struct store *s, int64_t max, int64_t *ret_left);
+
 #endif

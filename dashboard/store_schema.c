@@ -309,8 +309,48 @@ static const char migration_5[] =
         "CREATE INDEX job_transitions_exec ON job_transitions(job_id, udid, id);"
         "CREATE INDEX job_transitions_sent ON job_transitions(job_id, state, ts_ms);";
 
+/*
+ * The q search (query.c): devices_fts indexes serial, name and udid of every phone as trigrams
+ * (FTS5's trigram tokenizer, case-folded), so a search of 3 or more characters reads the few
+ * phones whose fields hold all the query's trigrams in a row instead of every phone. It is an
+ * external-content table over devices (the text lives only there) keyed by devices' rowid,
+ * which nothing renumbers (the store never runs VACUUM, and SQLite's VACUUM keeps rowids).
+ *
+ * Indexing a phone costs more than storing it (FTS5 ~50 us a phone, the whole ingest ~100 us),
+ * so a new phone is only listed in devices_fts_pending, and store_search_index() indexes the
+ * pending ones in chunks when ingest leaves time (daemon.c); the search reads the pending rows
+ * as the scan did. The triggers keep the index exact meanwhile: a phone leaves it as it was
+ * indexed ('delete' with the old values), and a rename of an indexed phone is indexed at once
+ * (rare: ingest's upsert sets the three fields on every state, mostly to the same values, and
+ * then touches nothing). The phones an existing file holds start pending: the upgrade itself
+ * takes no time, and the daemon indexes them in its first seconds.
+ */
+static const char migration_6[] =
+        "CREATE VIRTUAL TABLE devices_fts USING fts5(serial, name, udid, content='devices',"
+        " content_rowid='rowid', tokenize='trigram');"
+        "CREATE TABLE devices_fts_pending (id INTEGER PRIMARY KEY);" /* devices.rowid */
+        "CREATE TRIGGER devices_fts_insert AFTER INSERT ON devices BEGIN"
+        " INSERT OR IGNORE INTO devices_fts_pending(id) VALUES (new.rowid);"
+        " END;"
+        "CREATE TRIGGER devices_fts_delete AFTER DELETE ON devices BEGIN"
+        " INSERT INTO devices_fts(devices_fts, rowid, serial, name, udid)"
+        " SELECT 'delete', old.rowid, old.serial, old.name, old.udid"
+        " WHERE NOT EXISTS (SELECT 1 FROM devices_fts_pending WHERE id = old.rowid);"
+        " DELETE FROM devices_fts_pending WHERE id = old.rowid;"
+        " END;"
+        "CREATE TRIGGER devices_fts_update AFTER UPDATE OF serial, name, udid ON devices"
+        " WHEN (old.serial IS NOT new.serial OR old.name IS NOT new.name"
+        " OR old.udid IS NOT new.udid)"
+        " AND NOT EXISTS (SELECT 1 FROM devices_fts_pending WHERE id = old.rowid) BEGIN"
+        " INSERT INTO devices_fts(devices_fts, rowid, serial, name, udid)"
+        " VALUES ('delete', old.rowid, old.serial, old.name, old.udid);"
+        " INSERT INTO devices_fts(rowid, serial, name, udid)"
+        " VALUES (new.rowid, new.serial, new.name, new.udid);"
+        " END;"
+        "INSERT INTO devices_fts_pending(id) SELECT rowid FROM devices;";
+
 const struct store_migration store_migrations[] = {
 	{ 1, migration_1 }, { 2, migration_2 }, { 3, migration_3 },
-	{ 4, migration_4 }, { 5, migration_5 },
+	{ 4, migration_4 }, { 5, migration_5 }, { 6, migration_6 },
 };
 const size_t store_n_migrations = ARRAY_SIZE(store_migrations);

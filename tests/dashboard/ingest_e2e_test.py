@@ -5,6 +5,7 @@ sqlite3 (read-only).
 
 - the phones the simulator holds attached are the rows of `devices`, with the simulator's
   serials, versions and backup dates, at the agent's site and station; the agent is online;
+  the daemon indexes them for the search (devices_fts) within seconds;
 - a phone unplugged in the simulator turns detached in the database, plugged back attached; iCloud
   Backup switched off on the phone shows as icloud_enabled 0;
 - the staleness clock: the service's samples row counts an old last_icloud as stale, a phone
@@ -107,6 +108,12 @@ def main():
                 fail("phone %d: agent/site/station/attached wrong: %r" % (n, row))
         wait_for(lambda: rows()[udid(1)]["serial"] == "F2LTEST00001" and
                  rows()[udid(6)]["ios_version"] == "16.7.2", 20, what="facts of phones 1, 6")
+        # the daemon indexes new phones for the q= search soon after they arrive (migration
+        # 6: devices_fts_pending empties), with the serial the facts brought
+        wait_for(lambda: dash.q1("SELECT count(*) FROM devices_fts_pending") == 0 and
+                 dash.q1("SELECT d.udid FROM devices_fts f JOIN devices d ON d.rowid = f.rowid"
+                         " WHERE devices_fts MATCH '\"2ltest00001\"'") == udid(1), 10,
+                 what="the phones indexed for the search")
         r = rows()
         if r[udid(6)]["ios_key"] != 16007002:
             fail("ios_key of 16.7.2: %r" % r[udid(6)]["ios_key"])

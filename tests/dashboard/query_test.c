@@ -5,7 +5,9 @@
  * pages, CSV (quoting, formula guard, the whole filter), one phone with causes, history, agents,
  * the summary and commands with their results, phones by site and status and the metrics page
  * over them. Parameter parsing refuses bad values with a
- * message naming the parameter.
+ * message naming the parameter. The q search through the trigram index (indexed and pending
+ * phones) gives exactly what the plain scan gives, on generated phones with LIKE
+ * metacharacters, Unicode names and short texts, before and after writes through the triggers.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -592,6 +594,421 @@ static void test_site_status_metrics(void **state)
 	free(page);
 }
 
+/* ---- q: devices_fts (migration 6) against the plain scan ---- */
+
+#define GEN_ROWS    3000
+#define GEN_QUERIES 60
+#define GEN_FIELD   96
+
+static const char *const gen_words[] = {
+	"iPhone",  "Émilie",  "ÉMILIE",      "émilie",     "Straße", "STRASSE",      "İstanbul",
+	"Σίσυφος", "ΣΊΣΥΦΟΣ", "李的手机",    "📱Lab",       "Kelvin", "\xe2\x84\xaa", "100%",
+	"50%_off", "a_b",     "back\\slash", "\"quoted\"", "it's",   "Bench",        "cart",
+	"ÅSA",     "åsa",     "café",        "CAFÉ",       "x",      "ab",           "Q&A",
+};
+
+static uint32_t gen_rand(uint32_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
+}
+
+struct gen_row {
+	char udid[40], serial[16], name[GEN_FIELD];
+};
+
+static void gen_fields(uint32_t *x, int i, struct gen_row *r)
+{
+	static const char serial_chars[] = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789%_";
+	size_t n = 0;
+
+	snprintf(r->udid, sizeof(r->udid), "00008110-%08X%08X", gen_rand(x), (unsigned)i);
+	r->serial[0] = 'F';
+	for (int k = 1; k < 12; k++)
+		r->serial[k] = serial_chars[gen_rand(x) % (sizeof(serial_chars) - 1)];
+	r->serial[12] = '\0';
+	r->name[0] = '\0';
+	for (int w = 0, words = 1 + (int)(gen_rand(x) % 3); w < words; w++) {
+		const char *word =
+		        gen_words[gen_rand(x) % (sizeof(gen_words) / sizeof(gen_words[0]))];
+		int c = snprintf(r->name + n, sizeof(r->name) - n, "%s%s", w ? " " : "", word);
+
+		n += (size_t)c;
+	}
+	if (gen_rand(x) % 2)
+		snprintf(r->name + n, sizeof(r->name) - n, " %u", gen_rand(x) % 1000);
+}
+
+/* Phones with generated serials, names and UDIDs, and every filter's inputs varied. */
+static void gen_fill(struct store *s, uint32_t *x, int from, int count)
+{
+	static const char *const where[][3] = {
+		{ "st-a", "site-a", "cart-1" },
+		{ "st-b", "site-b", "cart-2" },
+		{ "st-c", "site-b", "cart-3" },
+	};
+	static const char *const causes[] = { "", ",wifi_off,", ",icloud_off,wifi_off," };
+	sqlite3_stmt *st;
+
+	assert_int_equal(
+	        sqlite3_prepare_v2(store_db(s),
+	                           "INSERT INTO devices(udid, serial, name, agent, site, station,"
+	                           " attached, last_seen, has_facts, last_icloud, cause_codes,"
+	                           " ios_version, ios_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+	                           " ?9, ?10, ?11, '16.0', 16000000)",
+	                           -1, &st, NULL),
+	        SQLITE_OK);
+	for (int i = from; i < from + count; i++) {
+		struct gen_row r;
+		int w = (int)(gen_rand(x) % 3);
+
+		gen_fields(x, i, &r);
+		sqlite3_bind_text(st, 1, r.udid, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, r.serial, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 3, r.name, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 4, where[w][0], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, where[w][1], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, where[w][2], -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 7, (int)(gen_rand(x) % 2));
+		sqlite3_bind_int64(st, 8, NOW - (int64_t)(gen_rand(x) % 12) * DAY);
+		sqlite3_bind_int(st, 9, gen_rand(x) % 5 != 0);
+		if (gen_rand(x) % 6)
+			sqlite3_bind_int64(st, 10, NOW - (int64_t)(gen_rand(x) % (8 * DAY)));
+		else
+			sqlite3_bind_null(st, 10);
+		sqlite3_bind_text(st, 11, causes[gen_rand(x) % 3], -1, SQLITE_STATIC);
+		assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+}
+
+/* Statements run that read devices_fts (sqlite3_trace_v2): which path a query took. */
+static int fts_statements;
+
+static int trace_fts(unsigned type, void *ctx, void *p, void *x)
+{
+	(void)type;
+	(void)ctx;
+	(void)p;
+	if (strstr((const char *)x, "devices_fts"))
+		fts_statements++;
+	return 0;
+}
+
+/* Characters of t when it is valid UTF-8, else -1 (the index takes valid text only). */
+static int gen_chars(const char *t)
+{
+	const unsigned char *p = (const unsigned char *)t;
+	int n = 0;
+
+	while (*p) {
+		int len = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : 4;
+
+		if (*p >= 0x80 && (*p < 0xc2 || *p > 0xf4))
+			return -1;
+		for (int k = 1; k < len; k++)
+			if ((p[k] & 0xc0) != 0x80)
+				return -1;
+		p += len;
+		n++;
+	}
+	return n;
+}
+
+/* The documented rule, independently: a substring of serial, name or udid, ASCII letters
+ * folded, every other byte as it is. Phones matching q in the store. */
+static int64_t reference_count(struct store *s, const char *q)
+{
+	sqlite3_stmt *st;
+	int64_t n = 0;
+
+	assert_int_equal(sqlite3_prepare_v2(store_db(s), "SELECT serial, name, udid FROM devices",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		bool hit = false;
+
+		for (int c = 0; c < 3 && !hit; c++) {
+			char f[GEN_FIELD * 2];
+
+			snprintf(f, sizeof(f), "%s", (const char *)sqlite3_column_text(st, c));
+			for (char *p = f; *p; p++)
+				if (*p >= 'A' && *p <= 'Z')
+					*p = (char)(*p - 'A' + 'a');
+			hit = strstr(f, q) != NULL;
+		}
+		n += hit;
+	}
+	sqlite3_finalize(st);
+	return n;
+}
+
+static char *list_text(struct store *s, const struct query_devices *q)
+{
+	cJSON *r = query_devices_json(s, q, NOW);
+	char *t;
+
+	assert_non_null(r);
+	t = cJSON_PrintUnformatted(r);
+	assert_non_null(t);
+	cJSON_Delete(r);
+	return t;
+}
+
+static char *csv_text(struct store *s, const struct query_devices *q)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	assert_non_null(f);
+	assert_int_equal(query_devices_csv(s, q, NOW, f), 0);
+	fclose(f);
+	return buf;
+}
+
+struct each_buf {
+	char *buf;
+	size_t len;
+	FILE *f;
+};
+
+static int each_cb(void *ctx, const char *udid, const char *agent, const char *site,
+                   const char *station, bool docked)
+{
+	struct each_buf *b = ctx;
+
+	fprintf(b->f, "%s %s %s %s %d\n", udid, agent, site, station, docked);
+	return 0;
+}
+
+static char *each_text(struct store *s, const struct query_devices *q)
+{
+	struct each_buf b = { NULL, 0, NULL };
+
+	b.f = open_memstream(&b.buf, &b.len);
+	assert_non_null(b.f);
+	assert_int_equal(query_devices_each(s, q, NOW, each_cb, &b), 0);
+	fclose(b.f);
+	return b.buf;
+}
+
+/*
+ * q=text with each set of other parameters, through devices_fts and through the scan: the
+ * same JSON (rows, order, total), CSV and job-target rows; the total of the unfiltered list
+ * as the rule counts it; and the index asked exactly when the text has 3 characters or more.
+ */
+static void compare_paths(struct store *s, const char *text)
+{
+	static const char *const extra[][9] = {
+		{ "limit", "50", NULL },
+		{ "sort", "name", "limit", "7", "offset", "2", NULL },
+		{ "status", "stale", "sort", "-serial", NULL },
+		{ "site", "site-b", "sort", "status", "limit", "20", NULL },
+		{ "cause", "wifi_off", "sort", "-udid", "limit", "1", "offset", "1", NULL },
+		{ "agent", "st-a", "sort", "-age", "ios_below", "17", NULL },
+	};
+	int chars = gen_chars(text);
+
+	for (size_t e = 0; e < sizeof(extra) / sizeof(extra[0]); e++) {
+		struct query_devices a, b;
+		char err[256], *ta, *tb;
+		int before;
+
+		query_devices_init(&a);
+		assert_int_equal(query_devices_param(&a, "q", text, err, sizeof(err)), 0);
+		for (int i = 0; extra[e][i]; i += 2)
+			assert_int_equal(query_devices_param(&a, extra[e][i], extra[e][i + 1], err,
+			                                     sizeof(err)),
+			                 0);
+		b = a;
+		b.scan = true;
+		before = fts_statements;
+		ta = list_text(s, &a);
+		if ((fts_statements > before) != (chars >= QUERY_SEARCH_INDEXED_MIN))
+			fail_msg("q=%s (%d characters): index %s", text, chars,
+			         fts_statements > before ? "used" : "not used");
+		before = fts_statements;
+		tb = list_text(s, &b);
+		assert_int_equal(fts_statements, before);
+		if (strcmp(ta, tb))
+			fail_msg("q=%s with %s=%s: index %s\nscan %s", text, extra[e][0],
+			         extra[e][1], ta, tb);
+		if (e == 0 && chars >= 0) {
+			cJSON *r = cJSON_Parse(ta);
+
+			if (cJSON_GetObjectItem(r, "total")->valuedouble !=
+			    (double)reference_count(s, a.q))
+				fail_msg("q=%s: total %s, the rule counts %lld", text, ta,
+				         (long long)reference_count(s, a.q));
+			cJSON_Delete(r);
+		}
+		free(ta);
+		free(tb);
+		if (e == 1) {
+			ta = csv_text(s, &a);
+			tb = csv_text(s, &b);
+			assert_string_equal(ta, tb);
+			free(ta);
+			free(tb);
+		}
+		if (e == 2 || e == 5) {
+			ta = each_text(s, &a);
+			tb = each_text(s, &b);
+			assert_string_equal(ta, tb);
+			free(ta);
+			free(tb);
+		}
+	}
+}
+
+/* A piece of a stored field: mostly whole characters, sometimes cut inside one; case flipped. */
+static void gen_query(struct store *s, uint32_t *x, char *out, size_t size)
+{
+	sqlite3_stmt *st;
+	const char *f;
+	size_t len, from, n;
+
+	assert_int_equal(sqlite3_prepare_v2(store_db(s),
+	                                    "SELECT serial, name, udid FROM devices"
+	                                    " ORDER BY rowid LIMIT 1 OFFSET ?1",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
+	sqlite3_bind_int(st, 1, (int)(gen_rand(x) % 1000));
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	f = (const char *)sqlite3_column_text(st, (int)(gen_rand(x) % 3));
+	len = strlen(f);
+	from = len ? gen_rand(x) % len : 0;
+	n = 1 + gen_rand(x) % 10;
+	if (gen_rand(x) % 10) {
+		while (from > 0 && (f[from] & 0xc0) == 0x80)
+			from--;
+		while (from + n < len && (f[from + n] & 0xc0) == 0x80)
+			n++;
+	}
+	if (from + n > len)
+		n = len - from;
+	if (n == 0 || n >= size) {
+		snprintf(out, size, "zz");
+	} else {
+		memcpy(out, f + from, n);
+		out[n] = '\0';
+	}
+	for (char *p = out; *p; p++)
+		if (*p >= 'a' && *p <= 'z' && gen_rand(x) % 2)
+			*p = (char)(*p - 'a' + 'A');
+	sqlite3_finalize(st);
+}
+
+static void fts_check(struct store *s)
+{
+	/* the index against the phones, the pending ones indexed as store_search_index() would
+	 * (undone after: integrity-check needs every phone in the index) */
+	exec(s,
+	     "SAVEPOINT fts_check;"
+	     "INSERT INTO devices_fts(rowid, serial, name, udid) SELECT d.rowid, d.serial, d.name,"
+	     " d.udid FROM devices_fts_pending p JOIN devices d ON d.rowid = p.id;"
+	     "INSERT INTO devices_fts(devices_fts, rank) VALUES ('integrity-check', 1);"
+	     "ROLLBACK TO fts_check; RELEASE fts_check;");
+}
+
+static void test_search_index(void **state)
+{
+	static const char *const fixed[] = {
+		"%",        "_",
+		"\\",       "%_",
+		"0%",       "%_o",
+		"50%_",     "\"",
+		"\"q",      "\"quoted\"",
+		"it's",     "é",
+		"É",        "émi",
+		"ÉMI",      "Émilie",
+		"ß",        "straße",
+		"STRASSE",  "strass",
+		"İst",      "i\xcc\x87st",
+		"ist",      "kelvin",
+		"k",        "\xe2\x84\xaa",
+		"σίσ",      "ΣΊΣ",
+		"Σίσυφος",  "李的",
+		"李的手",   "📱",
+		"📱l",       "📱Lab",
+		"ab",       "a",
+		"zzzz",     "8110-",
+		"00008110", "f0",
+		"bench",    "q&a",
+		"a_b",      "a_c",
+		"100%",     "back\\s",
+		"\\s",      " 1",
+		"  ",       "\xc3",
+		"\xa9mi",   "\xe6\x9d",
+		"é ",       "Å",
+		"åsa",      "ÅSA",
+	};
+	struct fixture *fx = *state;
+	uint32_t x = 0x2545f491u;
+	char text[64];
+
+	int64_t left = -1;
+
+	/* two thirds indexed, the newest third still pending: the search reads both */
+	gen_fill(fx->s, &x, 0, GEN_ROWS);
+	assert_int_equal(store_search_index(fx->s, 2000, &left), 0);
+	assert_int_equal(left, GEN_ROWS + 5 - 2000);
+	fts_check(fx->s);
+	sqlite3_trace_v2(store_db(fx->s), SQLITE_TRACE_STMT, trace_fts, NULL);
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		compare_paths(fx->s, fixed[i]);
+	for (int i = 0; i < GEN_QUERIES; i++) {
+		gen_query(fx->s, &x, text, sizeof(text));
+		compare_paths(fx->s, text);
+	}
+
+	/* the triggers: renamed, deleted, upserted and new phones, then the same comparison */
+	for (int i = 0; i < 300; i++) {
+		struct gen_row r;
+		char sql[512];
+
+		gen_fields(&x, i, &r);
+		sqlite3_snprintf(sizeof(sql), sql,
+		                 "UPDATE devices SET name = %Q, serial = CASE WHEN %d THEN %Q"
+		                 " ELSE serial END WHERE rowid = %u",
+		                 r.name, i % 2, r.serial, 1 + gen_rand(&x) % GEN_ROWS);
+		exec(fx->s, sql);
+	}
+	exec(fx->s, "DELETE FROM devices WHERE rowid % 17 = 3");
+	exec(fx->s,
+	     "INSERT INTO devices(udid, serial, name, agent, last_seen)"
+	     " SELECT udid, 'UPS' || serial, name, agent, last_seen FROM devices"
+	     " WHERE rowid % 23 = 5 ON CONFLICT(udid) DO UPDATE SET serial = excluded.serial,"
+	     " name = excluded.name");
+	gen_fill(fx->s, &x, GEN_ROWS, 300);
+	fts_check(fx->s);
+	compare_paths(fx->s, "ups");
+	assert_int_equal(store_search_index(fx->s, 400, &left), 0);
+	assert_true(left > 0);
+	fts_check(fx->s);
+	compare_paths(fx->s, "ups");
+	compare_paths(fx->s, "UPSF");
+	for (int i = 0; i < GEN_QUERIES / 3; i++) {
+		gen_query(fx->s, &x, text, sizeof(text));
+		compare_paths(fx->s, text);
+	}
+	/* everything indexed: nothing left to read but the index */
+	assert_int_equal(store_search_index(fx->s, 100000, &left), 0);
+	assert_int_equal(left, 0);
+	fts_check(fx->s);
+	for (int i = 0; i < GEN_QUERIES / 3; i++) {
+		gen_query(fx->s, &x, text, sizeof(text));
+		compare_paths(fx->s, text);
+	}
+	for (size_t i = 0; i < 12; i++)
+		compare_paths(fx->s, fixed[i * 4]);
+	sqlite3_trace_v2(store_db(fx->s), 0, NULL, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -606,6 +1023,7 @@ int main(void)
 		cmocka_unit_test(test_ios_key),
 		cmocka_unit_test_setup_teardown(test_docked_lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_site_status_metrics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_search_index, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
