@@ -519,6 +519,23 @@ static int set_presence(struct ingest *in, const char *agent, struct agent_mem *
 	               presence_names[p], summary, json, NULL);
 }
 
+/* The common intake of a message with a header from a known agent: its memory, the seq window
+ * (a duplicate or an old message is skipped) and its last-seen time. 1 = apply the message and
+ * *ret_a is the agent, 0 = skip it, -ENOMEM. */
+static int agent_admit(struct ingest *in, const char *agent, const struct proto_header *h,
+                       bool retained, struct agent_mem **ret_a)
+{
+	struct agent_mem *a = agent_get(in, agent);
+
+	if (!a)
+		return -ENOMEM;
+	if (track(in, a, h->session, h->seq, retained, false))
+		return 0;
+	agent_seen(in, agent, a, h->ts_ms);
+	*ret_a = a;
+	return 1;
+}
+
 static int on_status(struct ingest *in, const char *topic, const char *agent, const char *json,
                      size_t len, bool retained, int64_t now_ms)
 {
@@ -584,12 +601,9 @@ static int on_meta(struct ingest *in, const char *topic, const char *agent, cons
 		malformed(in, topic, "agent differs from the topic");
 		return 0;
 	}
-	a = agent_get(in, agent);
-	if (!a)
-		return -ENOMEM;
-	if (track(in, a, m.h.session, m.h.seq, retained, false))
-		return 0;
-	agent_seen(in, agent, a, m.h.ts_ms);
+	r = agent_admit(in, agent, &m.h, retained, &a);
+	if (r <= 0)
+		return r;
 	if (m.h.session == a->meta_session ? m.h.seq <= a->meta_seq
 	                                   : (a->meta_session >= 0 && m.h.session != a->epoch &&
 	                                      m.h.session < a->meta_session))
@@ -707,12 +721,9 @@ static int on_state(struct ingest *in, const char *topic, const char *agent, con
 		malformed(in, topic, "agent or udid differs from the topic");
 		return 0;
 	}
-	a = agent_get(in, agent);
-	if (!a)
-		return -ENOMEM;
-	if (track(in, a, m->h.session, m->h.seq, retained, false))
-		return 0;
-	agent_seen(in, agent, a, m->h.ts_ms);
+	r = agent_admit(in, agent, &m->h, retained, &a);
+	if (r <= 0)
+		return r;
 
 	/* One row per phone wherever it docks. The same agent orders by (session, seq), or by ts
 	 * across its runs; another agent takes the phone over only when it says the phone is
@@ -859,12 +870,9 @@ static int on_device_event(struct ingest *in, const char *topic, const char *age
 		malformed(in, topic, "agent or udid differs from the topic");
 		return 0;
 	}
-	a = agent_get(in, agent);
-	if (!a)
-		return -ENOMEM;
-	if (track(in, a, m.h.session, m.h.seq, retained, false))
-		return 0;
-	agent_seen(in, agent, a, m.h.ts_ms);
+	r = agent_admit(in, agent, &m.h, retained, &a);
+	if (r <= 0)
+		return r;
 	name = proto_event_name(m.event);
 	if (dt->cause[0])
 		snprintf(summary, sizeof(summary), "%s: %s", name, dt->cause);
@@ -906,12 +914,9 @@ static int on_agent_event(struct ingest *in, const char *topic, const char *agen
 		malformed(in, topic, "agent differs from the topic");
 		return 0;
 	}
-	a = agent_get(in, agent);
-	if (!a)
-		return -ENOMEM;
-	if (track(in, a, m.h.session, m.h.seq, retained, false))
-		return 0;
-	agent_seen(in, agent, a, m.h.ts_ms);
+	r = agent_admit(in, agent, &m.h, retained, &a);
+	if (r <= 0)
+		return r;
 	name = proto_agent_event_name(m.event);
 	if (m.event == PROTO_AGENT_EVENT_SECURITY_REJECTED)
 		snprintf(summary, sizeof(summary), "%s: %" PRId64 " x %s", name, m.security.count,
