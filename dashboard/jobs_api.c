@@ -1266,50 +1266,32 @@ void jobs_api_cancel(struct http_request *req, struct http_response *res)
 		goto out;
 	}
 	snprintf(detail, sizeof(detail), "canceled by %s", req->who.name);
-	/* what is queued never goes out; what is in flight is followed to its end */
-	st = prep(req->store,
-	          "UPDATE jobs SET state = 'canceled', canceled_by = ?2, finished_ms = ?3,"
-	          " updated_ms = ?3, detail = ?4 WHERE id = ?1;");
-	if (!st)
-		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_text(st, 2, req->who.name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, now);
-	sqlite3_bind_text(st, 4, detail, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		goto out;
-	sqlite3_finalize(st);
-	st = prep(req->store, "INSERT INTO job_transitions(job_id, udid, ts_ms, state, detail)"
-	                      " SELECT job_id, udid, ?2, 'canceled', ?3 FROM job_executions"
-	                      " WHERE job_id = ?1 AND state = 'queued'");
-	if (!st)
-		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, now);
-	sqlite3_bind_text(st, 3, detail, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		goto out;
-	sqlite3_finalize(st);
-	st = prep(req->store, "UPDATE job_executions SET state = 'canceled', detail = ?3,"
-	                      " finished_ms = ?2, updated_ms = ?2 WHERE job_id = ?1 AND"
-	                      " state = 'queued'");
-	if (!st)
-		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, now);
-	sqlite3_bind_text(st, 3, detail, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		goto out;
-	sqlite3_finalize(st);
-	st = prep(req->store, "INSERT INTO job_transitions(job_id, ts_ms, state, detail)"
-	                      " VALUES (?1, ?2, 'canceled', ?3)");
-	if (!st)
-		goto out;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, now);
-	sqlite3_bind_text(st, 3, detail, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		goto out;
+	/* What is queued never goes out; what is in flight is followed to its end. Every statement
+	 * takes ?1 the job, ?2 the time, ?3 the detail; the first also ?4 who canceled. */
+	static const char *const cancel_sql[] = {
+		"UPDATE jobs SET state = 'canceled', canceled_by = ?4, finished_ms = ?2,"
+		" updated_ms = ?2, detail = ?3 WHERE id = ?1",
+		"INSERT INTO job_transitions(job_id, udid, ts_ms, state, detail)"
+		" SELECT job_id, udid, ?2, 'canceled', ?3 FROM job_executions"
+		" WHERE job_id = ?1 AND state = 'queued'",
+		"UPDATE job_executions SET state = 'canceled', detail = ?3, finished_ms = ?2,"
+		" updated_ms = ?2 WHERE job_id = ?1 AND state = 'queued'",
+		"INSERT INTO job_transitions(job_id, ts_ms, state, detail) VALUES (?1, ?2, 'canceled', ?3)",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cancel_sql); i++) {
+		st = prep(req->store, cancel_sql[i]);
+		if (!st)
+			goto out;
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int64(st, 2, now);
+		sqlite3_bind_text(st, 3, detail, -1, SQLITE_STATIC);
+		if (sqlite3_bind_parameter_count(st) >= 4)
+			sqlite3_bind_text(st, 4, req->who.name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			goto out;
+		sqlite3_finalize(st);
+		st = NULL;
+	}
 	r = 0;
 out:
 	if (r == -EIO)
