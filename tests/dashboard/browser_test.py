@@ -11,12 +11,14 @@ logged out elsewhere) reloads the page or sends it to the login page. No page ma
 every page goes to $CRADLE_SCREENSHOTS (the build directory's screenshots/), for a human to look
 at.
 """
+import contextlib
 import csv
 import io
 import json
 import os
 import sys
 import tempfile
+import types
 import urllib.error
 import urllib.request
 
@@ -479,11 +481,14 @@ def check_credential_cut(b, api, dsh):
     print("ok: browser: a role change reloads the page, a logout elsewhere goes to /login")
 
 
-def main():
-    tmp = tempfile.mkdtemp(prefix="cradle-browser-")
+@contextlib.contextmanager
+def two_stations(tmp, north_devices, south_devices):
+    """The browser tests' stack: mosquitto, the North and South simulators each watched by an
+    agent (st-north at North / Cart 1, st-south at South / Ward 3, trusting the dashboard's
+    command key) and a dashboard with the users admin and viewer."""
     with Broker() as broker, \
-            Sim(SIM, scenario(tmp, "north", NORTH)) as north, \
-            Sim(SIM, scenario(tmp, "south", SOUTH)) as south, \
+            Sim(SIM, scenario(tmp, "north", north_devices)) as north, \
+            Sim(SIM, scenario(tmp, "south", south_devices)) as south, \
             dash.Dashboard(dash.DASH, broker) as dsh:
         dash.user_add(dsh, "admin", "admin", ADMIN_PW)
         dash.user_add(dsh, "viewer", "viewer", VIEWER_PW)
@@ -491,54 +496,69 @@ def main():
         conf = "command_keys %s\npublish_device_name true\nprobe_interval 10m\n" % \
             dash.key_public(dsh)
         with Agent(AGENT, broker, north, agent_id="st-north",
-                   extra_conf=conf + "site North\nstation Cart 1\n"), \
+                   extra_conf=conf + "site North\nstation Cart 1\n") as north_agent, \
                 Agent(AGENT, broker, south, agent_id="st-south",
                       extra_conf=conf + "site South\nstation Ward 3\n") as south_agent:
-            b = Browser()
-            b.base = dsh.url
-            try:
-                # anonymous: every page sends to the login page, which comes back after
-                b.get("/devices")
-                b.wait(lambda: b.path() == "/login?next=%2Fdevices", "redirect to login")
-                b.shot("login")
-                # a wrong password is refused on the page, which stays the login page
-                b.q("#user").send_keys("admin")
-                b.q("#password").send_keys("not the password")
-                b.q("#login-submit").click()
-                b.wait(lambda: b.text("#login-error") == "Wrong user name or password.",
-                       "the login page's error for a wrong password")
-                check(b.path() == "/login?next=%2Fdevices", "still the login page")
-                b.console_errors()  # the two 401s (anonymous /me, wrong password) are expected
-                b.q("#password").clear()
-                login(b, "admin", ADMIN_PW, expect_path="/devices")
-                api = Api(dsh.url, b)
-                wait_for(lambda: api.get("/api/v1/summary")["total"] == len(ALL) and
-                         api.get("/api/v1/agents")["agents"] and
-                         all(a["online"] for a in api.get("/api/v1/agents")["agents"]), 60,
-                         what="the dashboard to know every phone and both agents")
-                wait_for(lambda: all(d["status"] != "unknown" or d["udid"] == NORTH[5]["udid"]
-                                     for d in api.get("/api/v1/devices?limit=50")["devices"]),
-                         60, what="every phone probed")
-                b.no_console_errors("devices (first)")
-                check_overview(b, api)
-                check_devices(b, api)
-                check_device(b, api)
-                check_live_row(b, {"North": north, "South": south}, api)
-                check_restart(b, api, dsh, {"North": north, "South": south})
-                check_kiosk(b, api)
-                check_viewer(b, api)
-                check_overview_live(b, api, south_agent)
-                check_credential_cut(b, api, dsh)
-            except Exception:
-                try:
-                    b.shot("failure")
-                    sys.stderr.write("page at failure: %s\n%s\n" % (
-                        b.d.current_url, b.d.find_element(By.TAG_NAME, "body").text[:3000]))
-                except Exception:
-                    pass
-                raise
-            finally:
-                b.quit()
+            yield types.SimpleNamespace(broker=broker, north=north, south=south, dsh=dsh,
+                                        north_agent=north_agent, south_agent=south_agent)
+
+
+@contextlib.contextmanager
+def browser_on(base, failure_shot):
+    """A Browser on base; on a failure, a screenshot named failure_shot and the page's text on
+    stderr before the error goes on."""
+    b = Browser()
+    b.base = base
+    try:
+        yield b
+    except Exception:
+        try:
+            b.shot(failure_shot)
+            sys.stderr.write("page at failure: %s\n%s\n" % (
+                b.d.current_url, b.d.find_element(By.TAG_NAME, "body").text[:3000]))
+        except Exception:
+            pass
+        raise
+    finally:
+        b.quit()
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="cradle-browser-")
+    with two_stations(tmp, NORTH, SOUTH) as st, browser_on(st.dsh.url, "failure") as b:
+        dsh, north, south, south_agent = st.dsh, st.north, st.south, st.south_agent
+        # anonymous: every page sends to the login page, which comes back after
+        b.get("/devices")
+        b.wait(lambda: b.path() == "/login?next=%2Fdevices", "redirect to login")
+        b.shot("login")
+        # a wrong password is refused on the page, which stays the login page
+        b.q("#user").send_keys("admin")
+        b.q("#password").send_keys("not the password")
+        b.q("#login-submit").click()
+        b.wait(lambda: b.text("#login-error") == "Wrong user name or password.",
+               "the login page's error for a wrong password")
+        check(b.path() == "/login?next=%2Fdevices", "still the login page")
+        b.console_errors()  # the two 401s (anonymous /me, wrong password) are expected
+        b.q("#password").clear()
+        login(b, "admin", ADMIN_PW, expect_path="/devices")
+        api = Api(dsh.url, b)
+        wait_for(lambda: api.get("/api/v1/summary")["total"] == len(ALL) and
+                 api.get("/api/v1/agents")["agents"] and
+                 all(a["online"] for a in api.get("/api/v1/agents")["agents"]), 60,
+                 what="the dashboard to know every phone and both agents")
+        wait_for(lambda: all(d["status"] != "unknown" or d["udid"] == NORTH[5]["udid"]
+                             for d in api.get("/api/v1/devices?limit=50")["devices"]),
+                 60, what="every phone probed")
+        b.no_console_errors("devices (first)")
+        check_overview(b, api)
+        check_devices(b, api)
+        check_device(b, api)
+        check_live_row(b, {"North": north, "South": south}, api)
+        check_restart(b, api, dsh, {"North": north, "South": south})
+        check_kiosk(b, api)
+        check_viewer(b, api)
+        check_overview_live(b, api, south_agent)
+        check_credential_cut(b, api, dsh)
     print("ok: browser test; screenshots in %s" % SHOTS)
 
 

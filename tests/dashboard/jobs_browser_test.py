@@ -17,16 +17,14 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Agent, Broker, Sim, check, fail, wait_for  # noqa: E402
-import dash  # noqa: E402
-from browser_test import AGENT, SIM, Api, Browser, login, phone, scenario  # noqa: E402
+from harness import check, fail, wait_for  # noqa: E402
+from browser_test import (ADMIN_PW, VIEWER_PW, Api, browser_on, login, phone,  # noqa: E402
+                          two_stations)
 
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
-ADMIN_PW = "correct horse battery staple"
-VIEWER_PW = "viewer password 1"
 HOUR = 3600
 
 # iCloud Backup off on 3 + 2 phones (cause icloud_backup_disabled), one healthy phone each
@@ -208,53 +206,29 @@ def viewer_flow(b):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="cradle-jobs-browser-")
-    with Broker() as broker, \
-            Sim(SIM, scenario(tmp, "north", NORTH)) as north, \
-            Sim(SIM, scenario(tmp, "south", SOUTH)) as south, \
-            dash.Dashboard(dash.DASH, broker) as dsh:
-        dash.user_add(dsh, "admin", "admin", ADMIN_PW)
-        dash.user_add(dsh, "viewer", "viewer", VIEWER_PW)
-        dash.wait_http(dsh)
-        conf = "command_keys %s\npublish_device_name true\nprobe_interval 10m\n" % \
-            dash.key_public(dsh)
-        with Agent(AGENT, broker, north, agent_id="st-north",
-                   extra_conf=conf + "site North\nstation Cart 1\n"), \
-                Agent(AGENT, broker, south, agent_id="st-south",
-                      extra_conf=conf + "site South\nstation Ward 3\n"):
-            b = Browser()
-            b.base = dsh.url
-            try:
-                b.get("/jobs")
-                login(b, "admin", ADMIN_PW, expect_path="/jobs")
-                b.console_errors()  # the anonymous /me's 401 is expected
-                api = Api(dsh.url, b)
-                n = len(NORTH) + len(SOUTH)
-                try:
-                    wait_for(lambda: api.get("/api/v1/summary")["total"] == n and
-                             all(d["status"] != "unknown" and d["attached"]
-                                 for d in api.get("/api/v1/devices?limit=50")["devices"]), 60,
-                             what="every phone probed and docked")
-                except TimeoutError:
-                    sys.stderr.write("summary %s\n" % api.get("/api/v1/summary"))
-                    for d in api.get("/api/v1/devices?limit=50")["devices"]:
-                        sys.stderr.write("%s\n" % d)
-                    raise
-                b.wait(lambda: "No jobs yet" in (b.text("#jobs") or ""), "an empty jobs list")
-                b.shot("jobs-0-empty")
-                b.no_console_errors("jobs (empty)")
-                job_flow(b, api)
-                cancel_flow(b, api)
-                viewer_flow(b)
-            except Exception:
-                try:
-                    b.shot("jobs-failure")
-                    sys.stderr.write("page at failure: %s\n%s\n" % (
-                        b.d.current_url, b.d.find_element(By.TAG_NAME, "body").text[:3000]))
-                except Exception:
-                    pass
-                raise
-            finally:
-                b.quit()
+    with two_stations(tmp, NORTH, SOUTH) as st, browser_on(st.dsh.url, "jobs-failure") as b:
+        dsh = st.dsh
+        b.get("/jobs")
+        login(b, "admin", ADMIN_PW, expect_path="/jobs")
+        b.console_errors()  # the anonymous /me's 401 is expected
+        api = Api(dsh.url, b)
+        n = len(NORTH) + len(SOUTH)
+        try:
+            wait_for(lambda: api.get("/api/v1/summary")["total"] == n and
+                     all(d["status"] != "unknown" and d["attached"]
+                         for d in api.get("/api/v1/devices?limit=50")["devices"]), 60,
+                     what="every phone probed and docked")
+        except TimeoutError:
+            sys.stderr.write("summary %s\n" % api.get("/api/v1/summary"))
+            for d in api.get("/api/v1/devices?limit=50")["devices"]:
+                sys.stderr.write("%s\n" % d)
+            raise
+        b.wait(lambda: "No jobs yet" in (b.text("#jobs") or ""), "an empty jobs list")
+        b.shot("jobs-0-empty")
+        b.no_console_errors("jobs (empty)")
+        job_flow(b, api)
+        cancel_flow(b, api)
+        viewer_flow(b)
     print("ok: jobs browser test; screenshots in %s" % os.environ.get("CRADLE_SCREENSHOTS", "."))
 
 
